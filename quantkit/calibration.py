@@ -1,0 +1,91 @@
+"""Image folder -> preprocessed calibration tensors, and the reader onnxruntime's calibrator pulls from."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import CalibrationError
+from .preprocess import list_images, preprocess, read_image
+
+DEFAULT_COUNT = 100
+
+
+@dataclass
+class CalibrationSet:
+    """Letterboxed tensors of the chosen images, read once and reused by every static config."""
+
+    tensors: np.ndarray  # [n, 3, H, W] float32
+    files: list[str]
+    skipped: list[str] = field(default_factory=list)  # unreadable files, by name
+    available: int = 0  # images found in the folder
+
+    def reader(self, input_name: str) -> "CalibrationReader":
+        return CalibrationReader(self.tensors, input_name)
+
+
+class CalibrationReader:
+    """onnxruntime's CalibrationDataReader protocol (``get_next``, ``rewind``) over cached tensors."""
+
+    def __init__(self, tensors: np.ndarray, input_name: str):
+        self._tensors, self._name, self._i = tensors, input_name, 0
+
+    def get_next(self) -> dict | None:
+        if self._i >= len(self._tensors):
+            return None
+        self._i += 1
+        return {self._name: self._tensors[self._i - 1 : self._i]}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+    def __iter__(self):
+        self.rewind()
+        return iter(self.get_next, None)
+
+
+def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAULT_COUNT, seed: int = 0,
+                     progress: bool = True) -> CalibrationSet:
+    """Choose ``count`` images from ``folder`` (seeded, like the seed's 100 of 600) and letterbox them.
+
+    Unreadable files are skipped and counted; a folder with none readable is an error.
+    """
+    chosen, available = choose_files(folder, count, seed)
+    tensors, used, skipped = [], [], []
+    for path in tqdm(chosen, desc="calibration", unit="img", disable=not progress, leave=False):
+        img = read_image(path)
+        if img is None:
+            skipped.append(path.name)
+            continue
+        tensors.append(preprocess(img, hw)[0])
+        used.append(path.name)
+    if not tensors:
+        raise CalibrationError(f"none of the {len(chosen)} images in {folder} could be read: check the files (corrupt or not images)")
+    return CalibrationSet(np.concatenate(tensors), used, skipped, available)
+
+
+def choose_files(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0) -> tuple[list[Path], int]:
+    """The seeded choice of ``count`` image files from ``folder``, and how many it holds."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CalibrationError(f"calibration folder not found: {folder}: pass --calib DIR with images")
+    images = list_images(folder)
+    if not images:
+        raise CalibrationError(f"calibration folder {folder} has no images (.jpg/.png/...): add images or pick another folder")
+    if count <= 0:
+        raise CalibrationError(f"--calib-count must be positive, got {count}")
+    return sorted(random.Random(seed).sample(images, min(count, len(images)))), len(images)
+
+
+def files_digest(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0) -> str:
+    """Content hash of the chosen calibration files, cheap enough to key a cache without decoding."""
+    digest = hashlib.sha256(f"{count}:{seed}".encode())
+    for path in choose_files(folder, count, seed)[0]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

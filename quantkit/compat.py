@@ -1,0 +1,154 @@
+"""Everything that depends on the installed onnxruntime / onnx version, in one place.
+
+Rather than trusting a table of releases, the module reads the installed functions' real
+signatures and probes the runtime with tiny models (which IR versions load, whether an int8-weight
+ConvInteger kernel exists), so a release nobody has tried yet still gets the right behaviour.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from typing import Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from .errors import ModelError
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+ORT_VERSION = ort.__version__
+ONNX_VERSION = onnx.__version__
+ORT = _version_tuple(ORT_VERSION)
+
+
+def _filtered_kwargs(func: Callable, wanted: dict, what: str) -> tuple[dict, list[str]]:
+    """Keep the keyword arguments ``func`` accepts; say which were translated or dropped."""
+    params = inspect.signature(func).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(wanted), []
+    kept, notes = {}, []
+    for key, value in wanted.items():
+        if key in params:
+            kept[key] = value
+        elif key == "optimize_model":  # gone in 1.16: quant_pre_process does the optimization
+            if value:
+                notes.append(f"{what}: 'optimize_model' is gone in onnxruntime {ORT_VERSION}; quant_pre_process optimizes instead")
+        else:
+            notes.append(f"{what}: onnxruntime {ORT_VERSION} has no '{key}' option; dropped")
+            warnings.warn(notes[-1], stacklevel=3)
+    return kept, notes
+
+
+def quantize_static(model_input: str, model_output: str, reader, **options) -> list[str]:
+    """Call onnxruntime's quantize_static with the options this release accepts; return notes."""
+    from onnxruntime.quantization import quantize_static as _quantize_static
+
+    kwargs, notes = _filtered_kwargs(_quantize_static, options, "quantize_static")
+    _quantize_static(model_input, model_output, reader, **kwargs)
+    return notes
+
+
+def quantize_dynamic(model_input: str, model_output: str, **options) -> list[str]:
+    """Call onnxruntime's quantize_dynamic with the options this release accepts; return notes."""
+    from onnxruntime.quantization import quantize_dynamic as _quantize_dynamic
+
+    kwargs, notes = _filtered_kwargs(_quantize_dynamic, options, "quantize_dynamic")
+    _quantize_dynamic(model_input, model_output, **kwargs)
+    return notes
+
+
+def quant_pre_process(model_input: str, model_output: str, **options) -> None:
+    """onnxruntime's pre-processing; its first parameter's name changed in 1.18, so pass it positionally."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process as _pre
+
+    kwargs, _ = _filtered_kwargs(_pre, options, "quant_pre_process")
+    _pre(model_input, model_output, **kwargs)
+
+
+def quant_types():
+    """(QuantType, QuantFormat, CalibrationMethod) enums of this release."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    return QuantType, QuantFormat, CalibrationMethod
+
+
+def _session_loads(model: onnx.ModelProto) -> bool:
+    try:
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return True
+    except Exception:  # noqa: BLE001 - any refusal means "does not load"
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def max_ir_version() -> int:
+    """The newest ONNX IR version this onnxruntime loads (probed with a one-node model)."""
+    for ir in range(12, 6, -1):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = ir
+        if _session_loads(model):
+            return ir
+    return 7
+
+
+def _min_ir_for_opset(opset: int) -> int | None:
+    rows = [row for row in helper.VERSION_TABLE if row[2] is not None and row[2] >= opset]
+    return min(row[1] for row in rows) if rows else None
+
+
+def lower_ir_version(model: onnx.ModelProto) -> str | None:
+    """Lower ``model.ir_version`` in place to what this onnxruntime loads; return a note, or None.
+
+    Raises ModelError when the model's opset needs a newer IR than the runtime supports.
+    """
+    limit = max_ir_version()
+    if model.ir_version <= limit:
+        return None
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=1)
+    needed = _min_ir_for_opset(opset)
+    if needed is None or needed > limit:
+        raise ModelError(
+            f"model uses opset {opset} (IR {model.ir_version}) but onnxruntime {ORT_VERSION} loads IR <= {limit}: "
+            "upgrade onnxruntime or re-export the model with a lower opset"
+        )
+    old = model.ir_version
+    model.ir_version = limit
+    return f"IR version lowered {old} -> {limit} for onnxruntime {ORT_VERSION}"
+
+
+@functools.lru_cache(maxsize=None)
+def conv_integer_int8_weights() -> bool:
+    """Whether this onnxruntime has a ConvInteger kernel for uint8 activations x int8 weights.
+
+    Releases before ~1.24 raise NOT_IMPLEMENTED at session creation for such models.
+    """
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 1, 3, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32, None)
+    w = helper.make_tensor("w", TensorProto.INT8, [1, 1, 1, 1], [1])
+    graph = helper.make_graph([helper.make_node("ConvInteger", ["x", "w"], ["y"])], "probe", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = min(model.ir_version, max_ir_version())
+    if not _session_loads(model):
+        return False
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        sess.run(None, {"x": np.ones((1, 1, 3, 3), np.uint8)})
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())

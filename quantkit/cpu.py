@@ -1,0 +1,35 @@
+"""What the host CPU offers for INT8: the flags that decide which kernels onnxruntime can use."""
+
+from __future__ import annotations
+
+import functools
+import platform
+
+INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "amx_tile", "neon", "asimddp")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> dict:
+    """Brand and the INT8-relevant flags, from /proc/cpuinfo where present, else py-cpuinfo."""
+    flags: set[str] = set()
+    brand = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+                elif key == "model name" and brand in (platform.processor(), platform.machine()):
+                    brand = value.strip()
+    except OSError:
+        import cpuinfo  # py-cpuinfo, installed with pytest-benchmark
+
+        info = cpuinfo.get_cpu_info()
+        flags, brand = set(info.get("flags", [])), info.get("brand_raw", brand)
+    return {"brand": brand, "flags": sorted(f for f in flags if f in INT8_FLAGS)}
+
+
+def has_vnni() -> bool:
+    """True where the CPU has a dot-product INT8 instruction (VNNI, AMX, or Arm's dotprod)."""
+    return any(f in cpu_info()["flags"] for f in ("avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "asimddp"))

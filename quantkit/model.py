@@ -1,0 +1,147 @@
+"""Load and inspect an ONNX detector: image input, dynamic axes, Ultralytics metadata, fixing dims."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from . import compat
+from .errors import ModelError
+
+
+@dataclass
+class ModelInfo:
+    """What quantkit needs to know about a detector's interface."""
+
+    input_name: str
+    input_shape: list  # ints, or str for named dynamic axes, or None for unnamed ones
+    output_shapes: list[list]
+    names: dict[int, str] = field(default_factory=dict)  # class index -> name (Ultralytics metadata)
+    imgsz: tuple[int, int] | None = None  # (H, W) from metadata, else from fixed input dims
+    stride: int | None = None
+
+    @property
+    def dynamic_axes(self) -> list[int]:
+        return [i for i, d in enumerate(self.input_shape) if not isinstance(d, int)]
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Read and check an ONNX file; raise ModelError with a fix for anything unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model not found: {path}: check the path")
+    if not path.is_file():
+        raise ModelError(f"model path is not a file: {path}: pass the .onnx file itself")
+    data = path.read_bytes()
+    if not data:
+        raise ModelError(f"model file is empty: {path}: re-export the model")
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path} is not a readable ONNX file ({type(exc).__name__}): it is truncated or not ONNX; re-export it") from None
+    if not model.graph.node or model.ir_version == 0:
+        raise ModelError(f"{path} is not an ONNX model (no graph found): pass an exported .onnx detector")
+    compat.lower_ir_version(model)
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is truncated or invalid ONNX ({first[:160]}): re-export it") from None
+    return model
+
+
+def _dims(value_info) -> list:
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
+
+
+def _metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> ModelInfo:
+    """Find the rank-4 image input and read Ultralytics' metadata (names, imgsz, stride)."""
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    images = [i for i in inputs if len(d := _dims(i)) == 4 and (d[1] == 3 or not isinstance(d[1], int))]
+    if len(images) != 1:
+        found = ", ".join(f"{i.name}{_dims(i)}" for i in inputs) or "none"
+        raise ModelError(f"{source}: no single rank-4 NCHW image input (inputs: {found}): quantkit handles image detectors with one [N,3,H,W] input")
+    meta = _metadata(model)
+    info = ModelInfo(images[0].name, _dims(images[0]), [_dims(o) for o in model.graph.output])
+    try:
+        if "names" in meta:
+            info.names = {int(k): str(v) for k, v in ast.literal_eval(meta["names"]).items()}
+        if "imgsz" in meta:
+            h, w = ast.literal_eval(meta["imgsz"])
+            info.imgsz = (int(h), int(w))
+        if "stride" in meta:
+            info.stride = int(meta["stride"])
+    except (ValueError, SyntaxError, TypeError):
+        pass  # foreign metadata: fall back to the input's own dims
+    if info.imgsz is None and all(isinstance(d, int) for d in info.input_shape[2:]):
+        info.imgsz = (info.input_shape[2], info.input_shape[3])
+    return info
+
+
+def resolve_imgsz(info: ModelInfo, imgsz: tuple[int, ...] | None, source: str | Path = "model") -> tuple[int, int]:
+    """The (H, W) to run at: ``--imgsz`` if given (one value = square), else metadata, else an error."""
+    fixed = info.input_shape[2:] if all(isinstance(d, int) for d in info.input_shape[2:]) else None
+    if imgsz:
+        hw = (int(imgsz[0]), int(imgsz[-1]))
+        if min(hw) <= 0:
+            raise ModelError(f"--imgsz must be positive, got {imgsz}")
+        if fixed and tuple(fixed) != hw:
+            raise ModelError(f"{source}: input is fixed at {fixed[0]}x{fixed[1]} but --imgsz is {hw[0]}x{hw[1]}: drop --imgsz or re-export")
+        return hw
+    if info.imgsz:
+        return info.imgsz
+    raise ModelError(f"{source}: input '{info.input_name}' has dynamic axes {info.input_shape} and no imgsz metadata: pass --imgsz H W")
+
+
+def fix_input_dims(model: onnx.ModelProto, info: ModelInfo, hw: tuple[int, int]) -> bool:
+    """Pin batch to 1 and H, W to ``hw`` on the image input, in place; True if anything changed.
+
+    Stale intermediate shapes are dropped so shape inference recomputes them.
+    """
+    if not info.dynamic_axes:
+        return False
+    target = [1, 3, hw[0], hw[1]]
+    for graph_input in model.graph.input:
+        if graph_input.name == info.input_name:
+            for dim, value in zip(graph_input.type.tensor_type.shape.dim, target):
+                dim.Clear()
+                dim.dim_value = value
+    del model.graph.value_info[:]
+    info.input_shape = target
+    return True
+
+
+def name_nodes(model: onnx.ModelProto) -> None:
+    """Give every unnamed node a unique name, in place (node exclusion lists need names)."""
+    taken = {n.name for n in model.graph.node if n.name}
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Node count per op type."""
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def float_convs(model: onnx.ModelProto) -> list[str]:
+    """Conv nodes that still compute in float: their weight is a float initializer, not a DequantizeLinear output."""
+    floats = {i.name for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in floats]

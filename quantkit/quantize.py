@@ -1,0 +1,260 @@
+"""Presets and the quantizer: FP32 ONNX -> INT8 ONNX, static (calibrated) or dynamic.
+
+Every file onnxruntime makes on the way (``-inferred.onnx``, ``-opt.onnx``, augmented calibration
+models) lives in a private temporary folder with ASCII names; the source folder is only read, and
+the output appears in one atomic rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from . import compat
+from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
+from .cpu import has_vnni
+from .errors import CalibrationError, ModelError, OutputError, QuantkitError
+from .head import find_head
+from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
+
+MODES = ("static", "dynamic")
+FORMATS = ("qdq", "qoperator")
+CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """One quantization recipe. ``reduce_range=None`` means: 7-bit weights where the CPU lacks VNNI."""
+
+    mode: str = "static"
+    format: str = "qdq"
+    per_channel: bool = True
+    reduce_range: bool | None = None
+    activation_type: str = "uint8"
+    weight_type: str = "int8"
+    calibrate_method: str = "minmax"
+    keep_head_float: bool = True
+    preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + optimization)
+    exclude: tuple[str, ...] = ()  # extra nodes kept in float (e.g. chosen by `quantkit tune`)
+
+    def validate(self) -> "QuantConfig":
+        for name, value, allowed in (("mode", self.mode, MODES), ("format", self.format, FORMATS),
+                                     ("calibrate_method", self.calibrate_method, CALIBRATE_METHODS),
+                                     ("activation_type", self.activation_type, ("uint8", "int8")),
+                                     ("weight_type", self.weight_type, ("uint8", "int8"))):
+            if value not in allowed:
+                raise QuantkitError(f"unknown {name} '{value}': choose one of {', '.join(allowed)}")
+        return self
+
+
+PRESETS: dict[str, QuantConfig] = {
+    # onnxruntime's own defaults, what the seed report ran: QDQ, per-tensor S8S8, MinMax, whole graph.
+    "naive": QuantConfig(per_channel=False, reduce_range=False, activation_type="int8", keep_head_float=False,
+                         preprocess=False),
+    # head in float, per-channel U8S8 weights: the CPU choice measured best (benchmarks/README.md).
+    "default": QuantConfig(),
+    "qoperator": QuantConfig(format="qoperator"),
+    "dynamic": QuantConfig(mode="dynamic", per_channel=False),
+}
+
+
+def resolve_config(preset: str = "default", mode: str | None = None, **overrides) -> QuantConfig:
+    """A preset, switched to the dynamic preset when ``mode='dynamic'``, with explicit overrides on top."""
+    if preset not in PRESETS:
+        raise QuantkitError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
+    config = PRESETS[preset]
+    if mode is not None and mode != config.mode:
+        config = PRESETS["dynamic"] if mode == "dynamic" else replace(PRESETS["default"], mode=mode)
+    overrides = {k: (tuple(v) if k == "exclude" else v) for k, v in overrides.items() if v is not None}
+    return replace(config, **overrides).validate()
+
+
+@dataclass
+class QuantResult:
+    """What a quantization produced, with the configuration actually used."""
+
+    source: str
+    output: str
+    preset: str
+    config: dict
+    source_bytes: int
+    output_bytes: int
+    seconds: float
+    onnxruntime: str = compat.ORT_VERSION
+    float_nodes: list[str] = field(default_factory=list)
+    head_found: bool = False
+    calibration: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def compression(self) -> float:
+        return self.source_bytes / self.output_bytes
+
+    def summary(self) -> dict:
+        """One row for the CLI and reports."""
+        c = self.config
+        used = f"{c['mode']} {c['format'] if c['mode'] == 'static' else ''} {'per-channel' if c['per_channel'] else 'per-tensor'} " \
+               f"A:{c['activation_type']} W:{c['weight_type']}{' reduce_range' if c['reduce_range'] else ''}"
+        return {"preset": self.preset, "source MB": round(self.source_bytes / 1e6, 2), "int8 MB": round(self.output_bytes / 1e6, 2),
+                "compression": round(self.compression, 2), "seconds": round(self.seconds, 2), "onnxruntime": self.onnxruntime,
+                "config": " ".join(used.split()), "float nodes": len(self.float_nodes)}
+
+
+def _check_output(src: Path, out: Path) -> None:
+    """Refuse OUT == MODEL and unwritable folders before any work is done."""
+    if out.resolve() == src.resolve() or (out.exists() and src.exists() and out.samefile(src)):
+        raise OutputError(f"output {out} is the source model: choose another -o path (the source is never overwritten)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder does not exist: {parent}: create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".quantkit-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output folder {parent} is not writable ({exc.strerror}): choose another -o path") from None
+
+
+def _atomic_write(data_path: Path, out: Path) -> None:
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(data_path, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(src.read())
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path):
+    """Older onnxruntime writes calibration scratch files into the current folder: point it at ours."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _pre_process(src: Path, dst: Path, notes: list[str]) -> None:
+    """quant_pre_process; on failure (symbolic shape inference on dynamic axes) retry without it."""
+    try:
+        compat.quant_pre_process(str(src), str(dst))
+        return
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types here
+        first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    try:
+        compat.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        notes.append(f"quant_pre_process: symbolic shape inference failed ({first}); ran without it")
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"quant_pre_process failed ({type(exc).__name__}); quantized the model as given")
+        dst.write_bytes(src.read_bytes())
+
+
+def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tuple[dict, dict]:
+    QuantType, QuantFormat, CalibrationMethod = compat.quant_types()
+    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    weight_type = config.weight_type
+    if config.mode == "dynamic" and weight_type == "int8" and not compat.conv_integer_int8_weights():
+        weight_type = "uint8"
+        notes.append(f"dynamic: weights quantized to uint8: onnxruntime {compat.ORT_VERSION} has no ConvInteger kernel for int8 weights")
+    reduce_range = (not has_vnni()) if config.reduce_range is None else config.reduce_range
+    kwargs = {"per_channel": config.per_channel, "reduce_range": reduce_range, "weight_type": qtype[weight_type],
+              "nodes_to_exclude": exclude}
+    if config.preprocess:
+        kwargs["optimize_model"] = False  # only onnxruntime < 1.16 has it; quant_pre_process already optimized
+    if config.mode == "static":
+        kwargs.update(
+            quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
+            activation_type=qtype[config.activation_type],
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                              "percentile": CalibrationMethod.Percentile}[config.calibrate_method],
+        )
+    return kwargs, {"weight_type": weight_type, "reduce_range": reduce_range}
+
+
+def _check_loads(path: Path) -> None:
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise QuantkitError(f"the quantized model does not load in onnxruntime {compat.ORT_VERSION} ({first}): "
+                            "try another --format or --mode") from None
+
+
+def quantize(model: str | Path, output: str | Path, *, preset: str = "default", mode: str | None = None,
+             calib: str | Path | CalibrationSet | None = None, calib_count: int = DEFAULT_COUNT,
+             imgsz: tuple[int, ...] | None = None, seed: int = 0, progress: bool = True,
+             config: QuantConfig | None = None, **overrides) -> QuantResult:
+    """Quantize ``model`` to ``output`` and return what was done.
+
+    ``overrides`` are QuantConfig fields (format, per_channel, calibrate_method, ...) applied on top
+    of ``preset``; pass ``config`` instead to use a full QuantConfig as is. ``calib`` is an image
+    folder or an already loaded CalibrationSet (static mode only).
+    """
+    started = time.perf_counter()
+    src, out = Path(model), Path(output)
+    config = (config or resolve_config(preset, mode, **overrides)).validate()
+    _check_output(src, out)
+    proto = load_model(src)
+    info = inspect_model(proto, src)
+    hw = resolve_imgsz(info, imgsz, src)
+    notes: list[str] = []
+    if fix_input_dims(proto, info, hw):
+        notes.append(f"dynamic input axes fixed to 1x3x{hw[0]}x{hw[1]}")
+    name_nodes(proto)
+
+    calib_set = None
+    if config.mode == "static":
+        if calib is None:
+            raise CalibrationError("static quantization needs calibration images: pass --calib DIR (or --mode dynamic)")
+        calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
+
+    with tempfile.TemporaryDirectory(prefix="quantkit-") as tmp_name:
+        tmp = Path(tmp_name)
+        fixed, prepared, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
+        onnx.save(proto, str(fixed))
+        if config.preprocess:
+            _pre_process(fixed, prepared, notes)
+        else:
+            prepared = fixed
+        prepared_proto = onnx.load(str(prepared))
+        name_nodes(prepared_proto)
+        onnx.save(prepared_proto, str(prepared))
+        head = find_head(prepared_proto)
+        if config.keep_head_float and head is None:
+            notes.append("no YOLOv8 head found by graph structure: the whole graph was quantized")
+        float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
+        kwargs, used = _ort_kwargs(config, float_nodes, notes)
+        try:
+            with _working_dir(tmp):
+                if config.mode == "static":
+                    notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name), **kwargs)
+                else:
+                    notes += compat.quantize_dynamic(str(prepared), str(quant), **kwargs)
+        except QuantkitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
+                             "check the model runs in onnxruntime as FP32 first") from None
+        _check_loads(quant)
+        _atomic_write(quant, out)
+
+    calibration = None
+    if calib_set is not None:
+        calibration = {"images": len(calib_set.files), "skipped": len(calib_set.skipped), "available": calib_set.available}
+    return QuantResult(
+        source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=src.stat().st_size,
+        output_bytes=out.stat().st_size, seconds=time.perf_counter() - started, float_nodes=float_nodes,
+        head_found=head is not None, calibration=calibration, notes=notes,
+    )
