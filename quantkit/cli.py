@@ -1,0 +1,135 @@
+"""`quantkit` command line: quantize, eval, compare, check, tune, history.
+
+Thin on purpose: every command calls the same API the pytest plugin uses. Bad input ends with
+one line on stderr and exit code 2; a failed gate with exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import QuantkitError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _imgsz(values):
+    if values and len(values) > 2:
+        raise QuantkitError("--imgsz takes H or H W")
+    return tuple(values) if values else None
+
+
+def _print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "|".join("---" for _ in keys) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
+
+
+def cmd_quantize(args) -> int:
+    from .quantize import quantize
+
+    result = quantize(args.model, args.output, preset=args.preset, mode=args.mode, calib=args.calib,
+                      calib_count=args.calib_count, imgsz=_imgsz(args.imgsz), format=args.format,
+                      per_channel=args.per_channel, calibrate_method=args.calibrate_method, progress=not args.json)
+    if args.json:
+        print(json.dumps({**result.summary(), "output": result.output, "notes": result.notes, "float_nodes": result.float_nodes}))
+        return 0
+    _print_table([result.summary()])
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {result.output}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate
+
+    stats = evaluate(args.model, args.images, args.ann, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
+                     progress=not args.json, detections_out=args.detections)
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
+              f"{stats['skipped']} unreadable skipped, {stats['seconds_total']:.1f} s)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .evaluate import compare
+
+    report = compare(args.fp32, args.int8, args.images, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
+                     progress=not args.json)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"recall of FP32 detections by INT8  {report['recall']:.3f}  ({report['matched']}/{report['fp32_count']})")
+    print(f"score drift (mean / max)           {report['score_drift_mean']:.4f} / {report['score_drift_max']:.4f}")
+    print(f"IoU of matched boxes (mean)        {report['iou_mean']:.4f}")
+    print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
+    for group, stats in report.get("raw", {}).items():
+        print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quantize", help="quantize an FP32 ONNX detector to INT8")
+    q.add_argument("model", type=Path)
+    q.add_argument("-o", "--output", type=Path, required=True)
+    q.add_argument("--mode", choices=["static", "dynamic"])
+    q.add_argument("--calib", type=Path, help="folder of calibration images (static mode)")
+    q.add_argument("--calib-count", type=int, default=100)
+    q.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    q.add_argument("--preset", default="default")
+    q.add_argument("--format", choices=["qdq", "qoperator"])
+    q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None)
+    q.add_argument("--calibrate-method", choices=["minmax", "entropy", "percentile"])
+    q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    q.set_defaults(func=cmd_quantize)
+
+    e = sub.add_parser("eval", help="COCO mAP of a model on an annotated image folder")
+    e.add_argument("model", type=Path)
+    e.add_argument("--images", type=Path, required=True)
+    e.add_argument("--ann", type=Path, required=True)
+    e.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    e.add_argument("--ep", default="cpu")
+    e.add_argument("--threads", type=int)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--detections", type=Path, help="write the COCO results JSON that was scored")
+    e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compare", help="detection-level parity of an INT8 model against its FP32 source")
+    c.add_argument("fp32", type=Path)
+    c.add_argument("int8", type=Path)
+    c.add_argument("--images", type=Path, required=True)
+    c.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    c.add_argument("--ep", default="cpu")
+    c.add_argument("--threads", type=int)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            return args.func(args)
+    except QuantkitError as exc:
+        print(f"quantkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

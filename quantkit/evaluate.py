@@ -1,0 +1,158 @@
+"""Run a model over images and evaluate: COCO mAP against annotations, and FP32-vs-INT8 parity.
+
+Images are decoded and letterboxed once per (folder, input size) and shared by every model that
+is evaluated on them, so FP32 and INT8 see identical tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import detect, metrics
+from .errors import DatasetError
+from .model import inspect_model, load_model, resolve_imgsz
+from .preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
+from .session import Runner
+
+# Like `yolo val`: keep nearly every candidate, so the precision-recall curve is complete.
+EVAL_CONF, EVAL_IOU, MAX_DET = 0.001, 0.7, 300
+
+
+@dataclass
+class ImageSet:
+    """Letterboxed images (uint8 HWC) keyed by image id, plus the files that could not be read."""
+
+    hw: tuple[int, int]
+    ids: list[int]
+    boxed: list[np.ndarray]
+    letterboxes: list[Letterbox]
+    skipped: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, items: list[tuple[int, Path]], hw: tuple[int, int], progress: bool = False) -> "ImageSet":
+        """Decode and letterbox; unreadable images are skipped, counted, and left out of scoring."""
+        out = cls(hw, [], [], [])
+        for image_id, path in tqdm(items, desc="images", unit="img", disable=not progress, leave=False):
+            img = read_image(path)
+            if img is None:
+                out.skipped.append(path.name)
+                continue
+            boxed, lb = letterbox_image(img, hw)
+            out.ids.append(image_id)
+            out.boxed.append(boxed)
+            out.letterboxes.append(lb)
+        return out
+
+
+def coco_items(ann: str | Path, images_dir: str | Path):
+    """(COCO, [(image_id, path)]) for every image of the annotations; missing files are an error."""
+    coco = metrics.load_coco(ann)
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise DatasetError(f"images folder not found: {folder}: pass the folder holding the COCO images")
+    items = [(img["id"], folder / img["file_name"]) for img in coco.dataset["images"]]
+    missing = [p for _, p in items if not p.exists()]
+    if missing:
+        raise DatasetError(f"{len(missing)} of {len(items)} images named in {Path(ann).name} are missing from {folder} "
+                           f"(first: {missing[0].name}): point --images at the folder that holds them")
+    return coco, items
+
+
+def folder_items(images_dir: str | Path) -> list[tuple[int, Path]]:
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise DatasetError(f"images folder not found: {folder}: pass a folder of images")
+    files = list_images(folder)
+    if not files:
+        raise DatasetError(f"no images in {folder}: pass a folder with .jpg/.png images")
+    return list(enumerate(files))
+
+
+def model_hw(model: str | Path, imgsz: tuple[int, ...] | None = None) -> tuple[tuple[int, int], int | None]:
+    """(input H, W) and the number of classes (from metadata) of a model file."""
+    info = inspect_model(load_model(model), model)
+    return resolve_imgsz(info, imgsz, model), (len(info.names) or None)
+
+
+@dataclass
+class Predictions:
+    """Detections of one model on an ImageSet, with where the time went."""
+
+    dets: dict[int, detect.Detections]
+    seconds_inference: float
+    seconds_total: float
+
+    @property
+    def overhead(self) -> float:
+        """Time beyond the model's own inference, as a fraction of it (decode, NMS, tensor copies)."""
+        return (self.seconds_total - self.seconds_inference) / max(self.seconds_inference, 1e-9)
+
+
+def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float = EVAL_CONF,
+            progress: bool = False) -> Predictions:
+    """Run ``runner`` on every image and decode its detections (boxes in original pixels)."""
+    dets, infer = {}, 0.0
+    start = time.perf_counter()
+    for image_id, boxed, lb in tqdm(list(zip(images.ids, images.boxed, images.letterboxes)), desc="inference",
+                                    unit="img", disable=not progress, leave=False):
+        tensor = to_tensor(boxed)
+        t0 = time.perf_counter()
+        out = runner.run(tensor)
+        infer += time.perf_counter() - t0
+        dets[image_id] = detect.decode(out, lb, conf=conf, iou=EVAL_IOU, max_det=MAX_DET, nc=nc)
+    return Predictions(dets, infer, time.perf_counter() - start)
+
+
+def score(coco, preds: Predictions, images: ImageSet, cat_ids: list[int] | None = None) -> dict:
+    """COCO mAP of ``preds`` over the readable images, plus timings and the results list."""
+    cat_ids = cat_ids or metrics.category_map(coco)
+    results = metrics.coco_results(preds.dets, cat_ids)
+    t0 = time.perf_counter()
+    stats = metrics.coco_map(coco, results, images.ids)
+    stats.update(skipped=len(images.skipped), seconds_inference=round(preds.seconds_inference, 3),
+                 seconds_total=round(preds.seconds_total, 3), overhead=round(preds.overhead, 3),
+                 seconds_cocoeval=round(time.perf_counter() - t0, 3))
+    return {"metrics": stats, "results": results}
+
+
+def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str = "cpu", imgsz=None,
+             threads: int | None = None, class_map=None, progress: bool = True, detections_out: str | Path | None = None) -> dict:
+    """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job)."""
+    hw, nc = model_hw(model, imgsz)
+    coco, items = coco_items(ann, images_dir)
+    images = ImageSet.load(items, hw, progress)
+    preds = predict(Runner(model, ep, threads), images, nc, progress=progress)
+    scored = score(coco, preds, images, metrics.category_map(coco, class_map))
+    if detections_out:
+        Path(detections_out).write_text(json.dumps(scored["results"]))
+    return scored["metrics"]
+
+
+def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,
+                  raw_int8: np.ndarray | None = None) -> dict:
+    """Detection-level parity, plus raw-output statistics per channel group when tensors are given."""
+    ids = sorted(fp32.dets)
+    report = metrics.parity([fp32.dets[i] for i in ids], [int8.dets[i] for i in ids])
+    if raw_fp32 is not None:
+        report["raw"] = metrics.raw_output_stats(raw_fp32, raw_int8)
+    return report
+
+
+def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Path, ep: str = "cpu", imgsz=None,
+            threads: int | None = None, progress: bool = True) -> dict:
+    """Parity of an INT8 model against its FP32 source on the same images (the `quantkit compare` job)."""
+    hw, nc = model_hw(fp32_model, imgsz)
+    images = ImageSet.load(folder_items(images_dir), hw, progress)
+    runners = Runner(fp32_model, ep, threads), Runner(int8_model, ep, threads)
+    preds = [predict(r, images, nc, conf=0.25, progress=progress) for r in runners]
+    sample = to_tensor(images.boxed[0])
+    report = parity_report(preds[0], preds[1], runners[0].run(sample), runners[1].run(sample))
+    report["images"] = len(images.ids)
+    report["skipped"] = len(images.skipped)
+    return report

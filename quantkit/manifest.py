@@ -1,0 +1,153 @@
+"""The manifest: model cases x quantization configs x thresholds, read from TOML.
+
+``THRESHOLDS`` below is the one declared table of gate thresholds. A manifest may override any
+entry globally (``[thresholds]``), per case (``[case.thresholds]``) or per config
+(``[config.thresholds]``); later levels win. Paths in a manifest are relative to the manifest.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ManifestError
+
+THRESHOLDS: dict[str, float] = {
+    # size
+    "min_compression": 3.3,  # FP32 bytes / INT8 bytes
+    # accuracy (COCO mAP50-95 on the case's annotated images)
+    "max_map_drop_pt": 3.0,  # FP32 - INT8, in absolute percentage points
+    "min_fp32_map": 0.0,  # a case sets its model card's floor
+    # detection-level parity, FP32 vs INT8 on the same images (score >= 0.25, same class, IoU >= 0.5)
+    "min_parity_recall": 0.85,
+    "max_score_drift_mean": 0.06,
+    "min_iou_mean": 0.85,
+    "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
+    # graph
+    "max_float_conv": 1,  # float Convs left in a static model (the DFL's fixed 1x1 Conv)
+    # latency, INT8 / FP32 median within one run, per execution provider (benchmarks/)
+    "max_latency_ratio_cpu": 1.0,
+    "max_latency_ratio_openvino": 1.0,
+    "max_latency_ratio_cuda": 1.0,
+    "max_latency_ratio_tensorrt": 1.0,
+    "max_latency_ratio_dml": 1.0,
+    # baselines (--quantkit-compare): allowed regression against a saved run
+    "baseline_map_drop_pt": 0.5,
+    "baseline_recall_drop": 0.02,
+    "baseline_size_growth": 0.02,  # fraction of the baseline's INT8 bytes
+}
+
+DEFAULT_CONFIGS = (
+    {"id": "static-qdq", "preset": "default"},
+    {"id": "static-qoperator", "preset": "qoperator"},
+    {"id": "dynamic", "preset": "dynamic"},
+)
+CONFIG_KEYS = {"format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method",
+               "keep_head_float", "preprocess", "exclude", "mode"}
+
+
+@dataclass
+class Case:
+    """One model with its calibration images and annotated evaluation set."""
+
+    id: str
+    model: Path
+    calib: Path | None = None
+    coco_images: Path | None = None
+    coco_ann: Path | None = None
+    imgsz: tuple[int, ...] | None = None
+    thresholds: dict = field(default_factory=dict)
+    configs: tuple[str, ...] | None = None  # config ids to run on this case (None: all)
+
+
+@dataclass
+class ConfigSpec:
+    """A named quantization recipe: a preset plus QuantConfig overrides."""
+
+    id: str
+    preset: str = "default"
+    overrides: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    cases: list[Case]
+    configs: list[ConfigSpec]
+    thresholds: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def pairs(self) -> list[tuple[Case, ConfigSpec]]:
+        """Every (case, config) to run, honouring each case's explicit config list."""
+        return [(c, k) for c in self.cases for k in self.configs if c.configs is None or k.id in c.configs]
+
+    def thresholds_for(self, case: Case, config: ConfigSpec | None = None) -> dict:
+        merged = {**THRESHOLDS, **self.thresholds, **case.thresholds, **(config.thresholds if config else {})}
+        unknown = set(merged) - set(THRESHOLDS)
+        if unknown:
+            raise ManifestError(f"unknown threshold(s) {sorted(unknown)}: known are {sorted(THRESHOLDS)}")
+        return merged
+
+    def with_preset(self, preset: str) -> "Manifest":
+        """The same cases with every config forced to ``preset`` (e.g. 'naive' to show the gates bite)."""
+        configs = [ConfigSpec(f"{preset}", preset)] if preset else self.configs
+        cases = [Case(**{**c.__dict__, "configs": None}) for c in self.cases]
+        return Manifest(cases, configs, self.thresholds, self.path)
+
+
+def _config_specs(raw: list[dict]) -> list[ConfigSpec]:
+    specs = []
+    for entry in raw:
+        entry = dict(entry)
+        if "id" not in entry:
+            raise ManifestError(f"a [[config]] entry has no id: {entry}")
+        cid, preset, thresholds = entry.pop("id"), entry.pop("preset", "default"), entry.pop("thresholds", {})
+        unknown = set(entry) - CONFIG_KEYS
+        if unknown:
+            raise ManifestError(f"config '{cid}': unknown key(s) {sorted(unknown)}: known are {sorted(CONFIG_KEYS)}")
+        specs.append(ConfigSpec(cid, preset, entry, thresholds))
+    return specs
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}: pass --quantkit-manifest PATH or --quantkit-model")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"manifest {path} is not valid TOML ({exc}): fix the file") from None
+    base = path.parent
+
+    def rel(value):
+        return (base / value).resolve() if value else None
+
+    cases = []
+    for entry in raw.get("case", []):
+        if "id" not in entry or "model" not in entry:
+            raise ManifestError(f"a [[case]] in {path} lacks 'id' or 'model': {entry}")
+        cases.append(Case(entry["id"], rel(entry["model"]), rel(entry.get("calib")), rel(entry.get("coco_images")),
+                          rel(entry.get("coco_ann")), tuple(entry["imgsz"]) if entry.get("imgsz") else None,
+                          entry.get("thresholds", {}), tuple(entry["configs"]) if entry.get("configs") else None))
+    if not cases:
+        raise ManifestError(f"manifest {path} has no [[case]]: add at least one")
+    configs = _config_specs(raw.get("config", DEFAULT_CONFIGS))
+    manifest = Manifest(cases, configs, raw.get("thresholds", {}), path)
+    for case in cases:
+        for config in configs:
+            manifest.thresholds_for(case, config)  # fail early on unknown names
+    return manifest
+
+
+def single_case(model, calib=None, coco_images=None, coco_ann=None, imgsz=None) -> Manifest:
+    """A manifest for one model given on the command line, with the default configs."""
+    model = Path(model)
+    case = Case(model.stem, model.resolve(), *(Path(p).resolve() if p else None for p in (calib, coco_images, coco_ann)),
+                tuple(imgsz) if imgsz else None)
+    return Manifest([case], _config_specs(list(DEFAULT_CONFIGS)))

@@ -1,0 +1,210 @@
+"""Accuracy from arrays: COCO mAP via pycocotools, FP32-vs-INT8 detection parity, raw-output stats."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from .detect import Detections, head_layout
+from .errors import DatasetError, ModelError
+
+# Class index of a COCO-trained (80-class) detector -> category id in the 91-id COCO annotations.
+COCO80_TO_91 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
+                31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
+                56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
+                85, 86, 87, 88, 89, 90]
+
+MAX_DETS = [1, 10, 300]
+_REQUIRED_KEYS = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox", "area"),
+                  "categories": ("id",)}
+
+
+def load_coco(ann_path: str | Path) -> COCO:
+    """Load COCO annotations without pycocotools' prints; DatasetError for anything unusable."""
+    path = Path(ann_path)
+    if not path.is_file():
+        raise DatasetError(f"COCO annotations not found: {path}: pass the annotations JSON of the evaluation images")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc}): pass a COCO annotations file") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} is not a COCO annotations object: pass a COCO annotations file")
+    for section, keys in _REQUIRED_KEYS.items():
+        if not isinstance(data.get(section), list):
+            raise DatasetError(f"{path} has no '{section}' list: a COCO file needs images, annotations and categories")
+        for i, item in enumerate(data[section]):
+            missing = [k for k in keys if k not in item] if isinstance(item, dict) else list(keys)
+            if missing:
+                raise DatasetError(f"{path}: {section}[{i}] lacks {', '.join(missing)}: fix the COCO file")
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def category_map(coco_gt: COCO, explicit: dict[int, int] | list[int] | None = None) -> list[int]:
+    """Class index -> COCO category id: ``explicit`` if given, else the dataset's ids sorted ascending."""
+    if explicit is None:
+        return sorted(coco_gt.getCatIds())
+    if isinstance(explicit, dict):
+        missing = sorted(set(range(len(explicit))) - set(explicit))
+        if missing:
+            raise DatasetError(f"category map does not cover class indices {missing}: "
+                               f"map every index 0..{len(explicit) - 1}")
+        return [int(explicit[i]) for i in range(len(explicit))]
+    return [int(c) for c in explicit]
+
+
+def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> list[dict]:
+    """COCO results list: image_id, category_id, bbox [x, y, w, h] (3 decimals), score (5 decimals)."""
+    lookup = np.asarray(cat_ids, np.int64)
+    results = []
+    for image_id, dets in dets_by_image.items():
+        if len(dets) == 0:
+            continue
+        bad = dets.classes[(dets.classes < 0) | (dets.classes >= len(lookup))]
+        if bad.size:
+            raise DatasetError(f"class index {int(bad[0])} has no COCO category id ({len(lookup)} categories mapped): "
+                               "pass a category map that covers every class of the model")
+        xywh = dets.boxes.astype(np.float64)
+        xywh[:, 2:] -= xywh[:, :2]
+        for box, score, cat in zip(np.round(xywh, 3).tolist(), np.round(dets.scores.astype(np.float64), 5).tolist(),
+                                   lookup[dets.classes].tolist()):
+            results.append({"image_id": int(image_id), "category_id": cat, "bbox": box, "score": score})
+    return results
+
+
+def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int]) -> dict:
+    """pycocotools bbox mAP over ``image_ids`` only, with maxDets [1, 10, 300]."""
+    image_ids = [int(i) for i in image_ids]
+    if not image_ids:
+        raise DatasetError("no images to evaluate: pass at least one image id")
+    unknown_images = sorted(set(image_ids) - set(coco_gt.getImgIds()))
+    if unknown_images:
+        raise DatasetError(f"image ids {unknown_images[:10]} are not in the COCO annotations: "
+                           "evaluate images of that file")
+    unknown = sorted({r["category_id"] for r in results} - set(coco_gt.getCatIds()))
+    if unknown:
+        raise DatasetError(f"results name category ids {unknown} that the COCO annotations lack "
+                           f"(known: {sorted(coco_gt.getCatIds())}): fix the class index -> category id map")
+    stray = sorted({r["image_id"] for r in results} - set(coco_gt.getImgIds()))
+    if stray:
+        raise DatasetError(f"results name image ids {stray[:10]} that the COCO annotations lack: "
+                           "match images to annotations")
+    if not coco_gt.getAnnIds(imgIds=image_ids):
+        raise DatasetError(f"the {len(image_ids)} images to evaluate have no annotations, so mAP is undefined: "
+                           "evaluate annotated images")
+    summary = {"images": len(image_ids), "detections": len(results)}
+    zeros = {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0}
+    if not results:  # pycocotools' loadRes cannot take an empty list
+        return {**zeros, **summary}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.params.imgIds = image_ids
+        evaluator.params.maxDets = list(MAX_DETS)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = evaluator.stats
+    # summarize() reads stats[0] at a hard-coded maxDets=100, which is -1 once maxDets is [1, 10, 300]:
+    # take AP@[.5:.95] at 300 detections, all areas, straight from the precision table instead.
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]
+    valid = precision[precision > -1]
+    return {"map50_95": float(valid.mean()), "map50": float(stats[1]), "map75": float(stats[2]),
+            "ar300": float(stats[8]), **summary}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes: [A, 4] x [B, 4] -> [A, B]."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float) -> tuple[list, int, int]:
+    """Greedy one-to-one matching, highest FP32 score first: ([(fp32 score, int8 score, iou)], nf, ni)."""
+    fi = np.flatnonzero(fp32.scores >= score_thr)
+    fi = fi[np.argsort(-fp32.scores[fi], kind="stable")]
+    ii = np.flatnonzero(int8.scores >= score_thr)
+    pairs = []
+    if fi.size and ii.size:
+        ious = _iou(fp32.boxes[fi].astype(np.float64), int8.boxes[ii].astype(np.float64))
+        ious[fp32.classes[fi][:, None] != int8.classes[ii][None, :]] = -1.0
+        for row, f in enumerate(fi):
+            col = int(ious[row].argmax())
+            if ious[row, col] >= iou_thr:
+                pairs.append((float(fp32.scores[f]), float(int8.scores[ii[col]]), float(ious[row, col])))
+                ious[:, col] = -1.0
+    return pairs, fi.size, ii.size
+
+
+def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.25, iou_thr: float = 0.5) -> dict:
+    """How many FP32 detections INT8 reproduces (same class, IoU >= ``iou_thr``), and how closely.
+
+    Detections below ``score_thr`` are ignored, except in the max scores (over all detections),
+    which expose scores that left [0, 1]. Means are 0.0 when nothing matched.
+    """
+    if len(fp32) != len(int8):
+        raise ValueError(f"parity needs one FP32 and one INT8 result per image, got {len(fp32)} and {len(int8)}")
+    pairs, fp32_count, int8_count = [], 0, 0
+    for f, q in zip(fp32, int8):
+        p, nf, ni = _match(f, q, score_thr, iou_thr)
+        pairs += p
+        fp32_count += nf
+        int8_count += ni
+    arr = np.asarray(pairs, np.float64).reshape(-1, 3)
+    drift = np.abs(arr[:, 0] - arr[:, 1])
+    return {
+        "recall": len(pairs) / fp32_count if fp32_count else 1.0,
+        "fp32_count": fp32_count,
+        "int8_count": int8_count,
+        "matched": len(pairs),
+        "score_drift_mean": float(drift.mean()) if drift.size else 0.0,
+        "score_drift_max": float(drift.max()) if drift.size else 0.0,
+        "iou_mean": float(arr[:, 2].mean()) if arr.size else 0.0,
+        "int8_max_score": max((float(d.scores.max()) for d in int8 if len(d)), default=0.0),
+        "fp32_max_score": max((float(d.scores.max()) for d in fp32 if len(d)), default=0.0),
+    }
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two tensors flattened; 1.0 when both are zero, 0.0 when one is."""
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return float(na == nb)
+    return float(a @ b / (na * nb))
+
+
+def raw_output_stats(fp32_out: np.ndarray, int8_out: np.ndarray, box_channels: int = 4) -> dict:
+    """Per channel group ("box": first ``box_channels`` channels, "cls": the rest) of the raw head output:
+    cosine, max abs diff and both maxima. A whole-tensor cosine is dominated by the box pixels and can
+    read ~0.99 while the class branch is broken; the "cls" group shows it.
+    """
+    fp32_out, int8_out = np.asarray(fp32_out), np.asarray(int8_out)
+    if fp32_out.shape != int8_out.shape:
+        raise ModelError(f"FP32 output {list(fp32_out.shape)} and INT8 output {list(int8_out.shape)} differ in shape: "
+                         "compare outputs of the same model on the same input")
+    if head_layout(fp32_out.shape) == "channels_last":
+        fp32_out, int8_out = fp32_out.transpose(0, 2, 1), int8_out.transpose(0, 2, 1)
+    stats = {}
+    for name, sl in (("box", slice(None, box_channels)), ("cls", slice(box_channels, None))):
+        a, b = fp32_out[:, sl], int8_out[:, sl]
+        stats[name] = {"cosine": _cosine(a, b),
+                       "max_abs_diff": float(np.abs(a.astype(np.float64) - b).max()),
+                       "fp32_max": float(a.max()),
+                       "int8_max": float(b.max())}
+    return stats

@@ -1,0 +1,156 @@
+"""One case through the whole pipeline, each step done once: quantize -> run -> evaluate.
+
+Used by the pytest plugin and by `quantkit check`, so the pipeline is written once. Quantized
+models are cached on disk under a key of content hashes (model bytes, resolved config,
+calibration files, onnxruntime version); a file lock makes the cache safe under ``pytest -n``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+
+import onnx
+from filelock import FileLock
+
+from . import __version__, compat
+from .calibration import DEFAULT_COUNT, files_digest, load_calibration
+from .errors import QuantkitError
+from .evaluate import ImageSet, Predictions, coco_items, model_hw, parity_report, predict, score
+from .head import head_is_float
+from .manifest import Case, ConfigSpec
+from .metrics import category_map
+from .model import float_convs, load_model, op_counts
+from .quantize import QuantResult, quantize, resolve_config
+from .session import Runner
+
+
+def default_cache_dir() -> Path:
+    """$QUANTKIT_CACHE, else the XDG cache folder."""
+    if os.environ.get("QUANTKIT_CACHE"):
+        return Path(os.environ["QUANTKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quantkit"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class CasePipeline:
+    """Lazily computed, memoised results for one case on one execution provider."""
+
+    def __init__(self, case: Case, ep: str = "cpu", cache_dir: Path | None = None, threads: int | None = None,
+                 preset: str | None = None, progress: bool = False):
+        self.case, self.ep, self.threads, self.progress = case, ep, threads, progress
+        self.preset = preset  # forces every config onto one preset (e.g. 'naive')
+        self.cache_dir = Path(cache_dir or default_cache_dir())
+        self._quantized: dict[str, QuantResult] = {}
+        self._preds: dict[str, Predictions] = {}
+        self._maps: dict[str, dict] = {}
+
+    # -- inputs ------------------------------------------------------------------------------
+    @cached_property
+    def model_bytes(self) -> bytes:
+        if not self.case.model.is_file():
+            raise QuantkitError(f"case '{self.case.id}': model not found: {self.case.model}: fix the manifest path")
+        return self.case.model.read_bytes()
+
+    @cached_property
+    def hw_nc(self) -> tuple[tuple[int, int], int | None]:
+        return model_hw(self.case.model, self.case.imgsz)
+
+    @cached_property
+    def coco(self):
+        if not (self.case.coco_images and self.case.coco_ann):
+            raise QuantkitError(f"case '{self.case.id}' has no coco_images/coco_ann: add them to evaluate mAP and parity")
+        return coco_items(self.case.coco_ann, self.case.coco_images)
+
+    @cached_property
+    def images(self) -> ImageSet:
+        return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress)
+
+    # -- quantize ----------------------------------------------------------------------------
+    def config_for(self, spec: ConfigSpec):
+        return resolve_config(self.preset) if self.preset else resolve_config(spec.preset, **spec.overrides)
+
+    def cache_key(self, spec: ConfigSpec) -> str:
+        config = self.config_for(spec)
+        calib = files_digest(self.case.calib, DEFAULT_COUNT) if config.mode == "static" and self.case.calib else "-"
+        parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), calib, str(self.case.imgsz),
+                 compat.ORT_VERSION, compat.ONNX_VERSION, __version__]
+        return _sha("|".join(parts).encode())
+
+    def quantized(self, spec: ConfigSpec) -> QuantResult:
+        """The (case, config) INT8 model, quantized once per cache key across runs and workers."""
+        if spec.id in self._quantized:
+            return self._quantized[spec.id]
+        key = self.cache_key(spec)
+        folder = self.cache_dir / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        model_path = folder / f"{self.case.id}--{spec.id}--{key}.onnx"
+        meta_path = model_path.with_suffix(".json")
+        with FileLock(str(model_path) + ".lock"):
+            if model_path.exists() and meta_path.exists():
+                result = QuantResult(**json.loads(meta_path.read_text()))
+            else:
+                config = self.config_for(spec)
+                calib = load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress) if config.mode == "static" else None
+                result = quantize(self.case.model, model_path, preset=self.preset or spec.preset, config=config, calib=calib,
+                                  imgsz=self.case.imgsz, progress=self.progress)
+                tmp = meta_path.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps(asdict(result)))
+                os.replace(tmp, meta_path)
+        self._quantized[spec.id] = result
+        return result
+
+    # -- run and evaluate ----------------------------------------------------------------------
+    def model_path(self, spec: ConfigSpec | None) -> Path:
+        return self.case.model if spec is None else Path(self.quantized(spec).output)
+
+    def predictions(self, spec: ConfigSpec | None = None) -> Predictions:
+        """Detections of FP32 (``spec=None``) or the config's INT8 model on the case's images."""
+        key = spec.id if spec else "fp32"
+        if key not in self._preds:
+            runner = Runner(self.model_path(spec), self.ep, self.threads)
+            self._preds[key] = predict(runner, self.images, self.hw_nc[1], progress=self.progress)
+        return self._preds[key]
+
+    def map(self, spec: ConfigSpec | None = None) -> dict:
+        key = spec.id if spec else "fp32"
+        if key not in self._maps:
+            coco = self.coco[0]
+            self._maps[key] = score(coco, self.predictions(spec), self.images, category_map(coco))["metrics"]
+        return self._maps[key]
+
+    def parity(self, spec: ConfigSpec) -> dict:
+        return parity_report(self.predictions(None), self.predictions(spec))
+
+    def graph(self, spec: ConfigSpec) -> dict:
+        """Op counts of the INT8 model, its float Convs, and whether the head stayed float."""
+        q = self.quantized(spec)
+        model = onnx.load(q.output)
+        counts = op_counts(model)
+        return {"ops": counts, "float_convs": float_convs(model), "head_found": q.head_found,
+                "head_float": q.head_found and head_is_float(model, q.float_nodes),
+                "quantize_linear": counts.get("QuantizeLinear", 0), "dequantize_linear": counts.get("DequantizeLinear", 0)}
+
+    @cached_property
+    def fp32_ops(self) -> dict[str, int]:
+        return op_counts(load_model(self.case.model))
+
+
+    def record(self, spec: ConfigSpec) -> dict:
+        """Every number of one (case, config), for results files and baselines."""
+        q = self.quantized(spec)
+        fp32, int8, par = self.map(None), self.map(spec), self.parity(spec)
+        return {"case": self.case.id, "config": spec.id, "ep": self.ep, "onnxruntime": compat.ORT_VERSION,
+                "fp32_bytes": q.source_bytes, "int8_bytes": q.output_bytes, "compression": round(q.compression, 4),
+                "quantize_seconds": round(q.seconds, 2), "fp32_map50_95": fp32["map50_95"], "int8_map50_95": int8["map50_95"],
+                "fp32_map50": fp32["map50"], "int8_map50": int8["map50"],
+                "map_drop_pt": round(100 * (fp32["map50_95"] - int8["map50_95"]), 3),
+                "parity": {k: v for k, v in par.items() if k != "raw"}, "ops": self.graph(spec)["ops"],
+                "float_nodes": len(q.float_nodes), "notes": q.notes}

@@ -1,0 +1,75 @@
+"""An onnxruntime InferenceSession per execution provider, with fixed threads and IOBinding on GPUs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from . import compat
+from .errors import QuantkitError
+
+# Short, stable ids (test ids and CLI options) -> onnxruntime provider names.
+EPS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+GPU_EPS = ("cuda", "tensorrt", "dml")
+
+
+def available_eps() -> list[str]:
+    """Short ids of the EPs this onnxruntime build offers, in EPS order."""
+    have = set(compat.available_providers())
+    return [ep for ep, name in EPS.items() if name in have]
+
+
+def _provider(ep: str, model_path: Path, cache_dir: Path | None):
+    if ep not in EPS:
+        raise QuantkitError(f"unknown execution provider '{ep}': choose one of {', '.join(EPS)}")
+    if ep not in available_eps():
+        raise QuantkitError(f"execution provider '{ep}' is not available in this onnxruntime "
+                            f"(available: {', '.join(available_eps())}): install its onnxruntime build or pick --ep cpu")
+    if ep == "tensorrt":
+        is_qdq = any(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node)
+        cache = cache_dir or Path(os.environ.get("QUANTKIT_TRT_CACHE", Path.home() / ".cache" / "quantkit" / "trt"))
+        cache.mkdir(parents=True, exist_ok=True)
+        return (EPS[ep], {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)})
+    if ep == "openvino":
+        return (EPS[ep], {"device_type": "CPU"})
+    return EPS[ep]
+
+
+class Runner:
+    """One model on one EP: ``run(tensor) -> first output`` (IOBinding on GPU EPs)."""
+
+    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, cache_dir: Path | None = None):
+        self.model_path, self.ep, self.threads = Path(model_path), ep, threads
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        provider = _provider(ep, self.model_path, cache_dir)
+        providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' ({first})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self._binding = self.session.io_binding() if ep in GPU_EPS else None
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        if self._binding is None:
+            return self.session.run([self.output_name], {self.input_name: tensor})[0]
+        self._binding.bind_cpu_input(self.input_name, tensor)
+        self._binding.bind_output(self.output_name, "cuda")
+        self.session.run_with_iobinding(self._binding)
+        return self._binding.copy_outputs_to_cpu()[0]
