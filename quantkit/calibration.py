@@ -57,7 +57,7 @@ def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAU
     """
     chosen, available = choose_files(folder, count, seed)
     tensors, used, skipped = [], [], []
-    for path in tqdm(chosen, desc="calibration", unit="img", disable=not progress, leave=False):
+    for path in tqdm(chosen, desc="calibration", unit="img", disable=None if progress else True, leave=False):
         img = read_image(path)
         if img is None:
             skipped.append(path.name)

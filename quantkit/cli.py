@@ -79,6 +79,24 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_history(args) -> int:
+    from .report import history, markdown_table, plot_history, write_text_atomic
+
+    rows, flags = history(args.results_dir)
+    out = args.out or args.results_dir
+    table = markdown_table(rows)
+    flag_text = "\n".join(f"- {flag}" for flag in flags) if flags else "no changes beyond the history thresholds"
+    print(table)
+    print(flag_text)
+    try:
+        write_text_atomic(out / "history.md", f"# quantkit results by onnxruntime version\n\n{table}\n## Flags\n\n{flag_text}\n")
+        plot_history(rows, out / "history.png")
+    except OSError as exc:
+        raise QuantkitError(f"cannot write into --out {out} ({exc}): pass a writable folder") from None
+    print(f"wrote {out / 'history.md'} and {out / 'history.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    h = sub.add_parser("history", help="results across onnxruntime versions: Markdown table, flags and a plot")
+    h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
+    h.add_argument("--out", type=Path, help="where history.md and history.png go (default RESULTS_DIR)")
+    h.set_defaults(func=cmd_history)
     return parser
 
 

@@ -38,7 +38,7 @@ class ImageSet:
     def load(cls, items: list[tuple[int, Path]], hw: tuple[int, int], progress: bool = False) -> "ImageSet":
         """Decode and letterbox; unreadable images are skipped, counted, and left out of scoring."""
         out = cls(hw, [], [], [])
-        for image_id, path in tqdm(items, desc="images", unit="img", disable=not progress, leave=False):
+        for image_id, path in tqdm(items, desc="images", unit="img", disable=None if progress else True, leave=False):
             img = read_image(path)
             if img is None:
                 out.skipped.append(path.name)
@@ -100,7 +100,7 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
     dets, infer = {}, 0.0
     start = time.perf_counter()
     for image_id, boxed, lb in tqdm(list(zip(images.ids, images.boxed, images.letterboxes)), desc="inference",
-                                    unit="img", disable=not progress, leave=False):
+                                    unit="img", disable=None if progress else True, leave=False):
         tensor = to_tensor(boxed)
         t0 = time.perf_counter()
         out = runner.run(tensor)

@@ -73,13 +73,15 @@ def find_head(model: onnx.ModelProto) -> Head | None:
         if node.op_type == "Conv":
             dfl = node.name
         head.append(node.name)
+        if node.op_type == "Shape":  # dynamic exports size anchors from a feature map: only its shape flows
+            continue
         for name in node.input:
             if name in initializers or name in graph_inputs or name not in producers:
                 continue
             stack.append(producers[name])
 
     ops = {n.op_type for n in graph.node if n.name in set(head)}  # nodes are named by model.name_nodes
-    if dfl is None or "Sigmoid" not in ops or not feeding or len(head) > 80:
+    if dfl is None or "Sigmoid" not in ops or not feeding:
         return None
     return Head(nodes=sorted(head), output_concat=final.name, dfl_conv=dfl, feeding_convs=sorted(feeding))
 

@@ -41,6 +41,9 @@ THRESHOLDS: dict[str, float] = {
     "baseline_map_drop_pt": 0.5,
     "baseline_recall_drop": 0.02,
     "baseline_size_growth": 0.02,  # fraction of the baseline's INT8 bytes
+    # `quantkit history`: flag a change against the previous onnxruntime version's results
+    "history_map_drop_change_pt": 0.5,  # mAP50-95 drop moved by more than this (absolute points)
+    "history_latency_ratio_change": 0.20,  # INT8/FP32 latency ratio moved by more than this fraction
 }
 
 DEFAULT_CONFIGS = (

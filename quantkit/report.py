@@ -1,0 +1,217 @@
+"""Tables and plots of results: Markdown tables, the onnxruntime-version history, PNG charts.
+
+Reads only results files (JSON written by ``pytest --quantkit-results DIR``), never onnxruntime, so
+it runs anywhere. matplotlib is imported inside the plot functions, on the Agg backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .errors import QuantkitError
+from .manifest import THRESHOLDS
+
+HISTORY_COLUMNS = ["onnxruntime", "case", "config", "ep", "compression", "int8 MB", "fp32 mAP50-95", "int8 mAP50-95",
+                   "mAP drop pt", "parity recall", "int8 max score", "latency ratio", "quantize s", "quantized ops"]
+_VERSION_DIR = re.compile(r"^\d+(\.\d+)*")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        magnitude = abs(value)
+        return f"{value:.2f}" if magnitude >= 10 else f"{value:.3f}" if magnitude >= 1 else f"{value:.4f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A GitHub Markdown table; columns default to every key in order of first appearance."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(col)) for col in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` through a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """'1.15.1' -> (1, 15, 1), so 1.9 sorts before 1.15."""
+    return tuple(int(part) for part in _VERSION_DIR.match(version).group(0).split("."))
+
+
+def ops_summary(ops: dict | None) -> str:
+    """The quantized ops in one phrase: 'QLinearConv 63', 'ConvInteger 63' or 'Q 218 / DQ 344'."""
+    if not ops:
+        return ""
+    for op in ("QLinearConv", "ConvInteger"):
+        if ops.get(op):
+            return f"{op} {ops[op]}"
+    return f"Q {ops.get('QuantizeLinear', 0)} / DQ {ops.get('DequantizeLinear', 0)}"
+
+
+def _row(version: str, record: dict) -> dict:
+    parity, latency = record.get("parity") or {}, record.get("latency") or {}
+    drop = record.get("map_drop_pt")
+    if drop is None and record.get("fp32_map50_95") is not None and record.get("int8_map50_95") is not None:
+        drop = round(100 * (record["fp32_map50_95"] - record["int8_map50_95"]), 3)
+    int8_bytes = record.get("int8_bytes")
+    return {"onnxruntime": version, "case": record.get("case"), "config": record.get("config"), "ep": record.get("ep"),
+            "compression": record.get("compression"), "int8 MB": int8_bytes / 1e6 if int8_bytes is not None else None,
+            "fp32 mAP50-95": record.get("fp32_map50_95"), "int8 mAP50-95": record.get("int8_map50_95"),
+            "mAP drop pt": drop, "parity recall": parity.get("recall"), "int8 max score": parity.get("int8_max_score"),
+            "latency ratio": latency.get("ratio"), "quantize s": record.get("quantize_seconds"),
+            "quantized ops": ops_summary(record.get("ops")), "_ops": record.get("ops")}
+
+
+def _changed(old, new, limit: float, relative: bool) -> bool:
+    if old is None or new is None:
+        return False
+    if relative:
+        return old != 0 and abs(new - old) / abs(old) > limit
+    return abs(new - old) > limit
+
+
+def _flags(prev: dict, row: dict) -> list[str]:
+    where = f"{row['onnxruntime']} {row['case']}/{row['config']}/{row['ep']}"
+    checks = (("mAP drop pt", THRESHOLDS["history_map_drop_change_pt"], False),
+              ("latency ratio", THRESHOLDS["history_latency_ratio_change"], True),
+              ("compression", 0.02, True))
+    flags = [f"{where}: {name} {_cell(prev[name])} -> {_cell(row[name])} (since {prev['onnxruntime']})"
+             for name, limit, relative in checks if _changed(prev[name], row[name], limit, relative)]
+    old_ops, new_ops = prev["_ops"], row["_ops"]
+    if old_ops is not None and new_ops is not None and old_ops != new_ops:
+        diff = ", ".join(f"{op} {old_ops.get(op, 0)} -> {new_ops.get(op, 0)}"
+                         for op in sorted(set(old_ops) | set(new_ops)) if old_ops.get(op, 0) != new_ops.get(op, 0))
+        flags.append(f"{where}: ops {diff} (since {prev['onnxruntime']})")
+    return flags
+
+
+def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
+    """One row per onnxruntime version x (case, config, ep) from ``results_dir/<version>/*.json``, and
+    one-line flags where a row moved against the previous version's row for the same (case, config, ep)."""
+    results_dir = Path(results_dir)
+    fix = f"run `pytest --quantkit-results {results_dir}` (or `tox`) to write results first"
+    if not results_dir.is_dir():
+        raise QuantkitError(f"results folder not found: {results_dir}: {fix}")
+    versions = sorted((d for d in results_dir.iterdir() if d.is_dir() and _VERSION_DIR.match(d.name)),
+                      key=lambda d: version_key(d.name))
+    rows = []
+    for folder in versions:
+        for path in sorted(folder.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise QuantkitError(f"unreadable results file {path} ({exc}): delete it or rerun the suite") from None
+            rows.append(_row(folder.name, record))
+    if not rows:
+        raise QuantkitError(f"no results files under {results_dir}/<onnxruntime version>/: {fix}")
+    rows.sort(key=lambda r: (str(r["case"]), str(r["config"]), str(r["ep"]), version_key(r["onnxruntime"])))
+    flags, previous = [], {}
+    for row in rows:
+        key = (row["case"], row["config"], row["ep"])
+        if key in previous:
+            flags += _flags(previous[key], row)
+        previous[key] = row
+    rows.sort(key=lambda r: (version_key(r["onnxruntime"]), str(r["case"]), str(r["config"]), str(r["ep"])))
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows], flags
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: str | Path) -> None:
+    """Save a figure as PNG through a temporary file, then close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def plot_history(rows: list[dict], path: str | Path) -> None:
+    """PNG with two panels over onnxruntime versions: INT8 mAP50-95 drop and INT8/FP32 latency ratio,
+    one line per case/config(/ep when several)."""
+    plt = _pyplot()
+    versions = sorted({r["onnxruntime"] for r in rows}, key=version_key)
+    several_eps = len({r.get("ep") for r in rows}) > 1
+    series: dict[str, list[dict]] = {}
+    for row in rows:
+        label = f"{row.get('case')}/{row.get('config')}" + (f"/{row.get('ep')}" if several_eps else "")
+        series.setdefault(label, []).append(row)
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.0 + 0.8 * len(versions)), 7), sharex=True)
+    for ax, column, ylabel in ((axes[0], "mAP drop pt", "INT8 mAP50-95 drop (pt)"),
+                               (axes[1], "latency ratio", "INT8 / FP32 latency")):
+        for label, points in series.items():
+            xy = [(versions.index(r["onnxruntime"]), r[column]) for r in points if r.get(column) is not None]
+            if xy:
+                ax.plot(*zip(*xy), marker="o", label=label)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    if any(ax.lines for ax in axes):
+        axes[0].legend(fontsize="small")
+    axes[1].set_xticks(range(len(versions)), versions, rotation=45)
+    axes[1].set_xlabel("onnxruntime")
+    fig.tight_layout()
+    _save(plt, fig, path)
+
+
+def plot_latency_vs_map(rows: list[dict], path: str | Path) -> None:
+    """Scatter PNG: x latency (ms), y mAP50-95, one labelled point per row (keys 'model', 'latency ms', 'mAP50-95')."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for row in rows:
+        if row.get("latency ms") is None or row.get("mAP50-95") is None:
+            continue
+        ax.scatter(row["latency ms"], row["mAP50-95"])
+        ax.annotate(str(row.get("model")), (row["latency ms"], row["mAP50-95"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize="small")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("mAP50-95")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    _save(plt, fig, path)
+
+
+def plot_sizes(rows: list[dict], path: str | Path) -> None:
+    """Bar chart PNG of 'size MB' per row['model']; rows without a size are left out."""
+    plt = _pyplot()
+    sized = [r for r in rows if r.get("size MB") is not None]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.9 * len(sized)), 4.5))
+    labels = [str(r.get("model")) for r in sized]
+    bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized])
+    ax.bar_label(bars, fmt="%.2f", fontsize="small")
+    ax.set_xticks(range(len(sized)), labels, rotation=30, ha="right")
+    ax.set_ylabel("size (MB)")
+    fig.tight_layout()
+    _save(plt, fig, path)

@@ -1,0 +1,57 @@
+"""Fixtures of the unit tests (the gate suite's fixtures come from quantkit.plugin).
+
+Catalogue:
+  tiny_model       path to a tiny YOLOv8-shaped detector (32x32, fixed dims), fresh per test
+  tiny_dynamic     the same with dynamic batch/H/W axes and no metadata
+  calib_dir        a folder of six small random JPEGs
+  fixture_case     the first case of fixtures/manifest.toml (the trained 192x320 shapes model)
+  fixture_pipeline a CasePipeline over fixture_case, shared by the whole session (quantize once)
+  run_cli          run `python -m quantkit ...` in a subprocess: (exit code, stdout, stderr)
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import graphs
+from quantkit.manifest import load_manifest
+from quantkit.pipeline import CasePipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "fixtures" / "manifest.toml"
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    return Path(graphs.save(graphs.tiny_yolo(), tmp_path / "tiny.onnx"))
+
+
+@pytest.fixture
+def tiny_dynamic(tmp_path) -> Path:
+    return Path(graphs.save(graphs.tiny_yolo(dynamic=True), tmp_path / "tiny_dynamic.onnx"))
+
+
+@pytest.fixture
+def calib_dir(tmp_path) -> Path:
+    return Path(graphs.write_images(tmp_path / "calib"))
+
+
+@pytest.fixture(scope="session")
+def fixture_case():
+    return load_manifest(MANIFEST).cases[0]
+
+
+@pytest.fixture(scope="session")
+def fixture_pipeline(fixture_case):
+    return CasePipeline(fixture_case)
+
+
+@pytest.fixture
+def run_cli():
+    def run(*args, cwd=None):
+        proc = subprocess.run([sys.executable, "-m", "quantkit", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    return run

@@ -1,0 +1,73 @@
+"""The YOLOv8 head is found by graph structure, whatever the nodes are called."""
+
+import onnx
+import pytest
+
+import graphs
+from quantkit.head import find_head, head_is_float
+from quantkit.model import load_model, name_nodes
+
+HEAD_OPS = {"Concat", "Sigmoid", "Softmax", "Transpose", "Reshape", "Slice", "Sub", "Add", "Div", "Mul", "Conv"}
+
+
+def _ops(model, names):
+    by_name = {n.name: n.op_type for n in model.graph.node}
+    return {by_name[n] for n in names}
+
+
+def test_tiny_head_found():
+    model = graphs.tiny_yolo()
+    head = find_head(model)
+    assert head is not None
+    assert _ops(model, head.nodes) == HEAD_OPS
+    assert len(head.feeding_convs) == 2  # the box and class Convs stay quantizable
+    backbone = [n.name for n in model.graph.node if n.op_type in ("Conv", "Mul", "Sigmoid")][:6]
+    assert not set(backbone) & set(head.nodes)
+
+
+def test_head_found_without_names():
+    """Pruned or re-exported models name nodes differently (or not at all)."""
+    model = graphs.tiny_yolo(names=False)
+    name_nodes(model)
+    head = find_head(model)
+    assert head is not None and len(head.nodes) == len(find_head(graphs.tiny_yolo()).nodes)
+
+
+def test_no_head_in_a_classifier():
+    assert find_head(graphs.classifier()) is None
+
+
+def test_no_head_without_dfl():
+    """A final Concat with a Sigmoid but no Softmax+Conv (DFL) is not a YOLOv8 head."""
+    model = graphs.tiny_yolo()
+    for node in model.graph.node:
+        if node.op_type == "Softmax":
+            node.op_type = "Relu"
+            del node.attribute[:]
+    assert find_head(model) is None
+
+
+def test_head_is_float_catches_a_quantized_output():
+    model = graphs.tiny_yolo()
+    head = find_head(model)
+    assert head_is_float(model, head.nodes)
+    sig = next(n for n in model.graph.node if n.name in head.nodes and n.op_type == "Sigmoid")
+    model.graph.node.append(onnx.helper.make_node("QuantizeLinear", [sig.output[0], "s", "z"], ["q"], name="planted_q"))
+    assert not head_is_float(model, head.nodes)
+
+
+def test_fixture_model_head(fixture_case):
+    model = load_model(fixture_case.model)
+    name_nodes(model)
+    head = find_head(model)
+    assert head is not None, "the trained fixture must have a YOLOv8 head"
+    assert len(head.feeding_convs) == 6  # box + class Conv at each of the three scales
+    assert _ops(model, [head.dfl_conv]) == {"Conv"}
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_dynamic_export_has_the_same_head(dynamic, fixture_case):
+    path = fixture_case.model if not dynamic else fixture_case.model.with_name("shapes-v8n-dynamic.onnx")
+    model = load_model(path)
+    name_nodes(model)
+    assert find_head(model) is not None

@@ -1,0 +1,156 @@
+"""The quantizer on tiny graphs built here, and on the trained fixture: outputs load and run, the
+right ops got quantized, the source is never touched, and concurrent runs both succeed."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import graphs
+from quantkit import ModelError, QuantkitError, compat, quantize
+from quantkit.head import find_head, head_is_float
+from quantkit.model import float_convs, op_counts
+from quantkit.quantize import PRESETS, resolve_config
+
+# Expected op counts on tiny_yolo (4 quantizable Convs + the DFL's 1x1 Conv), per preset.
+EXPECTED_OPS = {
+    "default": {"Conv": 5, "QLinearConv": 0},  # QDQ: Convs stay, fed by DequantizeLinear
+    "qoperator": {"Conv": 1, "QLinearConv": 4},
+    "naive": {"Conv": 5, "QLinearConv": 0},
+    "dynamic": {"Conv": 1, "ConvInteger": 4},
+}
+
+
+def _run(path, hw=(32, 32)):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"images": np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)})[0]
+    assert out.shape == (1, 6, (hw[0] // 4) * (hw[1] // 4)) and np.isfinite(out).all()
+    return out
+
+
+def _tree_state(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("preset", list(EXPECTED_OPS))
+def test_presets_load_run_and_quantize_the_right_ops(preset, tiny_model, calib_dir, tmp_path):
+    out = tmp_path / f"{preset}.onnx"
+    result = quantize(tiny_model, out, preset=preset, calib=calib_dir, progress=False)
+    _run(out)
+    model = onnx.load(str(out))
+    counts = op_counts(model)
+    for op, n in EXPECTED_OPS[preset].items():
+        assert counts.get(op, 0) == n, f"{preset}: {op} {counts.get(op, 0)} != {n} ({counts})"
+    if PRESETS[preset].keep_head_float:
+        assert result.head_found and head_is_float(model, result.float_nodes)
+        assert float_convs(model) == [n for n in result.float_nodes if n.endswith("conv_13")]
+    else:
+        assert result.float_nodes == [] and not head_is_float(model, find_head(graphs.tiny_yolo()).nodes)
+    assert result.config["mode"] == PRESETS[preset].mode
+
+
+def test_naive_is_onnxruntime_defaults():
+    """The seed's configuration: QDQ, per-tensor, S8S8, MinMax, no pre-processing, whole graph."""
+    naive = PRESETS["naive"]
+    assert (naive.format, naive.per_channel, naive.activation_type, naive.weight_type, naive.calibrate_method) == \
+           ("qdq", False, "int8", "int8", "minmax")
+    assert not naive.keep_head_float and not naive.preprocess
+
+
+def test_mode_switch_and_overrides():
+    assert resolve_config("default", mode="dynamic") == PRESETS["dynamic"]
+    assert resolve_config("default", format="qoperator", per_channel=False).format == "qoperator"
+    with pytest.raises(QuantkitError):
+        resolve_config("default", calibrate_method="magic")
+
+
+def test_dynamic_axes_fixed_from_imgsz(tiny_dynamic, calib_dir, tmp_path):
+    result = quantize(tiny_dynamic, tmp_path / "q.onnx", calib=calib_dir, imgsz=(32, 32), progress=False)
+    assert any("fixed to 1x3x32x32" in n for n in result.notes)
+    _run(tmp_path / "q.onnx")
+
+
+def test_dynamic_axes_fixed_from_metadata(tmp_path, calib_dir):
+    src = graphs.save(graphs.tiny_yolo(dynamic=True, metadata={"imgsz": "[32, 32]"}), tmp_path / "meta.onnx")
+    quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False)
+    _run(tmp_path / "q.onnx")
+
+
+def test_dynamic_uses_uint8_weights_without_int8_conv_integer(tiny_model, tmp_path, monkeypatch):
+    """onnxruntime < 1.24 has no ConvInteger(uint8, int8): the result must still load, and say why."""
+    monkeypatch.setattr(compat, "conv_integer_int8_weights", lambda: False)
+    result = quantize(tiny_model, tmp_path / "d.onnx", preset="dynamic", progress=False)
+    assert result.config["weight_type"] == "uint8"
+    assert any("no ConvInteger kernel for int8 weights" in n for n in result.notes)
+    weights = [i for i in onnx.load(str(tmp_path / "d.onnx")).graph.initializer if i.name.endswith("_quantized")]
+    assert weights and all(w.data_type == onnx.TensorProto.UINT8 for w in weights)
+    _run(tmp_path / "d.onnx")
+
+
+def test_source_folder_untouched_on_a_hostile_path(tmp_path):
+    """Korean characters, spaces, '#' and parentheses: the seed's '-inferred.onnx' failure mode."""
+    folder = tmp_path / "모델 폴더 #1 (복사본)"
+    folder.mkdir()
+    src = graphs.save(graphs.tiny_yolo(), folder / "yolov8 커스텀 (pruned) #7.onnx")
+    calib = graphs.write_images(folder / "보정 이미지")
+    before = _tree_state(folder)
+    out_dir = tmp_path / "출력 (out)"
+    out_dir.mkdir()
+    for preset in ("default", "dynamic", "naive"):
+        quantize(src, out_dir / f"{preset} #.onnx", preset=preset, calib=calib, progress=False)
+    assert _tree_state(folder) == before
+    assert sorted(p.name for p in out_dir.iterdir()) == ["default #.onnx", "dynamic #.onnx", "naive #.onnx"]
+
+
+def test_failure_leaves_no_output(tiny_model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(Exception):
+        quantize(tiny_model, tmp_path / "out" / "never.onnx", calib=empty, progress=False)
+    with pytest.raises(Exception):
+        quantize(tiny_model, tmp_path / "never.onnx", calib=empty, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "tiny.onnx"]
+
+
+def test_two_processes_quantize_the_same_source(tiny_model, calib_dir, tmp_path):
+    code = ("import sys; from quantkit import quantize; "
+            "quantize(sys.argv[1], sys.argv[2], calib=sys.argv[3], progress=False)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_model), str(tmp_path / name), str(calib_dir)],
+                              stderr=subprocess.PIPE, text=True)
+             for name in ("same.onnx", "same.onnx", "other.onnx")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    _run(tmp_path / "same.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "other.onnx", "same.onnx", "tiny.onnx"]
+
+
+def test_ir_version_lowered_for_older_runtimes(tiny_model, calib_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(compat, "max_ir_version", lambda: 8)
+    model = onnx.load(str(tiny_model))
+    model.ir_version = 10
+    src = graphs.save(model, tmp_path / "ir10.onnx")
+    quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False)
+    assert onnx.load(str(tmp_path / "q.onnx")).ir_version <= 10
+    assert onnx.load(src).ir_version == 10  # the source is untouched
+
+
+def test_ir_version_that_cannot_be_lowered(tiny_model, monkeypatch):
+    monkeypatch.setattr(compat, "max_ir_version", lambda: 7)  # IR 7 stops at opset 12; the model is opset 17
+    model = onnx.load(str(tiny_model))
+    model.ir_version = 10
+    with pytest.raises(ModelError, match="opset 17.*upgrade onnxruntime"):
+        compat.lower_ir_version(model)
+
+
+def test_fixture_compression(fixture_pipeline, fixture_case):
+    """The seed reached 3.65x on its model; every config must clear 3.3x on the fixture."""
+    from quantkit.manifest import load_manifest
+
+    manifest = load_manifest(fixture_case.model.parent.parent / "manifest.toml")
+    ratios = {spec.id: fixture_pipeline.quantized(spec).compression for spec in manifest.configs}
+    assert all(r >= 3.3 for r in ratios.values()), ratios

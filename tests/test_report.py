@@ -1,0 +1,162 @@
+"""quantkit.report and `quantkit history` on synthetic results folders (no model is run)."""
+
+import json
+
+import pytest
+
+from quantkit import QuantkitError
+from quantkit.cli import main
+from quantkit.manifest import THRESHOLDS
+from quantkit.report import history, markdown_table, plot_history, plot_latency_vs_map, plot_sizes, write_text_atomic
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+QDQ_OPS = {"Conv": 1, "DequantizeLinear": 344, "QuantizeLinear": 218}
+
+
+def record(case="m", config="static-qdq", drop=1.0, ratio=0.8, ops=None, compression=3.8, latency=True) -> dict:
+    """A results file as test_record writes it, with the numbers a test plants."""
+    rec = {"case": case, "config": config, "ep": "cpu", "onnxruntime": "?", "fp32_bytes": 12_000_000,
+           "int8_bytes": int(12_000_000 / compression), "compression": compression, "quantize_seconds": 4.2,
+           "fp32_map50_95": 0.6, "int8_map50_95": 0.6 - drop / 100, "fp32_map50": 0.8, "int8_map50": 0.79,
+           "map_drop_pt": drop, "parity": {"recall": 0.93, "int8_max_score": 0.97},
+           "ops": dict(QDQ_OPS if ops is None else ops), "float_nodes": 3, "notes": []}
+    if latency:
+        rec["latency"] = {"ep": "cpu", "threads": 1, "fp32_ms": 10.0, "int8_ms": 10.0 * ratio, "ratio": ratio}
+    return rec
+
+
+def write_results(root, version, *records):
+    folder = root / version
+    folder.mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        (folder / f"{rec['case']}--{rec['config']}.json").write_text(json.dumps({**rec, "onnxruntime": version}))
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 5_000
+
+
+def test_markdown_table_formats_floats_and_missing_cells():
+    table = markdown_table([{"a": 0.123456, "b": "x|y"}, {"a": 12.3456, "c": None}, {"a": 1.23456, "b": 3}])
+    lines = table.splitlines()
+    assert lines[0] == "| a | b | c |"
+    assert lines[1] == "|---|---|---|"
+    assert lines[2] == "| 0.1235 | x\\|y |  |"
+    assert lines[3] == "| 12.35 |  |  |"
+    assert lines[4] == "| 1.235 | 3 |  |"
+
+
+def test_markdown_table_keeps_given_columns():
+    assert markdown_table([{"a": 1, "b": 2}], ["b"]).splitlines() == ["| b |", "|---|", "| 2 |"]
+
+
+def test_write_text_atomic_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "out.md"
+    write_text_atomic(target, "one")
+    write_text_atomic(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["out.md"]
+
+
+def test_history_sorts_versions_numerically_and_skips_other_folders(tmp_path):
+    for version in ("1.15.1", "1.9.0", "1.24.4", "1.9"):
+        write_results(tmp_path, version, record())
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / "stray.json").write_text("{}")
+    rows, flags = history(tmp_path)
+    assert [r["onnxruntime"] for r in rows] == ["1.9", "1.9.0", "1.15.1", "1.24.4"]
+    assert flags == []
+
+
+def test_history_row_columns(tmp_path):
+    write_results(tmp_path, "1.20.1", record(compression=4.0), record(config="qop", ops={"QLinearConv": 63, "QuantizeLinear": 1}),
+                  record(config="dyn", ops={"ConvInteger": 63}))
+    rows, _ = history(tmp_path)
+    by_config = {r["config"]: r for r in rows}
+    qdq = by_config["static-qdq"]
+    assert qdq["int8 MB"] == pytest.approx(3.0)
+    assert (qdq["mAP drop pt"], qdq["parity recall"], qdq["int8 max score"], qdq["latency ratio"]) == (1.0, 0.93, 0.97, 0.8)
+    assert qdq["quantized ops"] == "Q 218 / DQ 344"
+    assert by_config["qop"]["quantized ops"] == "QLinearConv 63"
+    assert by_config["dyn"]["quantized ops"] == "ConvInteger 63"
+
+
+def test_history_flags_planted_changes_only(tmp_path):
+    step = THRESHOLDS["history_map_drop_change_pt"]
+    write_results(tmp_path, "1.17.3", record(case="a"), record(case="b"), record(case="c"), record(case="d"), record(case="e"))
+    write_results(tmp_path, "1.18.1", record(case="a", drop=1.0 + 2 * step), record(case="b", ratio=1.3),
+                  record(case="c", ops={**QDQ_OPS, "QuantizeLinear": 219}), record(case="d", compression=3.5),
+                  record(case="e", drop=1.0 + step / 2, ratio=0.85, compression=3.79))
+    _, flags = history(tmp_path)
+    assert len(flags) == 4, flags
+    text = "\n".join(flags)
+    assert "1.18.1 a/static-qdq/cpu: mAP drop pt 1.000 -> 2.000" in text
+    assert "1.18.1 b/static-qdq/cpu: latency ratio 0.8000 -> 1.300" in text
+    assert "1.18.1 c/static-qdq/cpu: ops QuantizeLinear 218 -> 219" in text
+    assert "1.18.1 d/static-qdq/cpu: compression 3.800 -> 3.500" in text
+    assert not [f for f in flags if " e/" in f]
+
+
+def test_history_compares_with_previous_version_only(tmp_path):
+    write_results(tmp_path, "1.9", record(drop=1.0))
+    write_results(tmp_path, "1.15.1", record(drop=3.0))
+    write_results(tmp_path, "1.16.3", record(drop=3.1))
+    _, flags = history(tmp_path)
+    assert flags == ["1.15.1 m/static-qdq/cpu: mAP drop pt 1.000 -> 3.000 (since 1.9)"]
+
+
+def test_history_tolerates_missing_fields(tmp_path):
+    write_results(tmp_path, "1.15.1", record(latency=False))
+    write_results(tmp_path, "1.16.3", {"case": "m", "config": "static-qdq", "ep": "cpu"})
+    rows, flags = history(tmp_path)
+    assert rows[0]["latency ratio"] is None and rows[1]["mAP drop pt"] is None
+    assert flags == []
+    markdown_table(rows)
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "absent", lambda p: p])
+def test_history_missing_or_empty_folder_is_an_error(tmp_path, make):
+    with pytest.raises(QuantkitError, match="--quantkit-results"):
+        history(make(tmp_path))
+
+
+def test_plots_are_png(tmp_path):
+    write_results(tmp_path / "r", "1.15.1", record(), record(config="dyn", latency=False))
+    write_results(tmp_path / "r", "1.32.0", record(drop=0.4, ratio=0.7), record(config="dyn", latency=False))
+    rows, _ = history(tmp_path / "r")
+    plot_history(rows, tmp_path / "h.png")
+    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1},
+              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2},
+              {"model": "no-latency", "latency ms": None, "mAP50-95": 0.5, "size MB": None}]
+    plot_latency_vs_map(models, tmp_path / "scatter.png")
+    plot_sizes(models, tmp_path / "sizes.png")
+    for name in ("h.png", "scatter.png", "sizes.png"):
+        assert_png(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png", "r", "scatter.png", "sizes.png"]
+
+
+def test_cli_history_writes_table_flags_and_plot(tmp_path, capsys):
+    results, out = tmp_path / "results", tmp_path / "out"
+    write_results(results, "1.15.1", record())
+    write_results(results, "1.16.3", record(ratio=1.4))
+    assert main(["history", str(results), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "| onnxruntime | case | config |" in stdout
+    assert "1.16.3 m/static-qdq/cpu: latency ratio" in stdout
+    assert "latency ratio 0.8000 -> 1.400" in (out / "history.md").read_text()
+    assert_png(out / "history.png")
+
+
+def test_cli_history_defaults_out_to_results_dir(tmp_path, capsys):
+    write_results(tmp_path, "1.15.1", record())
+    assert main(["history", str(tmp_path)]) == 0
+    assert "no changes beyond the history thresholds" in capsys.readouterr().out
+    assert (tmp_path / "history.md").is_file() and (tmp_path / "history.png").is_file()
+
+
+def test_cli_history_missing_folder_exits_2(tmp_path, capsys):
+    assert main(["history", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("quantkit: error: results folder not found") and "\n" not in err
