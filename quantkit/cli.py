@@ -24,13 +24,9 @@ def _imgsz(values):
 
 
 def _print_table(rows: list[dict]) -> None:
-    if not rows:
-        return
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "|".join("---" for _ in keys) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
+    from .report import markdown_table
+
+    print(markdown_table(rows))
 
 
 def cmd_quantize(args) -> int:
@@ -97,6 +93,41 @@ def cmd_history(args) -> int:
     return 0
 
 
+def _case_from_args(args):
+    """The case named on the command line, else the embedded fixture (first case of its manifest)."""
+    from .manifest import load_manifest, single_case
+
+    if args.model:
+        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz)).cases[0]
+    manifest = FIXTURES / "manifest.toml"
+    if not manifest.is_file():
+        raise QuantkitError(f"no embedded fixture at {FIXTURES}: pass MODEL --calib DIR --coco-images DIR --coco-ann JSON")
+    return load_manifest(manifest).cases[0]
+
+
+def cmd_check(args) -> int:
+    from .check import GATED, run_check, write_report
+
+    case = _case_from_args(args)
+    report = run_check(case, eps=args.ep, threads=args.threads)
+    _print_table(report.rows)
+    if report.fastest:
+        print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms, "
+              f"{report.fastest['vs CPU FP32']}x CPU FP32)")
+    for result in report.gate_results[GATED]:
+        if not result.passed:
+            print(result.message())
+    for note in report.notes:
+        print(f"note: {note}")
+    paths = write_report(report, args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    if report.failed:
+        print(f"verdict: FAIL — the {GATED} configuration failed a gate (see above)")
+        return 1
+    print(f"verdict: pass — {GATED} INT8 meets every gate")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
     h.add_argument("--out", type=Path, help="where history.md and history.png go (default RESULTS_DIR)")
     h.set_defaults(func=cmd_history)
+    k = sub.add_parser("check", help="the main job: quantize, evaluate, time, report (default: the embedded fixture)")
+    k.add_argument("model", type=Path, nargs="?", help="FP32 ONNX model (default: the fixture in fixtures/)")
+    k.add_argument("--calib", type=Path)
+    k.add_argument("--coco-images", type=Path)
+    k.add_argument("--coco-ann", type=Path)
+    k.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    k.add_argument("--out", type=Path, default=Path("quantkit-report"))
+    k.add_argument("--ep", nargs="+", help="execution providers to time (default: every available one)")
+    k.add_argument("--threads", type=int, help="intra-op threads (default: onnxruntime's choice)")
+    k.set_defaults(func=cmd_check)
     return parser
 
 

@@ -1,0 +1,166 @@
+"""`quantkit check`: the main job end to end — the seed report's table, complete, with a verdict.
+
+Quantize (default static, dynamic, and naive for contrast), evaluate mAP and detection parity,
+time FP32 and every INT8 model interleaved on every available EP, measure each session's memory
+in a fresh process, and name the fastest deployable combination.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import compat, gates
+from .bench import interleaved, sample_input
+from .cpu import cpu_info
+from .errors import QuantkitError
+from .manifest import THRESHOLDS, Case, ConfigSpec
+from .pipeline import CasePipeline
+from .session import Runner, available_eps
+
+CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("dynamic", "dynamic"), ConfigSpec("naive", "naive"))
+GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
+
+_MEMORY_PROBE = """
+import sys, numpy as np, onnxruntime as ort
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(float(l.split()[1]) / 1024 for l in f if l.startswith(key))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak (VmHWM) so the imports' own peak does not hide the session's
+before = status("VmRSS:")
+sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.zeros([1, 3, int(sys.argv[2]), int(sys.argv[3])], np.float32)
+for _ in range(3):
+    sess.run(None, {sess.get_inputs()[0].name: x})
+print(before, status("VmHWM:"))
+"""
+
+
+def session_memory_mb(model: Path, hw: tuple[int, int]) -> dict:
+    """Peak resident memory of a fresh process that loads ``model`` and runs it 3 times (CPU EP).
+
+    ``session_mb`` is the peak's growth over the resident size after importing onnxruntime
+    (Linux /proc; the peak is reset after the imports).
+    """
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(model), str(hw[0]), str(hw[1])],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise QuantkitError(f"memory probe failed for {model.name}: {proc.stderr.strip().splitlines()[-1:]}")
+    before, peak = (float(v) for v in proc.stdout.split())
+    return {"peak_rss_mb": round(peak, 1), "session_mb": round(peak - before, 1)}
+
+
+@dataclass
+class CheckReport:
+    rows: list[dict]
+    gate_results: dict[str, list[gates.GateResult]]
+    fastest: dict | None
+    machine: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(gates.failures(self.gate_results.get(GATED, [])))
+
+    def to_json(self) -> dict:
+        return {"rows": self.rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
+                "gates": {cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
+                          for cid, results in self.gate_results.items()}}
+
+
+def run_check(case: Case, eps: list[str] | None = None, threads: int | None = None, cache_dir: Path | None = None,
+              thresholds: dict | None = None, progress: bool = True, rounds: int = 30) -> CheckReport:
+    th = {**THRESHOLDS, **case.thresholds, **(thresholds or {})}
+    eps = eps or available_eps()
+    pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
+    hw = pipe.hw_nc[0]
+    has_coco = bool(case.coco_images and case.coco_ann)
+    notes = [] if has_coco else ["no --coco-images/--coco-ann: accuracy and parity were not measured"]
+
+    specs = list(CHECK_CONFIGS)
+    results, gate_results = {}, {}
+    for spec in specs:
+        results[spec.id] = pipe.quantized(spec)
+        q = results[spec.id]
+        checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
+        if has_coco:
+            checks += gates.check_map(pipe.map(None), pipe.map(spec), th, f"{case.id}/{spec.id}")[1:]
+            checks += gates.check_parity(pipe.parity(spec), th, f"{case.id}/{spec.id}")
+        gate_results[spec.id] = checks
+
+    models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
+    latency: dict[str, dict[str, float]] = {}
+    for ep in eps:
+        runners = {}
+        for name, path in models.items():
+            try:
+                runners[name] = Runner(path, ep, threads)
+            except QuantkitError as exc:
+                notes.append(f"{ep}: {name} does not run there ({exc})")
+        latency[ep] = interleaved(runners, sample_input(hw), rounds) if runners else {}
+    for spec in specs:
+        cpu = latency.get("cpu", {})
+        if spec.id in cpu:
+            gate_results[spec.id].append(gates.check_latency(cpu[spec.id] / cpu["fp32"], "cpu", th, f"{case.id}/{spec.id}",
+                                                             cpu["fp32"], cpu[spec.id]))
+    memory = {name: session_memory_mb(path, hw) for name, path in models.items()}
+
+    fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
+    base_ms = latency.get("cpu", {}).get("fp32")
+    rows = []
+    for ep in eps:
+        for name in models:
+            ms = latency[ep].get(name)
+            q = results.get(name)
+            size = q.output_bytes if q else fp32_bytes
+            map_ = (pipe.map(None) if q is None else pipe.map(next(s for s in specs if s.id == name)))["map50_95"] if has_coco else None
+            failed = [] if q is None else sorted({r.gate for r in gate_results[name] if not r.passed})
+            rows.append({
+                "model": f"{'FP32' if q is None else 'INT8 ' + name} @ {ep}", "size MB": round(size / 1e6, 2),
+                "latency ms": round(ms, 2) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
+                "size change %": round(100 * (size / fp32_bytes - 1), 1),
+                "speed change %": round(100 * (base_ms / ms - 1), 1) if ms and base_ms else None,
+                "peak memory MB": memory[name]["session_mb"], "mAP50-95": round(map_, 4) if map_ is not None else None,
+                "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
+                "quantize s": round(q.seconds, 1) if q else None,
+                "verdict": "reference" if q is None else ("pass" if not failed else "FAIL: " + ", ".join(failed)),
+            })
+    deployable = [r for r in rows if r["latency ms"] and r["verdict"] in ("pass", "reference")]
+    fastest = min(deployable, key=lambda r: r["latency ms"]) if deployable else None
+    if fastest and base_ms:
+        fastest = {**fastest, "vs CPU FP32": round(fastest["latency ms"] / base_ms, 3)}
+    machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
+               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return CheckReport(rows, gate_results, fastest, machine, notes)
+
+
+def write_report(report: CheckReport, out: Path) -> list[Path]:
+    """report.md, report.json and two PNG plots in ``out``; returns the written paths."""
+    from . import report as render
+
+    out.mkdir(parents=True, exist_ok=True)
+    md = ["# quantkit check", "", render.markdown_table(report.rows), ""]
+    if report.fastest:
+        md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['latency ms']} ms, "
+                  f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency.")
+    md += ["", "## Gates", ""]
+    for cid, results in report.gate_results.items():
+        md += [f"- {r.message()}" for r in results]
+    md += ["", "## Machine", "", f"CPU {report.machine['cpu']['brand']}, flags {', '.join(report.machine['cpu']['flags'])}; "
+           f"onnxruntime {report.machine['onnxruntime']}; EPs {', '.join(report.machine['eps'])}; threads {report.machine['threads']}"]
+    md += [f"- note: {n}" for n in report.notes]
+    paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
+    render.write_text_atomic(paths[0], "\n".join(md) + "\n")
+    render.write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
+    rows = [r for r in report.rows if r["latency ms"]]
+    if all(r["mAP50-95"] is not None for r in rows):
+        render.plot_latency_vs_map(rows, paths[2])
+    else:
+        paths.remove(paths[2])
+    render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1])
+    return paths
