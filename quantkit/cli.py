@@ -128,6 +128,29 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .report import markdown_table, write_text_atomic
+    from .tune import config_toml, tune
+
+    case = _case_from_args(args)
+    result = tune(case, ep=args.ep, threads=args.threads,
+                  thresholds={"max_map_drop_pt": args.max_drop} if args.max_drop is not None else None)
+    print(markdown_table([c.row() for c in result["candidates"]]))
+    print(f"\nFP32 {result['fp32_ms']:.2f} ms on {args.ep}, {args.threads} thread(s); mAP-drop threshold {result['threshold_pt']} pt")
+    print("most sensitive Convs (relative output error): " +
+          ", ".join(f"{name} {err:.3g}" for name, err in result["sensitivity"][:5]))
+    print("\nPareto set (latency ratio vs mAP drop):")
+    print(markdown_table([c.row() for c in result["pareto"]]))
+    chosen = result["chosen"]
+    if chosen is None:
+        print("no candidate meets the gates: raise --max-drop or bring better calibration images")
+        return 1
+    write_text_atomic(args.output, config_toml(chosen))
+    print(f"\nchosen: {chosen.spec.id} ({chosen.ratio:.3f}x FP32 latency, {chosen.map_drop_pt:.2f} pt mAP drop); "
+          f"wrote its [[config]] to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--ep", nargs="+", help="execution providers to time (default: every available one)")
     k.add_argument("--threads", type=int, help="intra-op threads (default: onnxruntime's choice)")
     k.set_defaults(func=cmd_check)
+
+    t = sub.add_parser("tune", help="accuracy-aware search: the fastest configuration within the mAP-drop threshold")
+    t.add_argument("model", type=Path, nargs="?", help="FP32 ONNX model (default: the fixture in fixtures/)")
+    t.add_argument("--calib", type=Path)
+    t.add_argument("--coco-images", type=Path)
+    t.add_argument("--coco-ann", type=Path)
+    t.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    t.add_argument("--max-drop", type=float, help="mAP50-95 drop allowed, in points (default: the threshold table)")
+    t.add_argument("--ep", default="cpu")
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("-o", "--output", type=Path, default=Path("tuned-config.toml"))
+    t.set_defaults(func=cmd_tune)
     return parser
 
 

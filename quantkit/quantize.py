@@ -8,6 +8,7 @@ the output appears in one atomic rename.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import time
@@ -235,8 +236,8 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             notes.append("no YOLOv8 head found by graph structure: the whole graph was quantized")
         float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
-        try:
-            with _working_dir(tmp):
+        try:  # onnxruntime's calibrators print progress to stdout: keep it off ours (--json stays pure)
+            with _working_dir(tmp), contextlib.redirect_stdout(io.StringIO()):
                 if config.mode == "static":
                     notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name), **kwargs)
                 else:

@@ -20,21 +20,28 @@ HISTORY_COLUMNS = ["onnxruntime", "case", "config", "ep", "compression", "int8 M
 _VERSION_DIR = re.compile(r"^\d+(\.\d+)*")
 
 
-def _cell(value) -> str:
+def _decimals(values) -> int:
+    """4 decimals below 1, 3 below 10, else 2, by the largest magnitude among the floats."""
+    top = max((abs(v) for v in values if isinstance(v, float)), default=0.0)
+    return 4 if top < 1 else 3 if top < 10 else 2
+
+
+def _cell(value, decimals: int | None = None) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        magnitude = abs(value)
-        return f"{value:.2f}" if magnitude >= 10 else f"{value:.3f}" if magnitude >= 1 else f"{value:.4f}"
+        return f"{value:.{_decimals([value]) if decimals is None else decimals}f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A GitHub Markdown table; columns default to every key in order of first appearance."""
+    """A GitHub Markdown table; columns default to every key in order of first appearance. Floats get
+    the same 2-4 decimals down a column, chosen by the column's largest magnitude."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
+    decimals = {col: _decimals(row.get(col) for row in rows) for col in columns}
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(_cell(row.get(col)) for col in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(col), decimals[col]) for col in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -111,10 +118,8 @@ def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
     fix = f"run `pytest --quantkit-results {results_dir}` (or `tox`) to write results first"
     if not results_dir.is_dir():
         raise QuantkitError(f"results folder not found: {results_dir}: {fix}")
-    versions = sorted((d for d in results_dir.iterdir() if d.is_dir() and _VERSION_DIR.match(d.name)),
-                      key=lambda d: version_key(d.name))
     rows = []
-    for folder in versions:
+    for folder in (d for d in results_dir.iterdir() if d.is_dir() and _VERSION_DIR.match(d.name)):
         for path in sorted(folder.glob("*.json")):
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
@@ -123,14 +128,13 @@ def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
             rows.append(_row(folder.name, record))
     if not rows:
         raise QuantkitError(f"no results files under {results_dir}/<onnxruntime version>/: {fix}")
-    rows.sort(key=lambda r: (str(r["case"]), str(r["config"]), str(r["ep"]), version_key(r["onnxruntime"])))
+    rows.sort(key=lambda r: (version_key(r["onnxruntime"]), str(r["case"]), str(r["config"]), str(r["ep"])))
     flags, previous = [], {}
     for row in rows:
         key = (row["case"], row["config"], row["ep"])
         if key in previous:
             flags += _flags(previous[key], row)
         previous[key] = row
-    rows.sort(key=lambda r: (version_key(r["onnxruntime"]), str(r["case"]), str(r["config"]), str(r["ep"])))
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows], flags
 
 
@@ -178,6 +182,7 @@ def plot_history(rows: list[dict], path: str | Path) -> None:
                 ax.plot(*zip(*xy), marker="o", label=label)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
+    axes[1].axhline(1.0, color="grey", linestyle="--", linewidth=1)  # INT8 as fast as FP32
     if any(ax.lines for ax in axes):
         axes[0].legend(fontsize="small")
     axes[1].set_xticks(range(len(versions)), versions, rotation=45)

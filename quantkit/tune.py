@@ -1,0 +1,127 @@
+"""`quantkit tune`: accuracy-aware search for the fastest configuration within the mAP-drop threshold.
+
+1. A grid of recipes: format (QDQ, QOperator) x per-channel x calibration method.
+2. Per-Conv sensitivity of the best recipe: relative error of every Conv's output, INT8 vs FP32,
+   on calibration images (accumulated error, as onnxruntime's qdq_loss_debug measures it).
+3. The recipe again with the k most sensitive Convs kept in float, for a few k.
+Every candidate is evaluated (mAP, parity) and timed against FP32 interleaved in one process; the
+Pareto set over (latency ratio, mAP drop) is reported and the fastest candidate meeting the gates
+is written out as a manifest ``[[config]]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from . import gates
+from .bench import interleaved, sample_input
+from .calibration import load_calibration
+from .manifest import THRESHOLDS, Case, ConfigSpec
+from .pipeline import CasePipeline
+from .session import Runner
+
+GRID = (
+    ConfigSpec("qdq-pc-minmax", "default"),
+    ConfigSpec("qdq-pt-minmax", "default", {"per_channel": False}),
+    ConfigSpec("qdq-pc-percentile", "default", {"calibrate_method": "percentile"}),
+    ConfigSpec("qdq-pc-entropy", "default", {"calibrate_method": "entropy"}),
+    ConfigSpec("qop-pc-minmax", "qoperator"),
+    ConfigSpec("qop-pc-percentile", "qoperator", {"calibrate_method": "percentile"}),
+)
+EXCLUDE_TOP_K = (2, 4, 8)
+SENSITIVITY_IMAGES = 8
+
+
+def conv_sensitivity(fp32_path: Path, int8_path: Path, tensors: np.ndarray) -> list[tuple[str, float]]:
+    """(Conv node name, relative error ||int8 - fp32||^2 / ||fp32||^2 of its output), worst first.
+
+    Works on QDQ models, whose Convs keep their FP32 names and output tensor names.
+    """
+    fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(int8_path))
+    fp32_outputs = {n.output[0] for n in fp32.graph.node if n.op_type == "Conv"}
+    convs = {n.output[0]: n.name for n in int8.graph.node if n.op_type == "Conv" and n.output[0] in fp32_outputs}
+    outputs = {}
+    for model, tag in ((fp32, "fp32"), (int8, "int8")):
+        existing = {o.name for o in model.graph.output}
+        model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in convs if t not in existing)
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs() if o.name in convs]
+        runs = [sess.run(names, {sess.get_inputs()[0].name: t[None]}) for t in tensors]
+        outputs[tag] = {name: [r[i] for r in runs] for i, name in enumerate(names)}
+    errors = []
+    for tensor, node in convs.items():
+        a, b = np.stack(outputs["fp32"][tensor]), np.stack(outputs["int8"][tensor])
+        errors.append((node, float(((a - b) ** 2).sum() / max((a**2).sum(), 1e-12))))
+    return sorted(errors, key=lambda e: -e[1])
+
+
+@dataclass
+class Candidate:
+    spec: ConfigSpec
+    map_drop_pt: float
+    ratio: float
+    int8_ms: float
+    compression: float
+    passed: bool
+    failed: list[str]
+
+    def row(self) -> dict:
+        return {"candidate": self.spec.id, "mAP drop pt": round(self.map_drop_pt, 2), "latency ratio": round(self.ratio, 3),
+                "int8 ms": round(self.int8_ms, 2), "compression": round(self.compression, 2),
+                "gates": "pass" if self.passed else "FAIL: " + ", ".join(self.failed)}
+
+
+def pareto(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates no other candidate beats on both latency ratio and mAP drop."""
+    return sorted((c for c in candidates if not any(
+        o.ratio <= c.ratio and o.map_drop_pt <= c.map_drop_pt and (o.ratio < c.ratio or o.map_drop_pt < c.map_drop_pt)
+        for o in candidates)), key=lambda c: c.ratio)
+
+
+def tune(case: Case, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
+         thresholds: dict | None = None, progress: bool = True, grid=GRID, top_k=EXCLUDE_TOP_K) -> dict:
+    th = {**THRESHOLDS, **case.thresholds, **(thresholds or {})}
+    pipe = CasePipeline(case, ep, cache_dir, threads, progress=progress)
+    specs = list(grid)
+    # accuracy of the grid first, so the sensitivity analysis starts from its most accurate QDQ recipe
+    drops = {s.id: 100 * (pipe.map(None)["map50_95"] - pipe.map(s)["map50_95"]) for s in specs}
+    base = min((s for s in specs if pipe.quantized(s).config["format"] == "qdq"), key=lambda s: drops[s.id])
+    calib = load_calibration(case.calib, pipe.hw_nc[0], count=SENSITIVITY_IMAGES, progress=False)
+    ranking = conv_sensitivity(case.model, pipe.model_path(base), calib.tensors)
+    for k in top_k:
+        exclude = tuple(sorted(name for name, _ in ranking[:k]))
+        spec = ConfigSpec(f"{base.id}-float{k}", base.preset, {**base.overrides, "exclude": exclude})
+        specs.append(spec)
+        drops[spec.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(spec)["map50_95"])
+
+    runners = {"fp32": Runner(case.model, ep, threads), **{s.id: Runner(pipe.model_path(s), ep, threads) for s in specs}}
+    ms = interleaved(runners, sample_input(pipe.hw_nc[0]))
+    candidates = []
+    for s in specs:
+        q = pipe.quantized(s)
+        results = gates.check_map(pipe.map(None), pipe.map(s), th, s.id)[1:] + gates.check_parity(pipe.parity(s), th, s.id)
+        results += gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
+        failed = sorted({r.metric for r in results if not r.passed})
+        candidates.append(Candidate(s, drops[s.id], ms[s.id] / ms["fp32"], ms[s.id], q.compression, not failed, failed))
+    passing = [c for c in candidates if c.passed]
+    chosen = min(passing, key=lambda c: c.ratio) if passing else None
+    return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "fp32_ms": ms["fp32"],
+            "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"]}
+
+
+def config_toml(candidate: Candidate) -> str:
+    """The chosen candidate as a manifest ``[[config]]`` entry."""
+    lines = ["[[config]]", f'id = "{candidate.spec.id}"', f'preset = "{candidate.spec.preset}"']
+    for key, value in candidate.spec.overrides.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, (tuple, list)):
+            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
+        else:
+            lines.append(f'{key} = "{value}"')
+    return "\n".join(lines) + "\n"
