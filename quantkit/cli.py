@@ -39,6 +39,8 @@ def cmd_quantize(args) -> int:
         print(json.dumps({**result.summary(), "output": result.output, "notes": result.notes, "float_nodes": result.float_nodes}))
         return 0
     _print_table([result.summary()])
+    if result.float_nodes:
+        print(f"kept in float ({len(result.float_nodes)}): " + ", ".join(result.float_nodes))
     for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {result.output}")
