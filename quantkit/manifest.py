@@ -52,7 +52,7 @@ DEFAULT_CONFIGS = (
     {"id": "dynamic", "preset": "dynamic"},
 )
 CONFIG_KEYS = {"format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method",
-               "keep_head_float", "preprocess", "exclude", "mode"}
+               "keep_head_float", "preprocess", "exclude", "op_types", "mode"}
 
 
 @dataclass

@@ -45,6 +45,7 @@ class QuantConfig:
     keep_head_float: bool = True
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + optimization)
     exclude: tuple[str, ...] = ()  # extra nodes kept in float (e.g. chosen by `quantkit tune`)
+    op_types: tuple[str, ...] | None = None  # op types to quantize (None: onnxruntime's full list)
 
     def validate(self) -> "QuantConfig":
         for name, value, allowed in (("mode", self.mode, MODES), ("format", self.format, FORMATS),
@@ -74,7 +75,7 @@ def resolve_config(preset: str = "default", mode: str | None = None, **overrides
     config = PRESETS[preset]
     if mode is not None and mode != config.mode:
         config = PRESETS["dynamic"] if mode == "dynamic" else replace(PRESETS["default"], mode=mode)
-    overrides = {k: (tuple(v) if k == "exclude" else v) for k, v in overrides.items() if v is not None}
+    overrides = {k: (tuple(v) if k in ("exclude", "op_types") else v) for k, v in overrides.items() if v is not None}
     return replace(config, **overrides).validate()
 
 
@@ -171,6 +172,8 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
     reduce_range = (not has_vnni()) if config.reduce_range is None else config.reduce_range
     kwargs = {"per_channel": config.per_channel, "reduce_range": reduce_range, "weight_type": qtype[weight_type],
               "nodes_to_exclude": exclude}
+    if config.op_types is not None:
+        kwargs["op_types_to_quantize"] = list(config.op_types)
     if config.preprocess:
         kwargs["optimize_model"] = False  # only onnxruntime < 1.16 has it; quant_pre_process already optimized
     if config.mode == "static":
