@@ -64,7 +64,9 @@ PRESETS: dict[str, QuantConfig] = {
     # head in float, per-channel U8S8 weights: the CPU choice measured best (benchmarks/README.md).
     "default": QuantConfig(),
     "qoperator": QuantConfig(format="qoperator"),
-    "dynamic": QuantConfig(mode="dynamic", per_channel=False),
+    # uint8 weights: ConvInteger(u8, u8) runs on every onnxruntime, and measured 3.5x faster than the
+    # int8-weight kernel that 1.24+ added (benchmarks/README.md).
+    "dynamic": QuantConfig(mode="dynamic", per_channel=False, weight_type="uint8"),
 }
 
 

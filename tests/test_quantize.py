@@ -83,7 +83,7 @@ def test_dynamic_axes_fixed_from_metadata(tmp_path, calib_dir):
 def test_dynamic_uses_uint8_weights_without_int8_conv_integer(tiny_model, tmp_path, monkeypatch):
     """onnxruntime < 1.24 has no ConvInteger(uint8, int8): the result must still load, and say why."""
     monkeypatch.setattr(compat, "conv_integer_int8_weights", lambda: False)
-    result = quantize(tiny_model, tmp_path / "d.onnx", preset="dynamic", progress=False)
+    result = quantize(tiny_model, tmp_path / "d.onnx", preset="dynamic", weight_type="int8", progress=False)
     assert result.config["weight_type"] == "uint8"
     assert any("no ConvInteger kernel for int8 weights" in n for n in result.notes)
     weights = [i for i in onnx.load(str(tmp_path / "d.onnx")).graph.initializer if i.name.endswith("_quantized")]

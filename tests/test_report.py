@@ -38,14 +38,12 @@ def assert_png(path):
     assert len(data) > 5_000
 
 
-def test_markdown_table_formats_floats_and_missing_cells():
-    table = markdown_table([{"a": 0.123456, "b": "x|y"}, {"a": 12.3456, "c": None}, {"a": 1.23456, "b": 3}])
-    lines = table.splitlines()
-    assert lines[0] == "| a | b | c |"
-    assert lines[1] == "|---|---|---|"
-    assert lines[2] == "| 0.1235 | x\\|y |  |"
-    assert lines[3] == "| 12.35 |  |  |"
-    assert lines[4] == "| 1.235 | 3 |  |"
+def test_markdown_table_formats_floats_by_column_and_missing_cells():
+    table = markdown_table([{"a": 0.123456, "b": "x|y", "d": 0.5}, {"a": 12.3456, "c": None, "d": 0.25},
+                            {"a": 1.23456, "b": 3, "d": 1.5}])
+    assert table.splitlines() == ["| a | b | d | c |", "|---|---|---|---|", "| 0.12 | x\\|y | 0.500 |  |",
+                                  "| 12.35 |  | 0.250 |  |", "| 1.23 | 3 | 1.500 |  |"]
+    assert "| 0.1235 |" in markdown_table([{"mAP": 0.123456}])
 
 
 def test_markdown_table_keeps_given_columns():

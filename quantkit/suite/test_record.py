@@ -13,7 +13,7 @@ from quantkit.plugin import baseline_dir, results_dir, write_json
 def test_record_and_compare(qk_pair, qk_settings):
     p, spec = qk_pair.pipeline, qk_pair.spec
     record = p.record(spec)
-    name = f"{p.case.id}--{spec.id}.json"
+    name = f"{p.case.id}--{spec.id}--{p.ep}.json"
     if qk_settings.results:
         record["latency"] = latency_ratio(p.case.model, p.model_path(spec), p.hw_nc[0], p.ep, threads=1)
         write_json(results_dir(qk_settings) / name, record)

@@ -1,0 +1,90 @@
+"""Fixture integrity: the committed models and data are what the model card says they are."""
+
+import hashlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SPLITS = ("calib", "val")
+
+
+def _make_dataset():
+    spec = importlib.util.spec_from_file_location("make_dataset", FIXTURES / "make_dataset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _card_hashes() -> dict[str, str]:
+    """``| path | sha256 |`` rows of the model card."""
+    text = (FIXTURES / "models" / "README.md").read_text(encoding="utf-8")
+    return dict(re.findall(r"^\| `([^`]+)` \| `([0-9a-f]{64})` \|", text, flags=re.M))
+
+
+def _coco(split):
+    return json.loads((FIXTURES / "data" / split / "annotations.json").read_text())
+
+
+def test_card_lists_every_model_and_annotation_file():
+    listed = set(_card_hashes())
+    expected = {str(p.relative_to(FIXTURES)) for p in (FIXTURES / "models").glob("*.onnx")}
+    expected |= {f"data/{s}/annotations.json" for s in SPLITS}
+    assert expected <= listed, f"missing from the model card: {sorted(expected - listed)}"
+
+
+@pytest.mark.parametrize("path", sorted(_card_hashes()) if (FIXTURES / "models" / "README.md").exists() else [])
+def test_hash_matches_model_card(path):
+    assert hashlib.sha256((FIXTURES / path).read_bytes()).hexdigest() == _card_hashes()[path]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_valid_coco(split):
+    coco = _coco(split)
+    cat_ids = {c["id"] for c in coco["categories"]}
+    image_ids = {im["id"] for im in coco["images"]}
+    assert cat_ids == {1, 3, 7, 12, 20, 31}  # non-contiguous on purpose
+    assert len(image_ids) == len(coco["images"])
+    assert len({a["id"] for a in coco["annotations"]}) == len(coco["annotations"])
+    sizes = {im["id"]: (im["width"], im["height"]) for im in coco["images"]}
+    for ann in coco["annotations"]:
+        assert ann["image_id"] in image_ids and ann["category_id"] in cat_ids
+        x, y, w, h = ann["bbox"]
+        width, height = sizes[ann["image_id"]]
+        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= width and y + h <= height
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_image_reads_at_its_recorded_size(split):
+    for im in _coco(split)["images"]:
+        img = cv2.imread(str(FIXTURES / "data" / split / "images" / im["file_name"]))
+        assert img is not None and img.shape[:2] == (im["height"], im["width"]), im["file_name"]
+
+
+def test_splits_are_disjoint_and_sized():
+    digests = {split: {hashlib.sha256(p.read_bytes()).hexdigest() for p in (FIXTURES / "data" / split / "images").iterdir()}
+               for split in SPLITS}
+    assert not digests["calib"] & digests["val"]
+    assert 100 <= len(digests["calib"]) <= 200 and len(digests["val"]) >= 200
+    sizes = {(im["width"], im["height"]) for im in _coco("val")["images"]}
+    assert len(sizes) >= 4, "mixed sizes and aspect ratios make the letterbox matter"
+
+
+@pytest.mark.parametrize("split,index", [("calib", 0), ("calib", 57), ("val", 3), ("val", 199)])
+def test_images_regenerate_from_their_seed(split, index):
+    """Byte for byte with the OpenCV that wrote them; pixel-close with another JPEG encoder."""
+    make = _make_dataset()
+    img, anns = make.render(split, index)
+    committed = (FIXTURES / "data" / split / "images" / make.file_name(split, index)).read_bytes()
+    if cv2.__version__ == _coco(split)["info"]["opencv"]:
+        assert make.encode(img) == committed
+    else:
+        decoded = cv2.imdecode(np.frombuffer(committed, np.uint8), cv2.IMREAD_COLOR)
+        assert np.abs(decoded.astype(int) - cv2.imdecode(np.frombuffer(make.encode(img), np.uint8), 1)).mean() < 1.0
+    recorded = [a["bbox"] for a in _coco(split)["annotations"] if a["image_id"] == index + 1]
+    assert [a["bbox"] for a in anns] == recorded
