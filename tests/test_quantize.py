@@ -1,4 +1,4 @@
-"""The quantizer on tiny graphs built here, and on the trained fixture: outputs load and run, the
+"""The quantizer on tiny graphs built here: outputs load and run, the
 right ops got quantized, the source is never touched, and concurrent runs both succeed."""
 
 import hashlib

@@ -1,0 +1,38 @@
+"""Evaluation overhead: time spent beyond the model's own inference on the fixture's val set.
+
+The images are decoded and letterboxed once per case and shared by every model (FP32 and each
+INT8); what each model's evaluation adds on top of inference is the tensor copy, decoding and
+class-wise NMS. Target: <= 15 % of inference time. COCOeval is reported apart.
+"""
+
+import time
+
+import pytest
+
+from quantkit.evaluate import predict, score
+from quantkit.metrics import category_map
+from quantkit.plugin import pipeline, settings
+from quantkit.session import Runner
+
+MAX_OVERHEAD = 0.15
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_evaluation_overhead(request, threads, record_property):
+    s = settings(request.config)
+    pipe = pipeline(request.config, s.manifest.cases[0])
+    start = time.perf_counter()
+    images = pipe.images
+    load_s = time.perf_counter() - start
+    runner = Runner(pipe.case.model, "cpu", threads)
+    predict(runner, images, pipe.hw_nc[1])  # warm-up pass
+    preds = predict(runner, images, pipe.hw_nc[1])
+    coco = pipe.coco[0]
+    metrics = score(coco, preds, images, category_map(coco))["metrics"]
+    line = (f"{len(images.ids)} images, {threads} thread(s): inference {preds.seconds_inference:.2f} s, "
+            f"decode+NMS+copies {preds.seconds_total - preds.seconds_inference:.2f} s = {100 * preds.overhead:.1f} % "
+            f"(limit {100 * MAX_OVERHEAD:.0f} %); COCOeval {metrics['seconds_cocoeval']:.2f} s; "
+            f"image decode+letterbox {load_s:.2f} s once per case")
+    record_property("evaluation_overhead", line)
+    print("\n" + line)
+    assert preds.overhead <= MAX_OVERHEAD, line
