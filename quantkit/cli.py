@@ -153,6 +153,15 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def _add_case_args(parser) -> None:
+    """MODEL and its data; all optional, defaulting to the embedded fixture."""
+    parser.add_argument("model", type=Path, nargs="?", help="FP32 ONNX model (default: the fixture in fixtures/)")
+    parser.add_argument("--calib", type=Path, help="calibration image folder")
+    parser.add_argument("--coco-images", type=Path, help="evaluation image folder")
+    parser.add_argument("--coco-ann", type=Path, help="COCO instances JSON of the evaluation images")
+    parser.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,23 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
     h.add_argument("--out", type=Path, help="where history.md and history.png go (default RESULTS_DIR)")
     h.set_defaults(func=cmd_history)
+
     k = sub.add_parser("check", help="the main job: quantize, evaluate, time, report (default: the embedded fixture)")
-    k.add_argument("model", type=Path, nargs="?", help="FP32 ONNX model (default: the fixture in fixtures/)")
-    k.add_argument("--calib", type=Path)
-    k.add_argument("--coco-images", type=Path)
-    k.add_argument("--coco-ann", type=Path)
-    k.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    _add_case_args(k)
     k.add_argument("--out", type=Path, default=Path("quantkit-report"))
     k.add_argument("--ep", nargs="+", help="execution providers to time (default: every available one)")
     k.add_argument("--threads", type=int, help="intra-op threads (default: onnxruntime's choice)")
     k.set_defaults(func=cmd_check)
 
     t = sub.add_parser("tune", help="accuracy-aware search: the fastest configuration within the mAP-drop threshold")
-    t.add_argument("model", type=Path, nargs="?", help="FP32 ONNX model (default: the fixture in fixtures/)")
-    t.add_argument("--calib", type=Path)
-    t.add_argument("--coco-images", type=Path)
-    t.add_argument("--coco-ann", type=Path)
-    t.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    _add_case_args(t)
     t.add_argument("--max-drop", type=float, help="mAP50-95 drop allowed, in points (default: the threshold table)")
     t.add_argument("--ep", default="cpu")
     t.add_argument("--threads", type=int, default=1)
