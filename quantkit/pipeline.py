@@ -26,6 +26,7 @@ from .manifest import Case, ConfigSpec
 from .metrics import category_map
 from .model import float_convs, load_model, op_counts
 from .quantize import QuantResult, quantize, resolve_config
+from .report import write_text_atomic
 from .session import Runner
 
 
@@ -101,9 +102,7 @@ class CasePipeline:
                 calib = load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress) if config.mode == "static" else None
                 result = quantize(self.case.model, model_path, preset=self.preset or spec.preset, config=config, calib=calib,
                                   imgsz=self.case.imgsz, progress=self.progress)
-                tmp = meta_path.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(asdict(result)))
-                os.replace(tmp, meta_path)
+                write_text_atomic(meta_path, json.dumps(asdict(result)))
         self._quantized[spec.id] = result
         return result
 

@@ -20,7 +20,6 @@ Fixtures for gate tests: ``qk_pair`` (one case x config: pipeline, spec, thresho
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from . import compat
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline, default_cache_dir
+from .report import write_text_atomic
 
 OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "imgsz", "preset", "ep", "save_baseline",
            "compare", "results", "cache_dir")
@@ -199,10 +199,7 @@ def pytest_collection_modifyitems(config, items):
 
 def write_json(path: Path, data: dict) -> None:
     """Atomic JSON write (safe when several workers write side by side)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def baseline_dir(s: Settings, name: str) -> Path:
