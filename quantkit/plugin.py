@@ -186,7 +186,7 @@ def qk_settings(request) -> Settings:
 
 def pytest_collection_modifyitems(config, items):
     """Baseline/results tests run only when asked for (--quantkit-save-baseline/-compare/-results)."""
-    wanted = any(config.getoption("quantkit_" + n) or config._quantkit_pyproject.get(n) for n in ("save_baseline", "compare", "results"))
+    wanted = any(_setting(config, n) for n in ("save_baseline", "compare", "results"))
     if wanted:
         return
     keep, drop = [], []
