@@ -1,0 +1,46 @@
+"""Accuracy baselines end to end: save one from the fixture, then a degraded model under the same
+case id must fail `--quantkit-compare` with the baseline gate's numbers; results files are written."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+def _pytest(rootdir, model, case, *extra):
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-k", "record and static-qdq", "-q",
+           "-p", "no:cacheprovider", f"--rootdir={rootdir}", "-o", "addopts=", "--quantkit-model", str(model),
+           "--quantkit-calib", str(case.calib), "--quantkit-coco-images", str(case.coco_images),
+           "--quantkit-coco-ann", str(case.coco_ann), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
+
+
+def test_baseline_catches_a_degraded_model(fixture_case, tmp_path):
+    good, bad = tmp_path / "good" / "detector.onnx", tmp_path / "bad" / "detector.onnx"
+    for path in (good, bad):
+        path.parent.mkdir()
+    shutil.copy(fixture_case.model, good)
+    model = onnx.load(str(fixture_case.model))
+    rng = np.random.default_rng(1)
+    for init in model.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.ndim == 4 and w.shape[1] > 1:
+            init.CopyFrom(numpy_helper.from_array((w + rng.normal(0, 0.3 * w.std(), w.shape)).astype(w.dtype), init.name))
+    onnx.save(model, str(bad))
+
+    saved = _pytest(tmp_path, good, fixture_case, "--quantkit-save-baseline", "main", "--quantkit-results", tmp_path / "results")
+    assert saved.returncode == 0, saved.stdout[-2000:]
+    baseline = json.loads((tmp_path / ".quantkit/baselines/main/detector--static-qdq--cpu.json").read_text())
+    assert baseline["int8_map50_95"] > 0.3 and baseline["compression"] > 3.3
+    results = list((tmp_path / "results").glob("*/detector--static-qdq--cpu.json"))
+    assert len(results) == 1 and json.loads(results[0].read_text())["latency"]["ratio"] > 0
+
+    same = _pytest(tmp_path, good, fixture_case, "--quantkit-compare", "main")
+    assert same.returncode == 0, same.stdout[-2000:]
+    worse = _pytest(tmp_path, bad, fixture_case, "--quantkit-compare", "main")
+    assert worse.returncode == 1, worse.stdout[-2000:]
+    assert "baseline gate FAILED: int8_map50_95_loss_pt" in worse.stdout and "(baseline " in worse.stdout
