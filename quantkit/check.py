@@ -112,7 +112,7 @@ def run_check(case: Case, eps: list[str] | None = None, threads: int | None = No
 
     fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
     base_ms = latency.get("cpu", {}).get("fp32")
-    rows = []
+    rows, raw_ms = [], []
     for ep in eps:
         for name in models:
             ms = latency[ep].get(name)
@@ -122,7 +122,7 @@ def run_check(case: Case, eps: list[str] | None = None, threads: int | None = No
             failed = [] if q is None else sorted({r.gate for r in gate_results[name] if not r.passed})
             rows.append({
                 "model": f"{'FP32' if q is None else 'INT8 ' + name} @ {ep}", "size MB": round(size / 1e6, 2),
-                "latency ms": round(ms, 2) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
+                "latency ms": round(ms, 3) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
                 "size change %": round(100 * (size / fp32_bytes - 1), 1),
                 "speed change %": round(100 * (base_ms / ms - 1), 1) if ms and base_ms else None,
                 "peak memory MB": memory[name]["session_mb"], "mAP50-95": round(map_, 4) if map_ is not None else None,
@@ -130,10 +130,12 @@ def run_check(case: Case, eps: list[str] | None = None, threads: int | None = No
                 "quantize s": round(q.seconds, 1) if q else None,
                 "verdict": "reference" if q is None else ("pass" if not failed else "FAIL: " + ", ".join(failed)),
             })
-    deployable = [r for r in rows if r["latency ms"] and r["verdict"] in ("pass", "reference")]
-    fastest = min(deployable, key=lambda r: r["latency ms"]) if deployable else None
-    if fastest and base_ms:
-        fastest = {**fastest, "vs CPU FP32": round(fastest["latency ms"] / base_ms, 3)}
+            raw_ms.append(ms)
+    deployable = [(ms, row) for ms, row in zip(raw_ms, rows) if ms and row["verdict"] in ("pass", "reference")]
+    fastest = None
+    if deployable:
+        ms, row = min(deployable, key=lambda d: d[0])
+        fastest = {**row, "vs CPU FP32": round(ms / base_ms, 3) if base_ms else None}
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
                "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     return CheckReport(rows, gate_results, fastest, machine, notes)

@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from . import __version__, compat
 from .calibration import DEFAULT_COUNT, files_digest, load_calibration
-from .errors import QuantkitError
+from .errors import CalibrationError, QuantkitError
 from .evaluate import ImageSet, Predictions, coco_items, model_hw, parity_report, predict, score
 from .head import head_is_float
 from .manifest import Case, ConfigSpec
@@ -80,7 +80,7 @@ class CasePipeline:
 
     def cache_key(self, spec: ConfigSpec) -> str:
         config = self.config_for(spec)
-        calib = files_digest(self.case.calib, DEFAULT_COUNT) if config.mode == "static" and self.case.calib else "-"
+        calib = files_digest(self.case.calib, DEFAULT_COUNT) if config.mode == "static" else "-"
         parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), calib, str(self.case.imgsz),
                  compat.ORT_VERSION, compat.ONNX_VERSION, __version__]
         return _sha("|".join(parts).encode())
@@ -89,6 +89,9 @@ class CasePipeline:
         """The (case, config) INT8 model, quantized once per cache key across runs and workers."""
         if spec.id in self._quantized:
             return self._quantized[spec.id]
+        if self.config_for(spec).mode == "static" and not self.case.calib:
+            raise CalibrationError(f"case '{self.case.id}' has no calibration folder: static quantization needs "
+                                   "calibration images (--calib DIR, or calib in the manifest)")
         key = self.cache_key(spec)
         folder = self.cache_dir / "models"
         folder.mkdir(parents=True, exist_ok=True)
