@@ -18,15 +18,14 @@ MAX_OVERHEAD = 0.15
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_evaluation_overhead(request, threads, record_property):
+def test_evaluation_overhead(request, threads, benchmark, record_property):
     s = settings(request.config)
     pipe = pipeline(request.config, s.manifest.cases[0])
     start = time.perf_counter()
     images = pipe.images
     load_s = time.perf_counter() - start
     runner = Runner(pipe.case.model, "cpu", threads)
-    predict(runner, images, pipe.hw_nc[1])  # warm-up pass
-    preds = predict(runner, images, pipe.hw_nc[1])
+    preds = benchmark.pedantic(predict, args=(runner, images, pipe.hw_nc[1]), rounds=1, warmup_rounds=1, iterations=1)
     coco = pipe.coco[0]
     metrics = score(coco, preds, images, category_map(coco))["metrics"]
     line = (f"{len(images.ids)} images, {threads} thread(s): inference {preds.seconds_inference:.2f} s, "

@@ -44,10 +44,6 @@ class CalibrationReader:
     def rewind(self) -> None:
         self._i = 0
 
-    def __iter__(self):
-        self.rewind()
-        return iter(self.get_next, None)
-
 
 def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAULT_COUNT, seed: int = 0,
                      progress: bool = True) -> CalibrationSet:

@@ -50,8 +50,11 @@ def cmd_quantize(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import evaluate
 
+    from .metrics import COCO80_TO_91
+
     stats = evaluate(args.model, args.images, args.ann, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
-                     progress=not args.json, detections_out=args.detections)
+                     class_map=COCO80_TO_91 if args.coco80 else None, progress=not args.json,
+                     detections_out=args.detections)
     if args.json:
         print(json.dumps(stats))
     else:
@@ -95,23 +98,23 @@ def cmd_history(args) -> int:
     return 0
 
 
-def _case_from_args(args):
-    """The case named on the command line, else the embedded fixture (first case of its manifest)."""
+def _manifest_from_args(args):
+    """A manifest of the model named on the command line, else the embedded fixture's (its first case runs)."""
     from .manifest import load_manifest, single_case
 
     if args.model:
-        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz)).cases[0]
+        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz))
     manifest = FIXTURES / "manifest.toml"
     if not manifest.is_file():
-        raise QuantkitError(f"no embedded fixture at {FIXTURES}: pass MODEL --calib DIR --coco-images DIR --coco-ann JSON")
-    return load_manifest(manifest).cases[0]
+        raise QuantkitError(f"no embedded fixture at {FIXTURES} (it ships with a source checkout): "
+                            "pass MODEL --calib DIR --coco-images DIR --coco-ann JSON")
+    return load_manifest(manifest)
 
 
 def cmd_check(args) -> int:
     from .check import GATED, run_check, write_report
 
-    case = _case_from_args(args)
-    report = run_check(case, eps=args.ep, threads=args.threads)
+    report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads)
     _print_table(report.rows)
     if report.fastest:
         print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms, "
@@ -134,8 +137,7 @@ def cmd_tune(args) -> int:
     from .report import markdown_table, write_text_atomic
     from .tune import config_toml, tune
 
-    case = _case_from_args(args)
-    result = tune(case, ep=args.ep, threads=args.threads,
+    result = tune(_manifest_from_args(args), ep=args.ep, threads=args.threads,
                   thresholds={"max_map_drop_pt": args.max_drop} if args.max_drop is not None else None)
     print(markdown_table([c.row() for c in result["candidates"]]))
     print(f"\nFP32 {result['fp32_ms']:.2f} ms on {args.ep}, {args.threads} thread(s); mAP-drop threshold {result['threshold_pt']} pt")
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int)
     e.add_argument("--json", action="store_true")
     e.add_argument("--detections", type=Path, help="write the COCO results JSON that was scored")
+    e.add_argument("--coco80", action="store_true",
+                   help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)")
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("compare", help="detection-level parity of an INT8 model against its FP32 source")
@@ -231,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except QuantkitError as exc:
         print(f"quantkit: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output path that cannot be written, a disk that is full
+        print(f"quantkit: error: {exc.strerror or exc}: {exc.filename or ''}: check the path and free space", file=sys.stderr)
         return 2
 
 

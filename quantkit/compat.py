@@ -20,14 +20,8 @@ from onnx import TensorProto, helper
 from .errors import ModelError
 
 
-def _version_tuple(text: str) -> tuple[int, int]:
-    major, minor = text.split(".")[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
 ORT_VERSION = ort.__version__
 ONNX_VERSION = onnx.__version__
-ORT = _version_tuple(ORT_VERSION)
 
 
 def _filtered_kwargs(func: Callable, wanted: dict, what: str) -> tuple[dict, list[str]]:
@@ -48,30 +42,39 @@ def _filtered_kwargs(func: Callable, wanted: dict, what: str) -> tuple[dict, lis
     return kept, notes
 
 
-def quantize_static(model_input: str, model_output: str, reader, **options) -> list[str]:
-    """Call onnxruntime's quantize_static with the options this release accepts; return notes."""
+def quantize_static(model_input: str, model_output: str, reader, preprocessed: bool = False, **options) -> list[str]:
+    """Call onnxruntime's quantize_static with the options this release accepts; return notes.
+
+    ``preprocessed``: quant_pre_process already optimized the model, so releases before 1.16 must
+    not optimize it again (their ``optimize_model`` defaulted to True).
+    """
     from onnxruntime.quantization import quantize_static as _quantize_static
 
+    if preprocessed:
+        options["optimize_model"] = False
     kwargs, notes = _filtered_kwargs(_quantize_static, options, "quantize_static")
     _quantize_static(model_input, model_output, reader, **kwargs)
     return notes
 
 
-def quantize_dynamic(model_input: str, model_output: str, **options) -> list[str]:
+def quantize_dynamic(model_input: str, model_output: str, preprocessed: bool = False, **options) -> list[str]:
     """Call onnxruntime's quantize_dynamic with the options this release accepts; return notes."""
     from onnxruntime.quantization import quantize_dynamic as _quantize_dynamic
 
+    if preprocessed:
+        options["optimize_model"] = False
     kwargs, notes = _filtered_kwargs(_quantize_dynamic, options, "quantize_dynamic")
     _quantize_dynamic(model_input, model_output, **kwargs)
     return notes
 
 
-def quant_pre_process(model_input: str, model_output: str, **options) -> None:
+def quant_pre_process(model_input: str, model_output: str, **options) -> list[str]:
     """onnxruntime's pre-processing; its first parameter's name changed in 1.18, so pass it positionally."""
     from onnxruntime.quantization.shape_inference import quant_pre_process as _pre
 
-    kwargs, _ = _filtered_kwargs(_pre, options, "quant_pre_process")
+    kwargs, notes = _filtered_kwargs(_pre, options, "quant_pre_process")
     _pre(model_input, model_output, **kwargs)
+    return notes
 
 
 def quant_types():
@@ -140,8 +143,6 @@ def conv_integer_int8_weights() -> bool:
     graph = helper.make_graph([helper.make_node("ConvInteger", ["x", "w"], ["y"])], "probe", [x], [y], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = min(model.ir_version, max_ir_version())
-    if not _session_loads(model):
-        return False
     try:
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         sess.run(None, {"x": np.ones((1, 1, 3, 3), np.uint8)})

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from . import detect, metrics
 from .errors import DatasetError
 from .model import inspect_model, load_model, resolve_imgsz
+from .report import write_text_atomic
 from .preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
 from .session import Runner
 
@@ -130,7 +131,7 @@ def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str
     preds = predict(Runner(model, ep, threads), images, nc, progress=progress)
     scored = score(coco, preds, images, metrics.category_map(coco, class_map))
     if detections_out:
-        Path(detections_out).write_text(json.dumps(scored["results"]))
+        write_text_atomic(detections_out, json.dumps(scored["results"]))
     return scored["metrics"]
 
 
@@ -149,6 +150,8 @@ def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Pa
     """Parity of an INT8 model against its FP32 source on the same images (the `quantkit compare` job)."""
     hw, nc = model_hw(fp32_model, imgsz)
     images = ImageSet.load(folder_items(images_dir), hw, progress)
+    if not images.ids:
+        raise DatasetError(f"none of the {len(images.skipped)} images in {images_dir} could be read: check the files")
     runners = Runner(fp32_model, ep, threads), Runner(int8_model, ep, threads)
     preds = [predict(r, images, nc, conf=0.25, progress=progress) for r in runners]
     sample = to_tensor(images.boxed[0])

@@ -1,7 +1,7 @@
 """The gates: numbers in, verdicts out, with messages that carry every number.
 
 Each check returns one GateResult per metric; a failed one reads like
-``mAP gate FAILED: map_drop_pt 5.21 > 3.00 (FP32 0.6123, INT8 0.5602) [shapes-v8n-192x320/static-qdq/cpu, onnxruntime 1.32.0]``.
+``mAP gate FAILED: map50_95_drop_pt 5.2100 > 1.5000 (FP32 0.6123, INT8 0.5602) [shapes-v8n-192x320/static-qdq/cpu, onnxruntime 1.32.0]``.
 Used by the pytest suite (assertions) and by `quantkit check` (verdict column, exit code).
 """
 
@@ -79,8 +79,10 @@ def check_graph(graph: dict, config: dict, th: dict, case_id: str) -> list[GateR
     results = []
     if config["mode"] == "static":
         results.append(GateResult("graph", "float_convs", len(graph["float_convs"]), "<=", th["max_float_conv"], case_id))
-    if config["keep_head_float"] and graph["head_found"]:
-        results.append(GateResult("graph", "head_float", float(graph["head_float"]), "==", 1.0, case_id))
+    if config["keep_head_float"]:
+        results.append(GateResult("graph", "head_found", float(graph["head_found"]), "==", 1.0, case_id))
+        if graph["head_found"]:
+            results.append(GateResult("graph", "head_float", float(graph["head_float"]), "==", 1.0, case_id))
     return results
 
 

@@ -23,7 +23,6 @@ class Head:
     """The head's float nodes, and the Convs that feed it (the last quantizable layers)."""
 
     nodes: list[str]
-    output_concat: str
     dfl_conv: str
     feeding_convs: list[str]
 
@@ -83,7 +82,7 @@ def find_head(model: onnx.ModelProto) -> Head | None:
     ops = {n.op_type for n in graph.node if n.name in set(head)}  # nodes are named by model.name_nodes
     if dfl is None or "Sigmoid" not in ops or not feeding:
         return None
-    return Head(nodes=sorted(head), output_concat=final.name, dfl_conv=dfl, feeding_convs=sorted(feeding))
+    return Head(nodes=sorted(head), dfl_conv=dfl, feeding_convs=sorted(feeding))
 
 
 QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger")

@@ -98,10 +98,41 @@ class Manifest:
         return merged
 
     def with_preset(self, preset: str) -> "Manifest":
-        """The same cases with every config forced to ``preset`` (e.g. 'naive' to show the gates bite)."""
-        configs = [ConfigSpec(f"{preset}", preset)] if preset else self.configs
+        """Every case under one config that is exactly ``preset`` (e.g. 'naive' to show the gates bite);
+        the manifest's own configs, their thresholds and the cases' config lists are set aside."""
         cases = [Case(**{**c.__dict__, "configs": None}) for c in self.cases]
-        return Manifest(cases, configs, self.thresholds, self.path)
+        return Manifest(cases, [ConfigSpec(preset, preset)], self.thresholds, self.path)
+
+    def select_configs(self, ids: list[str]) -> "Manifest":
+        """Only the configs named in ``ids``."""
+        unknown = sorted(set(ids) - {k.id for k in self.configs})
+        if unknown:
+            raise ManifestError(f"unknown config id(s) {unknown}: the manifest has {[k.id for k in self.configs]}")
+        cases = [Case(**{**c.__dict__, "configs": tuple(k for k in (c.configs or ids) if k in ids)}) for c in self.cases]
+        return Manifest(cases, [k for k in self.configs if k.id in ids], self.thresholds, self.path)
+
+    def spec(self, config_id: str) -> ConfigSpec | None:
+        return next((k for k in self.configs if k.id == config_id), None)
+
+
+def parse_imgsz(value) -> tuple[int, int] | None:
+    """640, [640], [192, 320], "192,320" or "192x320" -> (H, W); None stays None."""
+    if value is None or value == "":
+        return None
+    parts = value if isinstance(value, (list, tuple)) else str(value).replace("x", ",").split(",")
+    try:
+        dims = [int(v) for v in ([parts] if isinstance(parts, int) else parts)]
+    except (TypeError, ValueError):
+        dims = []
+    if len(dims) not in (1, 2) or min(dims) <= 0:
+        raise ManifestError(f"imgsz {value!r} is not a size: write H, [H, W] or 'H,W'")
+    return dims[0], dims[-1]
+
+
+def _unique(ids: list[str], what: str, path) -> None:
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ManifestError(f"{path}: duplicate {what} id(s) {duplicates}: give each {what} its own id")
 
 
 def _config_specs(raw: list[dict]) -> list[ConfigSpec]:
@@ -136,11 +167,18 @@ def load_manifest(path: str | Path) -> Manifest:
         if "id" not in entry or "model" not in entry:
             raise ManifestError(f"a [[case]] in {path} lacks 'id' or 'model': {entry}")
         cases.append(Case(entry["id"], rel(entry["model"]), rel(entry.get("calib")), rel(entry.get("coco_images")),
-                          rel(entry.get("coco_ann")), tuple(entry["imgsz"]) if entry.get("imgsz") else None,
+                          rel(entry.get("coco_ann")), parse_imgsz(entry.get("imgsz")),
                           entry.get("thresholds", {}), tuple(entry["configs"]) if entry.get("configs") else None))
     if not cases:
         raise ManifestError(f"manifest {path} has no [[case]]: add at least one")
     configs = _config_specs(raw.get("config", DEFAULT_CONFIGS))
+    _unique([c.id for c in cases], "case", path)
+    _unique([k.id for k in configs], "config", path)
+    known = {k.id for k in configs}
+    for case in cases:
+        unknown = sorted(set(case.configs or ()) - known)
+        if unknown:
+            raise ManifestError(f"{path}: case '{case.id}' names unknown config(s) {unknown}: known are {sorted(known)}")
     manifest = Manifest(cases, configs, raw.get("thresholds", {}), path)
     for case in cases:
         for config in configs:
@@ -152,5 +190,5 @@ def single_case(model, calib=None, coco_images=None, coco_ann=None, imgsz=None) 
     """A manifest for one model given on the command line, with the default configs."""
     model = Path(model)
     case = Case(model.stem, model.resolve(), *(Path(p).resolve() if p else None for p in (calib, coco_images, coco_ann)),
-                tuple(imgsz) if imgsz else None)
+                parse_imgsz(imgsz))
     return Manifest([case], _config_specs(list(DEFAULT_CONFIGS)))

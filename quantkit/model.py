@@ -83,7 +83,7 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
             info.stride = int(meta["stride"])
     except (ValueError, SyntaxError, TypeError):
         pass  # foreign metadata: fall back to the input's own dims
-    if info.imgsz is None and all(isinstance(d, int) for d in info.input_shape[2:]):
+    if all(isinstance(d, int) for d in info.input_shape[2:]):  # fixed dims are what the model runs at
         info.imgsz = (info.input_shape[2], info.input_shape[3])
     return info
 
@@ -145,3 +145,10 @@ def float_convs(model: onnx.ModelProto) -> list[str]:
     """Conv nodes that still compute in float: their weight is a float initializer, not a DequantizeLinear output."""
     floats = {i.name for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
     return [n.name for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in floats]
+
+
+def quantized_convs(model: onnx.ModelProto) -> int:
+    """Convs that compute in INT8: QLinearConv, ConvInteger, or (QDQ) a Conv whose weight is dequantized."""
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return sum(1 for n in model.graph.node if n.op_type in ("QLinearConv", "ConvInteger")
+               or (n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in dequantized))

@@ -7,9 +7,9 @@ calibration files, onnxruntime version); a file lock makes the cache safe under 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -17,28 +17,30 @@ from pathlib import Path
 import onnx
 from filelock import FileLock
 
-from . import __version__, compat
+from . import compat
 from .calibration import DEFAULT_COUNT, files_digest, load_calibration
+from .cpu import has_vnni
 from .errors import CalibrationError, QuantkitError
 from .evaluate import ImageSet, Predictions, coco_items, model_hw, parity_report, predict, score
 from .head import head_is_float
 from .manifest import Case, ConfigSpec
 from .metrics import category_map
-from .model import float_convs, load_model, op_counts
+from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantize import QuantResult, quantize, resolve_config
 from .report import write_text_atomic
-from .session import Runner
-
-
-def default_cache_dir() -> Path:
-    """$QUANTKIT_CACHE, else the XDG cache folder."""
-    if os.environ.get("QUANTKIT_CACHE"):
-        return Path(os.environ["QUANTKIT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quantkit"
+from .session import Runner, default_cache_dir
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _code_digest() -> str:
+    """Hash of the modules that decide what a quantized model looks like."""
+    here = Path(__file__).parent
+    return _sha(b"".join((here / f"{name}.py").read_bytes() for name in
+                         ("compat", "model", "head", "preprocess", "calibration", "quantize")))
 
 
 class CasePipeline:
@@ -79,10 +81,13 @@ class CasePipeline:
         return resolve_config(self.preset) if self.preset else resolve_config(spec.preset, **spec.overrides)
 
     def cache_key(self, spec: ConfigSpec) -> str:
+        """Everything that shapes the quantized bytes: model, resolved config (CPU-dependent defaults
+        included), calibration files, input size, onnxruntime/onnx versions and quantkit's own code."""
         config = self.config_for(spec)
         calib = files_digest(self.case.calib, DEFAULT_COUNT) if config.mode == "static" else "-"
-        parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), calib, str(self.case.imgsz),
-                 compat.ORT_VERSION, compat.ONNX_VERSION, __version__]
+        parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), f"vnni={has_vnni()}",
+                 f"s8convinteger={compat.conv_integer_int8_weights()}", calib, str(self.case.imgsz),
+                 compat.ORT_VERSION, compat.ONNX_VERSION, _code_digest()]
         return _sha("|".join(parts).encode())
 
     def quantized(self, spec: ConfigSpec) -> QuantResult:
@@ -136,13 +141,19 @@ class CasePipeline:
         q = self.quantized(spec)
         model = onnx.load(q.output)
         counts = op_counts(model)
-        return {"ops": counts, "float_convs": float_convs(model), "head_found": q.head_found,
-                "head_float": q.head_found and head_is_float(model, q.float_nodes),
+        return {"ops": counts, "float_convs": float_convs(model), "quantized_convs": quantized_convs(model),
+                "head_found": bool(q.head_nodes), "head_float": bool(q.head_nodes) and head_is_float(model, q.head_nodes),
                 "quantize_linear": counts.get("QuantizeLinear", 0), "dequantize_linear": counts.get("DequantizeLinear", 0)}
 
     @cached_property
     def fp32_ops(self) -> dict[str, int]:
         return op_counts(load_model(self.case.model))
+
+    @cached_property
+    def fp32_conv_names(self) -> set[str]:
+        model = load_model(self.case.model)
+        name_nodes(model)
+        return {n.name for n in model.graph.node if n.op_type == "Conv"}
 
 
     def record(self, spec: ConfigSpec) -> dict:

@@ -6,11 +6,13 @@ Options (each also readable from ``[tool.quantkit]`` in the rootdir's pyproject.
   --quantkit-manifest PATH        cases x configs x thresholds (default fixtures/manifest.toml)
   --quantkit-model PATH           one case without a manifest, with --quantkit-calib,
   --quantkit-calib DIR              --quantkit-coco-images, --quantkit-coco-ann, --quantkit-imgsz
-  --quantkit-preset NAME          force one preset on every config (``naive`` shows the gates bite)
+  --quantkit-preset NAME          run every case under this one preset (``naive`` shows the gates bite)
+  --quantkit-config IDS           only these comma-separated config ids of the manifest
   --quantkit-ep EP                execution provider for accuracy gates (default cpu)
   --quantkit-save-baseline NAME   store this run's metrics as a named baseline
   --quantkit-compare NAME         fail when INT8 mAP, parity or size regress against that baseline
-  --quantkit-results DIR          write one results file per (case, config) under DIR/<onnxruntime>/
+  --quantkit-results DIR          write one results file per (case, config, EP) under DIR/<onnxruntime>/
+  --quantkit-cache-dir DIR        where quantized models are cached (default $QUANTKIT_CACHE or ~/.cache/quantkit)
 
 Fixtures for gate tests: ``qk_pair`` (one case x config: pipeline, spec, thresholds, id) and
 ``qk_case`` (one case: pipeline, thresholds, id). The gate modules live in ``quantkit.suite``:
@@ -29,10 +31,11 @@ import pytest
 from . import compat
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
-from .pipeline import CasePipeline, default_cache_dir
+from .pipeline import CasePipeline
+from .session import default_cache_dir
 from .report import write_text_atomic
 
-OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "imgsz", "preset", "ep", "save_baseline",
+OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "imgsz", "preset", "config", "ep", "save_baseline",
            "compare", "results", "cache_dir")
 DEFAULT_MANIFEST = "fixtures/manifest.toml"
 BASELINE_DIR = ".quantkit/baselines"
@@ -47,7 +50,8 @@ def pytest_addoption(parser):
         "coco_images": "evaluation image folder for --quantkit-model",
         "coco_ann": "COCO instances JSON for --quantkit-model",
         "imgsz": "input size 'H' or 'H,W' for --quantkit-model with dynamic axes",
-        "preset": "force this preset on every config (e.g. naive)",
+        "preset": "run every case under this one preset instead of the manifest's configs (e.g. naive)",
+        "config": "comma-separated config ids to run (default: all of the manifest's)",
         "ep": "execution provider for the accuracy gates (cpu, cuda, tensorrt, openvino, dml)",
         "save_baseline": "save this run's metrics as baseline NAME",
         "compare": "compare against baseline NAME and fail on regressions",
@@ -96,11 +100,13 @@ def _resolve(config) -> Settings:
     rootdir = Path(config.rootpath)
     get = lambda name: _setting(config, name)  # noqa: E731
     if get("model"):
-        imgsz = tuple(int(v) for v in str(get("imgsz")).replace("x", ",").split(",")) if get("imgsz") else None
-        manifest = single_case(get("model"), get("calib"), get("coco_images"), get("coco_ann"), imgsz)
+        manifest = single_case(get("model"), get("calib"), get("coco_images"), get("coco_ann"), get("imgsz"))
     else:
         path = Path(get("manifest") or DEFAULT_MANIFEST)
         manifest = load_manifest(path if path.is_absolute() else rootdir / path)
+    if get("config"):
+        ids = get("config") if isinstance(get("config"), list) else str(get("config")).split(",")
+        manifest = manifest.select_configs([i.strip() for i in ids])
     preset = get("preset")
     if preset:
         manifest = manifest.with_preset(preset)

@@ -93,8 +93,8 @@ class QuantResult:
     output_bytes: int
     seconds: float
     onnxruntime: str = compat.ORT_VERSION
-    float_nodes: list[str] = field(default_factory=list)
-    head_found: bool = False
+    float_nodes: list[str] = field(default_factory=list)  # the head (when kept float) and config.exclude
+    head_nodes: list[str] = field(default_factory=list)  # the YOLOv8 head found, whether kept float or not
     calibration: dict | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -116,6 +116,8 @@ def _check_output(src: Path, out: Path) -> None:
     """Refuse OUT == MODEL and unwritable folders before any work is done."""
     if out.resolve() == src.resolve() or (out.exists() and src.exists() and out.samefile(src)):
         raise OutputError(f"output {out} is the source model: choose another -o path (the source is never overwritten)")
+    if out.is_dir():
+        raise OutputError(f"output {out} is a folder: pass a file path such as {out / (src.stem + '-int8.onnx')}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output folder does not exist: {parent}: create it first")
@@ -138,26 +140,15 @@ def _atomic_write(data_path: Path, out: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _working_dir(path: Path):
-    """Older onnxruntime writes calibration scratch files into the current folder: point it at ours."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def _pre_process(src: Path, dst: Path, notes: list[str]) -> None:
     """quant_pre_process; on failure (symbolic shape inference on dynamic axes) retry without it."""
     try:
-        compat.quant_pre_process(str(src), str(dst))
+        notes += compat.quant_pre_process(str(src), str(dst))
         return
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types here
         first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
     try:
-        compat.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        notes += compat.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
         notes.append(f"quant_pre_process: symbolic shape inference failed ({first}); ran without it")
     except Exception as exc:  # noqa: BLE001
         notes.append(f"quant_pre_process failed ({type(exc).__name__}); quantized the model as given")
@@ -176,8 +167,6 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
               "nodes_to_exclude": exclude}
     if config.op_types is not None:
         kwargs["op_types_to_quantize"] = list(config.op_types)
-    if config.preprocess:
-        kwargs["optimize_model"] = False  # only onnxruntime < 1.16 has it; quant_pre_process already optimized
     if config.mode == "static":
         kwargs.update(
             quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
@@ -242,11 +231,12 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
         try:  # onnxruntime's calibrators print progress to stdout: keep it off ours (--json stays pure)
-            with _working_dir(tmp), contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()):
                 if config.mode == "static":
-                    notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name), **kwargs)
+                    notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name),
+                                                    preprocessed=config.preprocess, **kwargs)
                 else:
-                    notes += compat.quantize_dynamic(str(prepared), str(quant), **kwargs)
+                    notes += compat.quantize_dynamic(str(prepared), str(quant), preprocessed=config.preprocess, **kwargs)
         except QuantkitError:
             raise
         except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
@@ -262,5 +252,5 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     return QuantResult(
         source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=src.stat().st_size,
         output_bytes=out.stat().st_size, seconds=time.perf_counter() - started, float_nodes=float_nodes,
-        head_found=head is not None, calibration=calibration, notes=notes,
+        head_nodes=head.nodes if head else [], calibration=calibration, notes=notes,
     )

@@ -20,7 +20,7 @@ EPS = {
     "openvino": "OpenVINOExecutionProvider",
     "dml": "DmlExecutionProvider",
 }
-GPU_EPS = ("cuda", "tensorrt", "dml")
+CUDA_EPS = ("cuda", "tensorrt")  # IOBinding with outputs on the CUDA device
 
 
 def available_eps() -> list[str]:
@@ -29,7 +29,14 @@ def available_eps() -> list[str]:
     return [ep for ep, name in EPS.items() if name in have]
 
 
-def _provider(ep: str, model_path: Path, cache_dir: Path | None):
+def default_cache_dir() -> Path:
+    """$QUANTKIT_CACHE, else the XDG cache folder (quantized models, TensorRT engines)."""
+    if os.environ.get("QUANTKIT_CACHE"):
+        return Path(os.environ["QUANTKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quantkit"
+
+
+def _provider(ep: str, model_path: Path):
     if ep not in EPS:
         raise QuantkitError(f"unknown execution provider '{ep}': choose one of {', '.join(EPS)}")
     if ep not in available_eps():
@@ -37,7 +44,7 @@ def _provider(ep: str, model_path: Path, cache_dir: Path | None):
                             f"(available: {', '.join(available_eps())}): install its onnxruntime build or pick --ep cpu")
     if ep == "tensorrt":
         is_qdq = any(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node)
-        cache = cache_dir or Path(os.environ.get("QUANTKIT_TRT_CACHE", Path.home() / ".cache" / "quantkit" / "trt"))
+        cache = default_cache_dir() / "trt"
         cache.mkdir(parents=True, exist_ok=True)
         return (EPS[ep], {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)})
     if ep == "openvino":
@@ -46,16 +53,16 @@ def _provider(ep: str, model_path: Path, cache_dir: Path | None):
 
 
 class Runner:
-    """One model on one EP: ``run(tensor) -> first output`` (IOBinding on GPU EPs)."""
+    """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT)."""
 
-    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, cache_dir: Path | None = None):
+    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None):
         self.model_path, self.ep, self.threads = Path(model_path), ep, threads
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        provider = _provider(ep, self.model_path, cache_dir)
+        provider = _provider(ep, self.model_path)
         providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]
         try:
             self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
@@ -64,7 +71,7 @@ class Runner:
             raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' ({first})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self._binding = self.session.io_binding() if ep in GPU_EPS else None
+        self._binding = self.session.io_binding() if ep in CUDA_EPS else None
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         if self._binding is None:

@@ -21,7 +21,7 @@ import onnxruntime as ort
 from . import gates
 from .bench import interleaved, sample_input
 from .calibration import load_calibration
-from .manifest import THRESHOLDS, Case, ConfigSpec
+from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .session import Runner
 
@@ -83,9 +83,11 @@ def pareto(candidates: list[Candidate]) -> list[Candidate]:
         for o in candidates)), key=lambda c: c.ratio)
 
 
-def tune(case: Case, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
+def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
          thresholds: dict | None = None, progress: bool = True, grid=GRID, top_k=EXCLUDE_TOP_K) -> dict:
-    th = {**THRESHOLDS, **case.thresholds, **(thresholds or {})}
+    """Search on the manifest's first case, gated by its thresholds (``thresholds`` on top)."""
+    case = manifest.cases[0]
+    th = {**manifest.thresholds_for(case), **(thresholds or {})}
     pipe = CasePipeline(case, ep, cache_dir, threads, progress=progress)
     specs = list(grid)
     # accuracy of the grid first, so the sensitivity analysis starts from its most accurate QDQ recipe
@@ -124,4 +126,7 @@ def config_toml(candidate: Candidate) -> str:
             lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
         else:
             lines.append(f'{key} = "{value}"')
+    excluded = candidate.spec.overrides.get("exclude", ())
+    if excluded:  # the graph gate must allow the Convs kept in float on purpose (plus the DFL's)
+        lines += ["[config.thresholds]", f"max_float_conv = {1 + len(excluded)}"]
     return "\n".join(lines) + "\n"

@@ -97,12 +97,12 @@ def test_unreadable_images_are_skipped_and_counted(tiny_model, calib_dir, tmp_pa
     assert result.calibration == {"images": 6, "skipped": 1, "available": 7}
 
 
-@pytest.mark.parametrize("target", ["same", "missing-folder", "folder-is-a-file"])
+@pytest.mark.parametrize("target", ["same", "missing-folder", "folder-is-a-file", "a-folder"])
 def test_bad_output(target, tmp_path, tiny_model, calib_dir, run_cli):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     out = {"same": tiny_model, "missing-folder": tmp_path / "no" / "such" / "out.onnx",
-           "folder-is-a-file": blocker / "out.onnx"}[target]
+           "folder-is-a-file": blocker / "out.onnx", "a-folder": tmp_path}[target]
     before = tiny_model.read_bytes()
     with pytest.raises(OutputError):
         quantize(tiny_model, out, calib=calib_dir, progress=False)

@@ -1,7 +1,6 @@
 """The YOLOv8 head is found by graph structure, whatever the nodes are called."""
 
 import onnx
-import pytest
 
 import graphs
 from quantkit.head import find_head, head_is_float
@@ -65,9 +64,18 @@ def test_fixture_model_head(fixture_case):
     assert _ops(model, [head.dfl_conv]) == {"Conv"}
 
 
-@pytest.mark.parametrize("dynamic", [False, True])
-def test_dynamic_export_has_the_same_head(dynamic, fixture_case):
-    path = fixture_case.model if not dynamic else fixture_case.model.with_name("shapes-v8n-dynamic.onnx")
-    model = load_model(path)
-    name_nodes(model)
-    assert find_head(model) is not None
+def test_dynamic_export_head_is_found_through_its_shape_ops(fixture_case):
+    """The dynamic export sizes its anchors from feature-map shapes (Shape, Range, Expand, ...):
+    the walk must stop at Shape nodes, not run into the backbone."""
+    heads = []
+    for name in ("shapes-v8n-192x320.onnx", "shapes-v8n-dynamic.onnx"):
+        model = load_model(fixture_case.model.with_name(name))
+        name_nodes(model)
+        heads.append((model, find_head(model)))
+    (fixed, fixed_head), (dynamic, dynamic_head) = heads
+    assert dynamic_head is not None and len(dynamic_head.nodes) > len(fixed_head.nodes)
+    assert dynamic_head.feeding_convs == fixed_head.feeding_convs
+    for model, head in heads:  # one Sigmoid (class scores), one Conv (the DFL's): no backbone SiLU got in
+        ops = [n.op_type for n in model.graph.node if n.name in set(head.nodes)]
+        assert ops.count("Sigmoid") == 1 and ops.count("Conv") == 1, sorted(ops)
+    assert "Shape" in _ops(dynamic, dynamic_head.nodes)
