@@ -66,7 +66,8 @@ def check_map(fp32: dict, int8: dict, th: dict, case_id: str) -> list[GateResult
 
 def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
     return [
-        GateResult("parity", "recall_of_fp32_detections", parity["recall"], ">=", th["min_parity_recall"], case_id),
+        GateResult("parity", "recall_of_fp32_detections", parity["recall"], ">=", th["min_parity_recall"], case_id,
+                   parity["fp32_count"], parity["matched"], ("FP32 detections", "matched by INT8")),
         GateResult("parity", "score_drift_mean", parity["score_drift_mean"], "<=", th["max_score_drift_mean"], case_id),
         GateResult("parity", "matched_iou_mean", parity["iou_mean"], ">=", th["min_iou_mean"], case_id),
         GateResult("parity", "max_class_score", parity["int8_max_score"], "<=", th["max_int8_score"], case_id,

@@ -239,6 +239,9 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
                     notes += compat.quantize_dynamic(str(prepared), str(quant), preprocessed=config.preprocess, **kwargs)
         except QuantkitError:
             raise
+        except ImportError as exc:
+            raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
+                                f"configuration: pip install {exc.name}") from None
         except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
