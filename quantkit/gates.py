@@ -35,7 +35,7 @@ class GateResult:
         verdict = "passed" if self.passed else "FAILED"
         inverse = {"<=": ">", ">=": "<", "==": "!="}[self.op]
         shown = self.op if self.passed else inverse
-        extra = f" ({self.labels[0]} {self.fp32:.4f}, {self.labels[1]} {self.int8:.4f})" if self.fp32 is not None and self.int8 is not None else ""
+        extra = f" ({self.labels[0]} {self.fp32:.4g}, {self.labels[1]} {self.int8:.4g})" if self.fp32 is not None and self.int8 is not None else ""
         return (f"{self.gate} gate {verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra} "
                 f"[{self.case_id}, onnxruntime {compat.ORT_VERSION}]")
 
