@@ -22,12 +22,12 @@ THRESHOLDS: dict[str, float] = {
     # size
     "min_compression": 3.3,  # FP32 bytes / INT8 bytes
     # accuracy (COCO mAP50-95 on the case's annotated images)
-    "max_map_drop_pt": 3.0,  # FP32 - INT8, in absolute percentage points
+    "max_map_drop_pt": 1.5,  # FP32 - INT8, in absolute percentage points (fixture: 0.7 static, 0.4 dynamic)
     "min_fp32_map": 0.0,  # a case sets its model card's floor
     # detection-level parity, FP32 vs INT8 on the same images (score >= 0.25, same class, IoU >= 0.5)
-    "min_parity_recall": 0.85,
-    "max_score_drift_mean": 0.06,
-    "min_iou_mean": 0.85,
+    "min_parity_recall": 0.90,  # fixture: 0.965 static, 0.978 dynamic; onnxruntime's defaults: 0.0
+    "max_score_drift_mean": 0.05,
+    "min_iou_mean": 0.90,
     "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
     # graph
     "max_float_conv": 1,  # float Convs left in a static model (the DFL's fixed 1x1 Conv)
