@@ -14,7 +14,10 @@ from .session import Runner
 
 
 def interleaved(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30, warmup: int = 5) -> dict[str, float]:
-    """Median milliseconds per runner, each round running every runner once in turn."""
+    """Median milliseconds per runner, each round running every runner once in turn.
+
+    Build the runners with ``spin=False``: spinning thread pools of idle sessions slow the active one.
+    """
     for runner in runners.values():
         for _ in range(warmup):
             runner.run(tensor)
@@ -35,7 +38,7 @@ def sample_input(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
 def latency_ratio(fp32_model, int8_model, hw: tuple[int, int], ep: str = "cpu", threads: int | None = 1,
                   rounds: int = 30) -> dict:
     """{fp32_ms, int8_ms, ratio, threads} for one EP, FP32 and INT8 interleaved."""
-    runners = {"fp32": Runner(fp32_model, ep, threads), "int8": Runner(int8_model, ep, threads)}
+    runners = {"fp32": Runner(fp32_model, ep, threads, spin=False), "int8": Runner(int8_model, ep, threads, spin=False)}
     ms = interleaved(runners, sample_input(hw), rounds)
     return {"ep": ep, "threads": threads, "fp32_ms": round(ms["fp32"], 3), "int8_ms": round(ms["int8"], 3),
             "ratio": round(ms["int8"] / ms["fp32"], 4)}

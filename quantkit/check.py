@@ -107,7 +107,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         runners = {}
         for name, path in models.items():
             try:
-                runners[name] = Runner(path, ep, threads)
+                runners[name] = Runner(path, ep, threads, spin=False)
             except QuantkitError as exc:
                 notes.append(f"{ep}: {name} does not run there ({exc})")
         latency[ep] = interleaved(runners, sample_input(hw), rounds) if runners else {}

@@ -55,13 +55,17 @@ def _provider(ep: str, model_path: Path):
 class Runner:
     """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT)."""
 
-    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None):
+    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, spin: bool = True):
+        """``spin=False`` stops idle intra-op threads from spinning: needed when several sessions take
+        turns in one process (interleaved timing), where spinning pools steal each other's cores."""
         self.model_path, self.ep, self.threads = Path(model_path), ep, threads
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         provider = _provider(ep, self.model_path)
         providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]
         try:

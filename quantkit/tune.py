@@ -101,7 +101,8 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         specs.append(spec)
         drops[spec.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(spec)["map50_95"])
 
-    runners = {"fp32": Runner(case.model, ep, threads), **{s.id: Runner(pipe.model_path(s), ep, threads) for s in specs}}
+    runners = {"fp32": Runner(case.model, ep, threads, spin=False),
+               **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs}}
     ms = interleaved(runners, sample_input(pipe.hw_nc[0]))
     candidates = []
     for s in specs:
