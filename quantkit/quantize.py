@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import tempfile
 import time
@@ -140,6 +141,17 @@ def _atomic_write(data_path: Path, out: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _quiet_logging():
+    """onnxruntime logs advice such as 'consider pre-processing' on the root logger: the result's
+    notes say what was done instead."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _pre_process(src: Path, dst: Path, notes: list[str]) -> None:
     """quant_pre_process; on failure (symbolic shape inference on dynamic axes) retry without it."""
     try:
@@ -230,8 +242,8 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             notes.append("no YOLOv8 head found by graph structure: the whole graph was quantized")
         float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
-        try:  # onnxruntime's calibrators print progress to stdout: keep it off ours (--json stays pure)
-            with contextlib.redirect_stdout(io.StringIO()):
+        try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
+            with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
                 if config.mode == "static":
                     notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name),
                                                     preprocessed=config.preprocess, **kwargs)
