@@ -1,7 +1,6 @@
 """Results files and accuracy baselines: selected by --quantkit-results / -save-baseline / -compare."""
 
 import json
-import os
 
 import pytest
 
@@ -11,13 +10,13 @@ from quantkit.plugin import baseline_dir, results_dir, write_json
 
 
 @pytest.mark.quantkit_record
-def test_record_and_compare(qk_pair, qk_settings):
+def test_record_and_compare(qk_pair, qk_settings, request):
     p, spec = qk_pair.pipeline, qk_pair.spec
     record = p.record(spec)
     name = f"{p.case.id}--{spec.id}--{p.ep}.json"
     if qk_settings.results:
         # a second xdist worker would share the CPU and skew the ratio: time only in a serial run
-        serial = "PYTEST_XDIST_WORKER" not in os.environ
+        serial = not hasattr(request.config, "workerinput")
         record["latency"] = latency_ratio(p.case.model, p.model_path(spec), p.hw_nc[0], p.ep, threads=1) if serial else None
         write_json(results_dir(qk_settings) / name, record)
     if qk_settings.save_baseline:
