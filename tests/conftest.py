@@ -5,7 +5,7 @@ Catalogue:
   tiny_dynamic     the same with dynamic batch/H/W axes and no metadata
   calib_dir        a folder of six small random JPEGs
   fixture_case     the first case of fixtures/manifest.toml (the trained 192x320 shapes model)
-  fixture_pipeline a CasePipeline over fixture_case, shared by the whole session (quantize once)
+  fixture_pipeline the plugin's CasePipeline for fixture_case (each model quantized and evaluated once)
   run_cli          run `python -m quantkit ...` in a subprocess: (exit code, stdout, stderr)
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 import graphs
 from quantkit.manifest import load_manifest
-from quantkit.pipeline import CasePipeline
+from quantkit import plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "fixtures" / "manifest.toml"
@@ -44,8 +44,9 @@ def fixture_case():
 
 
 @pytest.fixture(scope="session")
-def fixture_pipeline(fixture_case):
-    return CasePipeline(fixture_case)
+def fixture_pipeline(request, fixture_case):
+    """The plugin's own pipeline for the case, so the gate suite and these tests evaluate each model once."""
+    return plugin.pipeline(request.config, fixture_case)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 - perturbed weights (a broken model posing as the INT8 one)  -> mAP and parity gates
 - preprocessing with the padding not centred                 -> parity (box IoU) and mAP gates
-- the seed's configuration (onnxruntime defaults, `naive`)   -> parity (scores > 1) and mAP gates
+- the seed's configuration (onnxruntime defaults, `naive`)   -> parity (recall) and mAP gates
+- class scores above 1 (a public YOLOv8n under `naive`)      -> parity (max class score) gate
 - Convs left in float in a static model                      -> graph gate
 """
 
@@ -11,7 +12,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from quantkit import gates, quantize
+from quantkit import gates, metrics, quantize
+from quantkit.detect import Detections
 from quantkit.evaluate import ImageSet, parity_report, predict, score
 from quantkit.manifest import THRESHOLDS, ConfigSpec
 from quantkit.metrics import category_map
@@ -50,6 +52,11 @@ def test_perturbed_weights_fail_map_and_parity(fixture_pipeline, tmp_path):
     assert {"mAP", "parity"} <= _failed_gates(results), gates.failures(results)
     message = next(r.message() for r in results if r.metric == "map50_95_drop_pt")
     assert "FP32" in message and "INT8" in message and "planted/perturbed-weights" in message
+    # the same broken model posing as the FP32 one is caught by the model card's floor
+    coco = fixture_pipeline.coco[0]
+    broken = score(coco, preds, fixture_pipeline.images, category_map(coco))["metrics"]
+    floor = gates.check_map(broken, broken, {**THRESHOLDS, **fixture_pipeline.case.thresholds}, "planted/floor")[0]
+    assert not floor.passed, floor.message()
 
 
 def test_off_centre_padding_fails_box_parity(fixture_pipeline):
@@ -91,3 +98,12 @@ def test_float_convs_fail_the_graph_gate(tiny_model, calib_dir, tmp_path):
     assert _failed_metrics(results) == {"float_convs"}
     assert "float_convs 3.0000 > 1.0000" in gates.failures(results)[0]
 
+
+
+def test_scores_above_one_fail_the_score_gate():
+    """The public-YOLOv8n failure: class scores land on the box scale's 1.245 step."""
+    boxes = np.array([[10, 10, 50, 50]], np.float32)
+    fp32 = [Detections(boxes, np.array([0.8], np.float32), np.array([0]))]
+    int8 = [Detections(boxes, np.array([1.245], np.float32), np.array([0]))]
+    results = gates.check_parity(metrics.parity(fp32, int8), THRESHOLDS, "planted/score-above-one")
+    assert _failed_metrics(results) == {"max_class_score", "score_drift_mean"}, gates.failures(results)
