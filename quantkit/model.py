@@ -29,8 +29,11 @@ class ModelInfo:
         return [i for i, d in enumerate(self.input_shape) if not isinstance(d, int)]
 
 
-def load_model(path: str | Path) -> onnx.ModelProto:
-    """Read and check an ONNX file; raise ModelError with a fix for anything unusable."""
+def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelProto:
+    """Read and check an ONNX file; raise ModelError with a fix for anything unusable.
+
+    The IR version is lowered to what this onnxruntime loads; ``notes`` receives a line saying so.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model not found: {path}: check the path")
@@ -45,7 +48,9 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         raise ModelError(f"{path} is not a readable ONNX file ({type(exc).__name__}): it is truncated or not ONNX; re-export it") from None
     if not model.graph.node or model.ir_version == 0:
         raise ModelError(f"{path} is not an ONNX model (no graph found): pass an exported .onnx detector")
-    compat.lower_ir_version(model)
+    lowered = compat.lower_ir_version(model)
+    if lowered and notes is not None:
+        notes.append(lowered)
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:

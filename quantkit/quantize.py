@@ -212,10 +212,10 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     src, out = Path(model), Path(output)
     config = (config or resolve_config(preset, mode, **overrides)).validate()
     _check_output(src, out)
-    proto = load_model(src)
+    notes: list[str] = []
+    proto = load_model(src, notes)
     info = inspect_model(proto, src)
     hw = resolve_imgsz(info, imgsz, src)
-    notes: list[str] = []
     if fix_input_dims(proto, info, hw):
         notes.append(f"dynamic input axes fixed to 1x3x{hw[0]}x{hw[1]}")
     name_nodes(proto)

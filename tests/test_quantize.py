@@ -134,8 +134,9 @@ def test_ir_version_lowered_for_older_runtimes(tiny_model, calib_dir, tmp_path, 
     model = onnx.load(str(tiny_model))
     model.ir_version = 10
     src = graphs.save(model, tmp_path / "ir10.onnx")
-    quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False)
+    result = quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False)
     assert onnx.load(str(tmp_path / "q.onnx")).ir_version == 8
+    assert "IR version lowered 10 -> 8" in " ".join(result.notes)
     assert onnx.load(src).ir_version == 10  # the source is untouched
 
 
