@@ -14,6 +14,7 @@ from quantkit.metrics import category_map
 from quantkit.plugin import pipeline, settings
 from quantkit.session import Runner
 
+pytestmark = pytest.mark.benchmark
 MAX_OVERHEAD = 0.15
 
 

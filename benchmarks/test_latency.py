@@ -14,7 +14,9 @@ from quantkit.bench import sample_input
 from quantkit.plugin import pipeline, settings
 from quantkit.session import EPS, Runner, available_eps
 
+pytestmark = pytest.mark.benchmark
 THREADS = (1, 2)
+GPU_EPS = ("cuda", "tensorrt", "dml")
 ROUNDS, WARMUP = 30, 5
 
 
@@ -37,8 +39,9 @@ def _id(target):
 
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
-        targets = _targets(metafunc.config)
-        metafunc.parametrize("target", targets, ids=[_id(t) for t in targets])
+        params = [pytest.param(t, id=_id(t), marks=[pytest.mark.gpu] if t[2] in GPU_EPS else [])
+                  for t in _targets(metafunc.config)]
+        metafunc.parametrize("target", params)
 
 
 def test_latency(target, benchmark, request):

@@ -116,7 +116,7 @@ def _resolve(config) -> Settings:
 
 
 def pytest_configure(config):
-    for marker in ("slow: longer checks kept out of the default run", "gpu: needs a CUDA or TensorRT execution provider",
+    for marker in ("slow: the longest checks", "gpu: needs a CUDA, TensorRT or DirectML execution provider",
                    "benchmark: latency measurements",
                    "quantkit_record: writes results/baselines; runs only with --quantkit-results/-save-baseline/-compare"):
         config.addinivalue_line("markers", marker)

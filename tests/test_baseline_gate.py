@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import onnx
+import pytest
 from onnx import numpy_helper
 
 
@@ -19,6 +20,7 @@ def _pytest(rootdir, model, case, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
 
 
+@pytest.mark.slow  # three nested pytest sessions, ~25 s: `pytest -m "not slow"` for a quick loop
 def test_baseline_catches_a_degraded_model(fixture_case, tmp_path):
     good, bad = tmp_path / "good" / "detector.onnx", tmp_path / "bad" / "detector.onnx"
     for path in (good, bad):
