@@ -23,6 +23,7 @@ from .session import Runner
 
 # Like `yolo val`: keep nearly every candidate, so the precision-recall curve is complete.
 EVAL_CONF, EVAL_IOU, MAX_DET = 0.001, 0.7, 300
+RAW_IMAGES = 16  # images whose raw outputs `compare` reports per channel group
 
 
 @dataclass
@@ -111,7 +112,9 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
 
 
 def score(coco, preds: Predictions, images: ImageSet, cat_ids: list[int] | None = None) -> dict:
-    """COCO mAP of ``preds`` over the readable images, plus timings and the results list."""
+    """COCO mAP of ``preds`` over the readable images, plus timings and the results list.
+
+    ``cat_ids`` maps class index -> category id (default: the annotations' sorted ids)."""
     cat_ids = cat_ids or metrics.category_map(coco)
     results = metrics.coco_results(preds.dets, cat_ids)
     t0 = time.perf_counter()
@@ -145,6 +148,13 @@ def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | N
     return report
 
 
+def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = RAW_IMAGES) -> np.ndarray:
+    """Raw head outputs of the first ``count`` images, joined along the anchor axis ([1, 4+nc, N*count])."""
+    outputs = [runner.run(to_tensor(boxed)) for boxed in images.boxed[:count]]
+    axis = 2 if detect.head_layout(outputs[0].shape, nc) == "channels_first" else 1
+    return np.concatenate(outputs, axis=axis)
+
+
 def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Path, ep: str = "cpu", imgsz=None,
             threads: int | None = None, progress: bool = True) -> dict:
     """Parity of an INT8 model against its FP32 source on the same images (the `quantkit compare` job)."""
@@ -154,8 +164,7 @@ def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Pa
         raise DatasetError(f"none of the {len(images.skipped)} images in {images_dir} could be read: check the files")
     runners = Runner(fp32_model, ep, threads), Runner(int8_model, ep, threads)
     preds = [predict(r, images, nc, conf=0.25, progress=progress) for r in runners]
-    sample = to_tensor(images.boxed[0])
-    report = parity_report(preds[0], preds[1], runners[0].run(sample), runners[1].run(sample))
+    report = parity_report(preds[0], preds[1], *(_raw_outputs(r, images, nc) for r in runners))
     report["images"] = len(images.ids)
     report["skipped"] = len(images.skipped)
     return report

@@ -21,8 +21,7 @@ class ModelInfo:
     input_shape: list  # ints, or str for named dynamic axes, or None for unnamed ones
     output_shapes: list[list]
     names: dict[int, str] = field(default_factory=dict)  # class index -> name (Ultralytics metadata)
-    imgsz: tuple[int, int] | None = None  # (H, W) from metadata, else from fixed input dims
-    stride: int | None = None
+    imgsz: tuple[int, int] | None = None  # (H, W): fixed input dims, else metadata
 
     @property
     def dynamic_axes(self) -> list[int]:
@@ -69,7 +68,7 @@ def _metadata(model: onnx.ModelProto) -> dict[str, str]:
 
 
 def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> ModelInfo:
-    """Find the rank-4 image input and read Ultralytics' metadata (names, imgsz, stride)."""
+    """Find the rank-4 image input and read Ultralytics' metadata (class names, imgsz)."""
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     images = [i for i in inputs if len(d := _dims(i)) == 4 and (d[1] == 3 or not isinstance(d[1], int))]
@@ -84,8 +83,6 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
         if "imgsz" in meta:
             h, w = ast.literal_eval(meta["imgsz"])
             info.imgsz = (int(h), int(w))
-        if "stride" in meta:
-            info.stride = int(meta["stride"])
     except (ValueError, SyntaxError, TypeError):
         pass  # foreign metadata: fall back to the input's own dims
     if all(isinstance(d, int) for d in info.input_shape[2:]):  # fixed dims are what the model runs at

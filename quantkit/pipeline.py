@@ -24,7 +24,6 @@ from .errors import CalibrationError, QuantkitError
 from .evaluate import ImageSet, Predictions, coco_items, model_hw, parity_report, predict, score
 from .head import head_is_float
 from .manifest import Case, ConfigSpec
-from .metrics import category_map
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantize import QuantResult, quantize, resolve_config
 from .report import write_text_atomic
@@ -129,8 +128,7 @@ class CasePipeline:
     def map(self, spec: ConfigSpec | None = None) -> dict:
         key = spec.id if spec else "fp32"
         if key not in self._maps:
-            coco = self.coco[0]
-            self._maps[key] = score(coco, self.predictions(spec), self.images, category_map(coco))["metrics"]
+            self._maps[key] = score(self.coco[0], self.predictions(spec), self.images)["metrics"]
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
