@@ -34,11 +34,16 @@ def cmd_quantize(args) -> int:
 
     result = quantize(args.model, args.output, preset=args.preset, mode=args.mode, calib=args.calib,
                       calib_count=args.calib_count, imgsz=_imgsz(args.imgsz), format=args.format,
-                      per_channel=args.per_channel, calibrate_method=args.calibrate_method, progress=not args.json)
+                      per_channel=args.per_channel, calibrate_method=args.calibrate_method, exclude=args.exclude,
+                      progress=not args.json)
     if args.json:
-        print(json.dumps({**result.summary(), "output": result.output, "notes": result.notes, "float_nodes": result.float_nodes}))
+        print(json.dumps({**result.summary(), "output": result.output, "notes": result.notes, "float_nodes": result.float_nodes,
+                          "calibration": result.calibration}))
         return 0
     _print_table([result.summary()])
+    if result.calibration:
+        c = result.calibration
+        print(f"calibration: {c['images']} images used, {c['skipped']} unreadable skipped ({c['available']} in the folder)")
     if result.float_nodes:
         print(f"kept in float ({len(result.float_nodes)}): " + ", ".join(result.float_nodes))
     for note in result.notes:
@@ -52,14 +57,21 @@ def cmd_eval(args) -> int:
 
     from .metrics import COCO80_TO_91
 
+    from .manifest import load_class_map
+
+    if args.coco80 and args.class_map:
+        raise QuantkitError("--coco80 and --class-map both map classes: pass one of them")
     stats = evaluate(args.model, args.images, args.ann, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
-                     class_map=COCO80_TO_91 if args.coco80 else None, progress=not args.json,
+                     class_map=COCO80_TO_91 if args.coco80 else load_class_map(args.class_map), progress=not args.json,
                      detections_out=args.detections)
     if args.json:
         print(json.dumps(stats))
     else:
         print(f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
-              f"{stats['skipped']} unreadable skipped, {stats['seconds_total']:.1f} s)")
+              f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
+              f"classes mapped by {stats['class_map']}, {stats['seconds_total']:.1f} s)")
+        for note in stats["notes"]:
+            print(f"note: {note}")
     return 0
 
 
@@ -71,9 +83,15 @@ def cmd_compare(args) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"recall of FP32 detections by INT8  {report['recall']:.3f}  ({report['matched']}/{report['fp32_count']})")
-    print(f"score drift (mean / max)           {report['score_drift_mean']:.4f} / {report['score_drift_max']:.4f}")
-    print(f"IoU of matched boxes (mean)        {report['iou_mean']:.4f}")
+    def num(value, digits=4):
+        return "n/a (nothing to measure)" if value is None else f"{value:.{digits}f}"
+
+    print(f"recall of FP32 detections by INT8  {num(report['recall'], 3)}  ({report['matched']}/{report['fp32_count']})")
+    print(f"INT8 detections also in FP32       {num(report['precision'], 3)}  ({report['matched']}/{report['int8_count']})")
+    print(f"images whose best score collapsed  {num(report['collapsed_fraction'], 3)}  "
+          f"({report['collapsed_images']}/{report['scored_images']})")
+    print(f"score drift (mean / max)           {num(report['score_drift_mean'])} / {num(report['score_drift_max'])}")
+    print(f"IoU of matched boxes (mean)        {num(report['iou_mean'])}")
     print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
     for group, stats in report.get("raw", {}).items():
         print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
@@ -103,7 +121,7 @@ def _manifest_from_args(args):
     from .manifest import load_manifest, single_case
 
     if args.model:
-        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz))
+        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map)
     manifest = FIXTURES / "manifest.toml"
     if not manifest.is_file():
         raise QuantkitError(f"no embedded fixture at {FIXTURES} (it ships with a source checkout): "
@@ -162,6 +180,8 @@ def _add_case_args(parser) -> None:
     parser.add_argument("--coco-images", type=Path, help="evaluation image folder")
     parser.add_argument("--coco-ann", type=Path, help="COCO instances JSON of the evaluation images")
     parser.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    parser.add_argument("--class-map", type=Path, metavar="FILE",
+                        help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["qdq", "qoperator"])
     q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None)
     q.add_argument("--calibrate-method", choices=["minmax", "entropy", "percentile"])
+    q.add_argument("--exclude", nargs="+", metavar="NODE", help="node names to keep in float (e.g. a head quantkit cannot find)")
     q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     q.set_defaults(func=cmd_quantize)
 
@@ -191,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int)
     e.add_argument("--json", action="store_true")
     e.add_argument("--detections", type=Path, help="write the COCO results JSON that was scored")
+    e.add_argument("--class-map", type=Path, metavar="FILE",
+                   help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
     e.add_argument("--coco80", action="store_true",
                    help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)")
     e.set_defaults(func=cmd_eval)

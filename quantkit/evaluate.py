@@ -28,28 +28,40 @@ RAW_IMAGES = 16  # images whose raw outputs `compare` reports per channel group
 
 @dataclass
 class ImageSet:
-    """Letterboxed images (uint8 HWC) keyed by image id, plus the files that could not be read."""
+    """Letterboxed images (uint8 HWC) keyed by image id, plus the files that could not be read and
+    those whose decoded size disagrees with the annotations' width/height."""
 
     hw: tuple[int, int]
     ids: list[int]
     boxed: list[np.ndarray]
     letterboxes: list[Letterbox]
     skipped: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, items: list[tuple[int, Path]], hw: tuple[int, int], progress: bool = False) -> "ImageSet":
-        """Decode and letterbox; unreadable images are skipped, counted, and left out of scoring."""
+    def load(cls, items: list[tuple[int, Path]], hw: tuple[int, int], progress: bool = False,
+             sizes: dict[int, tuple[int, int]] | None = None) -> "ImageSet":
+        """Decode (EXIF orientation applied) and letterbox; unreadable images are skipped, counted, and
+        left out of scoring. ``sizes`` (image id -> annotated (h, w)) counts images read at another size."""
         out = cls(hw, [], [], [])
         for image_id, path in tqdm(items, desc="images", unit="img", disable=None if progress else True, leave=False):
             img = read_image(path)
             if img is None:
                 out.skipped.append(path.name)
                 continue
+            if sizes and sizes.get(image_id) not in (None, img.shape[:2]):
+                out.mismatched.append(path.name)
             boxed, lb = letterbox_image(img, hw)
             out.ids.append(image_id)
             out.boxed.append(boxed)
             out.letterboxes.append(lb)
         return out
+
+
+def annotated_sizes(coco) -> dict[int, tuple[int, int]]:
+    """Image id -> (height, width) as the annotations state them (images without both are not checked)."""
+    return {img["id"]: (int(img["height"]), int(img["width"])) for img in coco.dataset["images"]
+            if img.get("height") and img.get("width")}
 
 
 def coco_items(ann: str | Path, images_dir: str | Path):
@@ -82,6 +94,11 @@ def model_hw(model: str | Path, imgsz: tuple[int, ...] | None = None) -> tuple[t
     return resolve_imgsz(info, imgsz, model), (len(info.names) or None)
 
 
+def model_names(model: str | Path) -> dict[int, str]:
+    """Class index -> name from the model's metadata ({} when it carries none)."""
+    return inspect_model(load_model(model), model).names
+
+
 @dataclass
 class Predictions:
     """Detections of one model on an ImageSet, with where the time went."""
@@ -111,15 +128,14 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
     return Predictions(dets, infer, time.perf_counter() - start)
 
 
-def score(coco, preds: Predictions, images: ImageSet, cat_ids: list[int] | None = None) -> dict:
-    """COCO mAP of ``preds`` over the readable images, plus timings and the results list.
-
-    ``cat_ids`` maps class index -> category id (default: the annotations' sorted ids)."""
-    cat_ids = cat_ids or metrics.category_map(coco)
-    results = metrics.coco_results(preds.dets, cat_ids)
+def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap) -> dict:
+    """COCO mAP of ``preds`` over the readable images and the mapped categories, plus timings and
+    the results list. ``classes`` maps class index -> category id (``metrics.map_classes``)."""
+    results = metrics.coco_results(preds.dets, classes.cat_ids)
     t0 = time.perf_counter()
-    stats = metrics.coco_map(coco, results, images.ids)
-    stats.update(skipped=len(images.skipped), seconds_inference=round(preds.seconds_inference, 3),
+    stats = metrics.coco_map(coco, results, images.ids, classes.cat_ids)
+    stats.update(skipped=len(images.skipped), size_mismatched=len(images.mismatched), class_map=classes.how,
+                 seconds_inference=round(preds.seconds_inference, 3),
                  seconds_total=round(preds.seconds_total, 3), overhead=round(preds.overhead, 3),
                  seconds_cocoeval=round(time.perf_counter() - t0, 3))
     return {"metrics": stats, "results": results}
@@ -127,15 +143,20 @@ def score(coco, preds: Predictions, images: ImageSet, cat_ids: list[int] | None 
 
 def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str = "cpu", imgsz=None,
              threads: int | None = None, class_map=None, progress: bool = True, detections_out: str | Path | None = None) -> dict:
-    """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job)."""
+    """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job).
+
+    Classes are matched to categories by name (or ``class_map``); the stats carry the notes."""
     hw, nc = model_hw(model, imgsz)
     coco, items = coco_items(ann, images_dir)
-    images = ImageSet.load(items, hw, progress)
+    classes = metrics.map_classes(coco, model_names(model), class_map)
+    images = ImageSet.load(items, hw, progress, annotated_sizes(coco))
+    if not images.ids:
+        raise DatasetError(f"none of the {len(items)} images in {images_dir} could be read: check the files")
     preds = predict(Runner(model, ep, threads), images, nc, progress=progress)
-    scored = score(coco, preds, images, metrics.category_map(coco, class_map))
+    scored = score(coco, preds, images, classes)
     if detections_out:
         write_text_atomic(detections_out, json.dumps(scored["results"]))
-    return scored["metrics"]
+    return {**scored["metrics"], "notes": classes.notes}
 
 
 def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,

@@ -11,6 +11,7 @@ import operator
 from dataclasses import dataclass
 
 from . import compat
+from .cpu import cpu_info, has_vnni
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 
@@ -26,18 +27,32 @@ class GateResult:
     fp32: float | None = None
     int8: float | None = None
     labels: tuple[str, str] = ("FP32", "INT8")
+    no_evidence: str | None = None  # why the metric could not be measured: the gate fails closed
+    note: str = ""  # context printed after the numbers (e.g. the CPU class, the quantizer's notes)
 
     @property
     def passed(self) -> bool:
-        return bool(_OPS[self.op](self.value, self.threshold))
+        return self.no_evidence is None and self.value is not None and bool(_OPS[self.op](self.value, self.threshold))
+
+    @property
+    def verdict(self) -> str:
+        """"passed", "FAILED", or "no gain" for a latency gate that passed with INT8 slower than FP32."""
+        if not self.passed:
+            return "FAILED"
+        return "no gain" if self.gate == "latency" and self.value > 1.0 else "passed"
 
     def message(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
+        where = f"[{self.case_id}, onnxruntime {compat.ORT_VERSION}]"
+        note = f" — {self.note}" if self.note else ""
+        if self.no_evidence is not None or self.value is None:
+            return (f"{self.gate} gate FAILED: {self.metric} not measured: {self.no_evidence or 'no value'} "
+                    f"(threshold {self.op} {self.threshold:.4f}) {where}{note}")
         inverse = {"<=": ">", ">=": "<", "==": "!="}[self.op]
         shown = self.op if self.passed else inverse
         extra = f" ({self.labels[0]} {self.fp32:.4g}, {self.labels[1]} {self.int8:.4g})" if self.fp32 is not None and self.int8 is not None else ""
-        return (f"{self.gate} gate {verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra} "
-                f"[{self.case_id}, onnxruntime {compat.ORT_VERSION}]")
+        if self.verdict == "no gain":
+            note = f" — INT8 is {self.value:.2f}x FP32, slower: size only, no speed gain{'; ' + self.note if self.note else ''}"
+        return f"{self.gate} gate {self.verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra} {where}{note}"
 
 
 def failures(results: list[GateResult]) -> list[str]:
@@ -58,21 +73,50 @@ def check_size(fp32_bytes: int, int8_bytes: int, th: dict, case_id: str) -> list
 
 def check_map(fp32: dict, int8: dict, th: dict, case_id: str) -> list[GateResult]:
     drop = 100 * (fp32["map50_95"] - int8["map50_95"])
+    floor = GateResult("mAP", "fp32_map50_95", fp32["map50_95"], ">=", th["min_fp32_map"], case_id)
+    if not floor.passed:
+        floor.note = ("the FP32 model itself scores below the floor: the setup is broken (class mapping, "
+                      "preprocessing or the wrong data), not the quantization")
     return [
-        GateResult("mAP", "fp32_map50_95", fp32["map50_95"], ">=", th["min_fp32_map"], case_id),
+        floor,
         GateResult("mAP", "map50_95_drop_pt", drop, "<=", th["max_map_drop_pt"], case_id, fp32["map50_95"], int8["map50_95"]),
     ]
 
 
 def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
+    """Both directions (recall of FP32 detections, precision of INT8 ones), agreement of the matched
+    pairs (only with at least ``min_parity_matches`` of them), collapsed images, and scores above 1."""
+    few = parity["matched"] < th["min_parity_matches"]
+    thin = f"only {parity['matched']} FP32 detections were matched by INT8 (need >= {th['min_parity_matches']:g})" if few else None
     return [
         GateResult("parity", "recall_of_fp32_detections", parity["recall"], ">=", th["min_parity_recall"], case_id,
-                   parity["fp32_count"], parity["matched"], ("FP32 detections", "matched by INT8")),
-        GateResult("parity", "score_drift_mean", parity["score_drift_mean"], "<=", th["max_score_drift_mean"], case_id),
-        GateResult("parity", "matched_iou_mean", parity["iou_mean"], ">=", th["min_iou_mean"], case_id),
+                   parity["fp32_count"], parity["matched"], ("FP32 detections", "matched by INT8"),
+                   None if parity["recall"] is not None else "FP32 made no detection at score >= 0.25 on these images"),
+        GateResult("parity", "precision_of_int8_detections", parity["precision"], ">=", th["min_parity_precision"], case_id,
+                   parity["int8_count"], parity["matched"], ("INT8 detections", "also in FP32"),
+                   None if parity["precision"] is not None else "INT8 made no detection at score >= 0.25 on these images"),
+        GateResult("parity", "score_drift_mean", parity["score_drift_mean"], "<=", th["max_score_drift_mean"], case_id,
+                   no_evidence=thin),
+        GateResult("parity", "matched_iou_mean", parity["iou_mean"], ">=", th["min_iou_mean"], case_id, no_evidence=thin),
+        GateResult("parity", "collapsed_image_fraction", parity["collapsed_fraction"], "<=", th["max_collapsed_fraction"],
+                   case_id, parity["scored_images"], parity["collapsed_images"], ("images with FP32 detections", "collapsed"),
+                   None if parity["collapsed_fraction"] is not None else "FP32 made no detection at score >= 0.25 on these images"),
         GateResult("parity", "max_class_score", parity["int8_max_score"], "<=", th["max_int8_score"], case_id,
                    parity["fp32_max_score"], parity["int8_max_score"]),
     ]
+
+
+def check_inputs(kind: str, used: int, skipped: int, th: dict, case_id: str, mismatched: int = 0) -> list[GateResult]:
+    """Images that could not be read (or whose size disagrees with the annotations) are evidence lost."""
+    total = used + skipped
+    results = [GateResult("inputs", f"{kind}_skipped_fraction", skipped / total if total else None, "<=",
+                          th["max_skipped_fraction"], case_id, total, skipped, (f"{kind} images", "unreadable"),
+                          None if total else f"no {kind} images")]
+    if kind == "eval":
+        results.append(GateResult("inputs", "eval_size_mismatch_fraction", mismatched / used if used else None, "<=",
+                                  th["max_skipped_fraction"], case_id, used, mismatched, ("eval images", "size differs from annotation"),
+                                  None if used else "no readable eval images"))
+    return results
 
 
 def check_graph(graph: dict, config: dict, th: dict, case_id: str) -> list[GateResult]:
@@ -87,8 +131,24 @@ def check_graph(graph: dict, config: dict, th: dict, case_id: str) -> list[GateR
     return results
 
 
-def check_latency(ratio: float, ep: str, th: dict, case_id: str, fp32_ms: float, int8_ms: float) -> GateResult:
-    return GateResult("latency", f"int8/fp32 median on {ep}", ratio, "<=", th[f"max_latency_ratio_{ep}"], case_id, fp32_ms, int8_ms)
+def latency_threshold_key(ep: str, size_only: bool = False) -> str:
+    """The threshold table's key for an EP on this machine: CPUs with an INT8 dot-product
+    instruction (VNNI/AMX) have their own; a size-only configuration has a cap instead."""
+    if size_only:
+        return "max_latency_ratio_size_only"
+    if ep == "cpu":
+        return "max_latency_ratio_cpu_vnni" if has_vnni() else "max_latency_ratio_cpu"
+    return f"max_latency_ratio_{ep}"
+
+
+def check_latency(ratio: float, ep: str, th: dict, case_id: str, fp32_ms: float, int8_ms: float,
+                  size_only: bool = False, threads: int | None = None) -> GateResult:
+    key = latency_threshold_key(ep, size_only)
+    flags = ",".join(f for f in cpu_info()["flags"] if f != "avx512f") or "none"
+    where = f"{threads} thread{'s' if threads != 1 else ''}, " if threads else ""
+    note = f"{key}; {where}CPU {cpu_info()['brand']} [{flags}]"
+    return GateResult("latency", f"int8/fp32 interleaved median on {ep}", ratio, "<=", th[key], case_id,
+                      fp32_ms, int8_ms, ("FP32 ms", "INT8 ms"), note=note)
 
 
 def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list[GateResult]:

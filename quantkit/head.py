@@ -41,24 +41,36 @@ def _is_dfl_conv(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto]) -> 
     return src is not None and src.op_type == "Softmax"
 
 
+# Layout ops an exporter may put between the head's Concat and the output ([1, anchors, 4+nc] exports).
+TRAILING_OPS = ("Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze")
+LOOKED_FOR = ("an output fed by Concat(box decode, class scores) — possibly through "
+              f"{'/'.join(TRAILING_OPS)} — with a DFL (Softmax, then a 1x1 Conv) on the box branch and a "
+              "Sigmoid on the class branch (YOLOv8, YOLO11 and YOLOv5u Detect heads)")
+
+
 def find_head(model: onnx.ModelProto) -> Head | None:
     """The YOLOv8 head of ``model``, or None when the graph does not have one.
 
-    Walk back from the output's Concat through every node until a Conv that is not the DFL's:
-    those Convs end the backbone/neck and stay quantizable; everything walked is the head.
-    The walk must have met a Sigmoid (class branch) and the DFL (box branch).
+    From the output, step back over layout ops (``TRAILING_OPS``) to the head's Concat, then walk
+    back through every node until a Conv that is not the DFL's: those Convs end the backbone/neck
+    and stay quantizable; everything walked is the head. The walk must have met a Sigmoid (class
+    branch) and the DFL (box branch).
     """
     graph = model.graph
     producers = _producers(graph)
     if len(graph.output) != 1:
         return None
     final = producers.get(graph.output[0].name)
+    trailing = []
+    while final is not None and final.op_type in TRAILING_OPS:
+        trailing.append(final)
+        final = producers.get(final.input[0])
     if final is None or final.op_type != "Concat" or len(final.input) != 2:
         return None
 
     initializers = {init.name for init in graph.initializer}
     graph_inputs = {i.name for i in graph.input}
-    head, feeding, dfl = [], [], None
+    head, feeding, dfl = [t.name for t in trailing], [], None
     seen: set[int] = set()
     stack = [final]
     while stack:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +51,84 @@ def load_coco(ann_path: str | Path) -> COCO:
     return coco
 
 
+@dataclass
+class ClassMap:
+    """Class index -> COCO category id, and how it was decided."""
+
+    cat_ids: list[int]
+    how: str  # "names", "explicit" or "sorted ids"
+    notes: list[str] = field(default_factory=list)
+
+
+def _norm(name) -> str:
+    return str(name).strip().lower()
+
+
+def _resolve_explicit(coco_gt: COCO, explicit, nc: int | None) -> list[int]:
+    """An explicit map (list, or dict of index -> category id or name) as a list of category ids."""
+    by_name = {_norm(c.get("name", "")): c["id"] for c in coco_gt.dataset["categories"]}
+    if isinstance(explicit, dict):
+        index = {int(k): v for k, v in explicit.items()}
+        size = nc or len(index)
+        missing = sorted(set(range(size)) - set(index))
+        if missing:
+            raise DatasetError(f"class map does not cover class indices {missing}: map every index 0..{size - 1}")
+        explicit = [index[i] for i in range(size)]
+    ids = []
+    for i, value in enumerate(explicit):
+        if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            if _norm(value) not in by_name:
+                raise DatasetError(f"class map: class {i} -> '{value}' names no category of the annotations "
+                                   f"({sorted(by_name)}): fix the class map")
+            ids.append(by_name[_norm(value)])
+        else:
+            ids.append(int(value))
+    unknown = sorted(set(ids) - set(coco_gt.getCatIds()))
+    if unknown:
+        raise DatasetError(f"class map names category ids {unknown} that the annotations lack "
+                           f"(known: {sorted(coco_gt.getCatIds())}): fix the class map")
+    return ids
+
+
+def map_classes(coco_gt: COCO, names: dict[int, str] | None = None, explicit=None) -> ClassMap:
+    """Class index -> category id: ``explicit`` if given, else by class name, else the sorted ids.
+
+    Matching by name ignores case and surrounding whitespace; categories no model class names (a
+    dataset-name or supercategory entry) are left out of the evaluation with a note. No overlap, or
+    a model class that no category names, is a DatasetError that prints both lists.
+    """
+    cats = coco_gt.dataset["categories"]
+    nc = len(names) if names else None
+    if explicit is not None:
+        return ClassMap(_resolve_explicit(coco_gt, explicit, nc), "explicit")
+    sorted_ids = sorted(coco_gt.getCatIds())
+    if not names:
+        return ClassMap(sorted_ids, "sorted ids", [
+            f"the model carries no class names: class index i is scored as the i-th of the annotations' "
+            f"{len(sorted_ids)} category ids sorted ({sorted_ids[:10]}); pass a class map if that is wrong"])
+    by_name: dict[str, int] = {}
+    for c in cats:
+        by_name.setdefault(_norm(c.get("name", "")), c["id"])
+    model_names = [names[i] for i in sorted(names)]
+    missing = [n for n in model_names if _norm(n) not in by_name]
+    if missing:
+        overlap = "no overlap at all" if len(missing) == len(model_names) else f"model classes {missing} have no category"
+        raise DatasetError(f"class names do not match the annotations ({overlap}): model classes {model_names}, "
+                           f"annotation categories {[c.get('name') for c in cats]}: rename the categories or pass a "
+                           "class map (class_map in the manifest case, --class-map FILE)")
+    ids = [by_name[_norm(n)] for n in model_names]
+    notes = []
+    ignored = [c.get("name") for c in cats if c["id"] not in set(ids)]
+    if ignored:
+        notes.append(f"annotation categories {ignored} name no model class: left out of the evaluation")
+    if len(cats) != len(model_names):
+        notes.append(f"the model has {len(model_names)} classes, the annotations {len(cats)} categories")
+    return ClassMap(ids, "names", notes)
+
+
 def category_map(coco_gt: COCO, explicit: dict[int, int] | list[int] | None = None) -> list[int]:
     """Class index -> COCO category id: ``explicit`` if given, else the dataset's ids sorted ascending."""
-    if explicit is None:
-        return sorted(coco_gt.getCatIds())
-    if isinstance(explicit, dict):
-        missing = sorted(set(range(len(explicit))) - set(explicit))
-        if missing:
-            raise DatasetError(f"category map does not cover class indices {missing}: "
-                               f"map every index 0..{len(explicit) - 1}")
-        return [int(explicit[i]) for i in range(len(explicit))]
-    return [int(c) for c in explicit]
+    return map_classes(coco_gt, None, explicit).cat_ids
 
 
 def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> list[dict]:
@@ -82,8 +150,11 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> li
     return results
 
 
-def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int]) -> dict:
-    """pycocotools bbox mAP over ``image_ids`` only, with maxDets [1, 10, 300]."""
+def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None) -> dict:
+    """pycocotools bbox mAP over ``image_ids`` (and ``cat_ids``, default all) only, with maxDets [1, 10, 300].
+
+    Besides mAP50-95/50/75 and AR: COCO's small/medium/large AP (``aps``/``apm``/``apl``, -1 where no
+    object of that size exists) and AP50-95 per category id (``per_class``)."""
     image_ids = [int(i) for i in image_ids]
     if not image_ids:
         raise DatasetError("no images to evaluate: pass at least one image id")
@@ -103,13 +174,16 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int]) -> dict:
         raise DatasetError(f"the {len(image_ids)} images to evaluate have no annotations, so mAP is undefined: "
                            "evaluate annotated images")
     summary = {"images": len(image_ids), "detections": len(results)}
-    zeros = {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0}
+    zeros = {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
+             "per_class": {str(c): 0.0 for c in (cat_ids or coco_gt.getCatIds())}}
     if not results:  # pycocotools' loadRes cannot take an empty list
         return {**zeros, **summary}
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
         evaluator.params.imgIds = image_ids
+        if cat_ids is not None:
+            evaluator.params.catIds = sorted(set(int(c) for c in cat_ids))
         evaluator.params.maxDets = list(MAX_DETS)
         evaluator.evaluate()
         evaluator.accumulate()
@@ -119,8 +193,13 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int]) -> dict:
     # take AP@[.5:.95] at 300 detections, all areas, straight from the precision table instead.
     precision = evaluator.eval["precision"][:, :, :, 0, -1]
     valid = precision[precision > -1]
+    per_class = {}
+    for k, cat in enumerate(evaluator.params.catIds):
+        p = precision[:, :, k]
+        per_class[str(cat)] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
     return {"map50_95": float(valid.mean()), "map50": float(stats[1]), "map75": float(stats[2]),
-            "ar300": float(stats[8]), **summary}
+            "ar300": float(stats[8]), "aps": float(stats[3]), "apm": float(stats[4]), "apl": float(stats[5]),
+            "per_class": per_class, **summary}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -152,29 +231,39 @@ def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float)
 
 
 def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.25, iou_thr: float = 0.5) -> dict:
-    """How many FP32 detections INT8 reproduces (same class, IoU >= ``iou_thr``), and how closely.
+    """FP32 vs INT8 detections in both directions: how many FP32 detections INT8 reproduces (same
+    class, IoU >= ``iou_thr``; ``recall``), how many INT8 detections FP32 also has (``precision``),
+    how closely the matched ones agree, and on how many images INT8's best score collapsed.
 
     Detections below ``score_thr`` are ignored, except in the max scores (over all detections),
-    which expose scores that left [0, 1]. Means are 0.0 when nothing matched.
+    which expose scores that left [0, 1]. A figure with nothing to measure is None, never a pass.
     """
     if len(fp32) != len(int8):
         raise ValueError(f"parity needs one FP32 and one INT8 result per image, got {len(fp32)} and {len(int8)}")
-    pairs, fp32_count, int8_count = [], 0, 0
+    pairs, fp32_count, int8_count, scored_images, collapsed = [], 0, 0, 0, 0
     for f, q in zip(fp32, int8):
         p, nf, ni = _match(f, q, score_thr, iou_thr)
         pairs += p
         fp32_count += nf
         int8_count += ni
+        fp32_best = float(f.scores.max()) if len(f) else 0.0
+        if fp32_best >= score_thr:
+            scored_images += 1
+            collapsed += (float(q.scores.max()) if len(q) else 0.0) < fp32_best / 2
     arr = np.asarray(pairs, np.float64).reshape(-1, 3)
     drift = np.abs(arr[:, 0] - arr[:, 1])
     return {
-        "recall": len(pairs) / fp32_count if fp32_count else 1.0,
+        "recall": len(pairs) / fp32_count if fp32_count else None,
+        "precision": len(pairs) / int8_count if int8_count else None,
         "fp32_count": fp32_count,
         "int8_count": int8_count,
         "matched": len(pairs),
-        "score_drift_mean": float(drift.mean()) if drift.size else 0.0,
-        "score_drift_max": float(drift.max()) if drift.size else 0.0,
-        "iou_mean": float(arr[:, 2].mean()) if arr.size else 0.0,
+        "score_drift_mean": float(drift.mean()) if drift.size else None,
+        "score_drift_max": float(drift.max()) if drift.size else None,
+        "iou_mean": float(arr[:, 2].mean()) if arr.size else None,
+        "collapsed_fraction": collapsed / scored_images if scored_images else None,
+        "collapsed_images": collapsed,
+        "scored_images": scored_images,
         "int8_max_score": max((float(d.scores.max()) for d in int8 if len(d)), default=0.0),
         "fp32_max_score": max((float(d.scores.max()) for d in fp32 if len(d)), default=0.0),
     }

@@ -17,13 +17,16 @@ from pathlib import Path
 import onnx
 from filelock import FileLock
 
-from . import compat
+from . import compat, gates
+from .bench import latency_ratio
 from .calibration import DEFAULT_COUNT, files_digest, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, QuantkitError
-from .evaluate import ImageSet, Predictions, coco_items, model_hw, parity_report, predict, score
+from .evaluate import (ImageSet, Predictions, annotated_sizes, coco_items, model_hw, model_names, parity_report, predict,
+                       score)
 from .head import head_is_float
 from .manifest import Case, ConfigSpec
+from .metrics import ClassMap, map_classes
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantize import QuantResult, quantize, resolve_config
 from .report import write_text_atomic
@@ -72,8 +75,13 @@ class CasePipeline:
         return coco_items(self.case.coco_ann, self.case.coco_images)
 
     @cached_property
+    def classes(self) -> ClassMap:
+        """Class index -> category id: the case's class_map, else by the model's class names."""
+        return map_classes(self.coco[0], model_names(self.case.model), self.case.class_map)
+
+    @cached_property
     def images(self) -> ImageSet:
-        return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress)
+        return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress, annotated_sizes(self.coco[0]))
 
     # -- quantize ----------------------------------------------------------------------------
     def config_for(self, spec: ConfigSpec):
@@ -128,7 +136,7 @@ class CasePipeline:
     def map(self, spec: ConfigSpec | None = None) -> dict:
         key = spec.id if spec else "fp32"
         if key not in self._maps:
-            self._maps[key] = score(self.coco[0], self.predictions(spec), self.images)["metrics"]
+            self._maps[key] = score(self.coco[0], self.predictions(spec), self.images, self.classes)["metrics"]
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
@@ -142,6 +150,22 @@ class CasePipeline:
         return {"ops": counts, "float_convs": float_convs(model), "quantized_convs": quantized_convs(model),
                 "head_found": bool(q.head_nodes), "head_float": bool(q.head_nodes) and head_is_float(model, q.head_nodes),
                 "quantize_linear": counts.get("QuantizeLinear", 0), "dequantize_linear": counts.get("DequantizeLinear", 0)}
+
+    def latency_gate(self, spec: ConfigSpec, threads: int, th: dict, case_id: str) -> tuple[gates.GateResult, dict]:
+        """FP32 and INT8 timed interleaved at ``threads`` intra-op threads, gated by the CPU class's
+        threshold. A ratio over it is timed once more, twice as long, and that run decides: a real
+        regression fails both, a burst of noise on a shared runner rarely does."""
+        int8 = self.model_path(spec)
+        measured = latency_ratio(self.case.model, int8, self.hw_nc[0], self.ep, threads)
+        result = gates.check_latency(measured["ratio"], self.ep, th, case_id, measured["fp32_ms"], measured["int8_ms"],
+                                     spec.size_only, threads)
+        if not result.passed:
+            first = measured["ratio"]
+            measured = latency_ratio(self.case.model, int8, self.hw_nc[0], self.ep, threads, rounds=60)
+            result = gates.check_latency(measured["ratio"], self.ep, th, case_id, measured["fp32_ms"], measured["int8_ms"],
+                                         spec.size_only, threads)
+            result.note += f"; the first run read {first:.3f}, this is the second, twice as long"
+        return result, measured
 
     @cached_property
     def fp32_ops(self) -> dict[str, int]:

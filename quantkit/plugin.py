@@ -8,7 +8,9 @@ Options (each also readable from ``[tool.quantkit]`` in the rootdir's pyproject.
   --quantkit-calib DIR              --quantkit-coco-images, --quantkit-coco-ann, --quantkit-imgsz
   --quantkit-preset NAME          run every case under this one preset (``naive`` shows the gates bite)
   --quantkit-config IDS           only these comma-separated config ids of the manifest
-  --quantkit-ep EP                execution provider for accuracy gates (default cpu)
+  --quantkit-ep EP                execution provider for accuracy and latency gates (default cpu)
+  --quantkit-class-map FILE       class index -> category id or name for --quantkit-model (default: by class name)
+  --quantkit-latency-threads N,M  intra-op thread counts the latency gate times at (default 1,2)
   --quantkit-save-baseline NAME   store this run's metrics as a named baseline
   --quantkit-compare NAME         fail when INT8 mAP, parity or size regress against that baseline
   --quantkit-results DIR          write one results file per (case, config, EP) under DIR/<onnxruntime>/
@@ -17,6 +19,12 @@ Options (each also readable from ``[tool.quantkit]`` in the rootdir's pyproject.
 Fixtures for gate tests: ``qk_pair`` (one case x config: pipeline, spec, thresholds, id) and
 ``qk_case`` (one case: pipeline, thresholds, id). The gate modules live in ``quantkit.suite``:
 ``pytest --pyargs quantkit.suite --quantkit-model my.onnx ...`` runs them from any repository.
+
+Settings are checked before any test runs: a missing model, calibration folder or annotation file,
+or classes that match no category, stop the session with one usage error (exit 4) naming the
+option or manifest key to fix. Latency is timed serially: under pytest-xdist the workers defer it
+and the controller times every deferred pair after the workers are done, failing the run if a gate
+fails or a pair could not be timed.
 """
 
 from __future__ import annotations
@@ -28,15 +36,19 @@ from pathlib import Path
 
 import pytest
 
-from . import compat
+from . import compat, gates
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline
 from .session import default_cache_dir
 from .report import write_text_atomic
 
-OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "imgsz", "preset", "config", "ep", "save_baseline",
-           "compare", "results", "cache_dir")
+OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "imgsz", "class_map", "preset", "config", "ep",
+           "latency_threads", "save_baseline", "compare", "results", "cache_dir")
+CASE_KEYS = {"model": "model", "calib": "calib", "coco_images": "coco_images", "coco_ann": "coco_ann", "imgsz": "imgsz",
+             "class_map": "class_map"}
+DEFAULT_LATENCY_THREADS = (1, 2)
+LATENCY_REQUEST, NOTES = "quantkit_latency_request", "quantkit_notes"  # user_properties keys
 DEFAULT_MANIFEST = "fixtures/manifest.toml"
 BASELINE_DIR = ".quantkit/baselines"
 
@@ -50,9 +62,11 @@ def pytest_addoption(parser):
         "coco_images": "evaluation image folder for --quantkit-model",
         "coco_ann": "COCO instances JSON for --quantkit-model",
         "imgsz": "input size 'H' or 'H,W' for --quantkit-model with dynamic axes",
+        "class_map": "JSON/TOML of class index -> category id or name for --quantkit-model (default: by class name)",
+        "latency_threads": "comma-separated intra-op thread counts the latency gate times at (default 1,2)",
         "preset": "run every case under this one preset instead of the manifest's configs (e.g. naive)",
         "config": "comma-separated config ids to run (default: all of the manifest's)",
-        "ep": "execution provider for the accuracy gates (cpu, cuda, tensorrt, openvino, dml)",
+        "ep": "execution provider for the accuracy and latency gates (cpu, cuda, tensorrt, openvino, dml)",
         "save_baseline": "save this run's metrics as baseline NAME",
         "compare": "compare against baseline NAME and fail on regressions",
         "results": "write per-(case, config) results files under DIR/<onnxruntime version>/",
@@ -94,13 +108,27 @@ class Settings:
     compare: str | None
     results: Path | None
     rootdir: Path
+    latency_threads: tuple[int, ...] = DEFAULT_LATENCY_THREADS
+
+
+def _threads(value) -> tuple[int, ...]:
+    if not value:
+        return DEFAULT_LATENCY_THREADS
+    try:
+        threads = tuple(int(v) for v in (value if isinstance(value, list) else str(value).split(",")))
+    except ValueError:
+        threads = ()
+    if not threads or min(threads) < 1:
+        raise QuantkitError(f"--quantkit-latency-threads {value!r}: give positive thread counts such as 1,2")
+    return threads
 
 
 def _resolve(config) -> Settings:
     rootdir = Path(config.rootpath)
     get = lambda name: _setting(config, name)  # noqa: E731
     if get("model"):
-        manifest = single_case(get("model"), get("calib"), get("coco_images"), get("coco_ann"), get("imgsz"))
+        manifest = single_case(get("model"), get("calib"), get("coco_images"), get("coco_ann"), get("imgsz"),
+                               get("class_map"))
     else:
         path = Path(get("manifest") or DEFAULT_MANIFEST)
         manifest = load_manifest(path if path.is_absolute() else rootdir / path)
@@ -112,17 +140,85 @@ def _resolve(config) -> Settings:
         manifest = manifest.with_preset(preset)
     results = get("results")
     return Settings(manifest, get("ep") or "cpu", Path(get("cache_dir") or default_cache_dir()), preset,
-                    get("save_baseline"), get("compare"), Path(results) if results else None, rootdir)
+                    get("save_baseline"), get("compare"), Path(results) if results else None, rootdir,
+                    _threads(get("latency_threads")))
+
+
+def _fix(s: Settings, case, key: str) -> str:
+    """Where the user fixes ``key`` of ``case``: a --quantkit-* option, or the manifest's key."""
+    if s.manifest.path is None:
+        return f"--quantkit-{CASE_KEYS[key].replace('_', '-')}"
+    return f"`{key}` of case '{case.id}' in {s.manifest.path}"
+
+
+def validate(s: Settings, needs: set[str] = frozenset()) -> None:
+    """Check every case's inputs before any test runs; raise QuantkitError naming what to fix.
+
+    What is given must exist and load; ``needs`` ("calib", "coco") must be given as well."""
+    from .calibration import choose_files
+    from .evaluate import coco_items, model_hw, model_names
+    from .metrics import map_classes
+    from .quantize import resolve_config
+
+    for case, specs in _cases_with_specs(s.manifest):
+        try:
+            model_hw(case.model, case.imgsz)
+        except QuantkitError as exc:
+            raise QuantkitError(f"{exc} (fix {_fix(s, case, 'model')} or {_fix(s, case, 'imgsz')})") from None
+        static = any(resolve_config(s.preset or k.preset, **({} if s.preset else k.overrides)).mode == "static" for k in specs)
+        if case.calib or (static and "calib" in needs):
+            if not case.calib:
+                raise QuantkitError(f"case '{case.id}': static quantization needs calibration images: "
+                                    f"pass {_fix(s, case, 'calib')}")
+            try:
+                choose_files(case.calib)
+            except QuantkitError as exc:
+                raise QuantkitError(f"{exc.args[0].split(':')[0]}: {case.calib}: fix {_fix(s, case, 'calib')}") from None
+        if case.coco_images or case.coco_ann or "coco" in needs:
+            missing = [k for k in ("coco_images", "coco_ann") if not getattr(case, k)]
+            if missing:
+                raise QuantkitError(f"case '{case.id}': the mAP, parity and input gates need annotated images: pass "
+                                    + " and ".join(_fix(s, case, k) for k in missing)
+                                    + " (or deselect them, e.g. -k 'size or graph or latency')")
+            try:
+                coco, _ = coco_items(case.coco_ann, case.coco_images)
+                map_classes(coco, model_names(case.model), case.class_map)
+            except QuantkitError as exc:
+                raise QuantkitError(f"case '{case.id}': {exc} (fix {_fix(s, case, 'coco_ann')}, "
+                                    f"{_fix(s, case, 'coco_images')} or {_fix(s, case, 'class_map')})") from None
+
+
+def _cases_with_specs(manifest: Manifest):
+    pairs = manifest.pairs()
+    return [(case, [k for c, k in pairs if c is case]) for case in manifest.cases]
+
+
+def _explicit(config) -> bool:
+    """True when any quantkit setting was given (command line, [tool.quantkit], ini)."""
+    return any(config.getoption("quantkit_" + n) or config._quantkit_pyproject.get(n) or config.getini("quantkit_" + n)
+               for n in OPTIONS)
 
 
 def pytest_configure(config):
     for marker in ("slow: the longest checks", "gpu: needs a CUDA, TensorRT or DirectML execution provider",
                    "benchmark: latency measurements",
-                   "quantkit_record: writes results/baselines; runs only with --quantkit-results/-save-baseline/-compare"):
+                   "quantkit_record: writes results/baselines; runs only with --quantkit-results/-save-baseline/-compare",
+                   "quantkit_needs(*inputs): the gate needs these case inputs ('calib', 'coco')",
+                   "quantkit_latency: a latency gate (timed last, serially)"):
         config.addinivalue_line("markers", marker)
     config._quantkit_pyproject = _pyproject_settings(Path(config.rootpath))
     config._quantkit = None
     config._quantkit_pipelines = {}
+    config._quantkit_deferred = {}  # latency requests deferred by xdist workers / benchmarks: id -> request
+    config._quantkit_notes = {}  # pair id -> the quantizer's notes
+    config._quantkit_latency_lines = []
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_Collector(config), "quantkit-collector")
+    if _explicit(config):  # given settings are checked now, before xdist starts workers
+        try:
+            validate(settings(config))
+        except QuantkitError as exc:
+            raise pytest.UsageError(f"quantkit: {exc}") from None
 
 
 def settings(config) -> Settings:
@@ -147,6 +243,13 @@ class Pair:
     spec: ConfigSpec
     thresholds: dict
     id: str
+
+    def assert_passed(self, results) -> None:
+        """Fail with every failed gate's numbers, and the quantizer's notes that may explain them."""
+        failed = gates.failures(results)
+        if failed:
+            notes = self.pipeline.quantized(self.spec).notes
+            raise AssertionError("\n".join(failed + [f"quantizer note: {n}" for n in notes]))
 
 
 @dataclass
@@ -190,17 +293,75 @@ def qk_settings(request) -> Settings:
     return settings(request.config)
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection
 def pytest_collection_modifyitems(config, items):
-    """Baseline/results tests run only when asked for (--quantkit-save-baseline/-compare/-results)."""
+    """Baseline/results tests run only when asked for (--quantkit-save-baseline/-compare/-results);
+    latency gates run last; the selected gates' inputs are checked before any of them runs."""
     wanted = any(_setting(config, n) for n in ("save_baseline", "compare", "results"))
-    if wanted:
-        return
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("quantkit_record") else keep).append(item)
+        (drop if item.get_closest_marker("quantkit_record") and not wanted else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = sorted(keep, key=lambda item: bool(item.get_closest_marker("quantkit_latency")))
+    gates_selected = [item for item in items if {"qk_pair", "qk_case"} & set(getattr(item, "fixturenames", ()))]
+    if gates_selected:
+        needs = {need for item in gates_selected for mark in item.iter_markers("quantkit_needs") for need in mark.args}
+        try:
+            validate(settings(config), needs)
+        except QuantkitError as exc:
+            raise pytest.UsageError(f"quantkit: {exc}") from None
+
+
+class _Collector:
+    """Gathers, on the controller (or in a serial run), what workers and benchmarks left for the end."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report):
+        for key, value in report.user_properties:
+            if key == LATENCY_REQUEST:
+                self.config._quantkit_deferred[value["id"]] = value
+            elif key == NOTES and value["notes"]:
+                self.config._quantkit_notes[value["id"]] = value["notes"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Time the deferred latency pairs serially, now that no test shares the CPU; fail closed."""
+    config = session.config
+    if hasattr(config, "workerinput") or not config._quantkit_deferred:
+        return
+    s = settings(config)
+    cases = {c.id: c for c in s.manifest.cases}
+    failed = False
+    for request in sorted(config._quantkit_deferred.values(), key=lambda r: r["id"]):
+        try:
+            case = cases[request["case"]]
+            spec = s.manifest.spec(request["config"]) if not s.preset else s.manifest.configs[0]
+            result, _ = pipeline(config, case).latency_gate(spec, request["threads"], s.manifest.thresholds_for(case, spec),
+                                                            request["id"])
+            line = result.message()
+            failed |= not result.passed
+        except Exception as exc:  # noqa: BLE001 - an untimed pair is a failure, never a silent pass
+            line = f"latency gate FAILED: {request['id']} could not be timed ({type(exc).__name__}: {exc})"
+            failed = True
+        config._quantkit_latency_lines.append(line)
+    if failed and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config._quantkit_latency_lines:
+        terminalreporter.write_sep("-", "quantkit latency gates (timed after the tests, serially)")
+        for line in config._quantkit_latency_lines:
+            terminalreporter.write_line(line, red="FAILED" in line)
+    if config._quantkit_notes:
+        terminalreporter.write_sep("-", "quantkit: what the quantizer noted")
+        for pair_id, notes in sorted(config._quantkit_notes.items()):
+            for note in notes:
+                terminalreporter.write_line(f"{pair_id}: {note}")
 
 
 def write_json(path: Path, data: dict) -> None:

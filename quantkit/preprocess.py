@@ -47,7 +47,8 @@ def to_bgr8(img: np.ndarray) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray | None:
     """Read any image file as 3-channel uint8 BGR, or None when it cannot be decoded.
 
-    Reads bytes first, so non-ASCII paths work on every platform.
+    Decoded as Ultralytics decodes (``cv2.IMREAD_COLOR``): EXIF orientation applied, alpha dropped,
+    16-bit scaled to 8. Reads bytes first, so non-ASCII paths work on every platform.
     """
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
@@ -55,7 +56,7 @@ def read_image(path: str | Path) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         return None
     return to_bgr8(img)

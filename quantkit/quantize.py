@@ -24,7 +24,7 @@ from . import compat
 from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
-from .head import find_head
+from .head import LOOKED_FOR, find_head
 from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
 
 MODES = ("static", "dynamic")
@@ -239,7 +239,11 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         onnx.save(prepared_proto, str(prepared))
         head = find_head(prepared_proto)
         if config.keep_head_float and head is None:
-            notes.append("no YOLOv8 head found by graph structure: the whole graph was quantized")
+            if not config.exclude:
+                raise ModelError(f"{src.name}: no YOLOv8 detection head found (looked for {LOOKED_FOR}); quantizing "
+                                 "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
+                                 "in float, or --preset naive to quantize the whole graph knowingly")
+            notes.append(f"no YOLOv8 head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
         float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours

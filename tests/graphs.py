@@ -7,6 +7,8 @@ through Sigmoid, and the final Concat -> [1, 4 + nc, N]. Same structure, a few k
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -97,3 +99,38 @@ def write_images(folder, count: int = 6, hw: tuple[int, int] = (40, 56), seed: i
     for i in range(count):
         cv2.imwrite(str(folder / f"img_{i}.jpg"), rng.integers(0, 255, (*hw, 3), dtype=np.uint8))
     return str(folder)
+
+
+def transposed(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with a Transpose after its output: ``[1, anchors, 4+nc]``, as some exports ship it."""
+    model = copy.deepcopy(model)
+    out = model.graph.output[0]
+    n, c = (d.dim_value for d in out.type.tensor_type.shape.dim[1:])
+    for node in model.graph.node:
+        node.output[:] = [name + "_cf" if name == out.name else name for name in node.output]
+    model.graph.node.append(helper.make_node("Transpose", [out.name + "_cf"], [out.name], perm=[0, 2, 1], name="/out/transpose"))
+    model.graph.output.remove(out)
+    model.graph.output.append(helper.make_tensor_value_info(out.name, TensorProto.FLOAT, [1, c, n]))
+    return model
+
+
+def slowed(model: onnx.ModelProto, channels: int = 96, layers: int = 3) -> onnx.ModelProto:
+    """``model`` plus a side branch of full-resolution Convs whose result is multiplied by 0 and
+    added to the output: same detections, several times the compute (a planted latency fault)."""
+    model = copy.deepcopy(model)
+    rng = np.random.default_rng(0)
+    image, out = model.graph.input[0].name, model.graph.output[0].name
+    x, cin = image, 3
+    for i in range(layers):
+        model.graph.initializer.append(_init(f"slow_w{i}", rng.normal(0, 0.1, (channels, cin, 3, 3)).astype(np.float32)))
+        model.graph.node.append(helper.make_node("Conv", [x, f"slow_w{i}"], [f"slow_c{i}"], pads=[1, 1, 1, 1], name=f"/slow/conv{i}"))
+        x, cin = f"slow_c{i}", channels
+    model.graph.initializer.append(_init("slow_zero", np.array(0.0, np.float32)))
+    for node in model.graph.node:
+        node.output[:] = [name + "_fast" if name == out else name for name in node.output]
+    model.graph.node.extend([
+        helper.make_node("ReduceMean", [x], ["slow_mean"], keepdims=0, name="/slow/mean"),
+        helper.make_node("Mul", ["slow_mean", "slow_zero"], ["slow_nothing"], name="/slow/mul"),
+        helper.make_node("Add", [out + "_fast", "slow_nothing"], [out], name="/slow/add"),
+    ])
+    return model

@@ -1,10 +1,15 @@
 """The YOLOv8 head is found by graph structure, whatever the nodes are called."""
 
 import onnx
+import pytest
 
 import graphs
+from quantkit import quantize
+from quantkit.errors import ModelError
 from quantkit.head import find_head, head_is_float
 from quantkit.model import load_model, name_nodes
+from quantkit.preprocess import to_tensor
+from quantkit.session import Runner
 
 HEAD_OPS = {"Concat", "Sigmoid", "Softmax", "Transpose", "Reshape", "Slice", "Sub", "Add", "Div", "Mul", "Conv"}
 
@@ -79,3 +84,40 @@ def test_dynamic_export_head_is_found_through_its_shape_ops(fixture_case):
         ops = [n.op_type for n in model.graph.node if n.name in set(head.nodes)]
         assert ops.count("Sigmoid") == 1 and ops.count("Conv") == 1, sorted(ops)
     assert "Shape" in _ops(dynamic, dynamic_head.nodes)
+
+
+def test_head_found_through_a_trailing_transpose():
+    """`[1, anchors, 4+nc]` exports end with a Transpose after the head's Concat: it belongs to the head."""
+    model = graphs.transposed(graphs.tiny_yolo())
+    head = find_head(model)
+    assert head is not None and "/out/transpose" in head.nodes
+    assert len(head.nodes) == len(find_head(graphs.tiny_yolo()).nodes) + 1
+
+
+def test_quantize_stops_when_a_head_aware_preset_finds_no_head(tmp_path, calib_dir):
+    model = graphs.tiny_yolo()
+    for node in model.graph.node:
+        if node.op_type == "Softmax":
+            node.op_type = "Relu"
+            del node.attribute[:]
+    path = graphs.save(model, tmp_path / "nohead.onnx")
+    with pytest.raises(ModelError, match=r"no YOLOv8 detection head found .*--exclude NODE .*--preset naive"):
+        quantize(path, tmp_path / "q.onnx", calib=calib_dir, progress=False)
+    assert not (tmp_path / "q.onnx").exists()
+    # the user's way out: name the head's nodes, or quantize everything knowingly
+    head = [n.name for n in model.graph.node if n.op_type in ("Sigmoid", "Concat")][-3:]
+    assert quantize(path, tmp_path / "q.onnx", calib=calib_dir, exclude=head, progress=False).notes
+    assert quantize(path, tmp_path / "q2.onnx", calib=calib_dir, preset="naive", progress=False).head_nodes == []
+
+
+def test_transposed_fixture_keeps_its_head_float(fixture_case, fixture_pipeline, tmp_path):
+    """(fixture) The seed's failure on a `[1, 1260, 10]` export: the head is found and kept float,
+    so INT8's best class score per image stays within 0.1 of FP32's."""
+    src = graphs.save(graphs.transposed(onnx.load(str(fixture_case.model))), tmp_path / "transposed.onnx")
+    q = quantize(src, tmp_path / "q.onnx", calib=fixture_case.calib, calib_count=20, progress=False)
+    assert "/out/transpose" in q.head_nodes and head_is_float(onnx.load(q.output), q.head_nodes)
+    fp32, int8 = Runner(src), Runner(q.output)
+    for boxed in fixture_pipeline.images.boxed[:8]:
+        x = to_tensor(boxed)
+        a, b = fp32.run(x)[0, :, 4:].max(axis=1), int8.run(x)[0, :, 4:].max(axis=1)
+        assert abs(float(a.max()) - float(b.max())) < 0.1

@@ -12,7 +12,7 @@ from pycocotools.cocoeval import COCOeval
 
 from quantkit.detect import Detections
 from quantkit.errors import DatasetError, ModelError
-from quantkit.metrics import (COCO80_TO_91, category_map, coco_map, coco_results, load_coco, parity,
+from quantkit.metrics import (COCO80_TO_91, category_map, map_classes, coco_map, coco_results, load_coco, parity,
                               raw_output_stats)
 
 VAL_ANNOTATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "val" / "annotations.json"
@@ -114,8 +114,8 @@ def test_perfect_detections_give_map_one(gt):
 
 def test_empty_results_give_zero(gt):
     result = coco_map(gt, [], gt.getImgIds())
-    assert result == {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0,
-                      "images": len(gt.getImgIds()), "detections": 0}
+    assert result == {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
+                      "per_class": {str(c): 0.0 for c in gt.getCatIds()}, "images": len(gt.getImgIds()), "detections": 0}
 
 
 def test_only_given_images_are_evaluated(gt):
@@ -185,6 +185,51 @@ def test_category_map(gt):
     assert category_map(gt, [31, 1]) == [31, 1]
     with pytest.raises(DatasetError, match=r"\[1\]"):
         category_map(gt, {0: 1, 2: 3})
+
+
+NAMES = {0: "circle", 1: "rectangle", 2: "triangle", 3: "star", 4: "ring", 5: "cross"}
+
+
+def coco_with(categories):
+    gt = COCO()
+    gt.dataset = {"images": [], "annotations": [], "categories": categories}
+    gt.createIndex()
+    return gt
+
+
+def test_classes_map_by_name_ignoring_case_space_and_extra_categories(gt):
+    assert map_classes(gt, NAMES).cat_ids == [1, 3, 7, 12, 20, 31]
+    # a Roboflow-style export: the dataset's name as category 0, real classes shifted by one, other case
+    roboflow = coco_with([{"id": 0, "name": "shapes"}] + [{"id": i + 1, "name": f" {n.upper()} "} for i, n in NAMES.items()])
+    mapped = map_classes(roboflow, NAMES)
+    assert mapped.cat_ids == [1, 2, 3, 4, 5, 6] and mapped.how == "names"
+    assert any("['shapes']" in note for note in mapped.notes)
+
+
+def test_classes_that_match_no_category_are_an_error():
+    foreign = coco_with([{"id": i, "name": f"class_{i}"} for i in range(6)])
+    with pytest.raises(DatasetError, match=r"no overlap at all.*circle.*class_0.*class map"):
+        map_classes(foreign, NAMES)
+    partial = coco_with([{"id": i + 1, "name": n} for i, n in NAMES.items() if n != "star"])
+    with pytest.raises(DatasetError, match=r"model classes \['star'\] have no category"):
+        map_classes(partial, NAMES)
+
+
+def test_explicit_class_map_takes_ids_or_names(gt):
+    explicit = {0: 31, 1: "Rectangle", 2: 7, 3: 12, 4: 20, 5: 1}
+    assert map_classes(gt, NAMES, explicit).cat_ids == [31, 3, 7, 12, 20, 1]
+    with pytest.raises(DatasetError, match=r"does not cover class indices \[2, 3, 4, 5\]"):
+        map_classes(gt, NAMES, {0: 31, 1: 3})
+    with pytest.raises(DatasetError, match="names no category"):
+        map_classes(gt, NAMES, {i: "nope" for i in range(6)})
+    with pytest.raises(DatasetError, match=r"category ids \[99\]"):
+        map_classes(gt, None, [99])
+
+
+def test_model_without_names_falls_back_to_sorted_ids_with_a_note(gt):
+    mapped = map_classes(gt, {})
+    assert mapped.cat_ids == [1, 3, 7, 12, 20, 31] and mapped.how == "sorted ids"
+    assert "no class names" in mapped.notes[0]
 
 
 def test_coco80_to_91():
@@ -273,7 +318,26 @@ def test_parity_score_threshold():
     result = parity(fp32, weak, score_thr=0.25)
     assert (result["matched"], result["int8_count"], result["recall"]) == (0, 0, 0.0)
     assert result["int8_max_score"] == pytest.approx(0.1)  # max scores look at every detection
-    assert parity([Detections.empty()], [Detections.empty()])["recall"] == 1.0
+    assert result["collapsed_fraction"] == 1.0  # INT8's best score fell below half of FP32's
+
+
+def test_parity_with_nothing_to_measure_is_none_not_perfect():
+    """No FP32 detection, no INT8 detection, nothing matched: every figure is None (the gates fail)."""
+    result = parity([Detections.empty()], [Detections.empty()])
+    for key in ("recall", "precision", "score_drift_mean", "iou_mean", "collapsed_fraction"):
+        assert result[key] is None, key
+
+
+def test_parity_precision_sees_spurious_int8_boxes():
+    """INT8 keeps every FP32 box and adds confident ones of its own: recall 1.0, precision falls."""
+    rng = np.random.default_rng(4)
+    fp32 = random_detections(rng)
+    spurious = [Detections(np.vstack([d.boxes, d.boxes[:4] + 300]), np.r_[d.scores, np.full(4, 0.9, np.float32)],
+                           np.r_[d.classes, d.classes[:4]]) for d in fp32]
+    result = parity(fp32, spurious)
+    assert result["recall"] == 1.0
+    assert result["precision"] == pytest.approx(48 / 80)
+    assert result["collapsed_fraction"] == 0.0
 
 
 # ---- raw output stats ----

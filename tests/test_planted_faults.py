@@ -1,109 +1,241 @@
-"""Gate truth: faults planted on purpose must be reported by the gate responsible for them, with numbers.
+"""Gate truth: one planted fault per gate metric, and exactly that metric fails, by name.
 
-- perturbed weights (a broken model posing as the INT8 one)  -> mAP and parity gates
-- preprocessing with the padding not centred                 -> parity (box IoU) and mAP gates
-- the seed's configuration (onnxruntime defaults, `naive`)   -> parity (recall) and mAP gates
-- class scores above 1 (a public YOLOv8n under `naive`)      -> parity (max class score) gate
-- Convs left in float in a static model                      -> graph gate
+Each row of ``FAULTS`` builds the evidence a gate family sees (detections, a quantized graph, file
+sizes, a results record, timings) with one fault planted, runs the whole family, and asserts that
+the set of failed metrics is exactly the planted one. Rows marked (fixture) use the trained fixture
+model and its val set; the rest use tiny graphs built here or synthetic detections. The plugin's
+own refusals (a class map that matches nothing, unreadable calibration images) run through the
+real suite in a nested pytest.
 """
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 
-from quantkit import gates, metrics, quantize
+import graphs
+from quantkit import gates, quantize
+from quantkit.calibration import load_calibration
 from quantkit.detect import Detections
-from quantkit.evaluate import ImageSet, parity_report, predict, score
+from quantkit.evaluate import Predictions, score
+from quantkit.head import find_head, head_is_float
 from quantkit.manifest import THRESHOLDS, ConfigSpec
-from quantkit.metrics import category_map
+from quantkit.metrics import ClassMap, parity
 from quantkit.model import float_convs
 from quantkit.pipeline import CasePipeline
-from quantkit.session import Runner
+
+TH = dict(THRESHOLDS)
 
 
-def _failed_metrics(results):
+def failed(results) -> set[str]:
     return {r.metric for r in results if not r.passed}
 
 
-def _failed_gates(results):
-    return {r.gate for r in results if not r.passed}
+# ---- detections: synthetic, so each fault moves one parity metric alone --------------------------
+
+def base_detections(images: int = 100, per_image: int = 5, seed: int = 0) -> list[Detections]:
+    """Well-separated boxes with scores in [0.4, 0.9]; every image's best is 0.9."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(images):
+        xy = np.arange(per_image)[:, None] * 120.0 + rng.uniform(0, 10, (per_image, 2))
+        boxes = np.hstack([xy, xy + 80]).astype(np.float32)
+        scores = np.r_[0.9, rng.uniform(0.4, 0.85, per_image - 1)].astype(np.float32)
+        out.append(Detections(boxes, scores, rng.integers(0, 3, per_image)))
+    return out
 
 
-def _accuracy_gates(pipe, preds, case_id):
-    coco = pipe.coco[0]
-    metrics = score(coco, preds, pipe.images, category_map(coco))["metrics"]
-    th = {**THRESHOLDS, **pipe.case.thresholds}
-    return (gates.check_map(pipe.map(None), metrics, th, case_id)[1:]
-            + gates.check_parity(parity_report(pipe.predictions(None), preds), th, case_id))
+def edit(dets, boxes=None, scores=None, keep=None, extra=None):
+    """A copy of ``dets`` with per-image edits: ``fn(i, d) -> array`` for boxes/scores, keep-mask, extra boxes."""
+    out = []
+    for i, d in enumerate(dets):
+        b, s, c = d.boxes.copy(), d.scores.copy(), d.classes.copy()
+        if boxes:
+            b = boxes(i, d)
+        if scores:
+            s = scores(i, d)
+        if keep:
+            mask = keep(i, d)
+            b, s, c = b[mask], s[mask], c[mask]
+        if extra and extra(i):
+            b = np.vstack([b, b[:1] + 700])
+            s, c = np.r_[s, np.float32(0.9)], np.r_[c, c[:1]]
+        out.append(Detections(b.astype(np.float32), s.astype(np.float32), c))
+    return out
 
 
-def test_perturbed_weights_fail_map_and_parity(fixture_pipeline, tmp_path):
-    model = onnx.load(str(fixture_pipeline.case.model))
-    rng = np.random.default_rng(0)
-    for init in model.graph.initializer:
-        w = numpy_helper.to_array(init)
-        if w.ndim == 4 and w.shape[1] > 1:  # Conv kernels (not the DFL's fixed 1x1)
-            init.CopyFrom(numpy_helper.from_array((w + rng.normal(0, 0.5 * w.std(), w.shape)).astype(w.dtype), init.name))
-    path = tmp_path / "perturbed.onnx"
-    onnx.save(model, str(path))
-    preds = predict(Runner(path), fixture_pipeline.images, fixture_pipeline.hw_nc[1])
-    results = _accuracy_gates(fixture_pipeline, preds, "planted/perturbed-weights")
-    assert {"mAP", "parity"} <= _failed_gates(results), gates.failures(results)
-    message = next(r.message() for r in results if r.metric == "map50_95_drop_pt")
-    assert "FP32" in message and "INT8" in message and "planted/perturbed-weights" in message
-    # the same broken model posing as the FP32 one is caught by the model card's floor
-    coco = fixture_pipeline.coco[0]
-    broken = score(coco, preds, fixture_pipeline.images, category_map(coco))["metrics"]
-    floor = gates.check_map(broken, broken, {**THRESHOLDS, **fixture_pipeline.case.thresholds}, "planted/floor")[0]
-    assert not floor.passed, floor.message()
+def parity_row(make_int8):
+    fp32 = base_detections()
+    return gates.check_parity(parity(fp32, make_int8(fp32)), TH, "planted")
 
 
-def test_off_centre_padding_fails_box_parity(fixture_pipeline):
-    """Content pasted top-left while the box mapping assumes centred padding: every box shifts."""
-    good = fixture_pipeline.images
-    shifted = ImageSet(good.hw, good.ids, [], good.letterboxes)
-    for boxed, lb in zip(good.boxed, good.letterboxes):
-        h, w = round(lb.shape[0] * lb.scale), round(lb.shape[1] * lb.scale)
-        moved = np.full_like(boxed, 114)
-        moved[:h, :w] = boxed[lb.top:lb.top + h, lb.left:lb.left + w]
-        shifted.boxed.append(moved)
-    preds = predict(Runner(fixture_pipeline.case.model), shifted, fixture_pipeline.hw_nc[1])
-    results = _accuracy_gates(fixture_pipeline, preds, "planted/off-centre-padding")
-    assert {"mAP", "parity"} <= _failed_gates(results), gates.failures(results)
+PARITY_ROWS = {
+    # INT8 loses 1 of 5 detections on 3 images in 4 (never the best): recall 0.85
+    "recall_of_fp32_detections": lambda f: edit(f, keep=lambda i, d: np.arange(len(d)) != (4 if i % 4 else 99)),
+    # INT8 adds a confident box FP32 does not have on every image: precision 5/6
+    "precision_of_int8_detections": lambda f: edit(f, extra=lambda i: True),
+    # every INT8 score 0.1 lower
+    "score_drift_mean": lambda f: edit(f, scores=lambda i, d: d.scores - 0.1),
+    # every INT8 box shifted by 8 px (80 px boxes): IoU ~0.8, still matched
+    "matched_iou_mean": lambda f: edit(f, boxes=lambda i, d: d.boxes + 8),
+    # on 1 image in 10 every INT8 score collapses to 0.3 (still matched; mean drift stays under 0.05)
+    "collapsed_image_fraction": lambda f: edit(f, scores=lambda i, d: np.full(len(d), 0.3) if i % 10 == 0 else d.scores),
+    # one INT8 score above 1 (the head quantized onto the box scale)
+    "max_class_score": lambda f: edit(f, scores=lambda i, d: np.r_[1.05 if i == 0 else d.scores[0], d.scores[1:]]),
+}
 
 
-@pytest.fixture(scope="module")
-def naive_pipeline(fixture_case):
-    return CasePipeline(fixture_case, preset="naive")
+@pytest.mark.parametrize("metric", PARITY_ROWS)
+def test_parity_fault_fails_exactly_its_metric(metric):
+    results = parity_row(PARITY_ROWS[metric])
+    assert failed(results) == {metric}, gates.failures(results)
+    assert metric in gates.failures(results)[0] and "planted" in gates.failures(results)[0]
 
 
-def test_seed_configuration_fails_parity_and_map(naive_pipeline):
-    """onnxruntime's defaults quantize the head onto one scale: class scores leave [0, 1]."""
-    spec = ConfigSpec("naive", "naive")
-    th = {**THRESHOLDS, **naive_pipeline.case.thresholds}
-    parity = gates.check_parity(naive_pipeline.parity(spec), th, "planted/naive")
-    accuracy = gates.check_map(naive_pipeline.map(None), naive_pipeline.map(spec), th, "planted/naive")[1:]
-    # scores land on the box scale's steps: above 1, or rounded to 0 so detections vanish
-    assert _failed_metrics(parity) & {"max_class_score", "recall_of_fp32_detections"}, gates.failures(parity)
-    assert "map50_95_drop_pt" in _failed_metrics(accuracy), gates.failures(accuracy)
+def test_clean_parity_passes_and_no_evidence_fails():
+    assert failed(parity_row(lambda f: f)) == set()
+    empty = [Detections.empty()] * 3
+    results = gates.check_parity(parity(empty, empty), TH, "planted/nothing")
+    assert failed(results) == {"recall_of_fp32_detections", "precision_of_int8_detections", "score_drift_mean",
+                               "matched_iou_mean", "collapsed_image_fraction"}
+    assert all("not measured" in line for line in gates.failures(results))
 
 
-def test_float_convs_fail_the_graph_gate(tiny_model, calib_dir, tmp_path):
+# ---- accuracy on the fixture ------------------------------------------------------------------
+
+def accuracy_gates(pipe, preds, classes=None):
+    int8 = score(pipe.coco[0], preds, pipe.images, classes or pipe.classes)["metrics"]
+    th = {**TH, **pipe.case.thresholds}
+    par = gates.check_parity(parity([pipe.predictions(None).dets[i] for i in pipe.images.ids],
+                                    [preds.dets[i] for i in pipe.images.ids]), th, "planted")
+    return gates.check_map(pipe.map(None), int8, th, "planted")[1:] + par, int8
+
+
+def test_map_drop_alone(fixture_pipeline):
+    """(fixture) INT8 keeps every detection >= 0.25 (parity intact) and loses the low-confidence
+    tail that the precision-recall sweep of mAP still counts."""
+    fp32 = fixture_pipeline.predictions(None)
+    tail_cut = Predictions({i: edit([d], keep=lambda _, d: d.scores >= 0.25)[0] for i, d in fp32.dets.items()}, 0.0, 0.0)
+    results, _ = accuracy_gates(fixture_pipeline, tail_cut)
+    assert failed(results) == {"map50_95_drop_pt"}, gates.failures(results)
+
+
+def test_fp32_floor_catches_a_wrong_class_mapping(fixture_pipeline):
+    """(fixture) Class indices scored one category off: the FP32 model itself falls under the floor."""
+    shifted = ClassMap(fixture_pipeline.classes.cat_ids[1:] + fixture_pipeline.classes.cat_ids[:1], "explicit")
+    fp32 = score(fixture_pipeline.coco[0], fixture_pipeline.predictions(None), fixture_pipeline.images, shifted)["metrics"]
+    results = gates.check_map(fp32, fp32, TH, "planted/classes")
+    assert failed(results) == {"fp32_map50_95"}
+    assert "setup is broken" in gates.failures(results)[0]
+
+
+# ---- size, graph, inputs, baselines ------------------------------------------------------------
+
+def test_compression_alone(tiny_model, calib_dir, tmp_path):
+    """Nothing the config may quantize (MatMul only, the model has none): the file does not shrink."""
+    q = quantize(tiny_model, tmp_path / "q.onnx", calib=calib_dir, op_types=("MatMul",), progress=False)
+    assert failed(gates.check_size(q.source_bytes, q.output_bytes, TH, "planted")) == {"compression"}
+
+
+def test_float_convs_alone(tiny_model, calib_dir, tmp_path):
     model = onnx.load(str(tiny_model))
     backbone = [n.name for n in model.graph.node if n.op_type == "Conv"][:2]
     result = quantize(tiny_model, tmp_path / "q.onnx", calib=calib_dir, exclude=backbone, progress=False)
-    graph = {"float_convs": float_convs(onnx.load(result.output)), "head_found": True, "head_float": True}
-    results = gates.check_graph(graph, result.config, THRESHOLDS, "planted/float-convs")
-    assert _failed_metrics(results) == {"float_convs"}
+    q = onnx.load(result.output)
+    graph = {"float_convs": float_convs(q), "head_found": True, "head_float": head_is_float(q, result.head_nodes)}
+    results = gates.check_graph(graph, result.config, TH, "planted/float-convs")
+    assert failed(results) == {"float_convs"}
     assert "float_convs 3.0000 > 1.0000" in gates.failures(results)[0]
 
 
+def test_head_float_alone(tiny_model, calib_dir, tmp_path):
+    """The naive preset quantizes the head: judged against the head the default preset keeps float."""
+    head = find_head(onnx.load(str(tiny_model)))
+    result = quantize(tiny_model, tmp_path / "q.onnx", calib=calib_dir, preset="naive", progress=False)
+    graph = {"float_convs": [], "head_found": True, "head_float": head_is_float(onnx.load(result.output), head.nodes)}
+    config = {**result.config, "keep_head_float": True}
+    assert failed(gates.check_graph(graph, config, TH, "planted/head")) == {"head_float"}
 
-def test_scores_above_one_fail_the_score_gate():
-    """The public-YOLOv8n failure: class scores land on the box scale's 1.245 step."""
-    boxes = np.array([[10, 10, 50, 50]], np.float32)
-    fp32 = [Detections(boxes, np.array([0.8], np.float32), np.array([0]))]
-    int8 = [Detections(boxes, np.array([1.245], np.float32), np.array([0]))]
-    results = gates.check_parity(metrics.parity(fp32, int8), THRESHOLDS, "planted/score-above-one")
-    assert _failed_metrics(results) == {"max_class_score", "score_drift_mean"}, gates.failures(results)
+
+def test_head_found_alone():
+    graph = {"float_convs": [], "head_found": False, "head_float": False}
+    config = {"mode": "static", "keep_head_float": True}
+    assert failed(gates.check_graph(graph, config, TH, "planted/no-head")) == {"head_found"}
+
+
+def test_skipped_calibration_images_alone(calib_dir):
+    for name in ("broken_1.jpg", "broken_2.jpg"):
+        (calib_dir / name).write_bytes(b"not an image")
+    calib = load_calibration(calib_dir, (32, 32), progress=False)
+    results = gates.check_inputs("calib", len(calib.files), len(calib.skipped), TH, "planted/calib")
+    assert failed(results) == {"calib_skipped_fraction"}
+    assert "(calib images 8, unreadable 2)" in gates.failures(results)[0]
+
+
+@pytest.mark.parametrize("metric, skipped, mismatched", [("eval_skipped_fraction", 20, 0),
+                                                          ("eval_size_mismatch_fraction", 0, 20)])
+def test_eval_image_faults_alone(metric, skipped, mismatched):
+    assert failed(gates.check_inputs("eval", 180, skipped, TH, "planted/eval", mismatched)) == {metric}
+
+
+BASELINE = {"int8_map50_95": 0.50, "parity": {"recall": 0.96}, "int8_bytes": 3_360_000}
+BASELINE_ROWS = {
+    "int8_map50_95_loss_pt": {"int8_map50_95": 0.49},
+    "parity_recall_loss": {"parity": {"recall": 0.92}},
+    "int8_size_growth": {"int8_bytes": 3_600_000},
+}
+
+
+@pytest.mark.parametrize("metric", BASELINE_ROWS)
+def test_baseline_fault_fails_exactly_its_metric(metric):
+    record = {**BASELINE, **BASELINE_ROWS[metric]}
+    assert failed(gates.check_baseline(BASELINE, BASELINE, TH, "planted")) == set()
+    assert failed(gates.check_baseline(record, BASELINE, TH, "planted")) == {metric}
+
+
+# ---- latency (fixture) -------------------------------------------------------------------------
+
+def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_path):
+    """(fixture) The "INT8" model is FP32 plus a side branch of full-resolution Convs: several times
+    slower, and the gate says so on every CPU class (size_only would cap it at 2x, and fails too)."""
+    slow = graphs.save(graphs.slowed(onnx.load(str(fixture_case.model))), tmp_path / "slow.onnx")
+    pipe = CasePipeline(fixture_case, threads=1)
+    spec = ConfigSpec("planted-slow", "default")
+    pipe.model_path = lambda s: slow if s is spec else fixture_case.model  # the planted model stands in for INT8
+    result, measured = pipe.latency_gate(spec, 1, TH, "planted/slow/cpu/1t")
+    assert not result.passed and measured["ratio"] > 2.0, result.message()
+    assert result.message().startswith("latency gate FAILED: int8/fp32") and "CPU" in result.message()
+
+
+# ---- the plugin's own refusals, through the real suite -------------------------------------------
+
+def run_suite(rootdir, *args):
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-q", "-p", "no:cacheprovider",
+           f"--rootdir={rootdir}", "-o", "addopts=", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
+
+
+def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path):
+    data = json.loads(fixture_case.coco_ann.read_text())
+    for i, category in enumerate(data["categories"]):
+        category["name"] = f"class_{i}"
+    ann = tmp_path / "foreign.json"
+    ann.write_text(json.dumps(data))
+    proc = run_suite(tmp_path, "--quantkit-model", fixture_case.model, "--quantkit-coco-images", fixture_case.coco_images,
+                     "--quantkit-coco-ann", ann, "-k", "compression")
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "no overlap at all" in proc.stderr and "--quantkit-class-map" in proc.stderr
+
+
+def test_unreadable_calibration_images_fail_the_suite(tmp_path, calib_dir):
+    model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
+    (calib_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    proc = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "--quantkit-cache-dir",
+                     tmp_path / "cache", "-k", "calibration_images_readable and static-qdq")
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "inputs gate FAILED: calib_skipped_fraction 0.1429 > 0.0500 (calib images 7, unreadable 1)" in proc.stdout

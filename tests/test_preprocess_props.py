@@ -125,3 +125,20 @@ def test_uint16_inputs(h, w, value, channels, hw):
     assert (bgr == value >> 8).all()
     tensor, _ = preprocess(img, hw)
     assert tensor.shape == (1, 3, *hw) and tensor.max() <= 1.0
+
+
+def test_exif_orientation_is_applied_like_ultralytics(tmp_path):
+    """A phone photo stored landscape with EXIF 'rotate 90 CW' reads as portrait, as cv2.imread does."""
+    from PIL import Image
+
+    from quantkit.preprocess import read_image
+
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    img = read_image(path)
+    assert img.shape[:2] == (60, 40)
+    assert img[:10].mean() > 200 and img[-10:].mean() < 50  # the left band is now on top

@@ -14,7 +14,7 @@ def test_no_float_conv_in_static(qk_pair):
     if config["mode"] != "static":
         pytest.skip("dynamic quantization keeps float Convs where it cannot quantize them")
     graph = qk_pair.pipeline.graph(qk_pair.spec)
-    gates.assert_passed([r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.metric == "float_convs"])
+    qk_pair.assert_passed([r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.metric == "float_convs"])
 
 
 def test_head_stays_float(qk_pair):
@@ -22,7 +22,7 @@ def test_head_stays_float(qk_pair):
     if not config["keep_head_float"]:
         pytest.skip("this config quantizes the head on purpose")
     graph = qk_pair.pipeline.graph(qk_pair.spec)
-    gates.assert_passed([r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.gate == "graph"
+    qk_pair.assert_passed([r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.gate == "graph"
                          and r.metric.startswith("head")])
 
 

@@ -1,8 +1,10 @@
 """Size gate: the INT8 file is at least ``min_compression`` times smaller than FP32."""
 
 from quantkit import gates
+from quantkit.plugin import NOTES
 
 
-def test_compression(qk_pair):
+def test_compression(qk_pair, request):
     q = qk_pair.pipeline.quantized(qk_pair.spec)
-    gates.assert_passed(gates.check_size(q.source_bytes, q.output_bytes, qk_pair.thresholds, qk_pair.id))
+    request.node.user_properties.append((NOTES, {"id": qk_pair.id, "notes": q.notes}))  # for the terminal summary
+    qk_pair.assert_passed(gates.check_size(q.source_bytes, q.output_bytes, qk_pair.thresholds, qk_pair.id))

@@ -1,0 +1,25 @@
+"""Input gates: evidence lost on the way in fails the run instead of shrinking it silently.
+
+Unreadable calibration images (a run could calibrate on 1 image of 100), unreadable evaluation
+images, and evaluation images decoded at another size than the annotations state (EXIF rotation,
+a resized copy) are each held to ``max_skipped_fraction``.
+"""
+
+import pytest
+
+from quantkit import gates
+
+
+def test_calibration_images_readable(qk_pair):
+    q = qk_pair.pipeline.quantized(qk_pair.spec)
+    if q.calibration is None:
+        pytest.skip("dynamic quantization reads no calibration images")
+    c = q.calibration
+    qk_pair.assert_passed(gates.check_inputs("calib", c["images"], c["skipped"], qk_pair.thresholds, qk_pair.id))
+
+
+@pytest.mark.quantkit_needs("coco")
+def test_evaluation_images_readable(qk_case):
+    images = qk_case.pipeline.images
+    gates.assert_passed(gates.check_inputs("eval", len(images.ids), len(images.skipped), qk_case.thresholds, qk_case.id,
+                                           len(images.mismatched)))
