@@ -17,12 +17,13 @@ from pathlib import Path
 from . import compat, gates
 from .bench import interleaved, sample_input
 from .cpu import cpu_info
-from .errors import QuantkitError
+from .errors import EPUnavailableError, QuantkitError
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .session import Runner, available_eps
 
-CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("dynamic", "dynamic"), ConfigSpec("naive", "naive"))
+CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("dynamic", "dynamic", size_only=True),
+                 ConfigSpec("naive", "naive"))
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
 
 _MEMORY_PROBE = """
@@ -95,6 +96,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         th = th_for[spec.id]
         results[spec.id] = pipe.quantized(spec)
         q = results[spec.id]
+        notes += [f"{spec.id}: {note}" for note in q.notes]
         checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
         if has_coco:
             checks += gates.check_map(pipe.map(None), pipe.map(spec), th, f"{case.id}/{spec.id}")[1:]
@@ -110,12 +112,20 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                 runners[name] = Runner(path, ep, threads, spin=False)
             except QuantkitError as exc:
                 notes.append(f"{ep}: {name} does not run there ({exc})")
-        latency[ep] = interleaved(runners, sample_input(hw), rounds) if runners else {}
-    for spec in specs:
-        cpu = latency.get("cpu", {})
-        if spec.id in cpu:
-            gate_results[spec.id].append(gates.check_latency(cpu[spec.id] / cpu["fp32"], "cpu", th_for[spec.id], f"{case.id}/{spec.id}",
-                                                             cpu["fp32"], cpu[spec.id]))
+        if "fp32" not in runners:
+            notes.append(f"{ep}: dropped — FP32 does not run there, so nothing on it can be compared")
+            continue
+        latency[ep] = interleaved(runners, sample_input(hw), rounds)
+    if not latency:
+        raise EPUnavailableError(f"none of the execution providers {', '.join(eps)} ran the model: "
+                                 + "; ".join(notes[-len(eps):]))
+    eps = list(latency)
+    for spec in specs:  # each EP's INT8 against that EP's own FP32
+        for ep, ms in latency.items():
+            if spec.id in ms:
+                gate_results[spec.id].append(gates.check_latency(ms[spec.id] / ms["fp32"], ep, th_for[spec.id],
+                                                                 f"{case.id}/{spec.id}/{ep}", ms["fp32"], ms[spec.id],
+                                                                 spec.size_only, threads))
     memory = {name: session_memory_mb(path, hw) for name, path in models.items()}
 
     fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
@@ -127,19 +137,24 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
             q = results.get(name)
             size = q.output_bytes if q else fp32_bytes
             map_ = (pipe.map(None) if q is None else pipe.map(next(s for s in specs if s.id == name)))["map50_95"] if has_coco else None
-            failed = [] if q is None else sorted({r.gate for r in gate_results[name] if not r.passed})
+            ep_results = [] if q is None else [r for r in gate_results[name] if r.gate != "latency" or r.case_id.endswith("/" + ep)]
+            failed = sorted({r.gate for r in ep_results if not r.passed})
+            slower = [r for r in ep_results if r.gate == "latency" and r.verdict == "no gain"]
+            verdict = "reference" if q is None else ("FAIL: " + ", ".join(failed) if failed else
+                                                     f"size only: {slower[0].value:.2f}x FP32, slower" if slower else "pass")
+            ep_base = latency[ep].get("fp32")
             rows.append({
                 "model": f"{'FP32' if q is None else 'INT8 ' + name} @ {ep}", "size MB": round(size / 1e6, 2),
                 "latency ms": round(ms, 3) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
                 "size change %": round(100 * (size / fp32_bytes - 1), 1),
-                "speed change %": round(100 * (base_ms / ms - 1), 1) if ms and base_ms else None,
+                "speed change %": round(100 * (ep_base / ms - 1), 1) if ms and ep_base else None,
                 "peak memory MB": memory[name]["session_mb"], "mAP50-95": round(map_, 4) if map_ is not None else None,
                 "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
                 "quantize s": round(q.seconds, 1) if q else None,
-                "verdict": "reference" if q is None else ("pass" if not failed else "FAIL: " + ", ".join(failed)),
+                "verdict": verdict,
             })
             raw_ms.append(ms)
-    deployable = [(ms, row) for ms, row in zip(raw_ms, rows) if ms and row["verdict"] in ("pass", "reference")]
+    deployable = [(ms, row) for ms, row in zip(raw_ms, rows) if ms and (row["verdict"] in ("pass", "reference"))]
     fastest = None
     if deployable:
         ms, row = min(deployable, key=lambda d: d[0])

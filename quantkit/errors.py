@@ -23,3 +23,7 @@ class OutputError(QuantkitError):
 
 class ManifestError(QuantkitError):
     """The manifest (cases x configs x thresholds) is malformed."""
+
+
+class EPUnavailableError(QuantkitError):
+    """An execution provider was asked for but onnxruntime did not run the session on it."""

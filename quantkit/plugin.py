@@ -158,15 +158,13 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
     from .calibration import choose_files
     from .evaluate import coco_items, model_hw, model_names
     from .metrics import map_classes
-    from .quantize import resolve_config
 
     for case, specs in _cases_with_specs(s.manifest):
         try:
             model_hw(case.model, case.imgsz)
         except QuantkitError as exc:
             raise QuantkitError(f"{exc} (fix {_fix(s, case, 'model')} or {_fix(s, case, 'imgsz')})") from None
-        static = any(resolve_config(s.preset or k.preset, **({} if s.preset else k.overrides)).mode == "static" for k in specs)
-        if case.calib or (static and "calib" in needs):
+        if case.calib or (any(_static(s, k) for k in specs) and "calib" in needs):
             if not case.calib:
                 raise QuantkitError(f"case '{case.id}': static quantization needs calibration images: "
                                     f"pass {_fix(s, case, 'calib')}")
@@ -186,6 +184,12 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
             except QuantkitError as exc:
                 raise QuantkitError(f"case '{case.id}': {exc} (fix {_fix(s, case, 'coco_ann')}, "
                                     f"{_fix(s, case, 'coco_images')} or {_fix(s, case, 'class_map')})") from None
+
+
+def _static(s: Settings, spec: ConfigSpec) -> bool:
+    from .quantize import resolve_config
+
+    return resolve_config(s.preset or spec.preset, **({} if s.preset else spec.overrides)).mode == "static"
 
 
 def _cases_with_specs(manifest: Manifest):
@@ -307,6 +311,9 @@ def pytest_collection_modifyitems(config, items):
     gates_selected = [item for item in items if {"qk_pair", "qk_case"} & set(getattr(item, "fixturenames", ()))]
     if gates_selected:
         needs = {need for item in gates_selected for mark in item.iter_markers("quantkit_needs") for need in mark.args}
+        if any(_static(settings(config), item.callspec.params["qk_pair"][1]) for item in gates_selected
+               if "qk_pair" in getattr(getattr(item, "callspec", None), "params", {})):
+            needs.add("calib")
         try:
             validate(settings(config), needs)
         except QuantkitError as exc:

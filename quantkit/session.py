@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +15,7 @@ import onnx
 import onnxruntime as ort
 
 from . import compat
-from .errors import QuantkitError
+from .errors import EPUnavailableError, QuantkitError
 
 # Short, stable ids (test ids and CLI options) -> onnxruntime provider names.
 EPS = {
@@ -52,6 +57,36 @@ def _provider(ep: str, model_path: Path):
     return EPS[ep]
 
 
+@contextlib.contextmanager
+def _captured_native_output():
+    """onnxruntime's C++ side prints EP start-up errors to the process's stdout/stderr: while a
+    non-CPU session is created, route both file descriptors into a buffer we can quote from."""
+    buffer = io.StringIO()
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        saved = [os.dup(1), os.dup(2)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield buffer
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            buffer.write(sink.read().decode("utf-8", "replace"))
+            buffer.write("".join(f"\n{w.message}" for w in caught))
+
+
+def _last_error(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if any(w in line.lower() for w in ("error", "fail", "not in available"))] or lines
+    return errors[-1][:240] if errors else ""
+
+
 class Runner:
     """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT)."""
 
@@ -69,10 +104,17 @@ class Runner:
         provider = _provider(ep, self.model_path)
         providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]
         try:
-            self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
+            with _captured_native_output() if ep != "cpu" else contextlib.nullcontext(io.StringIO()) as log:
+                self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
         except Exception as exc:  # noqa: BLE001
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' ({first})") from None
+        running = self.session.get_providers()
+        if not running or running[0] != EPS[ep]:
+            reason = _last_error(log.getvalue()) or "no reason given"
+            raise EPUnavailableError(f"execution provider '{ep}' did not start for {self.model_path.name}: onnxruntime "
+                                     f"{compat.ORT_VERSION} fell back to {', '.join(running) or 'nothing'} ({reason}); "
+                                     "install that EP's libraries or pick another --ep")
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self._binding = self.session.io_binding() if ep in CUDA_EPS else None

@@ -132,3 +132,19 @@ def test_eval_model_without_a_yolo_head(tmp_path, fixture_case):
     path = graphs.save(model, tmp_path / "cls_only.onnx")
     with pytest.raises(ModelError, match=r"\[1, 2, 64\]"):
         compare(path, path, fixture_case.coco_images, imgsz=(32, 32), progress=False)
+
+
+def test_an_ep_that_does_not_start_is_an_error_not_a_cpu_run(monkeypatch, capsys, tiny_model, tmp_path):
+    """TensorRT listed by onnxruntime but its libraries absent: onnxruntime falls back to CPU. quantkit
+    refuses to report CPU numbers under the name 'tensorrt'."""
+    import onnxruntime
+
+    from quantkit import cli
+
+    listed = onnxruntime.get_available_providers() + ["TensorrtExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: listed)
+    images = graphs.write_images(tmp_path / "images")
+    code = cli.main(["compare", str(tiny_model), str(tiny_model), "--images", images, "--ep", "tensorrt"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "execution provider 'tensorrt' did not start" in err and "fell back to CPUExecutionProvider" in err
