@@ -1,5 +1,6 @@
-"""Latency per (case, precision, EP, threads) with pytest-benchmark; the INT8/FP32 ratio gate that
-reads these medians runs after the last benchmark (conftest.py).
+"""Latency per (case, precision, EP, threads) with pytest-benchmark, for ``--benchmark-compare``
+history; every INT8 target also asks the plugin's latency gate to time it interleaved with FP32
+after the last test (benchmarks/conftest.py).
 
 Ids are stable on every runner (an EP that is missing is skipped, not dropped), so
 ``--benchmark-compare`` lines up across machines:
@@ -11,7 +12,7 @@ Ids are stable on every runner (an EP that is missing is skipped, not dropped), 
 import pytest
 
 from quantkit.bench import sample_input
-from quantkit.plugin import pipeline, settings
+from quantkit.plugin import LATENCY_REQUEST, pipeline, settings
 from quantkit.session import EPS, Runner, available_eps
 
 pytestmark = pytest.mark.benchmark
@@ -54,10 +55,10 @@ def test_latency(target, benchmark, request):
     runner = Runner(path, ep, threads)  # session creation is measured apart from inference
     info.update(threads=threads, ep=ep, precision=spec.id if spec else "fp32", model=path.name)
     tensor = sample_input(pipe.hw_nc[0])
+    if spec is not None:  # timed against FP32, interleaved, by the plugin after the last test
+        request.node.user_properties.append((LATENCY_REQUEST, {"id": _id(target), "case": case.id, "config": spec.id,
+                                                               "ep": ep, "threads": threads}))
     benchmark.pedantic(runner.run, args=(tensor,), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    if not benchmark.disabled:  # read by the ratio gate in conftest.py after the last benchmark
-        medians = request.config._quantkit_medians
-        medians.setdefault((case.id, ep, threads), {})[spec.id if spec else "fp32"] = 1e3 * benchmark.stats.stats.median
 
 
 def test_session_creation(benchmark, request):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 
 INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "amx_tile", "neon", "asimddp")
@@ -33,3 +34,12 @@ def cpu_info() -> dict:
 def has_vnni() -> bool:
     """True where the CPU has a dot-product INT8 instruction (VNNI, AMX, or Arm's dotprod)."""
     return any(f in cpu_info()["flags"] for f in ("avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "asimddp"))
+
+
+def fingerprint(threads: int | None = None) -> dict:
+    """What a latency figure is only comparable under: CPU brand and INT8 flags, cores, onnxruntime."""
+    import onnxruntime
+
+    info = cpu_info()
+    return {"cpu": info["brand"], "int8_flags": info["flags"], "cores": os.cpu_count(), "threads": threads,
+            "onnxruntime": onnxruntime.__version__}

@@ -161,3 +161,11 @@ def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list
         GateResult("baseline", "int8_size_growth", record["int8_bytes"] / baseline["int8_bytes"] - 1, "<=",
                    th["baseline_size_growth"], case_id, baseline["int8_bytes"] / 1e6, record["int8_bytes"] / 1e6, ("baseline MB", "now MB")),
     ]
+
+
+def check_baseline_latency(record: dict, baseline: dict, th: dict, case_id: str) -> GateResult:
+    """The INT8/FP32 ratio may grow by at most ``baseline_latency_ratio_growth`` over the baseline's
+    (the caller makes sure both were timed on the same machine fingerprint)."""
+    now, then = record["latency"]["ratio"], baseline["latency"]["ratio"]
+    return GateResult("baseline", "latency_ratio_growth", now / then - 1, "<=", th["baseline_latency_ratio_growth"],
+                      case_id, then, now, ("baseline ratio", "now"))

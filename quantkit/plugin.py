@@ -347,8 +347,9 @@ def pytest_sessionfinish(session, exitstatus):
         try:
             case = cases[request["case"]]
             spec = s.manifest.spec(request["config"]) if not s.preset else s.manifest.configs[0]
-            result, _ = pipeline(config, case).latency_gate(spec, request["threads"], s.manifest.thresholds_for(case, spec),
-                                                            request["id"])
+            ep = request.get("ep", s.ep)
+            pipe = pipeline(config, case) if ep == s.ep else CasePipeline(case, ep, s.cache_dir, preset=s.preset)
+            result, _ = pipe.latency_gate(spec, request["threads"], s.manifest.thresholds_for(case, spec), request["id"])
             line = result.message()
             failed |= not result.passed
         except Exception as exc:  # noqa: BLE001 - an untimed pair is a failure, never a silent pass

@@ -198,6 +198,13 @@ def test_baseline_fault_fails_exactly_its_metric(metric):
     assert failed(gates.check_baseline(record, BASELINE, TH, "planted")) == {metric}
 
 
+def test_baseline_latency_growth_alone():
+    baseline = {"latency": {"ratio": 0.50}}
+    assert failed([gates.check_baseline_latency(baseline, baseline, TH, "planted")]) == set()
+    slower = {"latency": {"ratio": 0.75}}  # a 1.5x regression of INT8 against its own FP32
+    assert failed([gates.check_baseline_latency(slower, baseline, TH, "planted")]) == {"latency_ratio_growth"}
+
+
 # ---- latency (fixture) -------------------------------------------------------------------------
 
 def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_path):

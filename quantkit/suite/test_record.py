@@ -1,4 +1,8 @@
-"""Results files and accuracy baselines: selected by --quantkit-results / -save-baseline / -compare."""
+"""Results files and baselines: selected by --quantkit-results / -save-baseline / -compare.
+
+Accuracy and size are compared against a baseline anywhere; the INT8/FP32 latency ratio only where
+the baseline was timed on the same machine fingerprint (CPU, INT8 flags, cores, threads, onnxruntime).
+"""
 
 import json
 
@@ -6,23 +10,61 @@ import pytest
 
 from quantkit import gates
 from quantkit.bench import latency_ratio
+from quantkit.cpu import fingerprint
 from quantkit.plugin import baseline_dir, results_dir, write_json
 
+pytestmark = [pytest.mark.quantkit_record, pytest.mark.quantkit_needs("coco")]
+BASELINE_THREADS = 1
 
-@pytest.mark.quantkit_record
-def test_record_and_compare(qk_pair, qk_settings, request):
-    p, spec = qk_pair.pipeline, qk_pair.spec
-    record = p.record(spec)
-    name = f"{p.case.id}--{spec.id}--{p.ep}.json"
+
+def _record(qk_pair, request) -> dict:
+    """The pair's record, timed (serial runs only: a second xdist worker would share the CPU)."""
+    p = qk_pair.pipeline
+    record = p.record(qk_pair.spec)
+    serial = not hasattr(request.config, "workerinput")
+    record["latency"] = latency_ratio(p.case.model, p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
+                                      threads=BASELINE_THREADS) if serial else None
+    record["machine"] = fingerprint(BASELINE_THREADS)
+    return record
+
+
+def _baseline(qk_settings, qk_pair, name):
+    path = baseline_dir(qk_settings, qk_settings.compare) / name
+    if not path.is_file():
+        pytest.fail(f"no baseline '{qk_settings.compare}' for {qk_pair.id} ({path}): run --quantkit-save-baseline {qk_settings.compare} first")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def qk_record(qk_pair, qk_settings, request):
+    """This run's record of the pair (made once per pair), written to the results folder and the named baseline."""
+    records = request.config.__dict__.setdefault("_quantkit_records", {})
+    if qk_pair.id in records:
+        return records[qk_pair.id]
+    record = _record(qk_pair, request)
+    name = f"{qk_pair.pipeline.case.id}--{qk_pair.spec.id}--{qk_pair.pipeline.ep}.json"
     if qk_settings.results:
-        # a second xdist worker would share the CPU and skew the ratio: time only in a serial run
-        serial = not hasattr(request.config, "workerinput")
-        record["latency"] = latency_ratio(p.case.model, p.model_path(spec), p.hw_nc[0], p.ep, threads=1) if serial else None
         write_json(results_dir(qk_settings) / name, record)
     if qk_settings.save_baseline:
         write_json(baseline_dir(qk_settings, qk_settings.save_baseline) / name, record)
+    records[qk_pair.id] = name, record
+    return name, record
+
+
+def test_record_and_compare(qk_pair, qk_settings, qk_record):
+    name, record = qk_record
     if qk_settings.compare:
-        path = baseline_dir(qk_settings, qk_settings.compare) / name
-        if not path.is_file():
-            pytest.fail(f"no baseline '{qk_settings.compare}' for {qk_pair.id} ({path}): run --quantkit-save-baseline {qk_settings.compare} first")
-        gates.assert_passed(gates.check_baseline(record, json.loads(path.read_text()), qk_pair.thresholds, qk_pair.id))
+        qk_pair.assert_passed(gates.check_baseline(record, _baseline(qk_settings, qk_pair, name), qk_pair.thresholds, qk_pair.id))
+
+
+def test_latency_against_baseline(qk_pair, qk_settings, qk_record):
+    if not qk_settings.compare:
+        pytest.skip("no --quantkit-compare baseline named")
+    name, record = qk_record
+    baseline = _baseline(qk_settings, qk_pair, name)
+    if record["latency"] is None:
+        pytest.skip("latency is timed in serial runs only (under xdist another worker shares the CPU)")
+    if not baseline.get("latency") or baseline.get("machine") != record["machine"]:
+        pytest.skip(f"baseline '{qk_settings.compare}' was timed on {baseline.get('machine')}, this run on "
+                    f"{record['machine']}: latency ratios compare only on the same machine fingerprint")
+    qk_pair.assert_passed([gates.check_baseline_latency(record, baseline, qk_pair.thresholds, qk_pair.id)])
