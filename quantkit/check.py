@@ -97,6 +97,8 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         results[spec.id] = pipe.quantized(spec)
         q = results[spec.id]
         notes += [f"{spec.id}: {note}" for note in q.notes]
+        notes.append(f"{spec.id}: made for target CPU '{q.config.get('target_cpu')}'"
+                     f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}")
         checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
         if has_coco:
             checks += gates.check_map(pipe.map(None), pipe.map(spec), th, f"{case.id}/{spec.id}")[1:]

@@ -35,6 +35,7 @@ def cmd_quantize(args) -> int:
     result = quantize(args.model, args.output, preset=args.preset, mode=args.mode, calib=args.calib,
                       calib_count=args.calib_count, imgsz=_imgsz(args.imgsz), format=args.format,
                       per_channel=args.per_channel, calibrate_method=args.calibrate_method, exclude=args.exclude,
+                      target_cpu=args.target_cpu,
                       progress=not args.json)
     if args.json:
         print(json.dumps({**result.summary(), "output": result.output, "notes": result.notes, "float_nodes": result.float_nodes,
@@ -199,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["qdq", "qoperator"])
     q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None)
     q.add_argument("--calibrate-method", choices=["minmax", "entropy", "percentile"])
+    q.add_argument("--target-cpu", choices=["auto", "vnni", "avx2"],
+                   help="CPU class the model is for: avx2 uses 7-bit weights (reduce_range) so CPUs without VNNI "
+                        "cannot saturate; vnni full 8-bit; auto this machine's class (default: the preset's)")
     q.add_argument("--exclude", nargs="+", metavar="NODE", help="node names to keep in float (e.g. a head quantkit cannot find)")
     q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     q.set_defaults(func=cmd_quantize)
@@ -236,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("check", help="the main job: quantize, evaluate, time, report (default: the embedded fixture)")
     _add_case_args(k)
     k.add_argument("--out", type=Path, default=Path("quantkit-report"))
-    k.add_argument("--ep", nargs="+", help="execution providers to time (default: every available one)")
+    k.add_argument("--ep", nargs="+", action="extend",
+                   help="execution providers to time: --ep cuda cpu or --ep cuda --ep cpu (default: every available one)")
     k.add_argument("--threads", type=int, help="intra-op threads (default: onnxruntime's choice)")
     k.set_defaults(func=cmd_check)
 

@@ -65,7 +65,7 @@ DEFAULT_CONFIGS = (
     {"id": "dynamic", "preset": "dynamic", "size_only": True},
 )
 CONFIG_KEYS = {"format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method",
-               "keep_head_float", "preprocess", "exclude", "op_types", "mode"}
+               "keep_head_float", "preprocess", "exclude", "op_types", "mode", "target_cpu"}
 
 
 @dataclass

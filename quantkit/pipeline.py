@@ -188,4 +188,9 @@ class CasePipeline:
                 "fp32_map50": fp32["map50"], "int8_map50": int8["map50"],
                 "map_drop_pt": round(100 * (fp32["map50_95"] - int8["map50_95"]), 3),
                 "parity": {k: v for k, v in par.items() if k != "raw"}, "ops": self.graph(spec)["ops"],
-                "float_nodes": len(q.float_nodes), "notes": q.notes}
+                "float_nodes": len(q.float_nodes), "notes": q.notes, "class_map": self.classes.how,
+                "target_cpu": q.config.get("target_cpu"), "reduce_range": q.config.get("reduce_range"),
+                "inputs": {"calibration": q.calibration, "eval_images": len(self.images.ids),
+                           "eval_skipped": len(self.images.skipped), "eval_size_mismatched": len(self.images.mismatched)},
+                "fp32_ap_by_size": {k: fp32[k] for k in ("aps", "apm", "apl")},
+                "int8_ap_by_size": {k: int8[k] for k in ("aps", "apm", "apl")}}

@@ -30,11 +30,18 @@ from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolv
 MODES = ("static", "dynamic")
 FORMATS = ("qdq", "qoperator")
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
+TARGET_CPUS = ("auto", "vnni", "avx2")
+
+
+def resolve_target(target_cpu: str) -> str:
+    """"vnni" or "avx2": ``auto`` is this machine's class."""
+    return target_cpu if target_cpu != "auto" else ("vnni" if has_vnni() else "avx2")
 
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """One quantization recipe. ``reduce_range=None`` means: 7-bit weights where the CPU lacks VNNI."""
+    """One quantization recipe. ``reduce_range=None`` lets ``target_cpu`` decide: 7-bit weights for
+    CPUs without VNNI ("avx2"), full 8-bit for VNNI/AMX ("vnni"), or as this machine ("auto")."""
 
     mode: str = "static"
     format: str = "qdq"
@@ -45,6 +52,7 @@ class QuantConfig:
     calibrate_method: str = "minmax"
     keep_head_float: bool = True
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + optimization)
+    target_cpu: str = "auto"  # the CPU class the model is made for: auto (this machine), vnni, avx2
     exclude: tuple[str, ...] = ()  # extra nodes kept in float (e.g. chosen by `quantkit tune`)
     op_types: tuple[str, ...] | None = None  # op types to quantize (None: onnxruntime's full list)
 
@@ -52,6 +60,7 @@ class QuantConfig:
         for name, value, allowed in (("mode", self.mode, MODES), ("format", self.format, FORMATS),
                                      ("calibrate_method", self.calibrate_method, CALIBRATE_METHODS),
                                      ("activation_type", self.activation_type, ("uint8", "int8")),
+                                     ("target_cpu", self.target_cpu, TARGET_CPUS),
                                      ("weight_type", self.weight_type, ("uint8", "int8"))):
             if value not in allowed:
                 raise QuantkitError(f"unknown {name} '{value}': choose one of {', '.join(allowed)}")
@@ -110,7 +119,7 @@ class QuantResult:
                f"A:{c['activation_type']} W:{c['weight_type']}{' reduce_range' if c['reduce_range'] else ''}"
         return {"preset": self.preset, "source MB": round(self.source_bytes / 1e6, 2), "int8 MB": round(self.output_bytes / 1e6, 2),
                 "compression": round(self.compression, 2), "seconds": round(self.seconds, 2), "onnxruntime": self.onnxruntime,
-                "config": " ".join(used.split()), "float nodes": len(self.float_nodes)}
+                "config": " ".join(used.split()), "target CPU": c.get("target_cpu"), "float nodes": len(self.float_nodes)}
 
 
 def _check_output(src: Path, out: Path) -> None:
@@ -174,7 +183,8 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
     if config.mode == "dynamic" and weight_type == "int8" and not compat.conv_integer_int8_weights():
         weight_type = "uint8"
         notes.append(f"dynamic: weights quantized to uint8: onnxruntime {compat.ORT_VERSION} has no ConvInteger kernel for int8 weights")
-    reduce_range = (not has_vnni()) if config.reduce_range is None else config.reduce_range
+    target = resolve_target(config.target_cpu)
+    reduce_range = (target == "avx2") if config.reduce_range is None else config.reduce_range
     kwargs = {"per_channel": config.per_channel, "reduce_range": reduce_range, "weight_type": qtype[weight_type],
               "nodes_to_exclude": exclude}
     if config.op_types is not None:
@@ -186,7 +196,18 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[config.calibrate_method],
         )
-    return kwargs, {"weight_type": weight_type, "reduce_range": reduce_range}
+    return kwargs, {"weight_type": weight_type, "reduce_range": reduce_range, "target_cpu": target}
+
+
+def _stamp(path: Path, entries: dict[str, str]) -> None:
+    """Record what the model was made for in its own metadata (``quantkit_target_cpu``, ...)."""
+    model = onnx.load(str(path))
+    keep = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
 
 
 def _check_loads(path: Path) -> None:
@@ -262,6 +283,8 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
                              "check the model runs in onnxruntime as FP32 first") from None
+        _stamp(quant, {"quantkit_target_cpu": used["target_cpu"], "quantkit_reduce_range": str(used["reduce_range"]).lower(),
+                       "quantkit_preset": preset, "quantkit_onnxruntime": compat.ORT_VERSION})
         _check_loads(quant)
         _atomic_write(quant, out)
 

@@ -114,7 +114,7 @@ def transposed(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def slowed(model: onnx.ModelProto, channels: int = 96, layers: int = 3) -> onnx.ModelProto:
+def slowed(model: onnx.ModelProto, channels: int = 48, layers: int = 2) -> onnx.ModelProto:
     """``model`` plus a side branch of full-resolution Convs whose result is multiplied by 0 and
     added to the output: same detections, several times the compute (a planted latency fault)."""
     model = copy.deepcopy(model)
