@@ -26,6 +26,7 @@ from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .head import find_head
 from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
+from .workdir import private_dir
 
 MODES = ("static", "dynamic")
 FORMATS = ("qdq", "qoperator")
@@ -152,18 +153,19 @@ def _quiet_logging():
         logging.disable(logging.NOTSET)
 
 
-def _pre_process(src: Path, dst: Path, notes: list[str]) -> None:
-    """quant_pre_process; on failure (symbolic shape inference on dynamic axes) retry without it."""
+def _pre_process(src: Path, dst: Path, notes: list[str], workdir: Path) -> None:
+    """quant_pre_process (run inside ``workdir``); on failure (symbolic shape inference on dynamic
+    axes) retry without symbolic shape inference, then fall back to the model as given."""
     try:
-        notes += compat.quant_pre_process(str(src), str(dst))
+        notes += compat.quant_pre_process(str(src), str(dst), workdir)
         return
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types here
-        first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    except RuntimeError as exc:
+        first = str(exc)[:120]
     try:
-        notes += compat.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        notes += compat.quant_pre_process(str(src), str(dst), workdir, skip_symbolic_shape=True)
         notes.append(f"quant_pre_process: symbolic shape inference failed ({first}); ran without it")
-    except Exception as exc:  # noqa: BLE001
-        notes.append(f"quant_pre_process failed ({type(exc).__name__}); quantized the model as given")
+    except RuntimeError as exc:
+        notes.append(f"quant_pre_process failed ({str(exc)[:120]}); quantized the model as given")
         dst.write_bytes(src.read_bytes())
 
 
@@ -226,12 +228,11 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             raise CalibrationError("static quantization needs calibration images: pass --calib DIR (or --mode dynamic)")
         calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
 
-    with tempfile.TemporaryDirectory(prefix="quantkit-") as tmp_name:
-        tmp = Path(tmp_name)
+    with private_dir() as tmp:
         fixed, prepared, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
         onnx.save(proto, str(fixed))
         if config.preprocess:
-            _pre_process(fixed, prepared, notes)
+            _pre_process(fixed, prepared, notes, tmp)
         else:
             prepared = fixed
         prepared_proto = onnx.load(str(prepared))

@@ -2,8 +2,10 @@
 right ops got quantized, the source is never touched, and concurrent runs both succeed."""
 
 import hashlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,8 +15,9 @@ import pytest
 import graphs
 from quantkit import CalibrationError, ModelError, OutputError, QuantkitError, compat, quantize
 from quantkit.head import find_head, head_is_float
-from quantkit.model import float_convs, op_counts
-from quantkit.quantize import PRESETS, resolve_config
+from quantkit.model import fix_input_dims, float_convs, inspect_model, load_model, op_counts
+from quantkit.quantize import PRESETS, _pre_process, resolve_config
+from quantkit.workdir import private_dir, sweep
 
 # Expected op counts on tiny_yolo (4 quantizable Convs + the DFL's 1x1 Conv), per preset.
 EXPECTED_OPS = {
@@ -147,3 +150,41 @@ def test_ir_version_that_cannot_be_lowered(tiny_model, monkeypatch):
     with pytest.raises(ModelError, match="opset 17.*upgrade onnxruntime"):
         compat.lower_ir_version(model)
 
+
+
+DYNAMIC_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "models" / "shapes-v8n-dynamic.onnx"
+
+
+def test_failing_pre_processing_writes_only_into_the_private_folder(tmp_path, monkeypatch):
+    """The fixture fixed to 7x7 defeats symbolic shape inference, and onnxruntime then saves
+    sym_shape_infer_temp.onnx and a 12 MB external-data file into the working directory: quantkit's
+    child process keeps both in its private folder, which goes with the run."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    proto = load_model(DYNAMIC_FIXTURE)
+    fix_input_dims(proto, inspect_model(proto), (7, 7))
+    notes = []
+    with private_dir() as work:
+        onnx.save(proto, str(work / "model.onnx"))
+        _pre_process(work / "model.onnx", work / "prepared.onnx", notes, work)
+        assert (work / "sym_shape_infer_temp.onnx").is_file()  # the failing path ran, inside the folder
+        assert (work / "prepared.onnx").is_file()
+    assert "symbolic shape inference failed (Exception: Incomplete symbolic shape inference)" in " ".join(notes)
+    assert list(cwd.iterdir()) == [] and not work.exists()
+
+
+def test_folders_of_killed_runs_are_swept(tmp_path):
+    """A run killed mid-quantization leaves its folder; the sweep removes it, and spares a live owner's."""
+    code = "from quantkit.workdir import private_dir\nwith private_dir() as d:\n    print(d, flush=True)\n    input()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    killed = Path(proc.stdout.readline().strip())
+    proc.kill()
+    proc.wait()
+    live = tmp_path / "quantkit-live"
+    live.mkdir()
+    (live / "pid").write_text(str(os.getppid()))
+    assert killed.parent == tmp_path and (killed / "pid").read_text() == str(proc.pid)
+    assert sweep(tmp_path) == [killed]
+    assert sorted(p.name for p in tmp_path.glob("quantkit-*")) == ["quantkit-live"]
