@@ -6,13 +6,15 @@ it runs anywhere. matplotlib is imported inside the plot functions, on the Agg b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 
-from .errors import QuantkitError
+from .errors import OutputError, QuantkitError
 from .manifest import THRESHOLDS
 
 HISTORY_COLUMNS = ["onnxruntime", "case", "config", "ep", "compression", "int8 MB", "fp32 mAP50-95", "int8 mAP50-95",
@@ -45,11 +47,42 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file next to ``path``, with the permissions open() gives (0666 less the umask;
+    tempfile.mkstemp would give 0600). Thread-safe: no umask juggling."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def check_writable_folder(folder: str | Path, option: str = "--out") -> None:
+    """Raise OutputError unless ``folder`` exists or can be created and takes files; leaves nothing behind."""
+    folder = Path(folder)
+    created, probe = [], folder
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write into {option} {folder}: {probe} is a file, not a folder: pass a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OutputError(f"cannot write into {option} {folder} ({exc.strerror or exc}): pass a writable folder") from None
+    finally:
+        for made in created:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` through a temporary file in the same folder, then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -150,8 +183,7 @@ def _pyplot():
 def _save(plt, fig, path: str | Path) -> None:
     """Save a figure as PNG through a temporary file, then close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=100)

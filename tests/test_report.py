@@ -1,10 +1,12 @@
 """quantkit.report and `quantkit history` on synthetic results folders (no model is run)."""
 
 import json
+import os
+import stat
 
 import pytest
 
-from quantkit import QuantkitError
+from quantkit import QuantkitError, quantize
 from quantkit.cli import main
 from quantkit.manifest import THRESHOLDS
 from quantkit.report import history, markdown_table, plot_history, plot_latency_vs_map, plot_sizes, write_text_atomic
@@ -112,6 +114,23 @@ def test_history_tolerates_missing_fields(tmp_path):
     assert rows[0]["latency ratio"] is None and rows[1]["mAP drop pt"] is None
     assert flags == []
     markdown_table(rows)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_written_files_get_the_permissions_open_gives(umask, tmp_path, tiny_model):
+    """0666 less the umask, as open() gives, not mkstemp's 0600: reports, plots, history, quantized models."""
+    results = tmp_path / "results"
+    write_results(results, "1.15.1", record())
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "report.md", "x")
+        plot_sizes([{"model": "int8", "size MB": 3.2}], tmp_path / "sizes.png")
+        assert main(["history", str(results), "--out", str(tmp_path / "history")]) == 0
+        quantize(tiny_model, tmp_path / "q.onnx", mode="dynamic", progress=False)
+    finally:
+        os.umask(old)
+    for path in ("report.md", "sizes.png", "history/history.md", "history/history.png", "q.onnx"):
+        assert stat.S_IMODE((tmp_path / path).stat().st_mode) == 0o666 & ~umask, path
 
 
 @pytest.mark.parametrize("make", [lambda p: p / "absent", lambda p: p])
