@@ -17,7 +17,8 @@ from pathlib import Path
 from . import compat, gates
 from .bench import interleaved, sample_input
 from .cpu import cpu_info
-from .errors import QuantkitError
+from .calibration import choose_files
+from .errors import CalibrationError, QuantkitError
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .session import Runner, available_eps
@@ -60,6 +61,12 @@ def session_memory_mb(model: Path, hw: tuple[int, int]) -> dict:
     return {"peak_rss_mb": round(peak, 1), "session_mb": round(peak - before, 1)}
 
 
+def _phase(progress: bool, text: str) -> None:
+    """One line on stderr as each long phase starts; on a terminal, tqdm bars show progress within it."""
+    if progress:
+        print(f"quantkit: {text} ...", file=sys.stderr, flush=True)
+
+
 @dataclass
 class CheckReport:
     rows: list[dict]
@@ -82,6 +89,9 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
               cache_dir: Path | None = None, progress: bool = True, rounds: int = 30) -> CheckReport:
     """The main job on the manifest's first case; thresholds per config come from the manifest."""
     case = manifest.cases[0]
+    unknown = sorted(set(eps or []) - set(available_eps()))
+    if unknown:
+        raise QuantkitError(f"execution provider {', '.join(unknown)} is not available here: choose from {', '.join(available_eps())}")
     eps = eps or available_eps()
     pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
     hw = pipe.hw_nc[0]
@@ -89,14 +99,22 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     notes = [] if has_coco else ["no --coco-images/--coco-ann: accuracy and parity were not measured"]
 
     specs = list(CHECK_CONFIGS)
+    # bad input fails here, in one line, before the first long phase
+    if not case.calib:
+        raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
+    choose_files(case.calib)
+    if has_coco:
+        pipe.coco
     th_for = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
     results, gate_results = {}, {}
     for spec in specs:
         th = th_for[spec.id]
+        _phase(progress, f"quantizing {spec.id}")
         results[spec.id] = pipe.quantized(spec)
         q = results[spec.id]
         checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
         if has_coco:
+            _phase(progress, f"evaluating {spec.id} (mAP, parity)")
             checks += gates.check_map(pipe.map(None), pipe.map(spec), th, f"{case.id}/{spec.id}")[1:]
             checks += gates.check_parity(pipe.parity(spec), th, f"{case.id}/{spec.id}")
         gate_results[spec.id] = checks
@@ -104,6 +122,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
     latency: dict[str, dict[str, float]] = {}
     for ep in eps:
+        _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds)")
         runners = {}
         for name, path in models.items():
             try:
@@ -116,6 +135,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         if spec.id in cpu:
             gate_results[spec.id].append(gates.check_latency(cpu[spec.id] / cpu["fp32"], "cpu", th_for[spec.id], f"{case.id}/{spec.id}",
                                                              cpu["fp32"], cpu[spec.id]))
+    _phase(progress, "memory of each model in a fresh process")
     memory = {name: session_memory_mb(path, hw) for name, path in models.items()}
 
     fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
