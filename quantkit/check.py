@@ -187,10 +187,16 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
     render.write_text_atomic(paths[0], "\n".join(md) + "\n")
     render.write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
+    gated = report.gate_results[GATED]
+    drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
+    title = (f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
+             f"onnxruntime {report.machine['onnxruntime']}")
     rows = [r for r in report.rows if r["latency ms"]]
     if all(r["mAP50-95"] is not None for r in rows):
-        render.plot_latency_vs_map(rows, paths[2])
+        render.plot_latency_vs_map(rows, paths[2], threshold=drop.fp32 - drop.threshold / 100 if drop else None,
+                                   title=f"latency vs mAP50-95: {title}")
     else:
         paths.remove(paths[2])
-    render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1])
+    render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1],
+                      title=f"model sizes: {title}")
     return paths

@@ -144,10 +144,11 @@ def test_plots_are_png(tmp_path):
     write_results(tmp_path / "r", "1.32.0", record(drop=0.4, ratio=0.7), record(config="dyn", latency=False))
     rows, _ = history(tmp_path / "r")
     plot_history(rows, tmp_path / "h.png")
-    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1},
-              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2},
+    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1, "verdict": "reference"},
+              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2, "verdict": "pass"},
+              {"model": "naive", "latency ms": 14.0, "mAP50-95": 0.0, "size MB": 3.3, "verdict": "FAIL: mAP"},
               {"model": "no-latency", "latency ms": None, "mAP50-95": 0.5, "size MB": None}]
-    plot_latency_vs_map(models, tmp_path / "scatter.png")
+    plot_latency_vs_map(models, tmp_path / "scatter.png", threshold=0.595, title="latency vs mAP50-95: m")
     plot_sizes(models, tmp_path / "sizes.png")
     for name in ("h.png", "scatter.png", "sizes.png"):
         assert_png(tmp_path / name)
