@@ -348,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - unforeseen: still one line; QUANTKIT_TRACEBACK=1 shows the traceback
         if os.environ.get("QUANTKIT_TRACEBACK"):
             raise
-        text = " ".join(str(exc).split())[:200] or "no message"
-        print(f"quantkit: error: unexpected {type(exc).__name__}: {text}: rerun with QUANTKIT_TRACEBACK=1 and report it",
+        from .compat import error_line
+
+        print(f"quantkit: error: unexpected {type(exc).__name__}: {error_line(exc)}: rerun with QUANTKIT_TRACEBACK=1 and report it",
               file=sys.stderr)
         return 2
 

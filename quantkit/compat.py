@@ -11,6 +11,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -101,6 +102,16 @@ def quant_pre_process(model_input: str, model_output: str, workdir: str | Path, 
         lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
         raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
     return notes
+
+
+def error_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short phrase for a one-line message: its first line without onnxruntime's
+    '[ONNXRuntimeError] : 1 : FAIL : ' prefix, shortened at a word boundary with '...' when long."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", lines[0]) if lines else type(exc).__name__
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
 
 
 def quant_types():

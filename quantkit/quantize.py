@@ -160,12 +160,12 @@ def _pre_process(src: Path, dst: Path, notes: list[str], workdir: Path) -> None:
         notes += compat.quant_pre_process(str(src), str(dst), workdir)
         return
     except RuntimeError as exc:
-        first = str(exc)[:120]
+        first = compat.error_line(exc, 120)
     try:
         notes += compat.quant_pre_process(str(src), str(dst), workdir, skip_symbolic_shape=True)
         notes.append(f"quant_pre_process: symbolic shape inference failed ({first}); ran without it")
     except RuntimeError as exc:
-        notes.append(f"quant_pre_process failed ({str(exc)[:120]}); quantized the model as given")
+        notes.append(f"quant_pre_process failed ({compat.error_line(exc, 120)}); quantized the model as given")
         dst.write_bytes(src.read_bytes())
 
 
@@ -195,7 +195,7 @@ def _check_loads(path: Path) -> None:
     try:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = compat.error_line(exc)
         raise QuantkitError(f"the quantized model does not load in onnxruntime {compat.ORT_VERSION} ({first}): "
                             "try another --format or --mode") from None
 
@@ -256,7 +256,7 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
                                 f"configuration: pip install {exc.name}") from None
         except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            first = compat.error_line(exc)
             raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
                              "check the model runs in onnxruntime as FP32 first") from None
         _check_loads(quant)

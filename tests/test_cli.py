@@ -14,7 +14,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 import quantkit
-from quantkit.cli import build_parser
+import quantkit.evaluate
+from quantkit.cli import build_parser, main
 from quantkit.manifest import ConfigSpec
 from quantkit.quantize import PRESETS
 
@@ -127,3 +128,16 @@ def test_readme_command_block_matches_the_usage_lines():
     usages = {name: " ".join(sub.format_usage().removeprefix("usage: ").split()) for name, sub in commands.items()}
     assert {name: " ".join(e.split()) for name, e in entries.items() if name != "--version"} == usages
     assert "--version" in entries
+
+
+def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom\nsecond line")
+
+    monkeypatch.setattr(quantkit.evaluate, "compare", broken)
+    assert main(["compare", "a.onnx", "b.onnx", "--images", "x"]) == 2
+    assert capsys.readouterr().err == ("quantkit: error: unexpected RuntimeError: boom: "
+                                       "rerun with QUANTKIT_TRACEBACK=1 and report it\n")
+    monkeypatch.setenv("QUANTKIT_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        main(["compare", "a.onnx", "b.onnx", "--images", "x"])
