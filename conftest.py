@@ -1,6 +1,6 @@
 """Repository-level pytest setup. The quantkit gates themselves come from the installed plugin
 (``quantkit.plugin``, registered as a ``pytest11`` entry point), so a team's own repository gets
-the same fixtures and options after ``pip install quantkit``.
+the same fixtures and options after ``pip install quantkit-yolo``.
 """
 
 import os

@@ -17,7 +17,8 @@ from pathlib import Path
 from . import compat, gates
 from .bench import interleaved, sample_input
 from .cpu import cpu_info
-from .errors import EPUnavailableError, QuantkitError
+from .calibration import choose_files
+from .errors import CalibrationError, EPUnavailableError, QuantkitError
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .session import Runner, available_eps
@@ -61,6 +62,12 @@ def session_memory_mb(model: Path, hw: tuple[int, int]) -> dict:
     return {"peak_rss_mb": round(peak, 1), "session_mb": round(peak - before, 1)}
 
 
+def _phase(progress: bool, text: str) -> None:
+    """One line on stderr as each long phase starts; on a terminal, tqdm bars show progress within it."""
+    if progress:
+        print(f"quantkit: {text} ...", file=sys.stderr, flush=True)
+
+
 @dataclass
 class CheckReport:
     rows: list[dict]
@@ -83,17 +90,31 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
               cache_dir: Path | None = None, progress: bool = True, rounds: int = 30) -> CheckReport:
     """The main job on the manifest's first case; thresholds per config come from the manifest."""
     case = manifest.cases[0]
+    unknown = sorted(set(eps or []) - set(available_eps()))
+    if unknown:
+        raise QuantkitError(f"execution provider {', '.join(unknown)} is not available here: choose from {', '.join(available_eps())}")
     eps = eps or available_eps()
+    missing = [ep for ep in eps if ep not in available_eps()]
+    if len(missing) == len(eps):
+        raise EPUnavailableError(f"execution provider(s) {', '.join(missing)} not available in this onnxruntime "
+                                 f"(available: {', '.join(available_eps())}): install its build or pick --ep cpu")
     pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
     hw = pipe.hw_nc[0]
     has_coco = bool(case.coco_images and case.coco_ann)
     notes = [] if has_coco else ["no --coco-images/--coco-ann: accuracy and parity were not measured"]
 
     specs = list(CHECK_CONFIGS)
+    # bad input fails here, in one line, before the first long phase
+    if not case.calib:
+        raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
+    choose_files(case.calib)
+    if has_coco:
+        pipe.coco
     th_for = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
     results, gate_results = {}, {}
     for spec in specs:
         th = th_for[spec.id]
+        _phase(progress, f"quantizing {spec.id}")
         results[spec.id] = pipe.quantized(spec)
         q = results[spec.id]
         notes += [f"{spec.id}: {note}" for note in q.notes]
@@ -101,6 +122,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                      f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}")
         checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
         if has_coco:
+            _phase(progress, f"evaluating {spec.id} (mAP, parity)")
             checks += gates.check_map(pipe.map(None), pipe.map(spec), th, f"{case.id}/{spec.id}")[1:]
             checks += gates.check_parity(pipe.parity(spec), th, f"{case.id}/{spec.id}")
         gate_results[spec.id] = checks
@@ -108,6 +130,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
     latency: dict[str, dict[str, float]] = {}
     for ep in eps:
+        _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds)")
         runners = {}
         for name, path in models.items():
             try:
@@ -128,6 +151,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                 gate_results[spec.id].append(gates.check_latency(ms[spec.id] / ms["fp32"], ep, th_for[spec.id],
                                                                  f"{case.id}/{spec.id}/{ep}", ms["fp32"], ms[spec.id],
                                                                  spec.size_only, threads))
+    _phase(progress, "memory of each model in a fresh process")
     memory = {name: session_memory_mb(path, hw) for name, path in models.items()}
 
     fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
@@ -184,10 +208,16 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
     render.write_text_atomic(paths[0], "\n".join(md) + "\n")
     render.write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
+    gated = report.gate_results[GATED]
+    drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
+    title = (f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
+             f"onnxruntime {report.machine['onnxruntime']}")
     rows = [r for r in report.rows if r["latency ms"]]
     if all(r["mAP50-95"] is not None for r in rows):
-        render.plot_latency_vs_map(rows, paths[2])
+        render.plot_latency_vs_map(rows, paths[2], threshold=drop.fp32 - drop.threshold / 100 if drop else None,
+                                   title=f"latency vs mAP50-95: {title}")
     else:
         paths.remove(paths[2])
-    render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1])
+    render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1],
+                      title=f"model sizes: {title}")
     return paths

@@ -8,19 +8,96 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
 from .errors import QuantkitError
+from .quantize import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+DISTRIBUTION = "quantkit-yolo"
 
 
 def _imgsz(values):
-    if values and len(values) > 2:
-        raise QuantkitError("--imgsz takes H or H W")
     return tuple(values) if values else None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def version_text() -> str:
+    """quantkit's version (the installed distribution's, else the package's) and onnxruntime's."""
+    import onnxruntime
+
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        from . import __version__ as version
+    return f"quantkit {version} ({DISTRIBUTION}), onnxruntime {onnxruntime.__version__}, Python {sys.version.split()[0]}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line, pointing at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}: see `{self.prog} --help`\n")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown where there is one; ``--imgsz`` reads ``H [W]``."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+    def _format_args(self, action, default_metavar):
+        if isinstance(action, _Imgsz):
+            return "H [W]"
+        return super()._format_args(action, default_metavar)
+
+
+class _Imgsz(argparse.Action):
+    """``--imgsz H [W]``: one value means a square input."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        kwargs.setdefault("help", "input height and width in pixels, for dynamic H/W (one value: square); "
+                                  "a multiple of the model's stride (32 unless its metadata says), 32..4096")
+        super().__init__(option_strings, dest, nargs="+", type=int, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) > 2:
+            parser.error(f"argument {option_string}: takes H or H W, got {len(values)} values")
+        setattr(namespace, self.dest, tuple(values))
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def _check_output_file(path: Path, option: str) -> None:
+    """Before any work: ``path`` is not a folder and its folder takes files."""
+    from .errors import OutputError
+    from .report import check_writable_folder
+
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a folder: pass a file path such as {path / 'out.json'}")
+    check_writable_folder(path.parent, option)
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -55,13 +132,14 @@ def cmd_quantize(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluate import evaluate
-
     from .metrics import COCO80_TO_91
 
     from .manifest import load_class_map
 
     if args.coco80 and args.class_map:
         raise QuantkitError("--coco80 and --class-map both map classes: pass one of them")
+    if args.detections:
+        _check_output_file(args.detections, "--detections")
     stats = evaluate(args.model, args.images, args.ann, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
                      class_map=COCO80_TO_91 if args.coco80 else load_class_map(args.class_map), progress=not args.json,
                      detections_out=args.detections)
@@ -100,10 +178,11 @@ def cmd_compare(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .report import history, markdown_table, plot_history, write_text_atomic
+    from .report import check_writable_folder, history, markdown_table, plot_history, write_text_atomic
 
     rows, flags = history(args.results_dir)
     out = args.out or args.results_dir
+    check_writable_folder(out)
     table = markdown_table(rows)
     flag_text = "\n".join(f"- {flag}" for flag in flags) if flags else "no changes beyond the history thresholds"
     print(table)
@@ -132,7 +211,9 @@ def _manifest_from_args(args):
 
 def cmd_check(args) -> int:
     from .check import GATED, run_check, write_report
+    from .report import check_writable_folder
 
+    check_writable_folder(args.out)
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads)
     _print_table(report.rows)
     if report.fastest:
@@ -156,6 +237,7 @@ def cmd_tune(args) -> int:
     from .report import markdown_table, write_text_atomic
     from .tune import config_toml, tune
 
+    _check_output_file(args.output, "-o")
     result = tune(_manifest_from_args(args), ep=args.ep, threads=args.threads,
                   thresholds={"max_map_drop_pt": args.max_drop} if args.max_drop is not None else None)
     print(markdown_table([c.row() for c in result["candidates"]]))
@@ -176,82 +258,107 @@ def cmd_tune(args) -> int:
 
 def _add_case_args(parser) -> None:
     """MODEL and its data; all optional, defaulting to the embedded fixture."""
-    parser.add_argument("model", type=Path, nargs="?", help="FP32 ONNX model (default: the fixture in fixtures/)")
-    parser.add_argument("--calib", type=Path, help="calibration image folder")
-    parser.add_argument("--coco-images", type=Path, help="evaluation image folder")
-    parser.add_argument("--coco-ann", type=Path, help="COCO instances JSON of the evaluation images")
-    parser.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
+    parser.add_argument("model", type=Path, nargs="?", metavar="MODEL",
+                        help="FP32 ONNX detector (default: the fixture in fixtures/, with its data)")
+    parser.add_argument("--calib", type=Path, metavar="DIR", help="calibration image folder (static configurations)")
+    parser.add_argument("--coco-images", type=Path, metavar="DIR", help="evaluation image folder")
+    parser.add_argument("--coco-ann", type=Path, metavar="JSON", help="COCO instances JSON of the evaluation images")
+    parser.add_argument("--imgsz", action=_Imgsz)
     parser.add_argument("--class-map", type=Path, metavar="FILE",
                         help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quantkit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_run_args(parser, ep_nargs=None) -> None:
+    if ep_nargs:
+        parser.add_argument("--ep", nargs=ep_nargs, action="extend", metavar="EP",
+                            help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or "
+                                 "--ep cuda --ep cpu (default: every available one)")
+    else:
+        parser.add_argument("--ep", default="cpu", metavar="EP",
+                            help="execution provider: cpu, cuda, tensorrt, openvino or dml")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="intra-op threads per session (default: onnxruntime's choice)")
 
-    q = sub.add_parser("quantize", help="quantize an FP32 ONNX detector to INT8")
-    q.add_argument("model", type=Path)
-    q.add_argument("-o", "--output", type=Path, required=True)
-    q.add_argument("--mode", choices=["static", "dynamic"])
-    q.add_argument("--calib", type=Path, help="folder of calibration images (static mode)")
-    q.add_argument("--calib-count", type=int, default=100)
-    q.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
-    q.add_argument("--preset", default="default")
-    q.add_argument("--format", choices=["qdq", "qoperator"])
-    q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None)
-    q.add_argument("--calibrate-method", choices=["minmax", "entropy", "percentile"])
-    q.add_argument("--target-cpu", choices=["auto", "vnni", "avx2"],
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="quantkit", description=__doc__.splitlines()[0], formatter_class=_Formatter)
+    parser.add_argument("--version", action=_Version, help="print quantkit's and onnxruntime's versions and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help, description=None):
+        return sub.add_parser(name, help=help, description=description or help, formatter_class=_Formatter)
+
+    q = command("quantize", "quantize an FP32 ONNX detector to INT8",
+                "Quantize an FP32 ONNX detector to INT8; the preset gives the recipe, the options below override it.")
+    q.add_argument("model", type=Path, metavar="MODEL", help="FP32 ONNX detector (read only, never modified)")
+    q.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="INT8 ONNX file to write (its folder must exist; written atomically)")
+    q.add_argument("--mode", choices=MODES,
+                   help="static: calibrated activations (needs --calib); dynamic: weights only, the 'dynamic' preset "
+                        "(default: the preset's)")
+    q.add_argument("--calib", type=Path, metavar="DIR", help="folder of calibration images (static mode)")
+    q.add_argument("--calib-count", type=_positive_int, default=100, metavar="N",
+                   help="calibration images drawn from --calib with a fixed seed")
+    q.add_argument("--imgsz", action=_Imgsz)
+    q.add_argument("--preset", default="default", choices=sorted(PRESETS, key=lambda name: name != "default"),
+                   help="default: static QDQ, per-channel, head in float; qoperator: the same in QOperator format; "
+                        "dynamic: weights only; naive: onnxruntime's own defaults (for contrast)")
+    q.add_argument("--format", choices=FORMATS, help="static quantization format (default: the preset's)")
+    q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-channel weight scales (default: the preset's)")
+    q.add_argument("--calibrate-method", choices=CALIBRATE_METHODS, help="activation range calibration (default: the preset's)")
+    q.add_argument("--target-cpu", choices=TARGET_CPUS,
                    help="CPU class the model is for: avx2 uses 7-bit weights (reduce_range) so CPUs without VNNI "
-                        "cannot saturate; vnni full 8-bit; auto this machine's class (default: the preset's)")
-    q.add_argument("--exclude", nargs="+", metavar="NODE", help="node names to keep in float (e.g. a head quantkit cannot find)")
+                        "cannot saturate; vnni full 8-bit; auto: this machine's class (default: the preset's)")
+    q.add_argument("--exclude", nargs="+", metavar="NODE",
+                   help="node names to keep in float (e.g. the head of a model whose head quantkit cannot find)")
     q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     q.set_defaults(func=cmd_quantize)
 
-    e = sub.add_parser("eval", help="COCO mAP of a model on an annotated image folder")
-    e.add_argument("model", type=Path)
-    e.add_argument("--images", type=Path, required=True)
-    e.add_argument("--ann", type=Path, required=True)
-    e.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
-    e.add_argument("--ep", default="cpu")
-    e.add_argument("--threads", type=int)
-    e.add_argument("--json", action="store_true")
-    e.add_argument("--detections", type=Path, help="write the COCO results JSON that was scored")
+    e = command("eval", "COCO mAP of a model on an annotated image folder")
+    e.add_argument("model", type=Path, metavar="MODEL", help="ONNX detector, FP32 or INT8")
+    e.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder holding the annotated images")
+    e.add_argument("--ann", type=Path, required=True, metavar="JSON", help="COCO instances JSON of those images")
+    e.add_argument("--imgsz", action=_Imgsz)
+    _add_run_args(e)
+    e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    e.add_argument("--detections", type=Path, metavar="OUT.json", help="write the COCO results JSON that was scored")
     e.add_argument("--class-map", type=Path, metavar="FILE",
                    help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
     e.add_argument("--coco80", action="store_true",
                    help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)")
     e.set_defaults(func=cmd_eval)
 
-    c = sub.add_parser("compare", help="detection-level parity of an INT8 model against its FP32 source")
-    c.add_argument("fp32", type=Path)
-    c.add_argument("int8", type=Path)
-    c.add_argument("--images", type=Path, required=True)
-    c.add_argument("--imgsz", type=int, nargs="+", metavar="H [W]")
-    c.add_argument("--ep", default="cpu")
-    c.add_argument("--threads", type=int)
-    c.add_argument("--json", action="store_true")
+    c = command("compare", "detection-level parity of an INT8 model against its FP32 source")
+    c.add_argument("fp32", type=Path, metavar="FP32.onnx", help="the FP32 source model")
+    c.add_argument("int8", type=Path, metavar="INT8.onnx", help="the INT8 model quantized from it (same input size)")
+    c.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of images to run both on")
+    c.add_argument("--imgsz", action=_Imgsz)
+    _add_run_args(c)
+    c.add_argument("--json", action="store_true", help="print the report as one JSON object")
     c.set_defaults(func=cmd_compare)
 
-    h = sub.add_parser("history", help="results across onnxruntime versions: Markdown table, flags and a plot")
-    h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
-    h.add_argument("--out", type=Path, help="where history.md and history.png go (default RESULTS_DIR)")
-    h.set_defaults(func=cmd_history)
-
-    k = sub.add_parser("check", help="the main job: quantize, evaluate, time, report (default: the embedded fixture)")
+    k = command("check", "the main job: quantize, evaluate, time, report (default: the embedded fixture)")
     _add_case_args(k)
-    k.add_argument("--out", type=Path, default=Path("quantkit-report"))
-    k.add_argument("--ep", nargs="+", action="extend",
-                   help="execution providers to time: --ep cuda cpu or --ep cuda --ep cpu (default: every available one)")
-    k.add_argument("--threads", type=int, help="intra-op threads (default: onnxruntime's choice)")
+    k.add_argument("--out", type=Path, default=Path("quantkit-report"), metavar="DIR",
+                   help="folder for report.md, report.json and the PNG plots (checked before any work)")
+    _add_run_args(k, ep_nargs="+")
     k.set_defaults(func=cmd_check)
 
-    t = sub.add_parser("tune", help="accuracy-aware search: the fastest configuration within the mAP-drop threshold")
+    t = command("tune", "accuracy-aware search: the fastest configuration within the mAP-drop threshold")
     _add_case_args(t)
-    t.add_argument("--max-drop", type=float, help="mAP50-95 drop allowed, in points (default: the threshold table)")
-    t.add_argument("--ep", default="cpu")
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("-o", "--output", type=Path, default=Path("tuned-config.toml"))
+    t.add_argument("--max-drop", type=float, metavar="PT",
+                   help="mAP50-95 drop allowed, in points (default: the threshold table's max_map_drop_pt)")
+    t.add_argument("--ep", default="cpu", metavar="EP", help="execution provider to tune for")
+    t.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="intra-op threads per session")
+    t.add_argument("-o", "--output", type=Path, default=Path("tuned-config.toml"), metavar="OUT.toml",
+                   help="where the chosen [[config]] is written")
     t.set_defaults(func=cmd_tune)
+
+    h = command("history", "results across onnxruntime versions: Markdown table, flags and a plot")
+    h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
+    h.add_argument("--out", type=Path, metavar="DIR", help="where history.md and history.png go (default: RESULTS_DIR)")
+    h.set_defaults(func=cmd_history)
     return parser
 
 
@@ -266,6 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # an output path that cannot be written, a disk that is full
         print(f"quantkit: error: {exc.strerror or exc}: {exc.filename or ''}: check the path and free space", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - unforeseen: still one line; QUANTKIT_TRACEBACK=1 shows the traceback
+        if os.environ.get("QUANTKIT_TRACEBACK"):
+            raise
+        from .compat import error_line
+
+        print(f"quantkit: error: unexpected {type(exc).__name__}: {error_line(exc)}: rerun with QUANTKIT_TRACEBACK=1 and report it",
+              file=sys.stderr)
         return 2
 
 

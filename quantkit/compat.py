@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import os
+import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -68,13 +74,44 @@ def quantize_dynamic(model_input: str, model_output: str, preprocessed: bool = F
     return notes
 
 
-def quant_pre_process(model_input: str, model_output: str, **options) -> list[str]:
-    """onnxruntime's pre-processing; its first parameter's name changed in 1.18, so pass it positionally."""
+_PRE_PROCESS = """
+import json, sys
+from onnxruntime.quantization.shape_inference import quant_pre_process
+args = json.loads(sys.argv[1])
+quant_pre_process(args["input"], args["output"], **args["options"])
+"""
+
+
+def quant_pre_process(model_input: str, model_output: str, workdir: str | Path, **options) -> list[str]:
+    """onnxruntime's pre-processing, in a child process whose working directory and TMPDIR are ``workdir``.
+
+    Whatever it writes there (``sym_shape_infer_temp.onnx`` and its external data when symbolic shape
+    inference is incomplete, ``pre.quant.*`` folders) stays in ``workdir``, and its prints and logged
+    tracebacks are captured; a process of its own keeps this safe under threads, where os.chdir is not.
+    Raises RuntimeError with onnxruntime's last error line. The input's parameter name changed in 1.18,
+    so the paths are passed positionally.
+    """
     from onnxruntime.quantization.shape_inference import quant_pre_process as _pre
 
     kwargs, notes = _filtered_kwargs(_pre, options, "quant_pre_process")
-    _pre(model_input, model_output, **kwargs)
+    args = {"input": str(Path(model_input).resolve()), "output": str(Path(model_output).resolve()), "options": kwargs}
+    env = {**os.environ, "TMPDIR": str(workdir), "TEMP": str(workdir), "TMP": str(workdir)}
+    proc = subprocess.run([sys.executable, "-c", _PRE_PROCESS, json.dumps(args)], cwd=workdir, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
     return notes
+
+
+def error_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short phrase for a one-line message: its first line without onnxruntime's
+    '[ONNXRuntimeError] : 1 : FAIL : ' prefix, shortened at a word boundary with '...' when long."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", lines[0]) if lines else type(exc).__name__
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
 
 
 def quant_types():

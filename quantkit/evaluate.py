@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import detect, metrics
-from .errors import DatasetError
+from .errors import DatasetError, ModelError
 from .model import inspect_model, load_model, resolve_imgsz
 from .report import write_text_atomic
 from .preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
@@ -180,6 +180,10 @@ def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Pa
             threads: int | None = None, progress: bool = True) -> dict:
     """Parity of an INT8 model against its FP32 source on the same images (the `quantkit compare` job)."""
     hw, nc = model_hw(fp32_model, imgsz)
+    int8_dims = inspect_model(load_model(int8_model), int8_model).input_shape[2:]
+    if all(isinstance(d, int) for d in int8_dims) and tuple(int8_dims) != hw:
+        raise ModelError(f"{Path(fp32_model).name} runs at {hw[0]}x{hw[1]} but {Path(int8_model).name} is fixed at "
+                         f"{int8_dims[0]}x{int8_dims[1]}: compare an INT8 model with the FP32 model it was quantized from")
     images = ImageSet.load(folder_items(images_dir), hw, progress)
     if not images.ids:
         raise DatasetError(f"none of the {len(images.skipped)} images in {images_dir} could be read: check the files")

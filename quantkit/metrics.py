@@ -22,8 +22,15 @@ COCO80_TO_91 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 2
                 85, 86, 87, 88, 89, 90]
 
 MAX_DETS = [1, 10, 300]
-_REQUIRED_KEYS = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox", "area"),
+_REQUIRED_KEYS = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
                   "categories": ("id",)}
+
+
+def _fill_optional(annotation: dict) -> None:
+    """``iscrowd`` 0 and ``area`` from the bbox (w*h) where missing, as pycocotools' loadRes fills them."""
+    annotation.setdefault("iscrowd", 0)
+    if "area" not in annotation:
+        annotation["area"] = float(annotation["bbox"][2]) * float(annotation["bbox"][3])
 
 
 def load_coco(ann_path: str | Path) -> COCO:
@@ -44,6 +51,11 @@ def load_coco(ann_path: str | Path) -> COCO:
             missing = [k for k in keys if k not in item] if isinstance(item, dict) else list(keys)
             if missing:
                 raise DatasetError(f"{path}: {section}[{i}] lacks {', '.join(missing)}: fix the COCO file")
+    for i, ann in enumerate(data["annotations"]):
+        bbox = ann["bbox"]
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            raise DatasetError(f"{path}: annotations[{i}] bbox {str(bbox)[:60]} is not [x, y, width, height]: fix the COCO file")
+        _fill_optional(ann)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):

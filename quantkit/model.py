@@ -22,6 +22,7 @@ class ModelInfo:
     output_shapes: list[list]
     names: dict[int, str] = field(default_factory=dict)  # class index -> name (Ultralytics metadata)
     imgsz: tuple[int, int] | None = None  # (H, W): fixed input dims, else metadata
+    stride: int = 32  # the largest feature-map stride (metadata 'stride', else YOLOv8's 32)
 
     @property
     def dynamic_axes(self) -> list[int]:
@@ -83,6 +84,8 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
         if "imgsz" in meta:
             h, w = ast.literal_eval(meta["imgsz"])
             info.imgsz = (int(h), int(w))
+        if "stride" in meta and int(meta["stride"]) > 0:
+            info.stride = int(meta["stride"])
     except (ValueError, SyntaxError, TypeError):
         pass  # foreign metadata: fall back to the input's own dims
     if all(isinstance(d, int) for d in info.input_shape[2:]):  # fixed dims are what the model runs at
@@ -90,15 +93,35 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
     return info
 
 
+IMGSZ_RANGE = (32, 4096)
+
+
+def check_imgsz(hw: tuple[int, int], stride: int = 32) -> None:
+    """Raise ModelError unless H and W are multiples of ``stride`` within IMGSZ_RANGE, naming the nearest valid size."""
+    low = -(-IMGSZ_RANGE[0] // stride) * stride
+    high = max(low, IMGSZ_RANGE[1] // stride * stride)
+    nearest = tuple(min(max(round(v / stride) * stride, low), high) for v in hw)
+    if nearest == tuple(hw):
+        return
+    given, use = f"{hw[0]}x{hw[1]}", f"{nearest[0]}x{nearest[1]}"
+    if any(v < low or v > high for v in hw):
+        raise ModelError(f"--imgsz {given} is outside {low}..{high}: use {use}")
+    raise ModelError(f"--imgsz {given} is not a multiple of the stride {stride}: use {use}")
+
+
 def resolve_imgsz(info: ModelInfo, imgsz: tuple[int, ...] | None, source: str | Path = "model") -> tuple[int, int]:
-    """The (H, W) to run at: ``--imgsz`` if given (one value = square), else metadata, else an error."""
+    """The (H, W) to run at: ``--imgsz`` if given (one value = square), else metadata, else an error.
+
+    On dynamic H/W, ``--imgsz`` must be a multiple of the model's stride within IMGSZ_RANGE."""
     fixed = info.input_shape[2:] if all(isinstance(d, int) for d in info.input_shape[2:]) else None
     if imgsz:
         hw = (int(imgsz[0]), int(imgsz[-1]))
         if min(hw) <= 0:
-            raise ModelError(f"--imgsz must be positive, got {imgsz}")
+            raise ModelError(f"--imgsz must be positive, got {'x'.join(map(str, imgsz))}: pass H W such as 640 640")
         if fixed and tuple(fixed) != hw:
             raise ModelError(f"{source}: input is fixed at {fixed[0]}x{fixed[1]} but --imgsz is {hw[0]}x{hw[1]}: drop --imgsz or re-export")
+        if not fixed:
+            check_imgsz(hw, info.stride)
         return hw
     if info.imgsz:
         return info.imgsz

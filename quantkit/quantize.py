@@ -26,6 +26,7 @@ from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .head import LOOKED_FOR, find_head
 from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
+from .workdir import private_dir
 
 MODES = ("static", "dynamic")
 FORMATS = ("qdq", "qoperator")
@@ -161,18 +162,19 @@ def _quiet_logging():
         logging.disable(logging.NOTSET)
 
 
-def _pre_process(src: Path, dst: Path, notes: list[str]) -> None:
-    """quant_pre_process; on failure (symbolic shape inference on dynamic axes) retry without it."""
+def _pre_process(src: Path, dst: Path, notes: list[str], workdir: Path) -> None:
+    """quant_pre_process (run inside ``workdir``); on failure (symbolic shape inference on dynamic
+    axes) retry without symbolic shape inference, then fall back to the model as given."""
     try:
-        notes += compat.quant_pre_process(str(src), str(dst))
+        notes += compat.quant_pre_process(str(src), str(dst), workdir)
         return
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types here
-        first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    except RuntimeError as exc:
+        first = compat.error_line(exc, 120)
     try:
-        notes += compat.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        notes += compat.quant_pre_process(str(src), str(dst), workdir, skip_symbolic_shape=True)
         notes.append(f"quant_pre_process: symbolic shape inference failed ({first}); ran without it")
-    except Exception as exc:  # noqa: BLE001
-        notes.append(f"quant_pre_process failed ({type(exc).__name__}); quantized the model as given")
+    except RuntimeError as exc:
+        notes.append(f"quant_pre_process failed ({compat.error_line(exc, 120)}); quantized the model as given")
         dst.write_bytes(src.read_bytes())
 
 
@@ -214,7 +216,7 @@ def _check_loads(path: Path) -> None:
     try:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = compat.error_line(exc)
         raise QuantkitError(f"the quantized model does not load in onnxruntime {compat.ORT_VERSION} ({first}): "
                             "try another --format or --mode") from None
 
@@ -247,12 +249,11 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             raise CalibrationError("static quantization needs calibration images: pass --calib DIR (or --mode dynamic)")
         calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
 
-    with tempfile.TemporaryDirectory(prefix="quantkit-") as tmp_name:
-        tmp = Path(tmp_name)
+    with private_dir() as tmp:
         fixed, prepared, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
         onnx.save(proto, str(fixed))
         if config.preprocess:
-            _pre_process(fixed, prepared, notes)
+            _pre_process(fixed, prepared, notes, tmp)
         else:
             prepared = fixed
         prepared_proto = onnx.load(str(prepared))
@@ -280,7 +281,7 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
                                 f"configuration: pip install {exc.name}") from None
         except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            first = compat.error_line(exc)
             raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
                              "check the model runs in onnxruntime as FP32 first") from None
         _stamp(quant, {"quantkit_target_cpu": used["target_cpu"], "quantkit_reduce_range": str(used["reduce_range"]).lower(),

@@ -6,13 +6,15 @@ it runs anywhere. matplotlib is imported inside the plot functions, on the Agg b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 
-from .errors import QuantkitError
+from .errors import OutputError, QuantkitError
 from .manifest import THRESHOLDS
 
 HISTORY_COLUMNS = ["onnxruntime", "case", "config", "ep", "compression", "int8 MB", "fp32 mAP50-95", "int8 mAP50-95",
@@ -45,11 +47,42 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file next to ``path``, with the permissions open() gives (0666 less the umask;
+    tempfile.mkstemp would give 0600). Thread-safe: no umask juggling."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def check_writable_folder(folder: str | Path, option: str = "--out") -> None:
+    """Raise OutputError unless ``folder`` exists or can be created and takes files; leaves nothing behind."""
+    folder = Path(folder)
+    created, probe = [], folder
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write into {option} {folder}: {probe} is a file, not a folder: pass a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise OutputError(f"cannot write into {option} {folder} ({exc.strerror or exc}): pass a writable folder") from None
+    finally:
+        for made in created:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` through a temporary file in the same folder, then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -150,11 +183,10 @@ def _pyplot():
 def _save(plt, fig, path: str | Path) -> None:
     """Save a figure as PNG through a temporary file, then close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -163,9 +195,20 @@ def _save(plt, fig, path: str | Path) -> None:
         plt.close(fig)
 
 
-def plot_history(rows: list[dict], path: str | Path) -> None:
+VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "fail": "#d62728"}
+_MARKERS = "osD^vP*Xh<>p"
+
+
+def _verdict_colour(verdict) -> str:
+    """Blue for the FP32 reference, green for a pass, red for any failure, grey without a verdict."""
+    text = str(verdict or "").lower()
+    return VERDICT_COLOURS["fail"] if text.startswith("fail") else VERDICT_COLOURS.get(text, "#7f7f7f")
+
+
+def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = None) -> None:
     """PNG with two panels over onnxruntime versions: INT8 mAP50-95 drop and INT8/FP32 latency ratio,
-    one line per case/config(/ep when several)."""
+    one line per case/config(/ep when several); the gate thresholds drawn, points beyond them in red."""
+    th = {**THRESHOLDS, **(thresholds or {})}
     plt = _pyplot()
     versions = sorted({r["onnxruntime"] for r in rows}, key=version_key)
     several_eps = len({r.get("ep") for r in rows}) > 1
@@ -173,50 +216,98 @@ def plot_history(rows: list[dict], path: str | Path) -> None:
     for row in rows:
         label = f"{row.get('case')}/{row.get('config')}" + (f"/{row.get('ep')}" if several_eps else "")
         series.setdefault(label, []).append(row)
-    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.0 + 0.8 * len(versions)), 7), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 3.5 + 0.8 * len(versions)), 7.5), sharex=True)
+    colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 3]  # no red: red means failure
+    for ax in axes:
+        ax.set_prop_cycle(color=colours)
+    limits = {"mAP drop pt": th["max_map_drop_pt"], "latency ratio": None}  # latency gates differ per config
     for ax, column, ylabel in ((axes[0], "mAP drop pt", "INT8 mAP50-95 drop (pt)"),
                                (axes[1], "latency ratio", "INT8 / FP32 latency")):
         for label, points in series.items():
-            xy = [(versions.index(r["onnxruntime"]), r[column]) for r in points if r.get(column) is not None]
+            xy = [(versions.index(r["onnxruntime"]), r[column], limits[column] is not None and r[column] > limits[column])
+                  for r in points if r.get(column) is not None]
             if xy:
-                ax.plot(*zip(*xy), marker="o", label=label)
+                ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=label)
+                over = [p for p in xy if p[2]]
+                if over:
+                    ax.scatter([p[0] for p in over], [p[1] for p in over], s=120, facecolors="none",
+                               edgecolors=VERDICT_COLOURS["fail"], linewidths=2, zorder=3)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    axes[1].axhline(1.0, color="grey", linestyle="--", linewidth=1)  # INT8 as fast as FP32
-    if any(ax.lines for ax in axes):
-        axes[0].legend(fontsize="small")
+    axes[0].axhline(th["max_map_drop_pt"], color=VERDICT_COLOURS["fail"], linestyle="--", linewidth=1,
+                    label=f"gate: max_map_drop_pt {th['max_map_drop_pt']}")
+    axes[1].axhline(1.0, color="grey", linestyle="--", linewidth=1, label="INT8 as fast as FP32")
+    for ax in axes:
+        if ax.lines:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[1].set_xticks(range(len(versions)), versions, rotation=45)
     axes[1].set_xlabel("onnxruntime")
+    cases = ", ".join(sorted({str(r.get("case")) for r in rows}))
+    fig.suptitle(f"quantkit results by onnxruntime version: {cases}\n(red rings: mAP drop beyond the gate)", fontsize="medium")
     fig.tight_layout()
     _save(plt, fig, path)
 
 
-def plot_latency_vs_map(rows: list[dict], path: str | Path) -> None:
-    """Scatter PNG: x latency (ms), y mAP50-95, one labelled point per row (keys 'model', 'latency ms', 'mAP50-95')."""
+def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | None = None, title: str = "") -> None:
+    """Scatter PNG: x latency (ms), y mAP50-95, one point per row (keys 'model', 'latency ms', 'mAP50-95',
+    optional 'verdict' for its colour), named in the legend with its numbers.
+
+    The mAP axis is zoomed to the rows near the top (and ``threshold``, the lowest passing INT8 mAP,
+    drawn as a line); rows far below are drawn on the bottom edge as downward triangles, their value in the legend.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for row in rows:
-        if row.get("latency ms") is None or row.get("mAP50-95") is None:
-            continue
-        ax.scatter(row["latency ms"], row["mAP50-95"])
-        ax.annotate(str(row.get("model")), (row["latency ms"], row["mAP50-95"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize="small")
-    ax.set_xlabel("latency (ms)")
+    points = [r for r in rows if r.get("latency ms") is not None and r.get("mAP50-95") is not None]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    if points:
+        values = [r["mAP50-95"] for r in points]
+        floor = threshold if threshold is not None else max(values) - 0.05
+        shown = [v for v in values if v >= floor - 0.02] + ([threshold] if threshold is not None else [])
+        low, high = min(shown), max(shown)
+        pad = max(0.15 * (high - low), 0.002)
+        bottom = low - pad
+        for i, row in enumerate(points):
+            y, off_scale = row["mAP50-95"], row["mAP50-95"] < bottom
+            label = f"{row.get('model')}: {row['latency ms']:.2f} ms, mAP {y:.4f}" + (" (off scale)" if off_scale else "")
+            if row.get("verdict"):
+                label += f" — {row['verdict']}"
+            ax.scatter(row["latency ms"], bottom + pad / 4 if off_scale else y, s=80, zorder=3,
+                       marker="v" if off_scale else _MARKERS[i % len(_MARKERS)], color=_verdict_colour(row.get("verdict")),
+                       edgecolors="black", linewidths=0.5, label=label)
+        if threshold is not None:
+            ax.axhline(threshold, color=VERDICT_COLOURS["fail"], linestyle="--", linewidth=1,
+                       label=f"gate: lowest passing INT8 mAP {threshold:.4f}")
+        ax.set_ylim(bottom, high + pad)
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
+    ax.set_xlabel("latency (ms, median)")
     ax.set_ylabel("mAP50-95")
     ax.grid(True, alpha=0.3)
+    ax.set_title(title or "latency vs mAP50-95", fontsize="medium")
     fig.tight_layout()
     _save(plt, fig, path)
 
 
-def plot_sizes(rows: list[dict], path: str | Path) -> None:
-    """Bar chart PNG of 'size MB' per row['model']; rows without a size are left out."""
+def plot_sizes(rows: list[dict], path: str | Path, title: str = "") -> None:
+    """Bar chart PNG of 'size MB' per row['model'], coloured by row['verdict'] where present, each bar
+    labelled with its size and its ratio to the first row's; rows without a size are left out."""
     plt = _pyplot()
     sized = [r for r in rows if r.get("size MB") is not None]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.9 * len(sized)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 1.1 * len(sized)), 4.8))
     labels = [str(r.get("model")) for r in sized]
-    bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized])
-    ax.bar_label(bars, fmt="%.2f", fontsize="small")
-    ax.set_xticks(range(len(sized)), labels, rotation=30, ha="right")
+    bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized],
+                  color=[_verdict_colour(r.get("verdict")) for r in sized])
+    base = sized[0]["size MB"] if sized else None
+    ax.bar_label(bars, [f"{r['size MB']:.2f}" + (f"\n{base / r['size MB']:.2f}x smaller" if i and r["size MB"] else "")
+                        for i, r in enumerate(sized)], fontsize="small")
+    ax.set_xticks(range(len(sized)), labels, rotation=20, ha="right")
+    verdicts = {"fail" if str(r.get("verdict", "")).lower().startswith("fail") else str(r.get("verdict", "")).lower()
+                for r in sized} & set(VERDICT_COLOURS)
+    if verdicts:
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=f"row verdict: {v}") for v in VERDICT_COLOURS if v in verdicts],
+                  fontsize="small", loc="upper right")
     ax.set_ylabel("size (MB)")
+    ax.margins(y=0.2)
+    ax.set_title(title or "model sizes", fontsize="medium")
     fig.tight_layout()
     _save(plt, fig, path)

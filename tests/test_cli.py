@@ -1,13 +1,23 @@
 """The command line on the fixture and on tiny graphs: JSON outputs, saved detections, exit codes."""
 
+import argparse
 import contextlib
 import io
 import json
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+import quantkit
+import quantkit.evaluate
+from quantkit.cli import build_parser, main
 from quantkit.manifest import ConfigSpec
+from quantkit.quantize import PRESETS
 
 
 def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path, run_cli):
@@ -56,6 +66,9 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [r["model"] for r in report["rows"]][:2] == ["FP32 @ cpu", "INT8 static-qdq @ cpu"]
     assert all(r["peak memory MB"] > 0 for r in report["rows"])
+    phases = [line for line in err.splitlines() if line.startswith("quantkit: ")]  # no terminal: one line per phase
+    assert phases[:2] == ["quantkit: quantizing static-qdq ...", "quantkit: quantizing dynamic ..."]
+    assert any(p.startswith("quantkit: timing FP32 and INT8 on cpu") for p in phases) and phases[-1].startswith("quantkit: memory")
     code, _, err = run_cli("check", tiny_model, "--out", tmp_path / "report2")
     assert code == 2 and "calibration" in err and not (tmp_path / "report2").exists()
 
@@ -82,3 +95,74 @@ def test_eval_maps_classes_by_name_not_by_sorted_ids(fixture_case, tmp_path, run
     code, out, err = run_cli("eval", fixture_case.model, "--images", fixture_case.coco_images, "--ann", shifted)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "no overlap at all" in err and "--class-map" in err
+
+
+@pytest.mark.parametrize("out", ["under-a-file", "proc"])
+def test_check_refuses_an_unwritable_out_within_2_seconds(out, tmp_path, run_cli):
+    """Before any quantization. A chmod 0500 folder would not do: these tests run as root, which ignores
+    permissions; nothing can be created below a regular file or in /proc, whoever asks."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    target = blocker / "report" if out == "under-a-file" else Path("/proc/quantkit-report")
+    started = time.perf_counter()
+    code, _, err = run_cli("check", "--out", target, cwd=tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "--out" in err, err
+    assert time.perf_counter() - started < 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_version_names_quantkit_and_onnxruntime(run_cli):
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.startswith(f"quantkit {quantkit.__version__} (quantkit-yolo), onnxruntime {ort.__version__}")
+
+
+def _subcommands():
+    parser = build_parser()
+    return parser, next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_help_describes_every_argument_with_choices_and_defaults():
+    parser, commands = _subcommands()
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, f"quantkit {name}: {action.option_strings or action.dest} has no help"
+    text = commands["quantize"].format_help()
+    assert "--imgsz H [W]" in text and "[H [W] ...]" not in text
+    assert "(default: 100)" in " ".join(text.split()) and "{default,naive,qoperator,dynamic}" in text
+    assert set(commands["quantize"]._option_string_actions["--preset"].choices) == set(PRESETS)
+
+
+def test_imgsz_takes_one_or_two_values():
+    parser = build_parser()
+    assert parser.parse_args(["quantize", "m.onnx", "-o", "q.onnx", "--imgsz", "192", "320"]).imgsz == (192, 320)
+    assert parser.parse_args(["quantize", "m.onnx", "-o", "q.onnx", "--imgsz", "640"]).imgsz == (640,)
+    assert parser.parse_args(["check", "--imgsz", "640", "--out", "r"]).imgsz == (640,)
+
+
+def test_readme_command_block_matches_the_usage_lines():
+    """Every `quantkit COMMAND ...` entry of the README's Commands block is that command's usage, whitespace aside."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("## Commands", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    entries = {}
+    for line in block.splitlines():
+        if line.startswith("quantkit "):
+            entries[line.split()[1]] = line
+        else:
+            entries[list(entries)[-1]] += " " + line
+    _, commands = _subcommands()
+    usages = {name: " ".join(sub.format_usage().removeprefix("usage: ").split()) for name, sub in commands.items()}
+    assert {name: " ".join(e.split()) for name, e in entries.items() if name != "--version"} == usages
+    assert "--version" in entries
+
+
+def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom\nsecond line")
+
+    monkeypatch.setattr(quantkit.evaluate, "compare", broken)
+    assert main(["compare", "a.onnx", "b.onnx", "--images", "x"]) == 2
+    assert capsys.readouterr().err == ("quantkit: error: unexpected RuntimeError: boom: "
+                                       "rerun with QUANTKIT_TRACEBACK=1 and report it\n")
+    monkeypatch.setenv("QUANTKIT_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        main(["compare", "a.onnx", "b.onnx", "--images", "x"])

@@ -163,7 +163,9 @@ def test_missing_annotation_file_raises(tmp_path):
     ("[]", "not a COCO annotations object"),
     ('{"images": [], "categories": []}', "'annotations'"),
     ('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1}],'
-     ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]}', r"annotations\[0\] lacks area"),
+     ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1}]}', r"annotations\[0\] lacks bbox"),
+    ('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1}],'
+     ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1]}]}', r"is not \[x, y, width, height\]"),
     ('{"images": [{"id": 1}], "annotations": [], "categories": []}', r"images\[0\] lacks file_name"),
 ])
 def test_bad_annotation_file_raises(tmp_path, content, expected):
@@ -172,6 +174,21 @@ def test_bad_annotation_file_raises(tmp_path, content, expected):
     with pytest.raises(DatasetError, match=expected) as info:
         load_coco(path)
     assert "ann.json" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_iscrowd_and_area_are_filled_as_pycocotools_does(gt, tmp_path):
+    """iscrowd 0 and area = w*h, as loadRes fills them: the same mAP as the complete file."""
+    data = json.loads(VAL_ANNOTATIONS.read_text())
+    for ann in data["annotations"]:
+        del ann["iscrowd"], ann["area"]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(data))
+    stripped = load_coco(path)
+    first = stripped.dataset["annotations"][0]
+    assert first["iscrowd"] == 0 and first["area"] == first["bbox"][2] * first["bbox"][3]
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": [v + 1 for v in a["bbox"]],
+                "score": 0.5 + (a["id"] % 7) / 20} for a in data["annotations"][::2]]
+    assert 0 < coco_map(stripped, results, gt.getImgIds())["map50_95"] == coco_map(gt, results, gt.getImgIds())["map50_95"]
 
 
 def test_load_coco_is_silent(capsys):

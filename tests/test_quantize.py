@@ -2,8 +2,10 @@
 right ops got quantized, the source is never touched, and concurrent runs both succeed."""
 
 import hashlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,8 +15,9 @@ import pytest
 import graphs
 from quantkit import CalibrationError, ModelError, OutputError, QuantkitError, compat, quantize
 from quantkit.head import find_head, head_is_float
-from quantkit.model import float_convs, op_counts
-from quantkit.quantize import PRESETS, resolve_config
+from quantkit.model import fix_input_dims, float_convs, inspect_model, load_model, op_counts
+from quantkit.quantize import PRESETS, _pre_process, resolve_config
+from quantkit.workdir import private_dir, sweep
 
 # Expected op counts on tiny_yolo (4 quantizable Convs + the DFL's 1x1 Conv), per preset.
 EXPECTED_OPS = {
@@ -72,6 +75,22 @@ def test_dynamic_axes_fixed_from_imgsz(tiny_dynamic, calib_dir, tmp_path):
     result = quantize(tiny_dynamic, tmp_path / "q.onnx", calib=calib_dir, imgsz=(32, 32), progress=False)
     assert any("fixed to 1x3x32x32" in n for n in result.notes)
     _run(tmp_path / "q.onnx")
+
+
+@pytest.mark.parametrize("imgsz, stride, message", [
+    ((191, 320), 32, "--imgsz 191x320 is not a multiple of the stride 32: use 192x320"),
+    ((7, 7), 32, "--imgsz 7x7 is outside 32..4096: use 32x32"),
+    ((100000, 100000), 32, "--imgsz 100000x100000 is outside 32..4096: use 4096x4096"),
+    ((96, 96), 64, "--imgsz 96x96 is not a multiple of the stride 64: use 128x128"),
+    ((32, 36), None, "--imgsz 32x36 is not a multiple of the stride 32: use 32x32"),
+])
+def test_imgsz_on_dynamic_axes_must_fit_the_stride(imgsz, stride, message, tmp_path, calib_dir):
+    """The stride comes from the metadata's 'stride', else YOLOv8's 32; fixed inputs are checked elsewhere."""
+    meta = {"stride": str(stride)} if stride else None
+    src = graphs.save(graphs.tiny_yolo(dynamic=True, metadata=meta), tmp_path / "dyn.onnx")
+    with pytest.raises(ModelError) as info:
+        quantize(src, tmp_path / "q.onnx", calib=calib_dir, imgsz=imgsz, progress=False)
+    assert str(info.value) == message and not (tmp_path / "q.onnx").exists()
 
 
 def test_dynamic_axes_fixed_from_metadata(tmp_path, calib_dir):
@@ -147,3 +166,41 @@ def test_ir_version_that_cannot_be_lowered(tiny_model, monkeypatch):
     with pytest.raises(ModelError, match="opset 17.*upgrade onnxruntime"):
         compat.lower_ir_version(model)
 
+
+
+DYNAMIC_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "models" / "shapes-v8n-dynamic.onnx"
+
+
+def test_failing_pre_processing_writes_only_into_the_private_folder(tmp_path, monkeypatch):
+    """The fixture fixed to 7x7 defeats symbolic shape inference, and onnxruntime then saves
+    sym_shape_infer_temp.onnx and a 12 MB external-data file into the working directory: quantkit's
+    child process keeps both in its private folder, which goes with the run."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    proto = load_model(DYNAMIC_FIXTURE)
+    fix_input_dims(proto, inspect_model(proto), (7, 7))
+    notes = []
+    with private_dir() as work:
+        onnx.save(proto, str(work / "model.onnx"))
+        _pre_process(work / "model.onnx", work / "prepared.onnx", notes, work)
+        assert (work / "sym_shape_infer_temp.onnx").is_file()  # the failing path ran, inside the folder
+        assert (work / "prepared.onnx").is_file()
+    assert "symbolic shape inference failed (Exception: Incomplete symbolic shape inference)" in " ".join(notes)
+    assert list(cwd.iterdir()) == [] and not work.exists()
+
+
+def test_folders_of_killed_runs_are_swept(tmp_path):
+    """A run killed mid-quantization leaves its folder; the sweep removes it, and spares a live owner's."""
+    code = "from quantkit.workdir import private_dir\nwith private_dir() as d:\n    print(d, flush=True)\n    input()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    killed = Path(proc.stdout.readline().strip())
+    proc.kill()
+    proc.wait()
+    live = tmp_path / "quantkit-live"
+    live.mkdir()
+    (live / "pid").write_text(str(os.getppid()))
+    assert killed.parent == tmp_path and (killed / "pid").read_text() == str(proc.pid)
+    assert sweep(tmp_path) == [killed]
+    assert sorted(p.name for p in tmp_path.glob("quantkit-*")) == ["quantkit-live"]

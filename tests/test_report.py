@@ -1,10 +1,12 @@
 """quantkit.report and `quantkit history` on synthetic results folders (no model is run)."""
 
 import json
+import os
+import stat
 
 import pytest
 
-from quantkit import QuantkitError
+from quantkit import QuantkitError, quantize
 from quantkit.cli import main
 from quantkit.manifest import THRESHOLDS
 from quantkit.report import history, markdown_table, plot_history, plot_latency_vs_map, plot_sizes, write_text_atomic
@@ -114,6 +116,23 @@ def test_history_tolerates_missing_fields(tmp_path):
     markdown_table(rows)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_written_files_get_the_permissions_open_gives(umask, tmp_path, tiny_model):
+    """0666 less the umask, as open() gives, not mkstemp's 0600: reports, plots, history, quantized models."""
+    results = tmp_path / "results"
+    write_results(results, "1.15.1", record())
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "report.md", "x")
+        plot_sizes([{"model": "int8", "size MB": 3.2}], tmp_path / "sizes.png")
+        assert main(["history", str(results), "--out", str(tmp_path / "history")]) == 0
+        quantize(tiny_model, tmp_path / "q.onnx", mode="dynamic", progress=False)
+    finally:
+        os.umask(old)
+    for path in ("report.md", "sizes.png", "history/history.md", "history/history.png", "q.onnx"):
+        assert stat.S_IMODE((tmp_path / path).stat().st_mode) == 0o666 & ~umask, path
+
+
 @pytest.mark.parametrize("make", [lambda p: p / "absent", lambda p: p])
 def test_history_missing_or_empty_folder_is_an_error(tmp_path, make):
     with pytest.raises(QuantkitError, match="--quantkit-results"):
@@ -125,10 +144,11 @@ def test_plots_are_png(tmp_path):
     write_results(tmp_path / "r", "1.32.0", record(drop=0.4, ratio=0.7), record(config="dyn", latency=False))
     rows, _ = history(tmp_path / "r")
     plot_history(rows, tmp_path / "h.png")
-    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1},
-              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2},
+    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1, "verdict": "reference"},
+              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2, "verdict": "pass"},
+              {"model": "naive", "latency ms": 14.0, "mAP50-95": 0.0, "size MB": 3.3, "verdict": "FAIL: mAP"},
               {"model": "no-latency", "latency ms": None, "mAP50-95": 0.5, "size MB": None}]
-    plot_latency_vs_map(models, tmp_path / "scatter.png")
+    plot_latency_vs_map(models, tmp_path / "scatter.png", threshold=0.595, title="latency vs mAP50-95: m")
     plot_sizes(models, tmp_path / "sizes.png")
     for name in ("h.png", "scatter.png", "sizes.png"):
         assert_png(tmp_path / name)
