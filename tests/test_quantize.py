@@ -204,3 +204,12 @@ def test_folders_of_killed_runs_are_swept(tmp_path):
     assert killed.parent == tmp_path and (killed / "pid").read_text() == str(proc.pid)
     assert sweep(tmp_path) == [killed]
     assert sorted(p.name for p in tmp_path.glob("quantkit-*")) == ["quantkit-live"]
+
+
+def test_target_cpu_decides_reduce_range_and_is_stamped_in_the_model(tiny_model, calib_dir, tmp_path):
+    for target, reduced in (("avx2", True), ("vnni", False)):
+        q = quantize(tiny_model, tmp_path / f"{target}.onnx", calib=calib_dir, target_cpu=target, progress=False)
+        meta = {p.key: p.value for p in onnx.load(q.output).metadata_props}
+        assert q.config["reduce_range"] is reduced and q.config["target_cpu"] == target
+        assert meta["quantkit_target_cpu"] == target and meta["quantkit_reduce_range"] == str(reduced).lower()
+    assert quantize(tiny_model, tmp_path / "d.onnx", calib=calib_dir, progress=False).config["target_cpu"] == "avx2"
