@@ -120,9 +120,9 @@ def check_inputs(kind: str, used: int, skipped: int, th: dict, case_id: str, mis
 
 
 def check_graph(graph: dict, config: dict, th: dict, case_id: str) -> list[GateResult]:
-    """Static models keep no float Conv beyond the allowance; head-aware configs keep the head float."""
+    """Static and weight-only models keep no float Conv beyond the allowance; head-aware configs keep the head float."""
     results = []
-    if config["mode"] == "static":
+    if config["mode"] in ("static", "weights"):
         results.append(GateResult("graph", "float_convs", len(graph["float_convs"]), "<=", th["max_float_conv"], case_id))
     if config["keep_head_float"]:
         results.append(GateResult("graph", "head_found", float(graph["head_found"]), "==", 1.0, case_id))

@@ -62,6 +62,7 @@ THRESHOLDS: dict[str, float] = {
 DEFAULT_CONFIGS = (
     {"id": "static-qdq", "preset": "default"},
     {"id": "static-qoperator", "preset": "qoperator"},
+    {"id": "weights", "preset": "weights", "size_only": True},
     {"id": "dynamic", "preset": "dynamic", "size_only": True},
 )
 CONFIG_KEYS = {"format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method",
@@ -116,7 +117,8 @@ class Manifest:
         """Every case under one config that is exactly ``preset`` (e.g. 'naive' to show the gates bite);
         the manifest's own configs, their thresholds and the cases' config lists are set aside."""
         cases = [Case(**{**c.__dict__, "configs": None}) for c in self.cases]
-        return Manifest(cases, [ConfigSpec(preset, preset, size_only=preset == "dynamic")], self.thresholds, self.path)
+        return Manifest(cases, [ConfigSpec(preset, preset, size_only=preset in ("dynamic", "weights"))], self.thresholds,
+                        self.path)
 
     def select_configs(self, ids: list[str]) -> "Manifest":
         """Only the configs named in ``ids``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import tempfile
@@ -25,10 +26,11 @@ from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .head import LOOKED_FOR, find_head
+from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
 from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
 from .workdir import private_dir
 
-MODES = ("static", "dynamic")
+MODES = ("static", "dynamic", "weights")
 FORMATS = ("qdq", "qoperator")
 CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 TARGET_CPUS = ("auto", "vnni", "avx2")
@@ -82,6 +84,9 @@ PRESETS: dict[str, QuantConfig] = {
     # uint8 weights: ConvInteger(u8, u8) runs on every onnxruntime, and measured 3.5x faster than the
     # int8-weight kernel that 1.24+ added (benchmarks/README.md).
     "dynamic": QuantConfig(mode="dynamic", per_channel=False, weight_type="uint8"),
+    # size only, at FP32 speed: per-channel symmetric int8 Conv weights behind DequantizeLinear,
+    # activations float; sessions need session.disable_quant_qdq=1 (stamped in the model, weights.py)
+    "weights": QuantConfig(mode="weights"),
 }
 
 
@@ -91,7 +96,7 @@ def resolve_config(preset: str = "default", mode: str | None = None, **overrides
         raise QuantkitError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
     config = PRESETS[preset]
     if mode is not None and mode != config.mode:
-        config = PRESETS["dynamic"] if mode == "dynamic" else replace(PRESETS["default"], mode=mode)
+        config = PRESETS[mode] if mode in ("dynamic", "weights") else replace(PRESETS["default"], mode=mode)
     overrides = {k: (tuple(v) if k in ("exclude", "op_types") else v) for k, v in overrides.items() if v is not None}
     return replace(config, **overrides).validate()
 
@@ -191,6 +196,8 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
         notes.append(f"dynamic: weights quantized to uint8: onnxruntime {compat.ORT_VERSION} has no ConvInteger kernel for int8 weights")
     target = resolve_target(config.target_cpu)
     reduce_range = (target == "avx2") if config.reduce_range is None else config.reduce_range
+    if config.mode == "weights":  # dequantized to float before any kernel: nothing can saturate
+        reduce_range = False
     kwargs = {"per_channel": config.per_channel, "reduce_range": reduce_range, "weight_type": qtype[weight_type],
               "nodes_to_exclude": exclude}
     if config.op_types is not None:
@@ -274,7 +281,13 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
             with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
-                if config.mode == "static":
+                if config.mode == "weights":
+                    converted = quantize_weights(prepared_proto, set(float_nodes))
+                    onnx.save(prepared_proto, str(quant))
+                    notes.append(f"weights: {converted} Conv weights stored as int8; run with "
+                                 + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
+                                 + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
+                elif config.mode == "static":
                     notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name),
                                                     preprocessed=config.preprocess, **kwargs)
                 else:
@@ -288,8 +301,11 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             first = compat.error_line(exc)
             raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
                              "check the model runs in onnxruntime as FP32 first") from None
-        _stamp(quant, {"quantkit_target_cpu": used["target_cpu"], "quantkit_reduce_range": str(used["reduce_range"]).lower(),
-                       "quantkit_preset": preset, "quantkit_onnxruntime": compat.ORT_VERSION})
+        stamps = {"quantkit_target_cpu": used["target_cpu"], "quantkit_reduce_range": str(used["reduce_range"]).lower(),
+                  "quantkit_preset": preset, "quantkit_onnxruntime": compat.ORT_VERSION}
+        if config.mode == "weights":
+            stamps[SESSION_CONFIG_KEY] = json.dumps(SESSION_CONFIG)
+        _stamp(quant, stamps)
         _check_loads(quant)
         _atomic_write(quant, out)
 

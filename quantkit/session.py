@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import onnxruntime as ort
 
 from . import compat
 from .errors import EPUnavailableError, QuantkitError
+from .weights import SESSION_CONFIG_KEY
 
 # Short, stable ids (test ids and CLI options) -> onnxruntime provider names.
 EPS = {
@@ -87,6 +89,16 @@ def _last_error(log: str) -> str:
     return errors[-1][:240] if errors else ""
 
 
+def model_session_config(path: Path) -> dict[str, str]:
+    """Session options a model says it needs (``quantkit_session_config`` metadata: weight-only INT8)."""
+    try:
+        props = onnx.load(str(path), load_external_data=False).metadata_props
+    except Exception:  # noqa: BLE001 - unreadable here means onnxruntime will say why in a moment
+        return {}
+    raw = next((p.value for p in props if p.key == SESSION_CONFIG_KEY), None)
+    return json.loads(raw) if raw else {}
+
+
 class Runner:
     """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT)."""
 
@@ -101,6 +113,8 @@ class Runner:
             opts.inter_op_num_threads = 1
         if not spin:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in model_session_config(self.model_path).items():
+            opts.add_session_config_entry(key, value)
         provider = _provider(ep, self.model_path)
         providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]
         try:

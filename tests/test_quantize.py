@@ -213,3 +213,16 @@ def test_target_cpu_decides_reduce_range_and_is_stamped_in_the_model(tiny_model,
         assert q.config["reduce_range"] is reduced and q.config["target_cpu"] == target
         assert meta["quantkit_target_cpu"] == target and meta["quantkit_reduce_range"] == str(reduced).lower()
     assert quantize(tiny_model, tmp_path / "d.onnx", calib=calib_dir, progress=False).config["target_cpu"] == "avx2"
+
+
+def test_weights_preset_stores_int8_weights_and_tells_sessions_how_to_run_it(tiny_model, tmp_path):
+    from quantkit.session import Runner, model_session_config
+
+    q = quantize(tiny_model, tmp_path / "w.onnx", preset="weights", progress=False)
+    model = onnx.load(q.output)
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" not in ops and ops.count("DequantizeLinear") == 4  # 2 backbone, box and class Convs (not the DFL)
+    assert model_session_config(Path(q.output)) == {"session.disable_quant_qdq": "1"}
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    fp32, int8 = Runner(tiny_model).run(x), Runner(q.output).run(x)
+    assert np.abs(fp32 - int8).max() < 0.05 * np.abs(fp32).max()

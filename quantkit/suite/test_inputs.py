@@ -13,7 +13,7 @@ from quantkit import gates
 def test_calibration_images_readable(qk_pair):
     q = qk_pair.pipeline.quantized(qk_pair.spec)
     if q.calibration is None:
-        pytest.skip("dynamic quantization reads no calibration images")
+        pytest.skip(f"{q.config['mode']} quantization reads no calibration images")
     c = q.calibration
     qk_pair.assert_passed(gates.check_inputs("calib", c["images"], c["skipped"], qk_pair.thresholds, qk_pair.id))
 
