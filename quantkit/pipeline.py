@@ -42,7 +42,7 @@ def _code_digest() -> str:
     """Hash of the modules that decide what a quantized model looks like."""
     here = Path(__file__).parent
     return _sha(b"".join((here / f"{name}.py").read_bytes() for name in
-                         ("compat", "model", "head", "preprocess", "calibration", "quantize")))
+                         ("compat", "model", "head", "preprocess", "calibration", "quantize", "ranges", "weights")))
 
 
 class CasePipeline:
@@ -116,7 +116,7 @@ class CasePipeline:
                 config = self.config_for(spec)
                 calib = load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress) if config.mode == "static" else None
                 result = quantize(self.case.model, model_path, preset=self.preset or spec.preset, config=config, calib=calib,
-                                  imgsz=self.case.imgsz, progress=self.progress)
+                                  imgsz=self.case.imgsz, progress=self.progress, range_cache=self.cache_dir / "ranges")
                 write_text_atomic(meta_path, json.dumps(asdict(result)))
         self._quantized[spec.id] = result
         return result

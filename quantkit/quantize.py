@@ -26,6 +26,8 @@ from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .head import LOOKED_FOR, find_head
+from .ranges import BATCH, fast_calibration
+from .session import default_cache_dir
 from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
 from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
 from .workdir import private_dir
@@ -212,6 +214,14 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
     return kwargs, {"weight_type": weight_type, "reduce_range": reduce_range, "target_cpu": target}
 
 
+def _range_cache_dir(range_cache: str | Path | bool) -> Path | None:
+    if range_cache is False or range_cache is None:
+        return None
+    folder = default_cache_dir() / "ranges" if range_cache is True else Path(range_cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _stamp(path: Path, entries: dict[str, str]) -> None:
     """Record what the model was made for in its own metadata (``quantkit_target_cpu``, ...)."""
     model = onnx.load(str(path))
@@ -235,12 +245,13 @@ def _check_loads(path: Path) -> None:
 def quantize(model: str | Path, output: str | Path, *, preset: str = "default", mode: str | None = None,
              calib: str | Path | CalibrationSet | None = None, calib_count: int = DEFAULT_COUNT,
              imgsz: tuple[int, ...] | None = None, seed: int = 0, progress: bool = True,
-             config: QuantConfig | None = None, **overrides) -> QuantResult:
+             config: QuantConfig | None = None, range_cache: str | Path | bool = True, **overrides) -> QuantResult:
     """Quantize ``model`` to ``output`` and return what was done.
 
     ``overrides`` are QuantConfig fields (format, per_channel, calibrate_method, ...) applied on top
     of ``preset``; pass ``config`` instead to use a full QuantConfig as is. ``calib`` is an image
-    folder or an already loaded CalibrationSet (static mode only).
+    folder or an already loaded CalibrationSet (static mode only). ``range_cache``: where activation
+    ranges are kept and reused (True: the quantkit cache folder's ``ranges``; False: not kept).
     """
     started = time.perf_counter()
     src, out = Path(model), Path(output)
@@ -288,8 +299,15 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
                                  + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
                                  + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
                 elif config.mode == "static":
-                    notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name),
-                                                    preprocessed=config.preprocess, **kwargs)
+                    events: list[str] = []
+                    ranges_dir = _range_cache_dir(range_cache)
+                    with fast_calibration(calib_set.tensors, info.input_name, ranges_dir, events):
+                        notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name),
+                                                        preprocessed=config.preprocess, **kwargs)
+                    notes.append({"cached": "calibration: activation ranges reused from the range cache (no inference)",
+                                  "batched": f"calibration: {len(calib_set.files)} images in batches of {BATCH}",
+                                  "per image": f"calibration: {len(calib_set.files)} images, one per inference"}
+                                 .get(events[0] if events else "", "calibration: ranges from onnxruntime"))
                 else:
                     notes += compat.quantize_dynamic(str(prepared), str(quant), preprocessed=config.preprocess, **kwargs)
         except QuantkitError:

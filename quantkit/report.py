@@ -81,11 +81,16 @@ def check_writable_folder(folder: str | Path, option: str = "--out") -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` through a temporary file in the same folder, then rename it into place."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` through a temporary file in the same folder, then rename it into place."""
     path = Path(path)
     fd, tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

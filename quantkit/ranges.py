@@ -1,0 +1,181 @@
+"""Activation ranges for static quantization: collected in batches, and cached by content.
+
+onnxruntime's calibrator runs its augmented model (the model plus a ReduceMin/ReduceMax per
+tensor) once per calibration image. quantkit hands it a copy of the model whose batch axis is
+free, so MinMax ranges come from batches of ``BATCH`` images: the same minima and maxima (a
+reduction over the batch is the reduction over the images), a fraction of the session calls.
+Histogram methods (entropy, percentile) keep one image per call, since their bins depend on the
+order they are filled in.
+
+The ranges are stored under a key of everything that decides them (the model onnxruntime
+calibrates, the calibration tensors, the method and its options, the op types, onnxruntime's
+version), so a second configuration of the same model and data, a repeated ``quantize`` or a
+``tune`` run skips calibration entirely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import pickle
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from . import compat
+from .report import write_bytes_atomic
+
+BATCH = 16
+_PATCH_LOCK = threading.Lock()
+
+
+def batch_free_copy(model: onnx.ModelProto, input_name: str) -> onnx.ModelProto | None:
+    """``model`` with its batch axis free, or None where it cannot be freed safely.
+
+    The image input and every intermediate shape get a symbolic batch; Reshape targets that pin
+    the batch to 1 take it from their input instead (0). The caller verifies the copy.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    graph = copy.graph
+    image = next((i for i in graph.input if i.name == input_name), None)
+    if image is None or image.type.tensor_type.shape.dim[0].dim_value != 1:
+        return None
+    for value in [image, *graph.value_info, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) and dims[0].dim_value == 1:
+            dims[0].Clear()
+            dims[0].dim_param = "calibration_batch"
+    shapes = {n.input[1] for n in graph.node if n.op_type == "Reshape" and len(n.input) > 1}
+    for init in graph.initializer:
+        if init.name in shapes:
+            target = onnx.numpy_helper.to_array(init)
+            if target.ndim == 1 and target.size > 1 and target[0] == 1:
+                target = target.copy()
+                target[0] = 0  # Reshape: 0 copies the input's dim (the batch)
+                init.CopyFrom(onnx.numpy_helper.from_array(target, init.name))
+    return copy
+
+
+def _batches_agree(original: str, batched: str, input_name: str, tensors: np.ndarray) -> bool:
+    """The batch-free copy gives, on two images at once, what the model gives on each alone."""
+    try:
+        one = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
+        two = ort.InferenceSession(batched, providers=["CPUExecutionProvider"])
+        pair = tensors[:2]
+        joint = two.run(None, {input_name: pair})
+        for i in range(len(pair)):
+            alone = one.run(None, {input_name: pair[i:i + 1]})
+            if any(not np.allclose(a[0], j[i], rtol=1e-4, atol=1e-4) for a, j in zip(alone, joint)):
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - any refusal means: calibrate one image at a time
+        return False
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader over cached tensors, ``size`` images per call."""
+
+    def __init__(self, tensors: np.ndarray, input_name: str, size: int):
+        self._tensors, self._name, self._size, self._i = tensors, input_name, size, 0
+
+    def get_next(self) -> dict | None:
+        if self._i >= len(self._tensors):
+            return None
+        chunk = self._tensors[self._i:self._i + self._size]
+        self._i += self._size
+        return {self._name: chunk}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+class _Cached:
+    """A calibrator that already knows its ranges: onnxruntime's quantize_static asks it for them."""
+
+    def __init__(self, ranges):
+        self._ranges = ranges
+
+    def collect_data(self, data_reader) -> None:
+        pass
+
+    def compute_data(self):
+        return self._ranges
+
+    compute_range = compute_data  # the name before onnxruntime 1.16
+
+    def __getattr__(self, name):  # clear_collected_data and the like: nothing to do
+        return lambda *args, **kwargs: None
+
+
+def _digest(*parts) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(part if isinstance(part, bytes) else repr(part).encode())
+        sha.update(b"|")
+    return sha.hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | None, events: list[str]):
+    """While active, onnxruntime's ``quantize_static`` calibrates through quantkit: batched where
+    exact, and from ``cache_dir`` where these ranges were collected before. ``events`` receives
+    "cached" or "batched"/"per image" for the caller's notes."""
+    ort_quantize = importlib.import_module("onnxruntime.quantization.quantize")  # the package's `quantize` is a function
+    real = ort_quantize.create_calibrator
+    calib_digest = _digest(tensors.shape, hashlib.sha256(np.ascontiguousarray(tensors).tobytes()).digest())
+
+    def create_calibrator(model, op_types_to_calibrate=None, augmented_model_path="augmented_model.onnx",
+                          calibrate_method=None, *args, **kwargs):
+        model_path = Path(model)
+        options = (sorted(op_types_to_calibrate or []), str(calibrate_method), args, sorted(kwargs.items(), key=str))
+        key = _digest(model_path.read_bytes(), calib_digest, options, compat.ORT_VERSION)
+        cached = cache_dir / f"{key}.pkl" if cache_dir else None
+        if cached and cached.is_file():
+            events.append("cached")
+            return _Cached(pickle.loads(cached.read_bytes()))
+        method_name = str(calibrate_method).rsplit(".", 1)[-1]
+        target, size = model_path, 1
+        if method_name == "MinMax":
+            free = batch_free_copy(onnx.load(str(model_path)), input_name)
+            if free is not None:
+                batched = model_path.with_name(model_path.stem + "-batch-free.onnx")
+                onnx.save(free, str(batched))
+                if _batches_agree(str(model_path), str(batched), input_name, tensors):
+                    target, size = batched, BATCH
+        events.append("batched" if size > 1 else "per image")
+        calibrator = real(target, op_types_to_calibrate, augmented_model_path, calibrate_method, *args, **kwargs)
+        return _Collecting(calibrator, tensors, input_name, size, cached)
+
+    with _PATCH_LOCK:
+        ort_quantize.create_calibrator = create_calibrator
+        try:
+            yield
+        finally:
+            ort_quantize.create_calibrator = real
+
+
+class _Collecting:
+    """onnxruntime's own calibrator, fed ``size`` images per call; stores what it computes."""
+
+    def __init__(self, calibrator, tensors, input_name, size, cached: Path | None):
+        self._calibrator, self._tensors, self._name, self._size, self._cached = calibrator, tensors, input_name, size, cached
+
+    def collect_data(self, data_reader) -> None:  # quantkit's tensors replace the per-image reader
+        self._calibrator.collect_data(_Batches(self._tensors, self._name, self._size))
+
+    def compute_data(self):
+        compute = getattr(self._calibrator, "compute_data", None) or self._calibrator.compute_range
+        ranges = compute()
+        if self._cached is not None:
+            write_bytes_atomic(self._cached, pickle.dumps(ranges))
+        return ranges
+
+    compute_range = compute_data
+
+    def __getattr__(self, name):
+        return getattr(self._calibrator, name)

@@ -1,0 +1,46 @@
+"""Activation ranges: batched collection equals one image at a time, and the range cache is reused."""
+
+import importlib
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import calibrate
+
+import graphs
+from quantkit import quantize
+from quantkit.calibration import load_calibration
+from quantkit.ranges import fast_calibration
+
+
+def _ranges(calibrator):
+    data = calibrator.compute_data()
+    return {name: (np.asarray(t.range_value[0]).ravel(), np.asarray(t.range_value[1]).ravel()) for name, t in data.data.items()}
+
+
+def test_batched_ranges_equal_per_image_ranges(tmp_path):
+    model = graphs.save(graphs.tiny_yolo(), tmp_path / "tiny.onnx")
+    calib = load_calibration(graphs.write_images(tmp_path / "calib", count=20), (32, 32), progress=False)
+    alone = calibrate.create_calibrator(model, None, augmented_model_path=str(tmp_path / "alone.onnx"))
+    alone.collect_data(calib.reader("images"))
+    events = []
+    ort_quantize = importlib.import_module("onnxruntime.quantization.quantize")
+    with fast_calibration(calib.tensors, "images", None, events):
+        batched = ort_quantize.create_calibrator(model, None, str(tmp_path / "batched.onnx"),
+                                                 calibrate.CalibrationMethod.MinMax)
+        batched.collect_data(None)
+    assert events == ["batched"]
+    expected, got = _ranges(alone), _ranges(batched)
+    assert set(got) == set(expected) and len(got) > 10
+    for name, (low, high) in expected.items():
+        assert np.allclose(got[name][0], low, rtol=1e-5, atol=1e-6) and np.allclose(got[name][1], high, rtol=1e-5, atol=1e-6), name
+
+
+def test_second_configuration_reuses_the_ranges(tiny_model, calib_dir, tmp_path):
+    cache = tmp_path / "ranges"
+    first = quantize(tiny_model, tmp_path / "a.onnx", calib=calib_dir, range_cache=cache, progress=False)
+    again = quantize(tiny_model, tmp_path / "b.onnx", calib=calib_dir, range_cache=cache, progress=False)
+    other = quantize(tiny_model, tmp_path / "c.onnx", calib=calib_dir, range_cache=cache, format="qoperator", progress=False)
+    assert "batches of 16" in first.notes[-1] or "one per inference" in first.notes[-1]
+    assert all("reused from the range cache" in q.notes[-1] for q in (again, other))
+    assert onnx.load(first.output).graph == onnx.load(again.output).graph  # same ranges, same model
+    assert len(list(cache.iterdir())) == 1
