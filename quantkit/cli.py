@@ -219,6 +219,8 @@ def cmd_check(args) -> int:
     if report.fastest:
         print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms, "
               f"{report.fastest['vs CPU FP32']}x CPU FP32)")
+        if report.fastest["model"].startswith("FP32"):
+            print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
     for result in report.gate_results[GATED]:
         if not result.passed:
             print(result.message())
@@ -244,6 +246,16 @@ def cmd_tune(args) -> int:
     print(f"\nFP32 {result['fp32_ms']:.2f} ms on {args.ep}, {args.threads} thread(s); mAP-drop threshold {result['threshold_pt']} pt")
     print("most sensitive Convs (relative output error): " +
           ", ".join(f"{name} {err:.3g}" for name, err in result["sensitivity"][:5]))
+    timings = result["conv_timings"]
+    print(f"\nper-Conv INT8/FP32 on {args.ep}, {args.threads} thread(s): {sum(t.ratio < 1 for t in timings)} of "
+          f"{len(timings)} Convs are faster in INT8")
+    slow = [t.row() for t in timings if t.name in result["float_for_speed"]]
+    if slow:
+        print(f"kept float for speed in {result['mixed']} (INT8 does not pay):")
+        print(markdown_table(slow))
+    print("Convs kept float for accuracy (most sensitive first, in the -floatK candidates): "
+          + ", ".join(result["float_for_accuracy"]))
+    print(f"fastest deployable of FP32, {result['uniform']} and {result['mixed'] or 'no mixed model'}: {result['deployable'][1]}")
     print("\nPareto set (latency ratio vs mAP drop):")
     print(markdown_table([c.row() for c in result["pareto"]]))
     chosen = result["chosen"]

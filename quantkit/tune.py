@@ -3,10 +3,13 @@
 1. A grid of recipes: format (QDQ, QOperator) x per-channel x calibration method.
 2. Per-Conv sensitivity of the best recipe: relative error of every Conv's output, INT8 vs FP32,
    on calibration images (accumulated error, as onnxruntime's qdq_loss_debug measures it).
-3. The recipe again with the k most sensitive Convs kept in float, for a few k.
+3. The recipe again with the k most sensitive Convs kept in float, for a few k (float for accuracy).
+4. Per-Conv speed of the recipe (layer_speed.py): the Convs whose INT8 kernel does not beat FP32 on
+   this EP and thread count are kept in float in a mixed model (float for speed).
 Every candidate is evaluated (mAP, parity) and timed against FP32 interleaved in one process; the
 Pareto set over (latency ratio, mAP drop) is reported and the fastest candidate meeting the gates
-is written out as a manifest ``[[config]]``.
+is written out as a manifest ``[[config]]``; the fastest deployable of FP32, the uniform recipe and
+the mixed model is named, FP32 included when nothing quantized beats it here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import onnxruntime as ort
 from . import gates
 from .bench import interleaved, sample_input
 from .calibration import load_calibration
+from .layer_speed import conv_timings, fastest_deployable, slow_in_int8
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .session import Runner
@@ -101,6 +105,15 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         specs.append(spec)
         drops[spec.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(spec)["map50_95"])
 
+    timings = conv_timings(case.model, pipe.model_path(base), ep, threads)
+    for_speed = [name for name in slow_in_int8(timings) if name not in base.overrides.get("exclude", ())]
+    mixed = None
+    if for_speed:
+        exclude = tuple(sorted({*base.overrides.get("exclude", ()), *for_speed}))
+        mixed = ConfigSpec(f"{base.id}-speed", base.preset, {**base.overrides, "exclude": exclude})
+        specs.append(mixed)
+        drops[mixed.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(mixed)["map50_95"])
+
     runners = {"fp32": Runner(case.model, ep, threads, spin=False),
                **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs}}
     ms = interleaved(runners, sample_input(pipe.hw_nc[0]))
@@ -113,8 +126,12 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         candidates.append(Candidate(s, drops[s.id], ms[s.id] / ms["fp32"], ms[s.id], q.compression, not failed, failed))
     passing = [c for c in candidates if c.passed]
     chosen = min(passing, key=lambda c: c.ratio) if passing else None
+    contenders = ["fp32", base.id] + ([mixed.id] if mixed else [])
+    deployable = fastest_deployable({k: ms[k] for k in contenders}, {c.spec.id: c.passed for c in candidates})
     return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "fp32_ms": ms["fp32"],
-            "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"]}
+            "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"], "conv_timings": timings,
+            "float_for_speed": for_speed, "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
+            "uniform": base.id, "mixed": mixed.id if mixed else None, "deployable": deployable}
 
 
 def config_toml(candidate: Candidate) -> str:
