@@ -6,7 +6,7 @@ Ids are stable on every runner (an EP that is missing is skipped, not dropped), 
 ``--benchmark-compare`` lines up across machines:
 
     pytest benchmarks --benchmark-autosave
-    pytest benchmarks --benchmark-compare --benchmark-compare-fail=median:10%
+    pytest benchmarks -m "not noisy" --benchmark-compare --benchmark-compare-fail=median:10%
 """
 
 import pytest
@@ -61,6 +61,7 @@ def test_latency(target, benchmark, request):
     benchmark.pedantic(runner.run, args=(tensor,), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
 
 
+@pytest.mark.noisy
 def test_session_creation(benchmark, request):
     """Creating a session (graph optimization, kernel selection) is timed apart from inference."""
     s = settings(request.config)
