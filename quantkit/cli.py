@@ -217,8 +217,13 @@ def cmd_check(args) -> int:
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads)
     _print_table(report.rows)
     if report.fastest:
-        print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms, "
+        print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['deploy ms']} ms by block timing, "
               f"{report.fastest['vs CPU FP32']}x CPU FP32)")
+        peer_row = next((r for r in report.rows if r["verdict"] == "peer"), None)
+        if peer_row:
+            print(f"peer: {peer_row['model']} {peer_row['deploy ms']} ms = "
+                  f"{report.fastest['deploy ms'] / peer_row['deploy ms']:.2f}x of quantkit's fastest deployable by block timing"
+                  f" (mAP50-95 {peer_row['mAP50-95']})")
         if report.fastest["model"].startswith("FP32"):
             print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
     for result in report.gate_results[GATED]:
