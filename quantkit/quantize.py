@@ -25,7 +25,7 @@ from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .head import LOOKED_FOR, find_head
-from .model import fix_input_dims, inspect_model, load_model, name_nodes, resolve_imgsz
+from .model import fix_input_dims, inspect_model, load_model, model_bytes, name_nodes, resolve_imgsz, upcast_float16
 from .workdir import private_dir
 
 MODES = ("static", "dynamic")
@@ -291,7 +291,10 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     info = inspect_model(proto, src)
     hw = resolve_imgsz(info, imgsz, src)
     if fix_input_dims(proto, info, hw):
-        notes.append(f"dynamic input axes fixed to 1x3x{hw[0]}x{hw[1]}")
+        notes.append(f"dynamic input axes fixed to {'x'.join(map(str, info.input_shape))}")
+    if upcast_float16(proto):
+        notes.append("float16 weights upcast to float32 in quantkit's working copy (onnxruntime quantizes float32); "
+                     "the compression is against the float16 source")
     proto, config = _fit_opset(proto, config, src.name, notes)
     name_nodes(proto)
 
@@ -345,7 +348,7 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     if calib_set is not None:
         calibration = {"images": len(calib_set.files), "skipped": len(calib_set.skipped), "available": calib_set.available}
     return QuantResult(
-        source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=src.stat().st_size,
+        source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=model_bytes(src),
         output_bytes=out.stat().st_size, seconds=time.perf_counter() - started, float_nodes=float_nodes,
         head_nodes=head.nodes if head else [], calibration=calibration, notes=notes,
     )

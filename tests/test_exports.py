@@ -11,6 +11,7 @@ import pytest
 import graphs
 from quantkit import ModelError, compat, quantize
 from quantkit.head import head_is_float
+from quantkit.model import head_stride, inspect_model, model_bytes
 from quantkit.session import Runner
 
 
@@ -73,3 +74,25 @@ def test_opset12_stops_when_nothing_loads(tmp_path, calib_dir, monkeypatch):
     with pytest.raises(ModelError, match=r"opset 12 could not be converted to 13 .*re-export the model at opset 13 or newer"):
         quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
     assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_stride_from_the_head_on_dynamic_axes(tmp_path, calib_dir):
+    """No 'stride' metadata: the head's deepest feature map decides (16 on this 4-scale graph, 4 on one scale)."""
+    p6 = graphs.tiny_yolo(dynamic=True, scales=4)
+    assert inspect_model(p6).stride == 16 and inspect_model(graphs.tiny_yolo(dynamic=True)).stride == 4
+    assert inspect_model(graphs.tiny_yolo(dynamic=True, scales=4, metadata={"stride": "32"})).stride == 32
+    headless = graphs.tiny_yolo(dynamic=True)
+    next(n for n in headless.graph.node if n.op_type == "Softmax").op_type = "Relu"
+    assert head_stride(headless, inspect_model(headless)) is None and inspect_model(headless).stride == 32
+    src = graphs.save(p6, tmp_path / "p6.onnx")
+    with pytest.raises(ModelError, match="--imgsz 40x40 is not a multiple of the stride 16: use 32x32"):
+        quantize(src, tmp_path / "int8.onnx", calib=calib_dir, imgsz=(40, 40), progress=False)
+
+
+def test_external_data_is_counted_and_must_sit_next_to_the_model(tmp_path, calib_dir):
+    src = Path(graphs.save_external(graphs.tiny_yolo(), tmp_path / "external.onnx"))
+    data = tmp_path / "external.onnx.data"
+    assert model_bytes(src) == src.stat().st_size + data.stat().st_size > 2 * src.stat().st_size
+    data.unlink()
+    with pytest.raises(ModelError, match=r"keeps its weights in external data \(external.onnx.data\) that cannot be read"):
+        quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
