@@ -326,7 +326,8 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
             with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
                 if config.mode == "static":
-                    notes += compat.quantize_static(str(prepared), str(quant), calib_set.reader(info.input_name),
+                    reader = calib_set.reader(info.input_name, batch=info.input_shape[0])
+                    notes += compat.quantize_static(str(prepared), str(quant), reader,
                                                     preprocessed=config.preprocess, **kwargs)
                 else:
                     notes += compat.quantize_dynamic(str(prepared), str(quant), preprocessed=config.preprocess, **kwargs)

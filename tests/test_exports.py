@@ -10,9 +10,12 @@ import pytest
 
 import graphs
 from quantkit import ModelError, compat, quantize
+from quantkit.calibration import CalibrationReader
+from quantkit.evaluate import ImageSet, folder_items, predict
 from quantkit.head import head_is_float
 from quantkit.model import head_stride, inspect_model, model_bytes
 from quantkit.session import Runner
+from quantkit.tune import conv_sensitivity
 
 
 def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -74,6 +77,44 @@ def test_opset12_stops_when_nothing_loads(tmp_path, calib_dir, monkeypatch):
     with pytest.raises(ModelError, match=r"opset 12 could not be converted to 13 .*re-export the model at opset 13 or newer"):
         quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
     assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_calibration_fills_the_last_batch_with_real_images():
+    tensors = np.arange(3, dtype=np.float32).reshape(3, 1, 1, 1)
+    reader = CalibrationReader(tensors, "images", batch=2)
+    for _ in range(2):  # and again after rewind
+        batches = list(iter(reader.get_next, None))
+        assert [b["images"].ravel().tolist() for b in batches] == [[0, 1], [2, 0]]
+        reader.rewind()
+
+
+def test_fixed_batch_calibrates_and_runs_like_batch_one(tmp_path):
+    """Five images in batches of 2: the padding adds no range, so both INT8 models compute the same
+    (and `tune` ranks their Convs the same)."""
+    calib = graphs.write_images(tmp_path / "calib", count=5)
+    x = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    outs, ranks = [], []
+    for batch in (1, 2):
+        src = graphs.save(graphs.tiny_yolo(batch=batch), tmp_path / f"b{batch}.onnx")
+        q = quantize(src, tmp_path / f"b{batch}-int8.onnx", calib=calib, progress=False)
+        runner = Runner(q.output)
+        assert runner.batch == batch and inspect_model(onnx.load(q.output)).input_shape[0] == batch
+        outs.append(runner.run(x[:1]))
+        ranks.append(conv_sensitivity(Path(src), Path(q.output), x))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    assert [n for n, _ in ranks[0]] == [n for n, _ in ranks[1]]
+    np.testing.assert_allclose([e for _, e in ranks[0]], [e for _, e in ranks[1]], rtol=1e-4)
+
+
+def test_fixed_batch_is_evaluated_in_batches_scoring_only_real_images(tmp_path):
+    images = ImageSet.load(folder_items(graphs.write_images(tmp_path / "val", count=3)), (32, 32))
+    preds = [predict(Runner(graphs.save(graphs.tiny_yolo(batch=b), tmp_path / f"b{b}.onnx")), images, conf=0.25)
+             for b in (1, 2)]
+    assert sorted(preds[1].dets) == images.ids
+    for image_id in images.ids:
+        one, two = preds[0].dets[image_id], preds[1].dets[image_id]
+        assert len(one) > 0 and np.array_equal(one.classes, two.classes)
+        np.testing.assert_allclose(one.boxes, two.boxes, atol=1e-4)
 
 
 def test_stride_from_the_head_on_dynamic_axes(tmp_path, calib_dir):
