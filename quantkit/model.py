@@ -102,27 +102,24 @@ def model_bytes(path: str | Path) -> int:
 
 
 def upcast_float16(model: onnx.ModelProto) -> int:
-    """Turn a float16 model with float32 inputs into float32, in place; return how many tensors changed.
+    """Turn a float16 model with float32 inputs into float32, in place; return how many things changed.
 
-    onnxruntime's quantizer works on float32: float16 initializers, Constant values and Casts to
-    float16 become float32 (a Cast to float then casts float to float), and stale shapes are dropped.
+    onnxruntime's quantizer works on float32: float16 tensors (initializers, Constant values),
+    Casts to float16 (now float to float) and float16 outputs become float32; stale shapes are dropped.
     """
     f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == f16:
-                attr.i = f32
-                tensors.append(None)
-            elif attr.type == onnx.AttributeProto.TENSOR:
-                tensors.append(attr.t)
     changed = 0
-    for tensor in tensors:
-        if tensor is None:
-            changed += 1
-        elif tensor.data_type == f16:
+    for tensor in _tensors(model.graph):
+        if tensor.data_type == f16:
             tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name))
             changed += 1
+    casts = [a for n in model.graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to" and a.i == f16]
+    outputs = [o.type.tensor_type for o in model.graph.output if o.type.tensor_type.elem_type == f16]
+    for attr in casts:
+        attr.i = f32
+    for tensor_type in outputs:
+        tensor_type.elem_type = f32
+    changed += len(casts) + len(outputs)
     if changed:
         del model.graph.value_info[:]
     return changed

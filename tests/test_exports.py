@@ -13,7 +13,7 @@ from quantkit import ModelError, compat, quantize
 from quantkit.calibration import CalibrationReader
 from quantkit.evaluate import ImageSet, folder_items, predict
 from quantkit.head import head_is_float
-from quantkit.model import head_stride, inspect_model, model_bytes
+from quantkit.model import head_stride, inspect_model, model_bytes, upcast_float16
 from quantkit.session import Runner
 from quantkit.tune import conv_sensitivity
 
@@ -137,3 +137,17 @@ def test_external_data_is_counted_and_must_sit_next_to_the_model(tmp_path, calib
     data.unlink()
     with pytest.raises(ModelError, match=r"keeps its weights in external data \(external.onnx.data\) that cannot be read"):
         quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
+
+
+def test_float16_upcast_leaves_a_float32_model_that_matches():
+    """Weights, Casts and a float16 output (no Cast before it) all become float32; results stay within float16's error."""
+    model = graphs.float16(graphs.tiny_yolo())
+    model.graph.node.pop()  # drop the output Cast: the graph now ends in float16
+    model.graph.node[-1].output[0] = "output0"
+    model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    assert upcast_float16(model) == 10 + 1 + 1 and upcast_float16(model) == 0  # 10 weights, the input Cast, the output
+    onnx.checker.check_model(model)
+    assert {t.data_type for t in model.graph.initializer} == {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    out = _run(model, x)
+    assert out.dtype == np.float32 and np.abs(out - _run(graphs.tiny_yolo(), x)).max() < 0.01
