@@ -25,21 +25,25 @@ class CalibrationSet:
     skipped: list[str] = field(default_factory=list)  # unreadable files, by name
     available: int = 0  # images found in the folder
 
-    def reader(self, input_name: str) -> "CalibrationReader":
-        return CalibrationReader(self.tensors, input_name)
+    def reader(self, input_name: str, batch: int = 1) -> "CalibrationReader":
+        return CalibrationReader(self.tensors, input_name, batch)
 
 
 class CalibrationReader:
-    """onnxruntime's CalibrationDataReader protocol (``get_next``, ``rewind``) over cached tensors."""
+    """onnxruntime's CalibrationDataReader protocol (``get_next``, ``rewind``) over cached tensors.
 
-    def __init__(self, tensors: np.ndarray, input_name: str):
-        self._tensors, self._name, self._i = tensors, input_name, 0
+    A model exported with a fixed batch gets ``batch`` images a call; the last call is filled up
+    with images from the start of the set, so calibration ranges see only real images."""
+
+    def __init__(self, tensors: np.ndarray, input_name: str, batch: int = 1):
+        self._tensors, self._name, self._batch, self._i = tensors, input_name, max(batch, 1), 0
 
     def get_next(self) -> dict | None:
         if self._i >= len(self._tensors):
             return None
-        self._i += 1
-        return {self._name: self._tensors[self._i - 1 : self._i]}
+        rows = np.arange(self._i, self._i + self._batch) % len(self._tensors)
+        self._i += self._batch
+        return {self._name: self._tensors[rows]}
 
     def rewind(self) -> None:
         self._i = 0

@@ -37,7 +37,8 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the peak (VmHWM) so the imports' own peak does not hide the session's
 before = status("VmRSS:")
 sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-x = np.zeros([1, 3, int(sys.argv[2]), int(sys.argv[3])], np.float32)
+batch = sess.get_inputs()[0].shape[0]
+x = np.zeros([batch if isinstance(batch, int) else 1, 3, int(sys.argv[2]), int(sys.argv[3])], np.float32)
 for _ in range(3):
     sess.run(None, {sess.get_inputs()[0].name: x})
 print(before, status("VmHWM:"))

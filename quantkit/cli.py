@@ -72,7 +72,7 @@ class _Imgsz(argparse.Action):
 
     def __init__(self, option_strings, dest, **kwargs):
         kwargs.setdefault("help", "input height and width in pixels, for dynamic H/W (one value: square); "
-                                  "a multiple of the model's stride (32 unless its metadata says), 32..4096")
+                                  "a multiple of the model's stride (its metadata's, else its head's, else 32), 32..4096")
         super().__init__(option_strings, dest, nargs="+", type=int, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):

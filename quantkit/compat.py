@@ -24,6 +24,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import ModelError
+from .workdir import private_dir
 
 
 ORT_VERSION = ort.__version__
@@ -190,3 +191,62 @@ def conv_integer_int8_weights() -> bool:
 
 def available_providers() -> list[str]:
     return list(ort.get_available_providers())
+
+
+def model_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain (ai.onnx) opset."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=1)
+
+
+class _ProbeReader:
+    def __init__(self):
+        self._left = 2
+
+    def get_next(self):
+        self._left -= 1
+        return {"x": np.linspace(-1, 1, 32, dtype=np.float32).reshape(1, 2, 4, 4)} if self._left >= 0 else None
+
+    def rewind(self):
+        self._left = 2
+
+
+@functools.lru_cache(maxsize=None)
+def quantized_loads_at(opset: int, mode: str, quant_format: str, per_channel: bool) -> bool:
+    """Whether this onnxruntime's quantizer, given a Conv + MatMul model at ``opset``, makes a model
+    that this onnxruntime loads (per-channel QDQ needs DequantizeLinear's ``axis``: opset 13)."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_dynamic as _dynamic, quantize_static as _static
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])
+    rng = np.random.default_rng(0)
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [2, 2, 1, 1], rng.normal(size=4).tolist()),
+             helper.make_tensor("b", TensorProto.FLOAT, [2], [0.1, -0.1]),
+             helper.make_tensor("m", TensorProto.FLOAT, [4, 4], rng.normal(size=16).tolist())]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"), helper.make_node("MatMul", ["c", "m"], ["y"], name="matmul")]
+    model = helper.make_model(helper.make_graph(nodes, "probe", [x], [y], inits), opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(max_ir_version(), _min_ir_for_opset(opset) or max_ir_version())
+    with private_dir() as tmp:
+        src, out = str(tmp / "probe.onnx"), str(tmp / "probe-q.onnx")
+        onnx.save(model, src)
+        try:
+            if mode == "static":
+                fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
+                _static(src, out, _ProbeReader(), quant_format=fmt, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            else:
+                _dynamic(src, out, per_channel=per_channel, weight_type=QuantType.QUInt8)
+            ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+            return True
+        except Exception:  # noqa: BLE001 - a quantizer or loader refusal both mean "not at this opset"
+            return False
+
+
+def convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` converted to ``opset`` by onnx.version_converter (its adapters rewrite what changed
+    meaning, e.g. Split's sizes become an input at 13); raises whatever the converter raises."""
+    from onnx import version_converter
+
+    converted = version_converter.convert_version(model, opset)
+    onnx.checker.check_model(converted)
+    return converted

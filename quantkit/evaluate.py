@@ -115,16 +115,18 @@ class Predictions:
 
 def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float = EVAL_CONF,
             progress: bool = False) -> Predictions:
-    """Run ``runner`` on every image and decode its detections (boxes in original pixels)."""
+    """Run ``runner`` on every image, ``runner.batch`` at a time, and decode its detections (boxes in original pixels)."""
     dets, infer = {}, 0.0
     start = time.perf_counter()
-    for image_id, boxed, lb in tqdm(list(zip(images.ids, images.boxed, images.letterboxes)), desc="inference",
-                                    unit="img", disable=None if progress else True, leave=False):
-        tensor = to_tensor(boxed)
+    items = list(zip(images.ids, images.boxed, images.letterboxes))
+    batches = [items[i:i + runner.batch] for i in range(0, len(items), runner.batch)]
+    for batch in tqdm(batches, desc="inference", unit="batch", disable=None if progress else True, leave=False):
+        tensor = np.concatenate([to_tensor(boxed) for _, boxed, _ in batch])
         t0 = time.perf_counter()
         out = runner.run(tensor)
         infer += time.perf_counter() - t0
-        dets[image_id] = detect.decode(out, lb, conf=conf, iou=EVAL_IOU, max_det=MAX_DET, nc=nc)
+        for row, (image_id, _, lb) in enumerate(batch):
+            dets[image_id] = detect.decode(out[row:row + 1], lb, conf=conf, iou=EVAL_IOU, max_det=MAX_DET, nc=nc)
     return Predictions(dets, infer, time.perf_counter() - start)
 
 

@@ -6,11 +6,14 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import external_data_helper, numpy_helper
 
 from . import compat
 from .errors import ModelError
+from .head import find_head
 
 
 @dataclass
@@ -32,7 +35,8 @@ class ModelInfo:
 def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelProto:
     """Read and check an ONNX file; raise ModelError with a fix for anything unusable.
 
-    The IR version is lowered to what this onnxruntime loads; ``notes`` receives a line saying so.
+    Weights kept in external data files are read in from the model's folder. The IR version is
+    lowered to what this onnxruntime loads; ``notes`` receives a line for each of these.
     """
     path = Path(path)
     if not path.exists():
@@ -48,6 +52,16 @@ def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelPr
         raise ModelError(f"{path} is not a readable ONNX file ({type(exc).__name__}): it is truncated or not ONNX; re-export it") from None
     if not model.graph.node or model.ir_version == 0:
         raise ModelError(f"{path} is not an ONNX model (no graph found): pass an exported .onnx detector")
+    files = external_files(model)
+    if files:
+        try:
+            external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            raise ModelError(f"{path.name} keeps its weights in external data ({', '.join(files)}) that cannot be read "
+                             f"from {path.parent} ({compat.error_line(exc, 120)}): keep the .onnx and its data files in "
+                             "one folder") from None
+        if notes is not None:
+            notes.append(f"weights read from external data ({', '.join(files)}); the INT8 model is one file")
     lowered = compat.lower_ir_version(model)
     if lowered and notes is not None:
         notes.append(lowered)
@@ -57,6 +71,58 @@ def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelPr
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path} is truncated or invalid ONNX ({first[:160]}): re-export it") from None
     return model
+
+
+def _tensors(graph: onnx.GraphProto):
+    """Every tensor of ``graph``: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                yield from _tensors(sub)
+
+
+def external_files(model: onnx.ModelProto) -> list[str]:
+    """The external data files ``model``'s tensors point to (relative paths), in order of first use."""
+    files = {}
+    for tensor in _tensors(model.graph):
+        if external_data_helper.uses_external_data(tensor):
+            files.setdefault(next(e.value for e in tensor.external_data if e.key == "location"), None)
+    return list(files)
+
+
+def model_bytes(path: str | Path) -> int:
+    """Size of a model on disk: the .onnx file plus the external data files it names."""
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    return path.stat().st_size + sum((path.parent / f).stat().st_size for f in external_files(model)
+                                     if (path.parent / f).is_file())
+
+
+def upcast_float16(model: onnx.ModelProto) -> int:
+    """Turn a float16 model with float32 inputs into float32, in place; return how many things changed.
+
+    onnxruntime's quantizer works on float32: float16 tensors (initializers, Constant values),
+    Casts to float16 (now float to float) and float16 outputs become float32; stale shapes are dropped.
+    """
+    f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    changed = 0
+    for tensor in _tensors(model.graph):
+        if tensor.data_type == f16:
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name))
+            changed += 1
+    casts = [a for n in model.graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to" and a.i == f16]
+    outputs = [o.type.tensor_type for o in model.graph.output if o.type.tensor_type.elem_type == f16]
+    for attr in casts:
+        attr.i = f32
+    for tensor_type in outputs:
+        tensor_type.elem_type = f32
+    changed += len(casts) + len(outputs)
+    if changed:
+        del model.graph.value_info[:]
+    return changed
 
 
 def _dims(value_info) -> list:
@@ -73,9 +139,17 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     images = [i for i in inputs if len(d := _dims(i)) == 4 and (d[1] == 3 or not isinstance(d[1], int))]
+    nhwc = [i for i in inputs if len(d := _dims(i)) == 4 and d[3] == 3 and i not in images]
+    if not images and len(nhwc) == 1:
+        raise ModelError(f"{source}: input '{nhwc[0].name}' {_dims(nhwc[0])} is NHWC (channels last): quantkit calibrates "
+                         "and evaluates with [N, 3, H, W] images; re-export the detector with an NCHW input (Ultralytics' default)")
     if len(images) != 1:
         found = ", ".join(f"{i.name}{_dims(i)}" for i in inputs) or "none"
         raise ModelError(f"{source}: no single rank-4 NCHW image input (inputs: {found}): quantkit handles image detectors with one [N,3,H,W] input")
+    if images[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        kind = onnx.helper.tensor_dtype_to_np_dtype(images[0].type.tensor_type.elem_type).name
+        raise ModelError(f"{source}: input '{images[0].name}' is {kind}: quantkit feeds float32 images; export with "
+                         "half=False (quantize the FP32 model), or convert with float32 inputs (keep_io_types=True)")
     meta = _metadata(model)
     info = ModelInfo(images[0].name, _dims(images[0]), [_dims(o) for o in model.graph.output])
     try:
@@ -90,7 +164,30 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
         pass  # foreign metadata: fall back to the input's own dims
     if all(isinstance(d, int) for d in info.input_shape[2:]):  # fixed dims are what the model runs at
         info.imgsz = (info.input_shape[2], info.input_shape[3])
+    elif "stride" not in meta:  # the stride decides which --imgsz are valid
+        info.stride = head_stride(model, info) or info.stride
     return info
+
+
+def head_stride(model: onnx.ModelProto, info: ModelInfo, probe: int = 1024) -> int | None:
+    """The largest stride of the feature maps the detection head reads (P6 models: 64), from shape
+    inference on a copy fixed to ``probe`` x ``probe``; None without a head or shapes."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    fix_input_dims(fixed, ModelInfo(info.input_name, list(info.input_shape), []), (probe, probe))
+    name_nodes(fixed)
+    head = find_head(fixed)
+    if head is None:
+        return None
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed)
+    except (onnx.shape_inference.InferenceError, ValueError, RuntimeError):
+        return None
+    outputs = {n.name: n.output[0] for n in inferred.graph.node if n.name in head.feeding_convs}
+    heights = [d[2] for v in inferred.graph.value_info if v.name in outputs.values() and len(d := _dims(v)) == 4]
+    if len(heights) != len(outputs) or not all(isinstance(h, int) and h > 0 for h in heights):
+        return None
+    return probe // min(heights)
 
 
 IMGSZ_RANGE = (32, 4096)
@@ -129,13 +226,14 @@ def resolve_imgsz(info: ModelInfo, imgsz: tuple[int, ...] | None, source: str | 
 
 
 def fix_input_dims(model: onnx.ModelProto, info: ModelInfo, hw: tuple[int, int]) -> bool:
-    """Pin batch to 1 and H, W to ``hw`` on the image input, in place; True if anything changed.
+    """Pin a dynamic batch to 1 and H, W to ``hw`` on the image input, in place; True if anything changed.
 
-    Stale intermediate shapes are dropped so shape inference recomputes them.
+    A fixed batch stays as exported. Stale intermediate shapes are dropped so shape inference recomputes them.
     """
     if not info.dynamic_axes:
         return False
-    target = [1, 3, hw[0], hw[1]]
+    batch = info.input_shape[0]
+    target = [batch if isinstance(batch, int) else 1, 3, hw[0], hw[1]]
     for graph_input in model.graph.input:
         if graph_input.name == info.input_name:
             for dim, value in zip(graph_input.type.tensor_type.shape.dim, target):

@@ -139,7 +139,7 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
             events.append("cached")
             return _Cached(pickle.loads(cached.read_bytes()))
         method_name = str(calibrate_method).rsplit(".", 1)[-1]
-        target, size = model_path, 1
+        target, size = model_path, None  # None: the caller's reader, at the model's own batch
         if method_name == "MinMax":
             free = batch_free_copy(onnx.load(str(model_path)), input_name)
             if free is not None:
@@ -147,7 +147,7 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
                 onnx.save(free, str(batched))
                 if _batches_agree(str(model_path), str(batched), input_name, tensors):
                     target, size = batched, BATCH
-        events.append("batched" if size > 1 else "per image")
+        events.append("batched" if size else "per image")
         calibrator = real(target, op_types_to_calibrate, augmented_model_path, calibrate_method, *args, **kwargs)
         return _Collecting(calibrator, tensors, input_name, size, cached)
 
@@ -160,13 +160,15 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
 
 
 class _Collecting:
-    """onnxruntime's own calibrator, fed ``size`` images per call; stores what it computes."""
+    """onnxruntime's own calibrator, fed ``size`` images per call (or the caller's reader when None);
+    stores what it computes."""
 
     def __init__(self, calibrator, tensors, input_name, size, cached: Path | None):
         self._calibrator, self._tensors, self._name, self._size, self._cached = calibrator, tensors, input_name, size, cached
 
-    def collect_data(self, data_reader) -> None:  # quantkit's tensors replace the per-image reader
-        self._calibrator.collect_data(_Batches(self._tensors, self._name, self._size))
+    def collect_data(self, data_reader) -> None:
+        """Batches of quantkit's tensors through the batch-free copy, else the caller's reader as given."""
+        self._calibrator.collect_data(_Batches(self._tensors, self._name, self._size) if self._size else data_reader)
 
     def compute_data(self):
         compute = getattr(self._calibrator, "compute_data", None) or self._calibrator.compute_range

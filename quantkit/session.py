@@ -100,7 +100,10 @@ def model_session_config(path: Path) -> dict[str, str]:
 
 
 class Runner:
-    """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT)."""
+    """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT).
+
+    ``batch`` is the model's fixed batch size (1 when dynamic); ``run`` fills a smaller batch up
+    with copies of its last image and returns only the rows that were asked for."""
 
     def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, spin: bool = True):
         """``spin=False`` stops idle intra-op threads from spinning: needed when several sessions take
@@ -131,9 +134,18 @@ class Runner:
                                      "install that EP's libraries or pick another --ep")
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        batch = self.session.get_inputs()[0].shape[0]
+        self.batch = batch if isinstance(batch, int) and batch > 1 else 1
         self._binding = self.session.io_binding() if ep in CUDA_EPS else None
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
+        rows = len(tensor)
+        if rows < self.batch:
+            tensor = np.concatenate([tensor, np.repeat(tensor[-1:], self.batch - rows, axis=0)])
+            return self._run(tensor)[:rows]
+        return self._run(tensor)
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
         if self._binding is None:
             return self.session.run([self.output_name], {self.input_name: tensor})[0]
         self._binding.bind_cpu_input(self.input_name, tensor)

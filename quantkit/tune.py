@@ -55,7 +55,9 @@ def conv_sensitivity(fp32_path: Path, int8_path: Path, tensors: np.ndarray) -> l
         model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in convs if t not in existing)
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs() if o.name in convs]
-        runs = [sess.run(names, {sess.get_inputs()[0].name: t[None]}) for t in tensors]
+        batch = sess.get_inputs()[0].shape[0]  # a fixed-batch model runs copies of each image
+        reps = batch if isinstance(batch, int) and batch > 1 else 1
+        runs = [sess.run(names, {sess.get_inputs()[0].name: np.repeat(t[None], reps, axis=0)}) for t in tensors]
         outputs[tag] = {name: [r[i] for r in runs] for i, name in enumerate(names)}
     errors = []
     for tensor, node in convs.items():

@@ -22,39 +22,69 @@ def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
 
 
 def tiny_yolo(hw: tuple[int, int] = (32, 32), dynamic: bool = False, metadata: dict | None = None,
-              seed: int = 0, names: bool = True) -> onnx.ModelProto:
-    """A YOLOv8-shaped detector; ``dynamic`` gives batch/H/W symbolic axes (shape ops stay static)."""
+              seed: int = 0, names: bool = True, opset: int = OPSET, batch: int = 1, scales: int = 1) -> onnx.ModelProto:
+    """A YOLOv8-shaped detector; ``dynamic`` gives batch/H/W symbolic axes (shape ops stay static).
+
+    ``opset=12`` builds the forms an opset-12 export has (valid at 12, wrong if merely relabelled 13):
+    the DFL Softmax between Transposes (Softmax-12 flattens from ``axis``) and a Split with a ``split``
+    attribute. ``batch`` fixes the batch dim, Reshape shapes included. ``scales=4`` is a P2/P6-style
+    model: the box and class branches read four feature maps (strides 2, 4, 8, 16), concatenated.
+    """
     rng = np.random.default_rng(seed)
     h, w = hw
-    gh, gw = h // 4, w // 4
-    n = gh * gw
-    inits = [
-        _init("w1", rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)), _init("b1", np.zeros(8, np.float32)),
-        _init("w2", rng.normal(0, 0.2, (16, 8, 3, 3)).astype(np.float32)), _init("b2", np.zeros(16, np.float32)),
-        _init("wb", rng.normal(0, 0.3, (4 * REG_MAX, 16, 1, 1)).astype(np.float32)),
-        _init("wc", rng.normal(0, 0.3, (NC, 16, 1, 1)).astype(np.float32)),
-        _init("wd", np.arange(REG_MAX, dtype=np.float32).reshape(1, REG_MAX, 1, 1)),
-        _init("shape_box", np.array([1, 4 * REG_MAX, n], np.int64)),
-        _init("shape_cls", np.array([1, NC, n], np.int64)),
-        _init("shape_dfl", np.array([1, 4, REG_MAX, n], np.int64)),
-        _init("shape_d", np.array([1, 4, n], np.int64)),
-        _init("s0", np.array([0], np.int64)), _init("s2", np.array([2], np.int64)),
-        _init("s4", np.array([4], np.int64)), _init("ax1", np.array([1], np.int64)),
-        _init("anchors", (np.stack(np.meshgrid(np.arange(gw), np.arange(gh)), 0).reshape(1, 2, n) + 0.5).astype(np.float32)),
-        _init("two", np.array(2.0, np.float32)), _init("stride", np.array(4.0, np.float32)),
-    ]
-    node = helper.make_node
-    nodes = [
-        node("Conv", ["images", "w1", "b1"], ["c1"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        node("Sigmoid", ["c1"], ["s1"]), node("Mul", ["c1", "s1"], ["a1"]),
-        node("Conv", ["a1", "w2", "b2"], ["c2"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        node("Sigmoid", ["c2"], ["s2_"]), node("Mul", ["c2", "s2_"], ["a2"]),
-        node("Conv", ["a2", "wb"], ["box"]), node("Conv", ["a2", "wc"], ["cls"]),
-        node("Reshape", ["box", "shape_box"], ["box_r"]), node("Reshape", ["cls", "shape_cls"], ["cls_r"]),
-        node("Reshape", ["box_r", "shape_dfl"], ["dfl_r"]), node("Transpose", ["dfl_r"], ["dfl_t"], perm=[0, 2, 1, 3]),
-        node("Softmax", ["dfl_t"], ["dfl_s"], axis=1), node("Conv", ["dfl_s", "wd"], ["dfl_c"]),
-        node("Reshape", ["dfl_c", "shape_d"], ["dist"]),
-        node("Slice", ["dist", "s0", "s2", "ax1"], ["lt"]), node("Slice", ["dist", "s2", "s4", "ax1"], ["rb"]),
+    widths = [8, 16] + [16] * (scales - 2)  # backbone Conv i has stride 2**(i+1)
+    levels = list(range(len(widths)))[-scales:]  # the backbone levels the head reads
+    grids = [(-(-h // 2 ** (i + 1)), -(-w // 2 ** (i + 1))) for i in levels]
+    counts = [gh * gw for gh, gw in grids]
+    n = sum(counts)
+    tag = [""] if scales == 1 else [str(k) for k in range(scales)]
+    inits, node = [], helper.make_node
+    for i, (cin, cout) in enumerate(zip([3] + widths, widths)):
+        inits += [_init(f"w{i + 1}", rng.normal(0, 0.3 if i == 0 else 0.2, (cout, cin, 3, 3)).astype(np.float32)),
+                  _init(f"b{i + 1}", np.zeros(cout, np.float32))]
+    for t, level in zip(tag, levels):
+        inits += [_init(f"wb{t}", rng.normal(0, 0.3, (4 * REG_MAX, widths[level], 1, 1)).astype(np.float32)),
+                  _init(f"wc{t}", rng.normal(0, 0.3, (NC, widths[level], 1, 1)).astype(np.float32))]
+    inits.append(_init("wd", np.arange(REG_MAX, dtype=np.float32).reshape(1, REG_MAX, 1, 1)))
+    for t, count in zip(tag, counts):
+        inits += [_init(f"shape_box{t}", np.array([batch, 4 * REG_MAX, count], np.int64)),
+                  _init(f"shape_cls{t}", np.array([batch, NC, count], np.int64))]
+    inits += [_init("shape_dfl", np.array([batch, 4, REG_MAX, n], np.int64)), _init("shape_d", np.array([batch, 4, n], np.int64))]
+    if opset >= 13:
+        inits += [_init("s0", np.array([0], np.int64)), _init("s2", np.array([2], np.int64)),
+                  _init("s4", np.array([4], np.int64)), _init("ax1", np.array([1], np.int64))]
+    anchors = [np.stack(np.meshgrid(np.arange(gw), np.arange(gh)), 0).reshape(2, -1) + 0.5 for gh, gw in grids]
+    strides = np.concatenate([np.full(c, 2.0 ** (i + 1), np.float32) for i, c in zip(levels, counts)]).reshape(1, 1, n)
+    inits += [_init("anchors", np.concatenate(anchors, 1).reshape(1, 2, n).astype(np.float32)),
+              _init("two", np.array(2.0, np.float32)),
+              _init("stride", np.array(4.0, np.float32) if scales == 1 else strides)]
+
+    nodes, x = [], "images"
+    for i in range(len(widths)):
+        c, s, a = (f"c{i + 1}", f"s{i + 1}" if i == 0 else f"s{i + 1}_", f"a{i + 1}")
+        nodes += [node("Conv", [x, f"w{i + 1}", f"b{i + 1}"], [c], strides=[2, 2], pads=[1, 1, 1, 1]),
+                  node("Sigmoid", [c], [s]), node("Mul", [c, s], [a])]
+        x = a
+    for t, level in zip(tag, levels):
+        nodes += [node("Conv", [f"a{level + 1}", f"wb{t}"], [f"box{t}"]), node("Conv", [f"a{level + 1}", f"wc{t}"], [f"cls{t}"])]
+    for t in tag:
+        nodes += [node("Reshape", [f"box{t}", f"shape_box{t}"], [f"box_r{t}"]),
+                  node("Reshape", [f"cls{t}", f"shape_cls{t}"], [f"cls_r{t}"])]
+    if scales > 1:
+        nodes += [node("Concat", [f"box_r{t}" for t in tag], ["box_r"], axis=2),
+                  node("Concat", [f"cls_r{t}" for t in tag], ["cls_r"], axis=2)]
+    nodes += [node("Reshape", ["box_r", "shape_dfl"], ["dfl_r"]), node("Transpose", ["dfl_r"], ["dfl_t"], perm=[0, 2, 1, 3])]
+    if opset >= 13:
+        nodes.append(node("Softmax", ["dfl_t"], ["dfl_s"], axis=1))
+    else:  # what torch exports for softmax(dim=1) at opset < 13: move the axis last, and back
+        nodes += [node("Transpose", ["dfl_t"], ["dfl_l"], perm=[0, 3, 2, 1]), node("Softmax", ["dfl_l"], ["dfl_ls"], axis=3),
+                  node("Transpose", ["dfl_ls"], ["dfl_s"], perm=[0, 3, 2, 1])]
+    nodes += [node("Conv", ["dfl_s", "wd"], ["dfl_c"]), node("Reshape", ["dfl_c", "shape_d"], ["dist"])]
+    if opset >= 13:
+        nodes += [node("Slice", ["dist", "s0", "s2", "ax1"], ["lt"]), node("Slice", ["dist", "s2", "s4", "ax1"], ["rb"])]
+    else:
+        nodes.append(node("Split", ["dist"], ["lt", "rb"], axis=1, split=[2, 2]))
+    nodes += [
         node("Sub", ["anchors", "lt"], ["x1y1"]), node("Add", ["anchors", "rb"], ["x2y2"]),
         node("Add", ["x1y1", "x2y2"], ["sum"]), node("Div", ["sum", "two"], ["cxy"]),
         node("Sub", ["x2y2", "x1y1"], ["wh"]), node("Concat", ["cxy", "wh"], ["dbox"], axis=1),
@@ -64,11 +94,11 @@ def tiny_yolo(hw: tuple[int, int] = (32, 32), dynamic: bool = False, metadata: d
     if names:
         for i, nd in enumerate(nodes):
             nd.name = f"/model/{nd.op_type.lower()}_{i}"
-    dims = ["batch", 3, "height", "width"] if dynamic else [1, 3, h, w]
+    dims = ["batch", 3, "height", "width"] if dynamic else [batch, 3, h, w]
     graph = helper.make_graph(nodes, "tiny_yolo", [helper.make_tensor_value_info("images", TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + NC, n])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="quantkit-tests")
-    model.ir_version = 8
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 4 + NC, n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="quantkit-tests")
+    model.ir_version = 8 if opset >= 13 else 7
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
@@ -134,3 +164,115 @@ def slowed(model: onnx.ModelProto, channels: int = 48, layers: int = 2) -> onnx.
         helper.make_node("Add", [out + "_fast", "slow_nothing"], [out], name="/slow/add"),
     ])
     return model
+
+
+def _insert_block(model: onnx.ModelProto, feature: str, nodes: list, inits: list, out: str, prefix: str) -> onnx.ModelProto:
+    """``model`` with ``nodes`` run on ``feature`` right after its producer, and ``feature``'s readers fed ``out``."""
+    model = copy.deepcopy(model)
+    for i, nd in enumerate(nodes):
+        nd.name = f"{prefix}/{nd.op_type.lower()}_{i}"
+    old = list(model.graph.node)
+    at = next(i for i, nd in enumerate(old) if feature in nd.output) + 1
+    for nd in old[at:]:
+        nd.input[:] = [out if name == feature else name for name in nd.input]
+    del model.graph.node[:]
+    model.graph.node.extend(old[:at] + nodes + old[at:])
+    model.graph.initializer.extend(inits)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _silu(node, x: str, out: str) -> list:
+    return [node("Sigmoid", [x], [out + "_sig"]), node("Mul", [x, out + "_sig"], [out])]
+
+
+def yolo11(model: onnx.ModelProto, feature: str = "a2", channels: int = 16, seed: int = 1) -> onnx.ModelProto:
+    """``model`` with a YOLO11 C2PSA-style attention block on ``feature``: q/k/v 1x1 Convs, MatMul,
+    Softmax over the keys, MatMul, a depthwise positional Conv, a projection and the residual Add.
+    Ops valid at opset 12 and 13+ alike (Softmax on the last axis means the same at both)."""
+    rng = np.random.default_rng(seed)
+    node, c = helper.make_node, channels
+    inits = [_init(f"psa_w{k}", rng.normal(0, 0.2, (c, c, 1, 1)).astype(np.float32)) for k in "qkvp"]
+    inits += [_init("psa_wpe", rng.normal(0, 0.2, (c, 1, 3, 3)).astype(np.float32)),
+              _init("psa_heads", np.array([0, 1, c, -1], np.int64)), _init("psa_scale", np.array(c ** -0.5, np.float32))]
+    nodes = [node("Conv", [feature, f"psa_w{k}"], [f"psa_{k}"]) for k in "qkv"]
+    nodes += [node("Reshape", [f"psa_{k}", "psa_heads"], [f"psa_{k}r"]) for k in "qkv"]
+    nodes += [
+        node("Transpose", ["psa_qr"], ["psa_qt"], perm=[0, 1, 3, 2]), node("MatMul", ["psa_qt", "psa_kr"], ["psa_att"]),
+        node("Mul", ["psa_att", "psa_scale"], ["psa_atts"]), node("Softmax", ["psa_atts"], ["psa_attp"], axis=-1),
+        node("Transpose", ["psa_attp"], ["psa_attt"], perm=[0, 1, 3, 2]), node("MatMul", ["psa_vr", "psa_attt"], ["psa_o"]),
+        node("Shape", [feature], ["psa_shape"]), node("Reshape", ["psa_o", "psa_shape"], ["psa_o4"]),
+        node("Conv", ["psa_v", "psa_wpe"], ["psa_pe"], group=c, pads=[1, 1, 1, 1]),
+        node("Add", ["psa_o4", "psa_pe"], ["psa_sum"]), node("Conv", ["psa_sum", "psa_wp"], ["psa_proj"]),
+        node("Add", [feature, "psa_proj"], ["psa_out"]),
+    ]
+    return _insert_block(model, feature, nodes, inits, "psa_out", "/model.10/psa")
+
+
+def yolov5u(model: onnx.ModelProto, feature: str = "a2", channels: int = 16, seed: int = 2) -> onnx.ModelProto:
+    """``model`` with YOLOv5u's backbone blocks on ``feature``: a C3 (two 1x1 branches, a residual
+    bottleneck, Concat, 1x1) and an SPPF (three chained 5x5 MaxPools, Concat, 1x1)."""
+    rng = np.random.default_rng(seed)
+    node, c, h = helper.make_node, channels, channels // 2
+
+    def weight(name, shape):
+        return _init(name, rng.normal(0, 0.2, shape).astype(np.float32))
+
+    inits = [weight("c3_w1", (h, c, 1, 1)), weight("c3_w2", (h, c, 1, 1)), weight("c3_wm", (h, h, 3, 3)),
+             weight("c3_w3", (c, c, 1, 1)), weight("sppf_w", (c, 4 * c, 1, 1))]
+    nodes = [node("Conv", [feature, "c3_w1"], ["c3_1"]), *_silu(node, "c3_1", "c3_1a"),
+             node("Conv", ["c3_1a", "c3_wm"], ["c3_m"], pads=[1, 1, 1, 1]), *_silu(node, "c3_m", "c3_ma"),
+             node("Add", ["c3_1a", "c3_ma"], ["c3_b"]),
+             node("Conv", [feature, "c3_w2"], ["c3_2"]), *_silu(node, "c3_2", "c3_2a"),
+             node("Concat", ["c3_b", "c3_2a"], ["c3_cat"], axis=1),
+             node("Conv", ["c3_cat", "c3_w3"], ["c3_3"]), *_silu(node, "c3_3", "c3_out")]
+    pools = ["c3_out"]
+    for i in range(3):
+        nodes.append(node("MaxPool", [pools[-1]], [f"sppf_p{i}"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]))
+        pools.append(f"sppf_p{i}")
+    nodes += [node("Concat", pools, ["sppf_cat"], axis=1), node("Conv", ["sppf_cat", "sppf_w"], ["sppf_c"]),
+              *_silu(node, "sppf_c", "sppf_out")]
+    return _insert_block(model, feature, nodes, inits, "sppf_out", "/model.9/c3-sppf")
+
+
+def nhwc(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` taking ``[N, H, W, 3]`` images, transposed to NCHW inside the graph."""
+    model = copy.deepcopy(model)
+    image = model.graph.input[0]
+    n, c, h, w = (d.dim_value for d in image.type.tensor_type.shape.dim)
+    for nd in model.graph.node:
+        nd.input[:] = [name + "_nchw" if name == image.name else name for name in nd.input]
+    model.graph.node.insert(0, helper.make_node("Transpose", [image.name], [image.name + "_nchw"], perm=[0, 3, 1, 2],
+                                                name="/model/nhwc_to_nchw"))
+    model.graph.input.remove(image)
+    model.graph.input.append(helper.make_tensor_value_info(image.name, TensorProto.FLOAT, [n, h, w, c]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def float16(model: onnx.ModelProto, io: bool = False) -> onnx.ModelProto:
+    """``model`` with float16 weights and compute, as converters make it: float32 inputs and outputs
+    with a Cast after each input and before each output (``keep_io_types``), or float16 I/O (``io``)."""
+    model = copy.deepcopy(model)
+    for i, init in enumerate(model.graph.initializer):
+        if init.data_type == TensorProto.FLOAT:
+            model.graph.initializer[i].CopyFrom(_init(init.name, numpy_helper.to_array(init).astype(np.float16)))
+    if io:
+        for value in [*model.graph.input, *model.graph.output]:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT16
+        return model
+    image, out = model.graph.input[0].name, model.graph.output[0].name
+    for nd in model.graph.node:
+        nd.input[:] = [name + "_fp16" if name == image else name for name in nd.input]
+        nd.output[:] = [name + "_fp16" if name == out else name for name in nd.output]
+    model.graph.node.insert(0, helper.make_node("Cast", [image], [image + "_fp16"], to=TensorProto.FLOAT16, name="/cast_in"))
+    model.graph.node.append(helper.make_node("Cast", [out + "_fp16"], [out], to=TensorProto.FLOAT, name="/cast_out"))
+    onnx.checker.check_model(model)
+    return model
+
+
+def save_external(model: onnx.ModelProto, path) -> str:
+    """Save ``model`` with its weights (tensors of 1 kB or more) in ``<name>.data`` next to it."""
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location=f"{path.name}.data")
+    return str(path)

@@ -220,7 +220,7 @@ BAD_INPUTS = {  # id -> (argv from a Workspace, words the one stderr line must h
     "imgsz-huge-dynamic-fixture": (_quantize(lambda ws: DYNAMIC_FIXTURE, "--mode", "dynamic", "--imgsz", "100000", "100000"),
                                    "use 4096x4096"),
     "imgsz-off-stride": (_quantize(lambda ws: ws.tiny(dynamic=True), "--mode", "dynamic", "--imgsz", "191", "320"),
-                         "not a multiple of the stride 32: use 192x320"),
+                         "not a multiple of the stride 4: use 192x320"),
     "imgsz-three-values": (_quantize(lambda ws: ws.tiny(), "--imgsz", "1", "2", "3"), "takes H or H W"),
     "imgsz-not-a-number": (_quantize(lambda ws: ws.tiny(), "--imgsz", "big"), "invalid int value"),
     "imgsz-on-fixed-input": (_quantize(lambda ws: ws.tiny(), "--mode", "dynamic", "--imgsz", "320"), "drop --imgsz"),

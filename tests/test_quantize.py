@@ -82,10 +82,10 @@ def test_dynamic_axes_fixed_from_imgsz(tiny_dynamic, calib_dir, tmp_path):
     ((7, 7), 32, "--imgsz 7x7 is outside 32..4096: use 32x32"),
     ((100000, 100000), 32, "--imgsz 100000x100000 is outside 32..4096: use 4096x4096"),
     ((96, 96), 64, "--imgsz 96x96 is not a multiple of the stride 64: use 128x128"),
-    ((32, 36), None, "--imgsz 32x36 is not a multiple of the stride 32: use 32x32"),
+    ((36, 34), None, "--imgsz 36x34 is not a multiple of the stride 4: use 36x32"),
 ])
 def test_imgsz_on_dynamic_axes_must_fit_the_stride(imgsz, stride, message, tmp_path, calib_dir):
-    """The stride comes from the metadata's 'stride', else YOLOv8's 32; fixed inputs are checked elsewhere."""
+    """The stride comes from the metadata's 'stride', else the head (4 on tiny_yolo); fixed inputs are checked elsewhere."""
     meta = {"stride": str(stride)} if stride else None
     src = graphs.save(graphs.tiny_yolo(dynamic=True, metadata=meta), tmp_path / "dyn.onnx")
     with pytest.raises(ModelError) as info:
