@@ -28,11 +28,17 @@ def synthetic(gt):
     return [coco_results(perturbed_detections(gt, cat_ids, seed), cat_ids) for seed in (0, 1)]
 
 
-def test_identity_weights_reproduce_pycocotools(gt, synthetic):
+@pytest.fixture(scope="module")
+def tables(gt, synthetic):
+    """(MatchTable, pycocotools' mAP50-95) of each synthetic detector over every val image."""
     image_ids = sorted(gt.getImgIds())
-    for results in synthetic:
-        table = MatchTable.from_results(gt, results, image_ids, gt.getCatIds())
-        assert table.map50_95(np.ones(len(image_ids)))[0] == pytest.approx(coco_map(gt, results, image_ids)["map50_95"], abs=1e-6)
+    return [(MatchTable.from_results(gt, r, image_ids, gt.getCatIds()), coco_map(gt, r, image_ids)["map50_95"])
+            for r in synthetic]
+
+
+def test_identity_weights_reproduce_pycocotools(gt, tables):
+    for table, expected in tables:
+        assert table.map50_95(np.ones(len(table.image_ids)))[0] == pytest.approx(expected, abs=1e-6)
 
 
 def test_integer_weights_equal_pycocotools_on_the_replicated_set(gt, synthetic):
@@ -60,26 +66,24 @@ def test_integer_weights_equal_pycocotools_on_the_replicated_set(gt, synthetic):
     assert table.map50_95(weights[None])[0] == pytest.approx(expected, abs=1e-6)
 
 
-def test_paired_drop_is_seeded_paired_and_centred(gt, synthetic):
-    image_ids = sorted(gt.getImgIds())
-    a, b = (MatchTable.from_results(gt, r, image_ids, gt.getCatIds()) for r in synthetic)
+def test_paired_drop_is_seeded_paired_and_centred(tables):
+    (a, map_a), (b, map_b) = tables
     same = paired_drop(a, a, resamples=200)
     assert same["ci95"] == [0.0, 0.0]  # paired: the same detector against itself never differs
     first, again = paired_drop(a, b, resamples=300), paired_drop(a, b, resamples=300)
-    assert first == again and first["resamples"] == 300 and first["images"] == len(image_ids)
-    point = 100 * (coco_map(gt, synthetic[0], image_ids)["map50_95"] - coco_map(gt, synthetic[1], image_ids)["map50_95"])
+    assert first == again and first["resamples"] == 300 and first["images"] == len(a.image_ids)
+    point = 100 * (map_a - map_b)
     low, high = first["ci95"]
     assert low < point < high and first["halfwidth"] == pytest.approx((high - low) / 2)
     assert resample_weights(7, 3).sum(axis=1).tolist() == [7, 7, 7]
 
 
-def test_empty_int8_results_bootstrap_the_whole_fp32_map(gt, synthetic):
-    image_ids = sorted(gt.getImgIds())
-    empty = MatchTable.from_results(gt, [], image_ids, gt.getCatIds())
-    assert empty.map50_95(np.ones(len(image_ids)))[0] == 0.0
-    fp32 = MatchTable.from_results(gt, synthetic[0], image_ids, gt.getCatIds())
+def test_empty_int8_results_bootstrap_the_whole_fp32_map(gt, tables):
+    (fp32, fp32_map), _ = tables
+    empty = MatchTable.from_results(gt, [], fp32.image_ids, gt.getCatIds())
+    assert empty.map50_95(np.ones(len(fp32.image_ids)))[0] == 0.0
     drop = paired_drop(fp32, empty, resamples=200)
-    assert drop["ci95"][0] < 100 * coco_map(gt, synthetic[0], image_ids)["map50_95"] < drop["ci95"][1]
+    assert drop["ci95"][0] < 100 * fp32_map < drop["ci95"][1]
 
 
 def test_images_needed_scales_with_the_square_of_the_halfwidth():
