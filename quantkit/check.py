@@ -125,7 +125,9 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
         if has_coco:
             _phase(progress, f"evaluating {spec.id} (mAP, parity)")
-            checks += gates.check_map(pipe.map(None), pipe.map(spec), th, f"{case.id}/{spec.id}")[1:]
+            checks += pipe.map_gates(spec, th, f"{case.id}/{spec.id}")
+            checks += gates.check_operating_point(pipe.operating_point(None), pipe.operating_point(spec), th,
+                                                  f"{case.id}/{spec.id}", case.iou)
             checks += gates.check_parity(pipe.parity(spec), th, f"{case.id}/{spec.id}")
         gate_results[spec.id] = checks
 

@@ -142,13 +142,13 @@ def cmd_eval(args) -> int:
         _check_output_file(args.detections, "--detections")
     stats = evaluate(args.model, args.images, args.ann, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
                      class_map=COCO80_TO_91 if args.coco80 else load_class_map(args.class_map), progress=not args.json,
-                     detections_out=args.detections)
+                     detections_out=args.detections, nms=args.nms)
     if args.json:
         print(json.dumps(stats))
     else:
         print(f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
               f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
-              f"classes mapped by {stats['class_map']}, {stats['seconds_total']:.1f} s)")
+              f"classes mapped by {stats['class_map']}, NMS {stats['nms']}, {stats['seconds_total']:.1f} s)")
         for note in stats["notes"]:
             print(f"note: {note}")
     return 0
@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--detections", type=Path, metavar="OUT.json", help="write the COCO results JSON that was scored")
     e.add_argument("--class-map", type=Path, metavar="FILE",
                    help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
+    e.add_argument("--nms", choices=("best-class", "multi-label"), default="best-class",
+                   help="best-class: one label per box, its best class (what a deployed detector reports); "
+                        "multi-label: every class score > 0.001 of a box is a candidate, as `yolo val` decodes")
     e.add_argument("--coco80", action="store_true",
                    help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)")
     e.set_defaults(func=cmd_eval)

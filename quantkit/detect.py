@@ -1,8 +1,14 @@
 """Decode a YOLOv8 detection head ``[1, 4+nc, N]`` into boxes in original-image pixels.
 
 Each of the N anchors carries cx, cy, w, h in model-input pixels followed by nc class scores that
-are already sigmoid'ed. Decoding is: best class per anchor, confidence filter, class-wise NMS,
-top ``max_det``, undo the letterbox.
+are already sigmoid'ed. Decoding is: candidates, class-wise NMS, top ``max_det``, undo the letterbox.
+Two ways to pick candidates (``nms``):
+
+- ``best_class`` (quantkit's default): one label per anchor, its best class, kept when its score
+  is >= ``conf``. One box, one label: what a deployed detector reports.
+- ``multi_label``: as Ultralytics' ``non_max_suppression(multi_label=True)``, which ``yolo val``
+  uses: every class score > ``conf`` (strict) of an anchor is a candidate of its own (one label
+  per anchor when nc == 1), at most ``MAX_NMS`` highest-scored candidates enter NMS.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import numpy as np
 
 from .errors import ModelError
 from .preprocess import Letterbox, boxes_to_image
+
+NMS_MODES = ("best_class", "multi_label")
+MAX_NMS = 30000  # Ultralytics' cap on candidates entering NMS (multi_label mode)
 
 
 @dataclass
@@ -58,18 +67,41 @@ def head_layout(shape: Sequence, nc: int | None = None) -> str:
                      f"nc={nc} (no dim of {4 + nc}): check the model's class names, or export it without NMS/end2end")
 
 
+def nms_mode(name: str) -> str:
+    """'multi-label' / 'multi_label' / 'best-class' ... -> the canonical name; ValueError for others."""
+    mode = str(name).strip().lower().replace("-", "_")
+    if mode not in NMS_MODES:
+        raise ValueError(f"NMS mode {name!r} is not one of {', '.join(NMS_MODES)}")
+    return mode
+
+
+def _candidates(cls_scores: np.ndarray, conf: float, nms: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(anchor index, class, score) of every candidate of ``cls_scores`` [nc, N] under ``nms``."""
+    if nms == "multi_label":
+        if cls_scores.shape[0] > 1:
+            classes, anchors = np.nonzero(cls_scores > conf)
+            scores = cls_scores[classes, anchors]
+        else:
+            anchors = np.flatnonzero(cls_scores[0] > conf)
+            classes, scores = np.zeros(anchors.size, np.int64), cls_scores[0, anchors]
+        if scores.size > MAX_NMS:
+            top = np.argsort(-scores, kind="stable")[:MAX_NMS]
+            anchors, classes, scores = anchors[top], classes[top], scores[top]
+        return anchors, classes, scores.astype(np.float32)
+    anchors = np.flatnonzero(cls_scores.max(axis=0) >= conf)
+    cand = cls_scores[:, anchors]
+    classes = cand.argmax(axis=0)
+    return anchors, classes, cand[classes, np.arange(anchors.size)].astype(np.float32)
+
+
 def decode(output: np.ndarray, lb: Letterbox, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-           nc: int | None = None) -> Detections:
-    """Detections with score >= ``conf`` after class-wise NMS at ``iou``, at most ``max_det``."""
+           nc: int | None = None, nms: str = "best_class") -> Detections:
+    """Detections after class-wise NMS at ``iou``, at most ``max_det``; candidates as ``nms`` picks them."""
     output = np.asarray(output)
     preds = output[0] if head_layout(output.shape, nc) == "channels_first" else output[0].T  # [4+nc, N]
-    cls_scores = preds[4:]
-    keep = np.flatnonzero(cls_scores.max(axis=0) >= conf)
+    keep, classes, scores = _candidates(preds[4:], conf, nms_mode(nms))
     if keep.size == 0:
         return Detections.empty()
-    cand = cls_scores[:, keep]
-    classes = cand.argmax(axis=0)
-    scores = cand[classes, np.arange(keep.size)].astype(np.float32)
     cx, cy, w, h = preds[:4, keep].astype(np.float32)
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     # Candidates already passed `conf` (inclusive); OpenCV's threshold is strict (>) and must be >= 0.

@@ -114,8 +114,9 @@ class Predictions:
 
 
 def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float = EVAL_CONF,
-            progress: bool = False) -> Predictions:
-    """Run ``runner`` on every image, ``runner.batch`` at a time, and decode its detections (boxes in original pixels)."""
+            progress: bool = False, iou: float = EVAL_IOU, nms: str = "best_class") -> Predictions:
+    """Run ``runner`` on every image, ``runner.batch`` at a time, and decode its detections (boxes in
+    original pixels; ``nms``: see detect.py)."""
     dets, infer = {}, 0.0
     start = time.perf_counter()
     items = list(zip(images.ids, images.boxed, images.letterboxes))
@@ -126,7 +127,7 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
         out = runner.run(tensor)
         infer += time.perf_counter() - t0
         for row, (image_id, _, lb) in enumerate(batch):
-            dets[image_id] = detect.decode(out[row:row + 1], lb, conf=conf, iou=EVAL_IOU, max_det=MAX_DET, nc=nc)
+            dets[image_id] = detect.decode(out[row:row + 1], lb, conf=conf, iou=iou, max_det=MAX_DET, nc=nc, nms=nms)
     return Predictions(dets, infer, time.perf_counter() - start)
 
 
@@ -144,21 +145,22 @@ def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap)
 
 
 def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str = "cpu", imgsz=None,
-             threads: int | None = None, class_map=None, progress: bool = True, detections_out: str | Path | None = None) -> dict:
+             threads: int | None = None, class_map=None, progress: bool = True, detections_out: str | Path | None = None,
+             nms: str = "best_class") -> dict:
     """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job).
 
-    Classes are matched to categories by name (or ``class_map``); the stats carry the notes."""
+    Classes are matched to categories by name (or ``class_map``); the stats carry the notes and the NMS mode."""
     hw, nc = model_hw(model, imgsz)
     coco, items = coco_items(ann, images_dir)
     classes = metrics.map_classes(coco, model_names(model), class_map)
     images = ImageSet.load(items, hw, progress, annotated_sizes(coco))
     if not images.ids:
         raise DatasetError(f"none of the {len(items)} images in {images_dir} could be read: check the files")
-    preds = predict(Runner(model, ep, threads), images, nc, progress=progress)
+    preds = predict(Runner(model, ep, threads), images, nc, progress=progress, nms=detect.nms_mode(nms))
     scored = score(coco, preds, images, classes)
     if detections_out:
         write_text_atomic(detections_out, json.dumps(scored["results"]))
-    return {**scored["metrics"], "notes": classes.notes}
+    return {**scored["metrics"], "nms": detect.nms_mode(nms), "notes": classes.notes}
 
 
 def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,

@@ -11,9 +11,11 @@ import operator
 from dataclasses import dataclass
 
 from . import compat
+from .bootstrap import images_needed
 from .cpu import cpu_info, has_vnni
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
+OFF = 100.0  # an optional threshold at or above this is off (no gate)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class GateResult:
     labels: tuple[str, str] = ("FP32", "INT8")
     no_evidence: str | None = None  # why the metric could not be measured: the gate fails closed
     note: str = ""  # context printed after the numbers (e.g. the CPU class, the quantizer's notes)
+    detail: str = ""  # printed right after the FP32/INT8 values (e.g. the mAP drop's CI95)
 
     @property
     def passed(self) -> bool:
@@ -52,7 +55,8 @@ class GateResult:
         extra = f" ({self.labels[0]} {self.fp32:.4g}, {self.labels[1]} {self.int8:.4g})" if self.fp32 is not None and self.int8 is not None else ""
         if self.verdict == "no gain":
             note = f" — INT8 is {self.value:.2f}x FP32, slower: size only, no speed gain{'; ' + self.note if self.note else ''}"
-        return f"{self.gate} gate {self.verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra} {where}{note}"
+        return (f"{self.gate} gate {self.verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra}"
+                f"{self.detail} {where}{note}")
 
 
 def failures(results: list[GateResult]) -> list[str]:
@@ -71,16 +75,63 @@ def check_size(fp32_bytes: int, int8_bytes: int, th: dict, case_id: str) -> list
                        fp32_bytes / 1e6, int8_bytes / 1e6)]
 
 
-def check_map(fp32: dict, int8: dict, th: dict, case_id: str) -> list[GateResult]:
+def check_map(fp32: dict, int8: dict, th: dict, case_id: str, bootstrap: dict | None = None,
+              nms: str | None = None) -> list[GateResult]:
+    """The FP32 floor and the mAP50-95 drop; with a paired ``bootstrap`` (``quantkit.bootstrap.paired_drop``)
+    the drop carries its CI95, ``map_drop_gate_upper`` = 1 gates the interval's upper end instead of the
+    point, and when the interval holds the threshold, a half-width over ``max_map_drop_pt`` fails as an
+    evaluation set too small to decide (an interval wholly on one side of the threshold has decided).
+    ``max_map_drop_pt_small`` and ``max_class_ap_drop_pt`` gate small objects and the worst class when on."""
     drop = 100 * (fp32["map50_95"] - int8["map50_95"])
     floor = GateResult("mAP", "fp32_map50_95", fp32["map50_95"], ">=", th["min_fp32_map"], case_id)
     if not floor.passed:
         floor.note = ("the FP32 model itself scores below the floor: the setup is broken (class mapping, "
                       "preprocessing or the wrong data), not the quantization")
-    return [
-        floor,
-        GateResult("mAP", "map50_95_drop_pt", drop, "<=", th["max_map_drop_pt"], case_id, fp32["map50_95"], int8["map50_95"]),
-    ]
+    limit, upper = th["max_map_drop_pt"], bool(th["map_drop_gate_upper"])
+    named = f", NMS {nms}" if nms else ""
+    detail = (f", CI95 [{bootstrap['ci95'][0]:.2f}, {bootstrap['ci95'][1]:.2f}]" if bootstrap else "") + named
+    if upper:
+        gated = GateResult("mAP", "map50_95_drop_ci95_upper_pt", bootstrap["ci95"][1] if bootstrap else None, "<=", limit,
+                           case_id, fp32["map50_95"], int8["map50_95"], detail=detail + f", point drop {drop:.4f}",
+                           no_evidence=None if bootstrap else "map_drop_gate_upper needs the bootstrap interval")
+    else:
+        gated = GateResult("mAP", "map50_95_drop_pt", drop, "<=", limit, case_id, fp32["map50_95"], int8["map50_95"],
+                           detail=detail)
+    results = [floor, gated]
+    if bootstrap and bootstrap["ci95"][0] <= limit <= bootstrap["ci95"][1]:  # the interval holds the threshold
+        half, n = bootstrap["halfwidth"], bootstrap["images"]
+        resolution = GateResult("mAP", "map_drop_ci95_halfwidth_pt", half, "<=", limit, case_id, detail=detail,
+                                note=f"{bootstrap['resamples']} paired resamples of {n} images")
+        if not resolution.passed:
+            resolution.note = (f"the evaluation set is too small to decide against {limit:g} pt: about "
+                               f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}")
+        results.append(resolution)
+    if th["max_map_drop_pt_small"] < OFF:
+        measured = fp32["aps"] >= 0 and int8["aps"] >= 0
+        results.append(GateResult("mAP", "map50_95_drop_pt_small", 100 * (fp32["aps"] - int8["aps"]) if measured else None,
+                                  "<=", th["max_map_drop_pt_small"], case_id, fp32["aps"], int8["aps"], detail=named,
+                                  no_evidence=None if measured else "no small objects (area < 32^2) in the annotations"))
+    if th["max_class_ap_drop_pt"] < OFF:
+        drops = {name: 100 * (ap - int8["per_class"].get(name, -1.0)) for name, ap in fp32["per_class"].items()
+                 if ap >= 0 and int8["per_class"].get(name, -1.0) >= 0}
+        worst = max(drops, key=drops.get) if drops else None
+        results.append(GateResult("mAP", "class_ap_drop_pt_worst", drops.get(worst), "<=", th["max_class_ap_drop_pt"],
+                                  case_id, fp32["per_class"].get(worst), int8["per_class"].get(worst), detail=named,
+                                  note=f"worst class '{worst}'" if worst else "",
+                                  no_evidence=None if drops else "no class has annotations to score"))
+    return results
+
+
+def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: float | None = None) -> list[GateResult]:
+    """F1 at the deployed confidence (``metrics.operating_point``) may drop at most ``max_f1_drop_pt`` points."""
+    measured = fp32["f1"] is not None and int8["f1"] is not None
+    def pr(op):  # noqa: E306
+        return "no detection" if op["precision"] is None else f"P {op['precision']:.3f} R {op['recall']:.3f}"
+    where = f"conf {fp32['conf']:g}" + (f", NMS IoU {iou:g}" if iou is not None else "")
+    return [GateResult("operating point", "f1_drop_pt", 100 * (fp32["f1"] - int8["f1"]) if measured else None, "<=",
+                       th["max_f1_drop_pt"], case_id, fp32["f1"], int8["f1"], ("FP32 F1", "INT8 F1"),
+                       None if measured else "the images have no annotation of the mapped classes",
+                       note=f"{where}: FP32 {pr(fp32)}, INT8 {pr(int8)} (greedy matching, IoU >= 0.5, same class)")]
 
 
 def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:

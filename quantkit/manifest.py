@@ -25,6 +25,14 @@ THRESHOLDS: dict[str, float] = {
     # accuracy (COCO mAP50-95 on the case's annotated images)
     "max_map_drop_pt": 1.5,  # FP32 - INT8, in absolute percentage points (fixture: 0.7 static, 0.4 dynamic)
     "min_fp32_map": 0.05,  # sanity floor: below it the setup is broken; a case sets its model card's floor
+    # the drop's paired-bootstrap CI95 (1000 image resamples): 0 gates the point drop, 1 (true) the interval's
+    # upper end; either way a CI95 half-width over max_map_drop_pt fails as "evaluation set too small to decide"
+    "map_drop_gate_upper": 0,
+    # where the loss is (>= 100 = off): small objects' AP (COCO area < 32^2), the worst class's AP50-95
+    "max_map_drop_pt_small": 100.0,
+    "max_class_ap_drop_pt": 100.0,
+    # the deployed operating point (the case's conf/iou): F1 against the annotations, FP32 - INT8 in points
+    "max_f1_drop_pt": 0.6,  # fixture at conf 0.25: 0.30 static-qdq and qoperator, 0.31 dynamic
     # detection-level parity, FP32 vs INT8 on the same images (score >= 0.25, same class, IoU >= 0.5)
     "min_parity_recall": 0.90,  # share of FP32 detections INT8 has; fixture: 0.965 static, 0.978 dynamic; naive: 0.0
     "min_parity_precision": 0.90,  # share of INT8 detections FP32 has; fixture: 0.96-0.98
@@ -82,6 +90,9 @@ class Case:
     thresholds: dict = field(default_factory=dict)
     configs: tuple[str, ...] | None = None  # config ids to run on this case (None: all)
     class_map: dict | list | None = None  # class index -> category id or name (None: match by class name)
+    conf: float = 0.25  # the deployed operating point: confidence threshold ...
+    iou: float = 0.7  # ... and NMS IoU, where precision, recall and F1 are reported and gated
+    nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see detect.py
 
 
 @dataclass
@@ -190,6 +201,25 @@ def load_class_map(value, base: Path | None = None):
         raise ManifestError(f"class map {path}: keys must be class indices (0, 1, ...), got {sorted(data)[:5]}") from None
 
 
+def _operating_point(entry: dict) -> dict:
+    """A case's conf, iou (numbers in [0, 1]) and nms mode, defaults where absent."""
+    from .detect import nms_mode
+
+    out = {}
+    for key in ("conf", "iou"):
+        if key in entry:
+            value = entry[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ManifestError(f"case '{entry['id']}': {key} = {value!r} is not a number in [0, 1]")
+            out[key] = float(value)
+    if "nms" in entry:
+        try:
+            out["nms"] = nms_mode(entry["nms"])
+        except ValueError as exc:
+            raise ManifestError(f"case '{entry['id']}': {exc}") from None
+    return out
+
+
 def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
@@ -210,7 +240,7 @@ def load_manifest(path: str | Path) -> Manifest:
         cases.append(Case(entry["id"], rel(entry["model"]), rel(entry.get("calib")), rel(entry.get("coco_images")),
                           rel(entry.get("coco_ann")), parse_imgsz(entry.get("imgsz")),
                           entry.get("thresholds", {}), tuple(entry["configs"]) if entry.get("configs") else None,
-                          load_class_map(entry.get("class_map"), base)))
+                          load_class_map(entry.get("class_map"), base), **_operating_point(entry)))
     if not cases:
         raise ManifestError(f"manifest {path} has no [[case]]: add at least one")
     configs = _config_specs(raw.get("config", DEFAULT_CONFIGS))

@@ -162,11 +162,33 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> li
     return results
 
 
+def evaluated(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None) -> COCOeval:
+    """pycocotools' COCOeval over ``image_ids`` (and ``cat_ids``) with maxDets [1, 10, 300], after
+    ``evaluate()`` (per-image matching, ``evalImgs``) and before ``accumulate()``. ``results`` must not be empty."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.params.imgIds = [int(i) for i in image_ids]
+        if cat_ids is not None:
+            evaluator.params.catIds = sorted(set(int(c) for c in cat_ids))
+        evaluator.params.maxDets = list(MAX_DETS)
+        evaluator.evaluate()
+    return evaluator
+
+
+def category_names(coco_gt: COCO, cat_ids) -> dict[int, str]:
+    """Category id -> its name in the annotations (the id as text where a category has no name; with the
+    id appended where two categories share a name)."""
+    names = {int(c): str(coco_gt.cats[int(c)].get("name") or c) for c in cat_ids}
+    counts = {n: list(names.values()).count(n) for n in names.values()}
+    return {c: n if counts[n] == 1 else f"{n} ({c})" for c, n in names.items()}
+
+
 def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None) -> dict:
     """pycocotools bbox mAP over ``image_ids`` (and ``cat_ids``, default all) only, with maxDets [1, 10, 300].
 
     Besides mAP50-95/50/75 and AR: COCO's small/medium/large AP (``aps``/``apm``/``apl``, -1 where no
-    object of that size exists) and AP50-95 per category id (``per_class``)."""
+    object of that size exists) and AP50-95 per category, keyed by category name (``per_class``)."""
     image_ids = [int(i) for i in image_ids]
     if not image_ids:
         raise DatasetError("no images to evaluate: pass at least one image id")
@@ -186,18 +208,13 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: 
         raise DatasetError(f"the {len(image_ids)} images to evaluate have no annotations, so mAP is undefined: "
                            "evaluate annotated images")
     summary = {"images": len(image_ids), "detections": len(results)}
+    names = category_names(coco_gt, sorted(set(cat_ids or coco_gt.getCatIds())))
     zeros = {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
-             "per_class": {str(c): 0.0 for c in (cat_ids or coco_gt.getCatIds())}}
+             "per_class": {name: 0.0 for name in names.values()}}
     if not results:  # pycocotools' loadRes cannot take an empty list
         return {**zeros, **summary}
+    evaluator = evaluated(coco_gt, results, image_ids, cat_ids)
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
-        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
-        evaluator.params.imgIds = image_ids
-        if cat_ids is not None:
-            evaluator.params.catIds = sorted(set(int(c) for c in cat_ids))
-        evaluator.params.maxDets = list(MAX_DETS)
-        evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     stats = evaluator.stats
@@ -208,7 +225,7 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: 
     per_class = {}
     for k, cat in enumerate(evaluator.params.catIds):
         p = precision[:, :, k]
-        per_class[str(cat)] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
+        per_class[names[cat]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
     return {"map50_95": float(valid.mean()), "map50": float(stats[1]), "map75": float(stats[2]),
             "ar300": float(stats[8]), "aps": float(stats[3]), "apm": float(stats[4]), "apl": float(stats[5]),
             "per_class": per_class, **summary}
@@ -279,6 +296,33 @@ def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.
         "int8_max_score": max((float(d.scores.max()) for d in int8 if len(d)), default=0.0),
         "fp32_max_score": max((float(d.scores.max()) for d in fp32 if len(d)), default=0.0),
     }
+
+
+def operating_point(coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids: list[int], conf: float,
+                    iou_thr: float = 0.5) -> dict:
+    """Precision, recall and F1 of the detections with score >= ``conf`` against the annotations of the
+    images in ``dets_by_image``: greedy one-to-one matching, highest score first, same category, IoU >=
+    ``iou_thr``. Crowd annotations and categories outside ``cat_ids`` are left out. Without detections
+    precision is None and F1 0; without annotations recall and F1 are None."""
+    lookup = np.asarray(cat_ids, np.int64)
+    wanted = set(int(c) for c in cat_ids)
+    matched = n_dets = n_gt = 0
+    for image_id, dets in dets_by_image.items():
+        anns = [a for a in coco_gt.imgToAnns.get(int(image_id), []) if not a.get("iscrowd") and a["category_id"] in wanted]
+        boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        gt = Detections(boxes, np.ones(len(anns), np.float32), np.array([a["category_id"] for a in anns], np.int64))
+        mapped = Detections(dets.boxes, dets.scores, lookup[dets.classes] if len(dets) else dets.classes)
+        pairs, nd, _ = _match(mapped, gt, conf, iou_thr)
+        matched, n_dets, n_gt = matched + len(pairs), n_dets + nd, n_gt + len(anns)
+    precision = matched / n_dets if n_dets else None
+    recall = matched / n_gt if n_gt else None
+    if recall is None:
+        f1 = None
+    else:  # no detection at all finds nothing: F1 0
+        f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+    return {"conf": conf, "precision": precision, "recall": recall, "f1": f1, "matched": matched,
+            "detections": n_dets, "annotations": n_gt}
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -76,7 +76,7 @@ class OVRunner:
         import openvino as ov
 
         config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-        self.model_path, self.ep, self.threads = Path(model_path), "openvino-native", threads
+        self.model_path, self.ep, self.threads, self.batch = Path(model_path), "openvino-native", threads, 1
         self.compiled = ov.Core().compile_model(str(model_path), "CPU", config)
         self.request = self.compiled.create_infer_request()
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import onnx
 from filelock import FileLock
 
-from . import compat, gates
+from . import bootstrap, compat, gates
 from .bench import latency_ratio
 from .calibration import DEFAULT_COUNT, files_digest, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, QuantkitError
-from .evaluate import (ImageSet, Predictions, annotated_sizes, coco_items, model_hw, model_names, parity_report, predict,
-                       score)
+from .evaluate import (EVAL_IOU, ImageSet, Predictions, annotated_sizes, coco_items, model_hw, model_names, parity_report,
+                       predict, score)
 from .head import head_is_float
 from .manifest import Case, ConfigSpec
-from .metrics import ClassMap, map_classes
+from .metrics import ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantize import QuantResult, quantize, resolve_config
 from .report import write_text_atomic
@@ -56,6 +56,7 @@ class CasePipeline:
         self._quantized: dict[str, QuantResult] = {}
         self._preds: dict[str, Predictions] = {}
         self._maps: dict[str, dict] = {}
+        self._tables: dict[str, bootstrap.MatchTable] = {}
 
     # -- inputs ------------------------------------------------------------------------------
     @cached_property
@@ -130,13 +131,39 @@ class CasePipeline:
         key = spec.id if spec else "fp32"
         if key not in self._preds:
             runner = Runner(self.model_path(spec), self.ep, self.threads)
-            self._preds[key] = predict(runner, self.images, self.hw_nc[1], progress=self.progress)
+            self._preds[key] = predict(runner, self.images, self.hw_nc[1], progress=self.progress, nms=self.case.nms)
         return self._preds[key]
 
     def map(self, spec: ConfigSpec | None = None) -> dict:
         key = spec.id if spec else "fp32"
         if key not in self._maps:
             self._maps[key] = score(self.coco[0], self.predictions(spec), self.images, self.classes)["metrics"]
+        return self._maps[key]
+
+    def map_bootstrap(self, spec: ConfigSpec) -> dict:
+        """Paired bootstrap of the FP32 - INT8 mAP50-95 drop over the case's images (``bootstrap.paired_drop``)."""
+        for key, s in (("fp32", None), (spec.id, spec)):
+            if key not in self._tables:
+                results = coco_results(self.predictions(s).dets, self.classes.cat_ids)
+                self._tables[key] = bootstrap.MatchTable.from_results(self.coco[0], results, self.images.ids,
+                                                                      self.classes.cat_ids)
+        return bootstrap.paired_drop(self._tables["fp32"], self._tables[spec.id])
+
+    def map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
+        """The INT8 mAP gates of ``spec`` (the drop with its CI95, resolution, small objects, worst class)."""
+        return gates.check_map(self.map(None), self.map(spec), th, case_id, self.map_bootstrap(spec), self.case.nms)[1:]
+
+    def operating_point(self, spec: ConfigSpec | None = None) -> dict:
+        """Precision, recall and F1 at the case's conf and NMS IoU (the evaluation's detections, filtered,
+        where the IoU is the evaluation's; decoded again at that IoU otherwise)."""
+        key = (spec.id if spec else "fp32") + "@op"
+        if key not in self._maps:
+            if self.case.iou == EVAL_IOU:
+                dets = self.predictions(spec).dets
+            else:
+                dets = predict(Runner(self.model_path(spec), self.ep, self.threads), self.images, self.hw_nc[1],
+                               self.case.conf, self.progress, self.case.iou, self.case.nms).dets
+            self._maps[key] = operating_point(self.coco[0], dets, self.classes.cat_ids, self.case.conf)
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
@@ -181,7 +208,7 @@ class CasePipeline:
     def record(self, spec: ConfigSpec) -> dict:
         """Every number of one (case, config), for results files and baselines."""
         q = self.quantized(spec)
-        fp32, int8, par = self.map(None), self.map(spec), self.parity(spec)
+        fp32, int8, par, boot = self.map(None), self.map(spec), self.parity(spec), self.map_bootstrap(spec)
         return {"case": self.case.id, "config": spec.id, "ep": self.ep, "onnxruntime": compat.ORT_VERSION,
                 "fp32_bytes": q.source_bytes, "int8_bytes": q.output_bytes, "compression": round(q.compression, 4),
                 "quantize_seconds": round(q.seconds, 2), "fp32_map50_95": fp32["map50_95"], "int8_map50_95": int8["map50_95"],
@@ -193,4 +220,9 @@ class CasePipeline:
                 "inputs": {"calibration": q.calibration, "eval_images": len(self.images.ids),
                            "eval_skipped": len(self.images.skipped), "eval_size_mismatched": len(self.images.mismatched)},
                 "fp32_ap_by_size": {k: fp32[k] for k in ("aps", "apm", "apl")},
-                "int8_ap_by_size": {k: int8[k] for k in ("aps", "apm", "apl")}}
+                "int8_ap_by_size": {k: int8[k] for k in ("aps", "apm", "apl")},
+                "nms": self.case.nms, "map_drop_ci95": [round(v, 3) for v in boot["ci95"]],
+                "map_drop_bootstrap": {k: boot[k] for k in ("resamples", "seed", "images")},
+                "fp32_per_class": fp32["per_class"], "int8_per_class": int8["per_class"],
+                "operating_point": {"conf": self.case.conf, "iou": self.case.iou,
+                                    "fp32": self.operating_point(None), "int8": self.operating_point(spec)}}

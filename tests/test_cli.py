@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from quantkit.quantize import PRESETS
 
 
 def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path, run_cli):
+    """`eval --nms multi-label --json`: mAP, AP by size and per class equal pycocotools run on the saved
+    detections, and mAP50-95 reproduces the model card's reference (pycocotools over `yolo val`'s detections)."""
     dets = tmp_path / "dets.json"
     code, out, err = run_cli("eval", fixture_case.model, "--images", fixture_case.coco_images, "--ann",
-                             fixture_case.coco_ann, "--json", "--detections", dets)
+                             fixture_case.coco_ann, "--json", "--detections", dets, "--nms", "multi-label")
     assert code == 0, err
     stats = json.loads(out)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -36,7 +39,17 @@ def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path
     precision = evaluator.eval["precision"][:, :, :, 0, -1]
     assert abs(stats["map50_95"] - precision[precision > -1].mean()) < 1e-4
     assert abs(stats["map50"] - evaluator.stats[1]) < 1e-4
-    assert stats["map50_95"] >= fixture_case.thresholds["min_fp32_map"]
+    for k, key in enumerate(("aps", "apm", "apl")):
+        assert abs(stats[key] - evaluator.stats[3 + k]) < 1e-4, key
+    names = {c["id"]: c["name"] for c in gt.dataset["categories"]}
+    assert sorted(stats["per_class"]) == sorted(names.values())
+    for k, cat in enumerate(evaluator.params.catIds):
+        p = precision[:, :, k]
+        assert abs(stats["per_class"][names[cat]] - p[p > -1].mean()) < 1e-4
+    assert stats["nms"] == "multi_label"
+    card = (fixture_case.model.parent / "README.md").read_text()
+    reference = float(re.search(r"`yolo val` detections scored by pycocotools \| ([0-9.]+) \|", card).group(1))
+    assert abs(stats["map50_95"] - reference) <= 0.002, (stats["map50_95"], reference)
 
 
 def test_compare_prints_detection_parity(fixture_pipeline, fixture_case, run_cli):

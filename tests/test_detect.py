@@ -132,3 +132,38 @@ def test_bad_shapes_raise_model_error(shape, nc):
 def test_decode_rejects_end2end_output():
     with pytest.raises(ModelError, match=r"\[1, 300, 6\] is not a YOLOv8 detection head \[1, 4\+nc, N\].*end2end"):
         decode(np.zeros((1, 300, 6), np.float32), IDENTITY, nc=80)
+
+
+# ---- multi_label: Ultralytics' non_max_suppression(multi_label=True), as `yolo val` decodes ----
+
+def test_multi_label_box_with_two_classes_above_conf_gives_two_detections():
+    out = head([(100, 100, 50, 50, 0, 0.8)])
+    out[0, 4 + 2, 0] = 0.6  # the same anchor also scores class 2
+    best = decode(out, IDENTITY, conf=0.25)
+    multi = decode(out, IDENTITY, conf=0.25, nms="multi_label")
+    assert best.classes.tolist() == [0]
+    assert multi.classes.tolist() == [0, 2] and multi.scores.tolist() == pytest.approx([0.8, 0.6])
+    np.testing.assert_array_equal(multi.boxes[0], multi.boxes[1])  # class-aware NMS keeps both labels of one box
+
+
+def test_multi_label_conf_is_strict_and_nms_is_per_class():
+    out = head([(100, 100, 50, 50, 0, 0.9), (102, 100, 50, 50, 0, 0.7), (300, 300, 40, 40, 1, 0.25)])
+    out[0, 4 + 1, 1] = 0.5  # the overlapping anchor's second class survives its own class's NMS
+    multi = decode(out, IDENTITY, conf=0.25, nms="multi-label")
+    assert multi.classes.tolist() == [0, 1] and multi.scores.tolist() == pytest.approx([0.9, 0.5])
+    assert decode(out, IDENTITY, conf=0.25).scores.min() == pytest.approx(0.25)  # best_class: conf inclusive
+
+
+def test_multi_label_with_one_class_is_one_label_per_anchor_and_caps_candidates(monkeypatch):
+    out = head([(100, 100, 50, 50, 0, 0.8), (400, 300, 50, 50, 0, 0.6)], nc=1)
+    assert decode(out, IDENTITY, conf=0.25, nc=1, nms="multi_label").scores.tolist() == pytest.approx([0.8, 0.6])
+    monkeypatch.setattr("quantkit.detect.MAX_NMS", 1)  # only the best-scored candidate enters NMS
+    assert decode(out, IDENTITY, conf=0.25, nc=1, nms="multi_label").scores.tolist() == pytest.approx([0.8])
+
+
+def test_nms_mode_names():
+    from quantkit.detect import nms_mode
+
+    assert nms_mode("Multi-Label") == "multi_label" and nms_mode("best_class") == "best_class"
+    with pytest.raises(ValueError, match="agnostic"):
+        nms_mode("agnostic")

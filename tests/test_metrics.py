@@ -12,8 +12,8 @@ from pycocotools.cocoeval import COCOeval
 
 from quantkit.detect import Detections
 from quantkit.errors import DatasetError, ModelError
-from quantkit.metrics import (COCO80_TO_91, category_map, map_classes, coco_map, coco_results, load_coco, parity,
-                              raw_output_stats)
+from quantkit.metrics import (COCO80_TO_91, category_map, category_names, map_classes, coco_map, coco_results, load_coco,
+                              operating_point, parity, raw_output_stats)
 
 VAL_ANNOTATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "val" / "annotations.json"
 
@@ -115,7 +115,52 @@ def test_perfect_detections_give_map_one(gt):
 def test_empty_results_give_zero(gt):
     result = coco_map(gt, [], gt.getImgIds())
     assert result == {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
-                      "per_class": {str(c): 0.0 for c in gt.getCatIds()}, "images": len(gt.getImgIds()), "detections": 0}
+                      "per_class": {c["name"]: 0.0 for c in gt.dataset["categories"]}, "images": len(gt.getImgIds()),
+                      "detections": 0}
+
+
+def test_per_class_ap_is_keyed_by_category_name(gt):
+    cat_ids = category_map(gt)
+    dets = gt_detections(gt, cat_ids)
+    dets = {i: Detections(d.boxes, d.scores, d.classes) if i % 2 else
+            Detections(d.boxes[d.classes != 3], d.scores[d.classes != 3], d.classes[d.classes != 3]) for i, d in dets.items()}
+    per_class = coco_map(gt, coco_results(dets, cat_ids), gt.getImgIds())["per_class"]
+    assert set(per_class) == {"circle", "rectangle", "triangle", "star", "ring", "cross"}
+    assert per_class["circle"] == pytest.approx(1.0) and 0.3 < per_class["star"] < 0.7  # star missed on half the images
+    twins = coco_with([{"id": 1, "name": "a"}, {"id": 2, "name": "a"}, {"id": 3, "name": "b"}, {"id": 4}])
+    assert category_names(twins, [1, 2, 3, 4]) == {1: "a (1)", 2: "a (2)", 3: "b", 4: "4"}
+
+
+def test_operating_point_precision_recall_f1(gt):
+    cat_ids = category_map(gt)
+    image_ids = gt.getImgIds()[:30]
+    perfect = gt_detections(gt, cat_ids, image_ids)
+    n_gt = sum(len(d) for d in perfect.values())
+    assert operating_point(gt, perfect, cat_ids, 0.25) == {"conf": 0.25, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+                                                          "matched": n_gt, "detections": n_gt, "annotations": n_gt}
+    # half the boxes scored below conf, one wrong-class duplicate of each kept box: P 1/2, R about 1/2
+    edited = {}
+    for i, d in perfect.items():
+        scores = np.where(np.arange(len(d)) % 2 == 0, 0.9, 0.1).astype(np.float32)
+        wrong = (d.classes + 1) % len(cat_ids)
+        edited[i] = Detections(np.vstack([d.boxes, d.boxes]), np.r_[scores, scores], np.r_[d.classes, wrong])
+    op = operating_point(gt, edited, cat_ids, 0.25)
+    kept = sum((len(d) + 1) // 2 for d in perfect.values())
+    assert (op["matched"], op["detections"], op["annotations"]) == (kept, 2 * kept, n_gt)
+    assert op["f1"] == pytest.approx(2 * 0.5 * (kept / n_gt) / (0.5 + kept / n_gt))
+    assert operating_point(gt, edited, cat_ids, 0.05)["recall"] == 1.0  # a lower conf keeps them all
+    nothing = operating_point(gt, {i: Detections.empty() for i in image_ids}, cat_ids, 0.25)
+    assert (nothing["precision"], nothing["recall"], nothing["f1"]) == (None, 0.0, 0.0)
+
+
+def test_operating_point_matches_greedily_by_score_one_to_one(gt):
+    image_id = gt.getImgIds()[0]
+    cat_ids = category_map(gt)
+    truth = gt_detections(gt, cat_ids, [image_id])[image_id]
+    box, cls = truth.boxes[:1], truth.classes[:1]
+    twice = Detections(np.vstack([box + 1, box]), np.array([0.9, 0.5], np.float32), np.r_[cls, cls])
+    op = operating_point(gt, {image_id: twice}, cat_ids, 0.25)
+    assert op["matched"] == 1 and op["detections"] == 2 and op["precision"] == 0.5
 
 
 def test_only_given_images_are_evaluated(gt):

@@ -134,6 +134,72 @@ def test_fp32_floor_catches_a_wrong_class_mapping(fixture_pipeline):
     assert "setup is broken" in gates.failures(results)[0]
 
 
+# ---- where the loss is, its error bars, the operating point: the numbers those gates see ---------
+
+FP32_MAP = {"map50_95": 0.50, "aps": 0.30, "per_class": {"circle": 0.60, "star": 0.45, "ring": 0.50}}
+CI = {"ci95": [0.2, 1.0], "halfwidth": 0.4, "resamples": 1000, "seed": 0, "images": 200}
+ACCURACY_ROWS = {  # metric: (INT8 mAP, bootstrap, thresholds set)
+    # the point drop (0.6) passes, the interval's upper end (1.8) does not, when the upper end is gated
+    "map50_95_drop_ci95_upper_pt": ({"map50_95": 0.494}, {**CI, "ci95": [0.3, 1.8], "halfwidth": 0.75},
+                                    {"map_drop_gate_upper": 1}),
+    # drop 1.0 pt, CI95 [-1.0, 3.0] holds the 1.5 threshold with a half-width of 2.0: too few images to decide
+    "map_drop_ci95_halfwidth_pt": ({"map50_95": 0.490}, {**CI, "ci95": [-1.0, 3.0], "halfwidth": 2.0}, {}),
+    # small objects lose 5 points while the whole set loses 0.6
+    "map50_95_drop_pt_small": ({"map50_95": 0.494, "aps": 0.25}, CI, {"max_map_drop_pt_small": 2.0}),
+    # one class ('star') loses 4 points
+    "class_ap_drop_pt_worst": ({"map50_95": 0.494, "per_class": {"circle": 0.60, "star": 0.41, "ring": 0.50}}, CI,
+                               {"max_class_ap_drop_pt": 2.0}),
+}
+
+
+@pytest.mark.parametrize("metric", ACCURACY_ROWS)
+def test_accuracy_fault_fails_exactly_its_metric(metric):
+    int8, boot, th = ACCURACY_ROWS[metric]
+    th = {**TH, **th}
+    assert failed(gates.check_map(FP32_MAP, FP32_MAP, th, "planted", CI)) == set()
+    results = gates.check_map(FP32_MAP, {**FP32_MAP, **int8}, th, "planted", boot, "best_class")
+    assert failed(results) == {metric}, gates.failures(results)
+    line = gates.failures(results)[0]
+    assert "NMS best_class" in line
+    if metric.startswith("map50_95_drop_ci95") or metric.startswith("map_drop_ci95"):
+        assert f"CI95 [{boot['ci95'][0]:.2f}, {boot['ci95'][1]:.2f}], NMS best_class" in line
+    if metric == "map_drop_ci95_halfwidth_pt":
+        assert "too small to decide" in line and "about 356 images would be needed (200 now)" in line
+    if metric == "class_ap_drop_pt_worst":
+        assert "worst class 'star'" in line
+
+
+def test_optional_accuracy_gates_are_off_by_default_and_a_decided_interval_needs_no_resolution():
+    """Small-object and per-class gates only exist when their thresholds are set below 100; an interval
+    wider than the threshold but wholly above it has decided (the drop fails, not the resolution)."""
+    results = gates.check_map(FP32_MAP, {**FP32_MAP, "map50_95": 0.40}, TH, "planted", {**CI, "ci95": [7.0, 13.0],
+                                                                                           "halfwidth": 3.0})
+    assert [r.metric for r in results] == ["fp32_map50_95", "map50_95_drop_pt"]
+    assert failed(results) == {"map50_95_drop_pt"}
+
+
+def test_f1_drop_alone():
+    fp32 = {"conf": 0.25, "precision": 0.74, "recall": 0.60, "f1": 0.6627}
+    assert failed(gates.check_operating_point(fp32, fp32, TH, "planted", 0.7)) == set()
+    int8 = {"conf": 0.25, "precision": 0.74, "recall": 0.58, "f1": 0.6503}  # 2 points of recall lost
+    results = gates.check_operating_point(fp32, int8, TH, "planted", 0.7)
+    assert failed(results) == {"f1_drop_pt"} and "conf 0.25, NMS IoU 0.7" in gates.failures(results)[0]
+
+
+def test_f1_of_an_int8_model_without_detections_fails(fixture_pipeline):
+    """(fixture) INT8 detects nothing: F1 0 against FP32's 0.66 at conf 0.25."""
+    fp32 = fixture_pipeline.operating_point(None)
+    silent = metrics_op(fixture_pipeline, {i: Detections.empty() for i in fixture_pipeline.images.ids})
+    results = gates.check_operating_point(fp32, silent, TH, "planted/silent", 0.7)
+    assert failed(results) == {"f1_drop_pt"} and silent["f1"] == 0.0 and fp32["f1"] > 0.6
+
+
+def metrics_op(pipe, dets):
+    from quantkit.metrics import operating_point
+
+    return operating_point(pipe.coco[0], dets, pipe.classes.cat_ids, pipe.case.conf)
+
+
 # ---- size, graph, inputs, baselines ------------------------------------------------------------
 
 def test_compression_alone(tiny_model, calib_dir, tmp_path):

@@ -1,0 +1,36 @@
+"""A case's deployed operating point and NMS mode in the manifest: read, defaulted, refused when wrong."""
+
+import pytest
+
+from quantkit.errors import ManifestError
+from quantkit.manifest import THRESHOLDS, load_manifest
+
+CASE = '[[case]]\nid = "c"\nmodel = "m.onnx"\n'
+
+
+def manifest(tmp_path, extra=""):
+    path = tmp_path / "quantkit.toml"
+    path.write_text(CASE + extra)
+    return load_manifest(path)
+
+
+def test_operating_point_and_nms_defaults_and_overrides(tmp_path):
+    case = manifest(tmp_path).cases[0]
+    assert (case.conf, case.iou, case.nms) == (0.25, 0.7, "best_class")
+    case = manifest(tmp_path, 'conf = 0.4\niou = 0.5\nnms = "multi-label"\n').cases[0]
+    assert (case.conf, case.iou, case.nms) == (0.4, 0.5, "multi_label")
+
+
+@pytest.mark.parametrize("extra, message", [("conf = 1.5\n", r"conf = 1.5 is not a number in \[0, 1\]"),
+                                            ('iou = "high"\n', "iou = 'high'"),
+                                            ('nms = "agnostic"\n', "'agnostic' is not one of best_class, multi_label")])
+def test_bad_operating_point_is_a_manifest_error(tmp_path, extra, message):
+    with pytest.raises(ManifestError, match=message):
+        manifest(tmp_path, extra)
+
+
+def test_accuracy_thresholds_are_in_the_table_and_upper_gating_takes_true(tmp_path):
+    th = manifest(tmp_path, "[case.thresholds]\nmap_drop_gate_upper = true\nmax_class_ap_drop_pt = 3\n")
+    merged = th.thresholds_for(th.cases[0])
+    assert merged["map_drop_gate_upper"] == 1 and merged["max_class_ap_drop_pt"] == 3
+    assert THRESHOLDS["map_drop_gate_upper"] == 0 and THRESHOLDS["max_map_drop_pt_small"] >= 100
