@@ -212,7 +212,7 @@ def cmd_history(args) -> int:
     except OSError as exc:
         raise QuantkitError(f"cannot write into --out {out} ({exc}): pass a writable folder") from None
     print(f"wrote {out / 'history.md'} and {out / 'history.png'}")
-    return 0
+    return 1 if flags and args.fail_on_flags else 0
 
 
 def cmd_bench(args) -> int:
@@ -437,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     h = command("history", "results across onnxruntime versions: Markdown table, flags and a plot")
     h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
     h.add_argument("--out", type=Path, metavar="DIR", help="where history.md and history.png go (default: RESULTS_DIR)")
+    h.add_argument("--fail-on-flags", action="store_true", help="exit 1 when a flag is raised (for CI)")
     h.set_defaults(func=cmd_history)
     return parser
 
