@@ -255,6 +255,7 @@ def _manifest_from_args(args):
 def cmd_check(args) -> int:
     from .check import GATED, run_check, write_report
     from .report import check_writable_folder
+    from .throughput import describe
 
     check_writable_folder(args.out)
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads)
@@ -269,6 +270,7 @@ def cmd_check(args) -> int:
                   f" (mAP50-95 {peer_row['mAP50-95']})")
         if report.fastest["model"].startswith("FP32"):
             print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
+    print(f"best throughput: {describe(report.throughput)}")
     for result in report.gate_results[GATED]:
         if not result.passed:
             print(result.message())

@@ -129,3 +129,11 @@ def best_throughput(models: dict[str, Path], hw: tuple[int, int], eps: list[str]
             except QuantkitError:
                 continue
     return max(rows, key=lambda r: r["fps"]) if rows else None
+
+
+def describe(row: dict | None) -> str:
+    """One line for a ``best_throughput`` row."""
+    if row is None:
+        return "not measured (no deployable model ran)"
+    return (f"{row['model']} on {row['ep']}, {row['threads']} thread(s) x {row['streams']} stream(s): {row['fps']} images/s "
+            f"(median latency {row['latency_ms']} ms)")
