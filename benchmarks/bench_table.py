@@ -1,0 +1,77 @@
+"""The thread/stream table of benchmarks/README.md: `quantkit bench`'s grid on the fixture FP32 and its
+INT8 (`default` preset), repeated, with the spread across repeats and the machine it ran on.
+
+    python benchmarks/bench_table.py [--int8 INT8.onnx] [--threads 1,2] [--streams 1,2] [--seconds 2] [--repeat 3]
+
+Without --int8 the fixture is quantized into a temporary folder first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from quantkit import quantize
+from quantkit.evaluate import model_hw
+from quantkit.report import markdown_table
+from quantkit.throughput import cores, default_counts, grid, machine, parse_counts
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FP32 = FIXTURES / "models" / "shapes-v8n-192x320.onnx"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def table(int8: Path, threads: list[int], streams: list[int], seconds: float, repeat: int) -> str:
+    models = {str(FP32): "FP32", str(int8): "INT8 static-qdq"}
+    hw = model_hw(FP32)[0]
+    loads, runs = [], []
+    for _ in range(repeat):
+        loads.append(machine()["load_before"])
+        runs.append({(r["model"], r["threads"], r["streams"]): r for r in grid(list(models), [hw, hw], ["cpu"], threads, streams, seconds)})
+    rows = []
+    for key in runs[0]:
+        fps, ms = [run[key]["fps"] for run in runs], [run[key]["latency_ms"] for run in runs]
+        t, s = key[1], key[2]
+        rows.append({"model": models[key[0]], "threads": t, "streams": s, "latency ms (median)": statistics.median(ms),
+                     "images/s (median)": statistics.median(fps), "images/s (min-max)": _spread(fps),
+                     "note": "oversubscribed" if t * s > cores() else ""})
+    lines = [markdown_table(rows)]
+    if 1 in threads and 1 in streams and max(streams) > 1:
+        n = max(streams)
+        for path, name in models.items():
+            ratios = [run[(path, 1, n)]["fps"] / run[(path, 1, 1)]["fps"] for run in runs]
+            lines.append(f"- {name}: {n} single-thread streams give {statistics.median(ratios):.2f}x the images/s of one "
+                         f"(range {_spread(ratios)} over {repeat} repeats)")
+    info = machine()
+    lines.append(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), INT8 flags {', '.join(info['cpu']['flags'])}; "
+                 f"onnxruntime {info['onnxruntime']}; cpu EP; {seconds} s per setting, {repeat} repeats; "
+                 f"1-minute load average before each repeat: {', '.join(str(load) for load in loads)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--int8", type=Path, help="an INT8 model of the fixture (default: quantize it now)")
+    parser.add_argument("--threads", default=",".join(map(str, default_counts())))
+    parser.add_argument("--streams", default=",".join(map(str, default_counts())))
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    threads, streams = parse_counts(args.threads, "--threads"), parse_counts(args.streams, "--streams")
+    with tempfile.TemporaryDirectory() as tmp:
+        int8 = args.int8
+        if int8 is None:
+            int8 = Path(quantize(FP32, Path(tmp) / "int8.onnx", preset="default", calib=FIXTURES / "data" / "calib" / "images",
+                                 progress=False).output)
+        print(table(int8, threads, streams, args.seconds, args.repeat))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
