@@ -9,9 +9,11 @@ Without --int8 the fixture is quantized into a temporary folder first.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from quantkit import quantize
@@ -23,6 +25,16 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FP32 = FIXTURES / "models" / "shapes-v8n-192x320.onnx"
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used since boot (Linux /proc/stat), else None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
 def _spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
@@ -30,10 +42,12 @@ def _spread(values: list[float]) -> str:
 def table(int8: Path, threads: list[int], streams: list[int], seconds: float, repeat: int) -> str:
     models = {str(FP32): "FP32", str(int8): "INT8 static-qdq"}
     hw = model_hw(FP32)[0]
-    loads, runs = [], []
+    others, runs = [], []
     for _ in range(repeat):
-        loads.append(machine()["load_before"])
+        busy, own, wall = _busy_seconds(), sum(os.times()[:2]), time.perf_counter()
         runs.append({(r["model"], r["threads"], r["streams"]): r for r in grid(list(models), [hw, hw], ["cpu"], threads, streams, seconds)})
+        if busy is not None:  # what the other processes took from the cores while this repeat ran
+            others.append(round((_busy_seconds() - busy - (sum(os.times()[:2]) - own)) / (time.perf_counter() - wall), 2))
     rows = []
     for key in runs[0]:
         fps, ms = [run[key]["fps"] for run in runs], [run[key]["latency_ms"] for run in runs]
@@ -51,7 +65,7 @@ def table(int8: Path, threads: list[int], streams: list[int], seconds: float, re
     info = machine()
     lines.append(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), INT8 flags {', '.join(info['cpu']['flags'])}; "
                  f"onnxruntime {info['onnxruntime']}; cpu EP; {seconds} s per setting, {repeat} repeats; "
-                 f"1-minute load average before each repeat: {', '.join(str(load) for load in loads)}")
+                 f"cores used by other processes during each repeat: {', '.join(map(str, others)) or 'unknown'}")
     return "\n".join(lines)
 
 
