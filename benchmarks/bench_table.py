@@ -1,5 +1,6 @@
 """The thread/stream table of benchmarks/README.md: `quantkit bench`'s grid on the fixture FP32 and its
-INT8 (`default` preset), repeated, with the spread across repeats and the machine it ran on.
+INT8 (`default` preset), repeated, with the spread across repeats, the cores other processes took
+during each window (a shared machine) and the machine it ran on.
 
     python benchmarks/bench_table.py [--int8 INT8.onnx] [--threads 1,2] [--streams 1,2] [--seconds 2] [--repeat 3]
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from quantkit import quantize
 from quantkit.evaluate import model_hw
 from quantkit.report import markdown_table
-from quantkit.throughput import cores, default_counts, grid, machine, parse_counts
+from quantkit.throughput import cores, default_counts, machine, measure, parse_counts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FP32 = FIXTURES / "models" / "shapes-v8n-192x320.onnx"
@@ -35,37 +36,52 @@ def _busy_seconds() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
+QUIET = 0.25  # other processes' cores below which a window counts as quiet
+
+
 def _spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def _measure(model: str, hw: tuple[int, int], threads: int, streams: int, seconds: float) -> dict:
+    """quantkit.throughput.measure on the cpu EP, plus ``others``: the cores other processes used meanwhile."""
+    busy, own, wall = _busy_seconds(), sum(os.times()[:2]), time.perf_counter()
+    row = measure(model, hw, "cpu", threads, streams, seconds)
+    if busy is not None:
+        row["others"] = (_busy_seconds() - busy - (sum(os.times()[:2]) - own)) / (time.perf_counter() - wall)
+    return row
+
+
+def _ratio_line(name: str, pairs: list[tuple[dict, dict]], n: int) -> str:
+    ratios = [two["fps"] / one["fps"] for one, two in pairs]
+    quiet = [two["fps"] / one["fps"] for one, two in pairs if max(one.get("others", 9), two.get("others", 9)) < QUIET]
+    line = f"- {name}: {n} single-thread streams give {statistics.median(ratios):.2f}x the images/s of one " \
+           f"(range {_spread(ratios)} over {len(ratios)} repeats)"
+    if quiet:
+        line += f"; {statistics.median(quiet):.2f}x (range {_spread(quiet)}) over the {len(quiet)} repeats where other " \
+                f"processes used < {QUIET} cores in both windows"
+    return line
 
 
 def table(int8: Path, threads: list[int], streams: list[int], seconds: float, repeat: int) -> str:
     models = {str(FP32): "FP32", str(int8): "INT8 static-qdq"}
     hw = model_hw(FP32)[0]
-    others, runs = [], []
-    for _ in range(repeat):
-        busy, own, wall = _busy_seconds(), sum(os.times()[:2]), time.perf_counter()
-        runs.append({(r["model"], r["threads"], r["streams"]): r for r in grid(list(models), [hw, hw], ["cpu"], threads, streams, seconds)})
-        if busy is not None:  # what the other processes took from the cores while this repeat ran
-            others.append(round((_busy_seconds() - busy - (sum(os.times()[:2]) - own)) / (time.perf_counter() - wall), 2))
+    runs = [{(m, t, s): _measure(m, hw, t, s, seconds) for m in models for t in threads for s in streams} for _ in range(repeat)]
     rows = []
     for key in runs[0]:
         fps, ms = [run[key]["fps"] for run in runs], [run[key]["latency_ms"] for run in runs]
-        t, s = key[1], key[2]
-        rows.append({"model": models[key[0]], "threads": t, "streams": s, "latency ms (median)": statistics.median(ms),
+        others = [run[key]["others"] for run in runs if "others" in run[key]]
+        rows.append({"model": models[key[0]], "threads": key[1], "streams": key[2], "latency ms (median)": statistics.median(ms),
                      "images/s (median)": statistics.median(fps), "images/s (min-max)": _spread(fps),
-                     "note": "oversubscribed" if t * s > cores() else ""})
+                     "other processes' cores (min-max)": _spread(others) if others else "",
+                     "note": "oversubscribed" if key[1] * key[2] > cores() else ""})
     lines = [markdown_table(rows)]
     if 1 in threads and 1 in streams and max(streams) > 1:
         n = max(streams)
-        for path, name in models.items():
-            ratios = [run[(path, 1, n)]["fps"] / run[(path, 1, 1)]["fps"] for run in runs]
-            lines.append(f"- {name}: {n} single-thread streams give {statistics.median(ratios):.2f}x the images/s of one "
-                         f"(range {_spread(ratios)} over {repeat} repeats)")
+        lines += [_ratio_line(name, [(run[(path, 1, 1)], run[(path, 1, n)]) for run in runs], n) for path, name in models.items()]
     info = machine()
     lines.append(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), INT8 flags {', '.join(info['cpu']['flags'])}; "
-                 f"onnxruntime {info['onnxruntime']}; cpu EP; {seconds} s per setting, {repeat} repeats; "
-                 f"cores used by other processes during each repeat: {', '.join(map(str, others)) or 'unknown'}")
+                 f"onnxruntime {info['onnxruntime']}; cpu EP; {seconds} s per setting, {repeat} repeats, settings in turn")
     return "\n".join(lines)
 
 
