@@ -48,7 +48,7 @@ def _measure(model: str, hw: tuple[int, int], threads: int, streams: int, second
     busy, own, wall = _busy_seconds(), sum(os.times()[:2]), time.perf_counter()
     row = measure(model, hw, "cpu", threads, streams, seconds)
     if busy is not None:
-        row["others"] = (_busy_seconds() - busy - (sum(os.times()[:2]) - own)) / (time.perf_counter() - wall)
+        row["others"] = max(0.0, (_busy_seconds() - busy - (sum(os.times()[:2]) - own)) / (time.perf_counter() - wall))
     return row
 
 
@@ -88,18 +88,17 @@ def table(int8: Path, threads: list[int], streams: list[int], seconds: float, re
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--int8", type=Path, help="an INT8 model of the fixture (default: quantize it now)")
-    parser.add_argument("--threads", default=",".join(map(str, default_counts())))
-    parser.add_argument("--streams", default=",".join(map(str, default_counts())))
+    parser.add_argument("--threads", type=parse_counts, default=default_counts())
+    parser.add_argument("--streams", type=parse_counts, default=default_counts())
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    threads, streams = parse_counts(args.threads, "--threads"), parse_counts(args.streams, "--streams")
     with tempfile.TemporaryDirectory() as tmp:
         int8 = args.int8
         if int8 is None:
             int8 = Path(quantize(FP32, Path(tmp) / "int8.onnx", preset="default", calib=FIXTURES / "data" / "calib" / "images",
                                  progress=False).output)
-        print(table(int8, threads, streams, args.seconds, args.repeat))
+        print(table(int8, args.threads, args.streams, args.seconds, args.repeat))
     return 0
 
 
