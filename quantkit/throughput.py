@@ -23,6 +23,7 @@ WARMUP_RUNS = 3
 
 
 def cores() -> int:
+    """Logical CPUs of this machine (os.cpu_count)."""
     return os.cpu_count() or 1
 
 
