@@ -23,6 +23,7 @@ from .evaluate import predict, score
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .session import Runner, available_eps
+from .throughput import best_throughput, describe
 
 CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "weights", size_only=True),
                  ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
@@ -77,6 +78,7 @@ class CheckReport:
     fastest: dict | None
     machine: dict
     notes: list[str] = field(default_factory=list)
+    throughput: dict | None = None  # the best-throughput setting of the deployable models (quantkit bench)
 
     @property
     def failed(self) -> bool:
@@ -84,6 +86,7 @@ class CheckReport:
 
     def to_json(self) -> dict:
         return {"rows": self.rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
+                "best_throughput": self.throughput,
                 "gates": {cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
                           for cid, results in self.gate_results.items()}}
 
@@ -212,7 +215,9 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         fastest = {**row, "vs CPU FP32": round(ms / base_block, 3) if base_block else None}
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
                "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    return CheckReport(rows, gate_results, fastest, machine, notes)
+    _phase(progress, "throughput of the deployable models (threads x streams)")
+    passed = dict.fromkeys(n for n, row in zip([n for _ in eps for n in models], rows) if row["verdict"].startswith(("pass", "reference")))
+    return CheckReport(rows, gate_results, fastest, machine, notes, best_throughput({n: models[n] for n in passed}, hw, eps))
 
 
 def _peer_row(pipe: CasePipeline, threads: int | None, rounds: int, fp32_bytes: int, fp32_map: float | None) -> dict:
@@ -243,6 +248,7 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     if report.fastest:
         md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['deploy ms']} ms by block timing, "
                   f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency.")
+    md.append(f"\n**Best throughput:** {describe(report.throughput)}")
     md += ["", "## Gates", ""]
     for cid, results in report.gate_results.items():
         md += [f"- {r.message()}" for r in results]

@@ -1,4 +1,4 @@
-"""`quantkit` command line: quantize, eval, compare, check, tune, history.
+"""`quantkit` command line: quantize, eval, compare, bench, check, tune, history.
 
 Thin on purpose: every command calls the same API the pytest plugin uses. Bad input ends with
 one line on stderr and exit code 2; a failed gate with exit code 1.
@@ -33,6 +33,25 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _counts(text: str) -> list[int]:
+    from .throughput import parse_counts
+
+    try:
+        return parse_counts(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def version_text() -> str:
@@ -193,6 +212,30 @@ def cmd_history(args) -> int:
     except OSError as exc:
         raise QuantkitError(f"cannot write into --out {out} ({exc}): pass a writable folder") from None
     print(f"wrote {out / 'history.md'} and {out / 'history.png'}")
+    return 1 if flags and args.fail_on_flags else 0
+
+
+def cmd_bench(args) -> int:
+    from .evaluate import model_hw
+    from .throughput import best, default_counts, grid, machine
+
+    models, eps = list(dict.fromkeys(str(m) for m in args.models)), list(dict.fromkeys(args.ep or ["cpu"]))
+    hws, info = [model_hw(m, _imgsz(args.imgsz))[0] for m in models], machine()
+    rows = grid(models, hws, eps, args.threads or default_counts(), args.streams or default_counts(), args.seconds)
+    picks = best(rows)
+    if args.json:
+        print(json.dumps({"rows": rows, "best": picks, "machine": info, "seconds": args.seconds}))
+        return 0
+    _print_table([{"model": r["model"], "ep": r["ep"], "threads": r["threads"], "streams": r["streams"],
+                   "latency ms": r["latency_ms"], "images/s": r["fps"],
+                   "note": f"oversubscribed ({r['threads'] * r['streams']} threads on {info['cores']} cores)" if r["oversubscribed"] else ""}
+                  for r in rows])
+    for model, pick in picks.items():
+        lat, thr = pick["latency"], pick["throughput"]
+        print(f"{model}: best latency {lat['latency_ms']} ms ({lat['ep']}, {lat['threads']} thread(s), {lat['streams']} stream(s)); "
+              f"best throughput {thr['fps']} images/s ({thr['ep']}, {thr['threads']} thread(s), {thr['streams']} stream(s))")
+    print(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), flags {', '.join(info['cpu']['flags'])}; "
+          f"onnxruntime {info['onnxruntime']}; load average {info['load_before']} before the run; {args.seconds} s per setting")
     return 0
 
 
@@ -212,6 +255,7 @@ def _manifest_from_args(args):
 def cmd_check(args) -> int:
     from .check import GATED, run_check, write_report
     from .report import check_writable_folder
+    from .throughput import describe
 
     check_writable_folder(args.out)
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads)
@@ -226,6 +270,7 @@ def cmd_check(args) -> int:
                   f" (mAP50-95 {peer_row['mAP50-95']})")
         if report.fastest["model"].startswith("FP32"):
             print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
+    print(f"best throughput: {describe(report.throughput)}")
     for result in report.gate_results[GATED]:
         if not result.passed:
             print(result.message())
@@ -358,6 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
     c.set_defaults(func=cmd_compare)
 
+    b = command("bench", "latency and throughput per model x EP x intra-op threads x concurrent streams",
+                "Latency and throughput per model x EP x intra-op threads x concurrent streams. Each stream is its own "
+                "session in its own thread; all start together after a warm-up and run for the same --seconds. Sessions "
+                "keep onnxruntime's default thread spinning (deployment defaults), unlike the interleaved timing of "
+                "check and tune.")
+    b.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="ONNX models, FP32 or INT8")
+    b.add_argument("--ep", nargs="+", action="extend", metavar="EP",
+                   help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or --ep cuda --ep cpu "
+                        "(default: cpu)")
+    b.add_argument("--threads", type=_counts, metavar="N,N", help="intra-op threads per session (default: 1 and every core)")
+    b.add_argument("--streams", type=_counts, metavar="N,N", help="concurrent streams (default: 1 and every core)")
+    b.add_argument("--seconds", type=_positive_float, default=2.0, metavar="S", help="timed window per setting")
+    b.add_argument("--imgsz", action=_Imgsz)
+    b.add_argument("--json", action="store_true", help="print one JSON object: rows, best per model, machine")
+    b.set_defaults(func=cmd_bench)
+
     k = command("check", "the main job: quantize, evaluate, time, report (default: the embedded fixture)")
     _add_case_args(k)
     k.add_argument("--out", type=Path, default=Path("quantkit-report"), metavar="DIR",
@@ -378,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     h = command("history", "results across onnxruntime versions: Markdown table, flags and a plot")
     h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
     h.add_argument("--out", type=Path, metavar="DIR", help="where history.md and history.png go (default: RESULTS_DIR)")
+    h.add_argument("--fail-on-flags", action="store_true", help="exit 1 when a flag is raised (for CI)")
     h.set_defaults(func=cmd_history)
     return parser
 

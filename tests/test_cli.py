@@ -85,6 +85,11 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
                           "quantkit: quantizing dynamic ..."]
     assert any(p.startswith("quantkit: timing FP32 and INT8 on cpu") for p in phases)
     assert any(p.startswith("quantkit: memory") for p in phases)
+    assert phases[-1].startswith("quantkit: throughput")
+    best = report["best_throughput"]  # of the models whose verdict is pass or reference: not the failed static-qdq
+    deployable = {r["model"] for r in report["rows"] if r["verdict"].startswith(("pass", "reference"))}
+    assert f"{'FP32' if best['model'] == 'fp32' else 'INT8 ' + best['model']} @ {best['ep']}" in deployable
+    assert best["model"] != "static-qdq" and f"best throughput: {best['model']} on cpu" in out
     code, _, err = run_cli("check", tiny_model, "--out", tmp_path / "report2")
     assert code == 2 and "calibration" in err and not (tmp_path / "report2").exists()
 

@@ -192,3 +192,14 @@ def test_readme_threshold_table_is_the_threshold_table():
     assert set(rows) == set(THRESHOLDS)
     for key, value in THRESHOLDS.items():
         assert float(rows[key]) == value, f"README says {key} = {rows[key]}, THRESHOLDS says {value}"
+
+
+@pytest.mark.parametrize("ratio, code", [(1.4, 1), (0.8, 0)])
+def test_cli_history_fail_on_flags_exits_1_only_when_flagged(tmp_path, capsys, ratio, code):
+    write_results(tmp_path, "1.15.1", record())
+    write_results(tmp_path, "1.16.3", record(ratio=ratio))
+    assert main(["history", str(tmp_path), "--fail-on-flags"]) == code
+    stdout = capsys.readouterr().out
+    assert ("1.16.3 m/static-qdq/cpu: latency ratio 0.8000 -> 1.400" in stdout) == bool(code)
+    assert ("no changes beyond the history thresholds" in stdout) == (not code)
+    assert (tmp_path / "history.md").is_file()
