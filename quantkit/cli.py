@@ -356,15 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="INT8 ONNX file to write (its folder must exist; written atomically)")
     q.add_argument("--mode", choices=MODES,
-                   help="static: calibrated activations (needs --calib); dynamic: weights only, the 'dynamic' preset "
-                        "(default: the preset's)")
+                   help="static: calibrated activations (needs --calib); weights: the 'weights' preset; dynamic: the "
+                        "'dynamic' preset (default: the preset's)")
     q.add_argument("--calib", type=Path, metavar="DIR", help="folder of calibration images (static mode)")
     q.add_argument("--calib-count", type=_positive_int, default=100, metavar="N",
                    help="calibration images drawn from --calib with a fixed seed")
     q.add_argument("--imgsz", action=_Imgsz)
     q.add_argument("--preset", default="default", choices=sorted(PRESETS, key=lambda name: name != "default"),
                    help="default: static QDQ, per-channel, head in float; qoperator: the same in QOperator format; "
-                        "dynamic: weights only; naive: onnxruntime's own defaults (for contrast)")
+                        "weights: int8 weights, float activations (size only, FP32 speed with "
+                        "session.disable_quant_qdq=1); dynamic: onnxruntime's dynamic quantization (size only); "
+                        "naive: onnxruntime's own defaults (for contrast)")
     q.add_argument("--format", choices=FORMATS, help="static quantization format (default: the preset's)")
     q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
                    help="per-channel weight scales (default: the preset's)")
