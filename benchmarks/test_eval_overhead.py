@@ -35,3 +35,19 @@ def test_evaluation_overhead(request, threads, benchmark, record_property):
     record_property("evaluation_overhead", line)
     print("\n" + line)
     assert preds.overhead <= MAX_OVERHEAD, line
+
+
+def test_bootstrap_time(request, record_property):
+    """The paired bootstrap of the mAP drop (1000 resamples, 200 images, matches included): <= 10 s."""
+    s = settings(request.config)
+    pipe = pipeline(request.config, s.manifest.cases[0])
+    spec = s.manifest.pairs()[0][1]
+    pipe.predictions(None), pipe.predictions(spec)  # inference is not the bootstrap's time
+    pipe._tables.clear()
+    start = time.perf_counter()
+    boot = pipe.map_bootstrap(spec)
+    seconds = time.perf_counter() - start
+    line = f"bootstrap: {boot['resamples']} resamples of {boot['images']} images, matches included: {seconds:.2f} s (limit 10 s)"
+    record_property("bootstrap_seconds", line)
+    print("\n" + line)
+    assert seconds <= 10, line

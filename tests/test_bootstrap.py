@@ -4,7 +4,6 @@ times counts as k copies of it, and the fixture's interval in well under 10 s.""
 import contextlib
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -91,15 +90,11 @@ def test_images_needed_scales_with_the_square_of_the_halfwidth():
     assert images_needed(200, 0.75, 1.5) == 50
 
 
-def test_fixture_interval_in_under_10_seconds(fixture_pipeline):
-    """(fixture) 1000 paired resamples of the 200 val images, matches included, on the shared predictions."""
+def test_fixture_interval_brackets_the_drop(fixture_pipeline):
+    """(fixture) 1000 paired resamples of the 200 val images on the shared predictions; its time is
+    measured in benchmarks/test_eval_overhead.py (a unit test asserts no absolute time)."""
     spec = ConfigSpec("static-qdq", "default")
-    fixture_pipeline.predictions(None), fixture_pipeline.predictions(spec)  # inference is not the bootstrap's time
-    fixture_pipeline._tables.clear()
-    start = time.perf_counter()
     boot = fixture_pipeline.map_bootstrap(spec)
-    seconds = time.perf_counter() - start
     drop = 100 * (fixture_pipeline.map(None)["map50_95"] - fixture_pipeline.map(spec)["map50_95"])
     assert boot["resamples"] >= 500 and boot["images"] == 200
     assert boot["ci95"][0] < drop < boot["ci95"][1] and boot["halfwidth"] < 1.5
-    assert seconds < 10, f"bootstrap took {seconds:.1f} s"

@@ -39,6 +39,6 @@ def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir):
                      "--quantkit-cache-dir", tmp_path / "cache", "--quantkit-latency-threads", "1", "-k", "latency", "-rs")
     assert "quantkit latency gates (timed after the tests, serially)" in proc.stdout, proc.stdout[-3000:]
     timed = re.findall(r"latency gate (?:passed|FAILED|no gain): .*\[tiny/(\S+)/cpu/1t,", proc.stdout)
-    assert sorted(timed) == ["dynamic", "static-qdq", "static-qoperator"], proc.stdout[-3000:]
-    assert proc.stdout.count("timed by the xdist controller") == 3
+    assert sorted(timed) == ["dynamic", "static-qdq", "static-qoperator", "weights"], proc.stdout[-3000:]
+    assert proc.stdout.count("timed by the xdist controller") == 4
     assert proc.returncode == (1 if "latency gate FAILED" in proc.stdout else 0)

@@ -67,4 +67,10 @@ def test_latency_against_baseline(qk_pair, qk_settings, qk_record):
     if not baseline.get("latency") or baseline.get("machine") != record["machine"]:
         pytest.skip(f"baseline '{qk_settings.compare}' was timed on {baseline.get('machine')}, this run on "
                     f"{record['machine']}: latency ratios compare only on the same machine fingerprint")
-    qk_pair.assert_passed([gates.check_baseline_latency(record, baseline, qk_pair.thresholds, qk_pair.id)])
+    result = gates.check_baseline_latency(record, baseline, qk_pair.thresholds, qk_pair.id)
+    if not result.passed:  # like the latency gate: a regression survives a second, twice as long run
+        p = qk_pair.pipeline
+        record = {**record, "latency": latency_ratio(p.case.model, p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
+                                                      threads=BASELINE_THREADS, rounds=60)}
+        result = gates.check_baseline_latency(record, baseline, qk_pair.thresholds, qk_pair.id)
+    qk_pair.assert_passed([result])
