@@ -181,7 +181,7 @@ def test_optional_accuracy_gates_are_off_by_default_and_a_decided_interval_needs
 def test_f1_drop_alone():
     fp32 = {"conf": 0.25, "precision": 0.74, "recall": 0.60, "f1": 0.6627}
     assert failed(gates.check_operating_point(fp32, fp32, TH, "planted", 0.7)) == set()
-    int8 = {"conf": 0.25, "precision": 0.74, "recall": 0.58, "f1": 0.6503}  # 2 points of recall lost
+    int8 = {"conf": 0.25, "precision": 0.74, "recall": 0.55, "f1": 0.6310}  # 5 points of recall lost
     results = gates.check_operating_point(fp32, int8, TH, "planted", 0.7)
     assert failed(results) == {"f1_drop_pt"} and "conf 0.25, NMS IoU 0.7" in gates.failures(results)[0]
 
