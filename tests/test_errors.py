@@ -135,6 +135,15 @@ def test_an_ep_that_does_not_start_is_an_error_not_a_cpu_run(monkeypatch, capsys
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "execution provider 'tensorrt' did not start" in err and "fell back to CPUExecutionProvider" in err
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "img_0.jpg", "width": 56, "height": 40}],
+                               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9],
+                                                "area": 81, "iscrowd": 0}],
+                               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    code = cli.main(["eval", str(tiny_model), "--images", images, "--ann", str(ann), "--ep", "tensorrt", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err  # no number under a name that did not run
+    assert "execution provider 'tensorrt' did not start" in err
 
 
 # -- the command line: a table of bad inputs ------------------------------------------------------
