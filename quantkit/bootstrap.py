@@ -43,16 +43,22 @@ class MatchTable:
         """Matches of ``results`` (a COCO results list) on ``image_ids`` via pycocotools' ``evaluate()``."""
         image_ids = [int(i) for i in image_ids]
         cats = sorted(set(int(c) for c in cat_ids))
+        if results:
+            return cls.from_evaluator(evaluated(coco_gt, results, image_ids, cats), image_ids)
+        gt = np.zeros((len(cats), len(image_ids)))  # nothing detected: only the annotations count
+        for k, cat in enumerate(cats):
+            for i, image_id in enumerate(image_ids):
+                gt[k, i] = sum(not a.get("iscrowd") for a in coco_gt.imgToAnns.get(image_id, []) if a["category_id"] == cat)
+        empty = np.zeros((len(image_ids), 0), np.float32)
+        return cls(image_ids, np.linspace(0.0, 1.00, 101), 10, empty, empty, [], gt)
+
+    @classmethod
+    def from_evaluator(cls, ev, image_ids: list[int]) -> MatchTable:
+        """Matches from a COCOeval that has run ``evaluate()`` (the one mAP was computed with)."""
+        image_ids = [int(i) for i in image_ids]
         n_img, index = len(image_ids), {i: k for k, i in enumerate(image_ids)}
-        gt = np.zeros((len(cats), n_img))
+        gt = np.zeros((len(ev.params.catIds), n_img))
         tp_cols, fp_cols, groups, start = [], [], [], 0
-        rec_thrs, n_iou = np.linspace(0.0, 1.00, 101), 10
-        if not results:
-            for k, cat in enumerate(cats):
-                for i, image_id in enumerate(image_ids):
-                    gt[k, i] = sum(not a.get("iscrowd") for a in coco_gt.imgToAnns.get(image_id, []) if a["category_id"] == cat)
-            return cls(image_ids, rec_thrs, n_iou, np.zeros((n_img, 0), np.float32), np.zeros((n_img, 0), np.float32), [], gt)
-        ev = evaluated(coco_gt, results, image_ids, cats)
         p = ev.params
         n_area, max_det, all_area = len(p.areaRng), p.maxDets[-1], p.areaRngLbl.index("all")
         rec_thrs, n_iou = np.asarray(p.recThrs), len(p.iouThrs)

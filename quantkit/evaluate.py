@@ -132,16 +132,17 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
 
 
 def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap) -> dict:
-    """COCO mAP of ``preds`` over the readable images and the mapped categories, plus timings and
-    the results list. ``classes`` maps class index -> category id (``metrics.map_classes``)."""
-    results = metrics.coco_results(preds.dets, classes.cat_ids)
+    """COCO mAP of ``preds`` over the readable images and the mapped categories, plus timings, the
+    results list and pycocotools' evaluator (None without detections). ``classes`` maps class index ->
+    category id (``metrics.map_classes``)."""
+    results, kept = metrics.coco_results(preds.dets, classes.cat_ids), {}
     t0 = time.perf_counter()
-    stats = metrics.coco_map(coco, results, images.ids, classes.cat_ids)
+    stats = metrics.coco_map(coco, results, images.ids, classes.cat_ids, keep=kept)
     stats.update(skipped=len(images.skipped), size_mismatched=len(images.mismatched), class_map=classes.how,
                  seconds_inference=round(preds.seconds_inference, 3),
                  seconds_total=round(preds.seconds_total, 3), overhead=round(preds.overhead, 3),
                  seconds_cocoeval=round(time.perf_counter() - t0, 3))
-    return {"metrics": stats, "results": results}
+    return {"metrics": stats, "results": results, "evaluator": kept.get("evaluator")}
 
 
 def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str = "cpu", imgsz=None,

@@ -184,11 +184,13 @@ def category_names(coco_gt: COCO, cat_ids) -> dict[int, str]:
     return {c: n if counts[n] == 1 else f"{n} ({c})" for c, n in names.items()}
 
 
-def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None) -> dict:
+def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None,
+             keep: dict | None = None) -> dict:
     """pycocotools bbox mAP over ``image_ids`` (and ``cat_ids``, default all) only, with maxDets [1, 10, 300].
 
     Besides mAP50-95/50/75 and AR: COCO's small/medium/large AP (``aps``/``apm``/``apl``, -1 where no
-    object of that size exists) and AP50-95 per category, keyed by category name (``per_class``)."""
+    object of that size exists) and AP50-95 per category, keyed by category name (``per_class``).
+    ``keep`` receives the COCOeval under "evaluator" (its per-image matches serve the bootstrap)."""
     image_ids = [int(i) for i in image_ids]
     if not image_ids:
         raise DatasetError("no images to evaluate: pass at least one image id")
@@ -214,6 +216,8 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: 
     if not results:  # pycocotools' loadRes cannot take an empty list
         return {**zeros, **summary}
     evaluator = evaluated(coco_gt, results, image_ids, cat_ids)
+    if keep is not None:
+        keep["evaluator"] = evaluator
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.accumulate()
         evaluator.summarize()

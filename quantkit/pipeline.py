@@ -137,13 +137,17 @@ class CasePipeline:
     def map(self, spec: ConfigSpec | None = None) -> dict:
         key = spec.id if spec else "fp32"
         if key not in self._maps:
-            self._maps[key] = score(self.coco[0], self.predictions(spec), self.images, self.classes)["metrics"]
+            scored = score(self.coco[0], self.predictions(spec), self.images, self.classes)
+            self._maps[key] = scored["metrics"]
+            if scored["evaluator"] is not None:  # the bootstrap reuses these per-image matches
+                self._tables[key] = bootstrap.MatchTable.from_evaluator(scored["evaluator"], self.images.ids)
         return self._maps[key]
 
     def map_bootstrap(self, spec: ConfigSpec) -> dict:
         """Paired bootstrap of the FP32 - INT8 mAP50-95 drop over the case's images (``bootstrap.paired_drop``)."""
         for key, s in (("fp32", None), (spec.id, spec)):
-            if key not in self._tables:
+            self.map(s)
+            if key not in self._tables:  # no detections at all: matches against the annotations alone
                 results = coco_results(self.predictions(s).dets, self.classes.cat_ids)
                 self._tables[key] = bootstrap.MatchTable.from_results(self.coco[0], results, self.images.ids,
                                                                       self.classes.cat_ids)
