@@ -131,7 +131,11 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
 
     def create_calibrator(model, op_types_to_calibrate=None, augmented_model_path="augmented_model.onnx",
                           calibrate_method=None, *args, **kwargs):
-        model_path = Path(model)
+        if isinstance(model, onnx.ModelProto):  # onnxruntime before 1.16 hands over the loaded model
+            model_path = Path(augmented_model_path).with_name("calibration-source.onnx")
+            onnx.save(model, str(model_path))
+        else:
+            model_path = Path(model)
         options = (sorted(op_types_to_calibrate or []), str(calibrate_method), args, sorted(kwargs.items(), key=str))
         key = _digest(model_path.read_bytes(), calib_digest, options, compat.ORT_VERSION)
         cached = cache_dir / f"{key}.pkl" if cache_dir else None
@@ -139,7 +143,7 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
             events.append("cached")
             return _Cached(pickle.loads(cached.read_bytes()))
         method_name = str(calibrate_method).rsplit(".", 1)[-1]
-        target, size = model_path, None  # None: the caller's reader, at the model's own batch
+        target, size = model, None  # None: the caller's reader, at the model's own batch
         if method_name == "MinMax":
             free = batch_free_copy(onnx.load(str(model_path)), input_name)
             if free is not None:

@@ -184,9 +184,11 @@ def test_failing_pre_processing_writes_only_into_the_private_folder(tmp_path, mo
     with private_dir() as work:
         onnx.save(proto, str(work / "model.onnx"))
         _pre_process(work / "model.onnx", work / "prepared.onnx", notes, work)
-        assert (work / "sym_shape_infer_temp.onnx").is_file()  # the failing path ran, inside the folder
         assert (work / "prepared.onnx").is_file()
-    assert "symbolic shape inference failed (Exception: Incomplete symbolic shape inference)" in " ".join(notes)
+        if tuple(int(v) for v in ort.__version__.split(".")[:2]) >= (1, 16):  # 1.15 fails earlier, in onnx's checker, and writes nothing at all
+            assert (work / "sym_shape_infer_temp.onnx").is_file()  # the failing path ran, inside the folder
+            assert "symbolic shape inference failed (Exception: Incomplete symbolic shape inference)" in " ".join(notes)
+    assert "quant_pre_process" in " ".join(notes)  # the fallback is named
     assert list(cwd.iterdir()) == [] and not work.exists()
 
 

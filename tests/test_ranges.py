@@ -13,8 +13,11 @@ from quantkit.ranges import fast_calibration
 
 
 def _ranges(calibrator):
-    data = calibrator.compute_data()
-    return {name: (np.asarray(t.range_value[0]).ravel(), np.asarray(t.range_value[1]).ravel()) for name, t in data.data.items()}
+    """{tensor: (min, max)} from a calibrator of any release (TensorsData from 1.16, a dict before)."""
+    data = (getattr(calibrator, "compute_data", None) or calibrator.compute_range)()
+    items = data.data.items() if hasattr(data, "data") else data.items()
+    return {name: tuple(np.asarray(v).ravel() for v in (t.range_value if hasattr(t, "range_value") else t)[:2])
+            for name, t in items}
 
 
 def test_batched_ranges_equal_per_image_ranges(tmp_path):
