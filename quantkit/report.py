@@ -123,7 +123,14 @@ def _row(version: str, record: dict) -> dict:
             "fp32 mAP50-95": record.get("fp32_map50_95"), "int8 mAP50-95": record.get("int8_map50_95"),
             "mAP drop pt": drop, "parity recall": parity.get("recall"), "int8 max score": parity.get("int8_max_score"),
             "latency ratio": latency.get("ratio"), "quantize s": record.get("quantize_seconds"),
-            "quantized ops": ops_summary(record.get("ops")), "_ops": record.get("ops")}
+            "quantized ops": ops_summary(record.get("ops")), "_ops": record.get("ops"),
+            "_machine": _machine_class(record.get("machine"))}
+
+
+def _machine_class(machine: dict | None) -> tuple | None:
+    """What a latency ratio is comparable under: CPU, INT8 flags, cores (None: a record from before
+    quantkit stored it)."""
+    return None if not machine else (machine.get("cpu"), tuple(machine.get("int8_flags") or ()), machine.get("cores"))
 
 
 def _changed(old, new, limit: float, relative: bool) -> bool:
@@ -137,8 +144,9 @@ def _changed(old, new, limit: float, relative: bool) -> bool:
 def _flags(prev: dict, row: dict) -> list[str]:
     where = f"{row['onnxruntime']} {row['case']}/{row['config']}/{row['ep']}"
     checks = (("mAP drop pt", THRESHOLDS["history_map_drop_change_pt"], False),
-              ("latency ratio", THRESHOLDS["history_latency_ratio_change"], True),
               ("compression", 0.02, True))
+    if prev["_machine"] == row["_machine"]:  # latency ratios compare only on the same machine class
+        checks += (("latency ratio", THRESHOLDS["history_latency_ratio_change"], True),)
     flags = [f"{where}: {name} {_cell(prev[name])} -> {_cell(row[name])} (since {prev['onnxruntime']})"
              for name, limit, relative in checks if _changed(prev[name], row[name], limit, relative)]
     old_ops, new_ops = prev["_ops"], row["_ops"]
@@ -151,7 +159,8 @@ def _flags(prev: dict, row: dict) -> list[str]:
 
 def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
     """One row per onnxruntime version x (case, config, ep) from ``results_dir/<version>/*.json``, and
-    one-line flags where a row moved against the previous version's row for the same (case, config, ep)."""
+    one-line flags where a row moved against the previous version's row for the same (case, config, ep)
+    (the latency ratio only where both were timed on the same CPU, INT8 flags and core count)."""
     results_dir = Path(results_dir)
     fix = f"run `pytest --quantkit-results {results_dir}` (or `tox`) to write results first"
     if not results_dir.is_dir():

@@ -203,3 +203,16 @@ def test_cli_history_fail_on_flags_exits_1_only_when_flagged(tmp_path, capsys, r
     assert ("1.16.3 m/static-qdq/cpu: latency ratio 0.8000 -> 1.400" in stdout) == bool(code)
     assert ("no changes beyond the history thresholds" in stdout) == (not code)
     assert (tmp_path / "history.md").is_file()
+
+
+def test_history_compares_latency_only_on_the_same_machine(tmp_path):
+    from quantkit.report import history
+
+    base = {"case": "c", "config": "k", "ep": "cpu", "compression": 3.6, "map_drop_pt": 0.7, "int8_bytes": 3_000_000}
+    zen = {"cpu": "AMD EPYC", "int8_flags": ["avx2", "avx512_vnni"], "cores": 2}
+    for version, ratio, machine in (("1.30.0", 0.45, zen), ("1.31.0", 0.70, {**zen, "cpu": "Intel Xeon"}),
+                                    ("1.32.0", 1.05, {**zen, "cpu": "Intel Xeon"})):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "c--k--cpu.json").write_text(json.dumps({**base, "latency": {"ratio": ratio}, "machine": machine}))
+    _, flags = history(tmp_path)
+    assert flags == ["1.32.0 c/k/cpu: latency ratio 0.7000 -> 1.050 (since 1.31.0)"]
