@@ -88,3 +88,28 @@ def test_images_regenerate_from_their_seed(split, index):
         assert np.abs(decoded.astype(int) - cv2.imdecode(np.frombuffer(make.encode(img), np.uint8), 1)).mean() < 1.0
     recorded = [a["bbox"] for a in _coco(split)["annotations"] if a["image_id"] == index + 1]
     assert [a["bbox"] for a in anns] == recorded
+
+
+def _conv_out_channels(path: Path) -> list[int]:
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = {i.name: list(i.dims) for i in model.graph.initializer}
+    return [dims[n.input[1]][0] for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dims]
+
+
+def test_pruned_fixture_is_the_seeds_case():
+    """The pruned model (model card, ``fixtures/prune.py``): fixed 1x3x192x320, opset 17, 30-50 % of the
+    parent's Conv output channels gone, and most of its channel counts not multiples of 8."""
+    import onnx
+
+    path = FIXTURES / "models" / "shapes-v8n-pruned-192x320.onnx"
+    model = onnx.load(str(path))
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert shape == [1, 3, 192, 320]
+    assert {o.domain: o.version for o in model.opset_import}.get("", 0) == 17
+    parent = _conv_out_channels(FIXTURES / "models" / "shapes-v8n-192x320.onnx")
+    pruned = _conv_out_channels(path)
+    assert 0.30 <= 1 - sum(pruned) / sum(parent) <= 0.50, (sum(parent), sum(pruned))
+    assert sum(c % 8 == 0 for c in pruned) < len(pruned) / 4, pruned
+    assert path.stat().st_size < (FIXTURES / "models" / "shapes-v8n-192x320.onnx").stat().st_size - 2_000_000
