@@ -46,9 +46,11 @@ THRESHOLDS: dict[str, float] = {
     # graph
     "max_float_conv": 1,  # float Convs left in a static model (the DFL's fixed 1x1 Conv)
     # latency: INT8 / FP32, medians of one interleaved run at fixed intra-op threads, per EP and CPU class.
-    # CPUs with VNNI/AMX: static INT8 0.44-0.64 measured (Zen 4, Xeon) -> 0.75 still fails a 1.5x regression
-    # of a typical 0.5. AVX2-only CPUs: 0.95-1.03 measured -> 1.15 (not a coin flip at 1.0; 1.5x still fails).
-    "max_latency_ratio_cpu_vnni": 0.80,
+    # CPUs with VNNI/AMX: static INT8 0.44-0.64 (Zen 4, 16-core Xeon) and 0.68 at 1 thread / 0.77-0.81 at
+    # 2 threads (2-core Xeon) measured -> 0.90, which still fails a 1.5x regression wherever INT8 reads
+    # >= 0.6 (the baseline gate catches it below). AVX2-only CPUs: 0.95-1.03 measured -> 1.15 (not a coin
+    # flip at 1.0; 1.5x still fails).
+    "max_latency_ratio_cpu_vnni": 0.90,
     "max_latency_ratio_cpu": 1.15,
     "max_latency_ratio_openvino": 1.0,
     "max_latency_ratio_cuda": 1.0,
