@@ -265,9 +265,8 @@ def cmd_check(args) -> int:
               f"{report.fastest['vs CPU FP32']}x CPU FP32)")
         peer_row = next((r for r in report.rows if r["verdict"] == "peer"), None)
         if peer_row:
-            print(f"peer: {peer_row['model']} {peer_row['deploy ms']} ms = "
-                  f"{report.fastest['deploy ms'] / peer_row['deploy ms']:.2f}x of quantkit's fastest deployable by block timing"
-                  f" (mAP50-95 {peer_row['mAP50-95']})")
+            print(f"peer: {peer_row['model']} {peer_row['deploy ms']} ms (mAP50-95 {peer_row['mAP50-95']}); quantkit's "
+                  f"fastest deployable takes {report.fastest['deploy ms'] / peer_row['deploy ms']:.2f}x that, by block timing")
         if report.fastest["model"].startswith("FP32"):
             print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
     print(f"best throughput: {describe(report.throughput)}")
