@@ -165,7 +165,6 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     memory = {name: session_memory_mb(path, hw) for name, path in models.items()}
 
     fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
-    base_ms = latency.get("cpu", {}).get("fp32")
     rows, raw_ms = [], []
     for ep in eps:
         for name in models:

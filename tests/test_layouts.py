@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import graphs
-from quantkit import ModelError, compat, quantize
+from quantkit import ModelError, quantize
 from quantkit.calibration import load_calibration
 from quantkit.head import head_is_float
 from quantkit.model import quantized_convs
