@@ -138,11 +138,6 @@ def map_classes(coco_gt: COCO, names: dict[int, str] | None = None, explicit=Non
     return ClassMap(ids, "names", notes)
 
 
-def category_map(coco_gt: COCO, explicit: dict[int, int] | list[int] | None = None) -> list[int]:
-    """Class index -> COCO category id: ``explicit`` if given, else the dataset's ids sorted ascending."""
-    return map_classes(coco_gt, None, explicit).cat_ids
-
-
 def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> list[dict]:
     """COCO results list: image_id, category_id, bbox [x, y, w, h] (3 decimals), score (5 decimals)."""
     lookup = np.asarray(cat_ids, np.int64)

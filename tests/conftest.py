@@ -7,6 +7,7 @@ Catalogue:
   fixture_case     the first case of fixtures/manifest.toml (the trained 192x320 shapes model)
   fixture_pipeline the plugin's CasePipeline for fixture_case (each model quantized and evaluated once)
   run_cli          run `python -m quantkit ...` in a subprocess: (exit code, stdout, stderr)
+  run_suite        run the gate suite (`pytest --pyargs quantkit.suite`) in a nested session: CompletedProcess
 """
 
 import subprocess
@@ -54,5 +55,16 @@ def run_cli():
     def run(*args, cwd=None):
         proc = subprocess.run([sys.executable, "-m", "quantkit", *map(str, args)], capture_output=True, text=True, cwd=cwd)
         return proc.returncode, proc.stdout, proc.stderr
+
+    return run
+
+
+@pytest.fixture
+def run_suite():
+    """The gate suite in a nested pytest session rooted at ``rootdir`` (this repo's addopts left out)."""
+    def run(rootdir, *args):
+        cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-q", "-p", "no:cacheprovider",
+               f"--rootdir={rootdir}", "-o", "addopts=", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
 
     return run

@@ -3,8 +3,6 @@ case id must fail `--quantkit-compare` with the baseline gate's numbers; results
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -12,16 +10,13 @@ import pytest
 from onnx import numpy_helper
 
 
-def _pytest(rootdir, model, case, *extra):
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-k", "record_and_compare and static-qdq", "-q",
-           "-p", "no:cacheprovider", f"--rootdir={rootdir}", "-o", "addopts=", "--quantkit-model", str(model),
-           "--quantkit-calib", str(case.calib), "--quantkit-coco-images", str(case.coco_images),
-           "--quantkit-coco-ann", str(case.coco_ann.with_name("annotations-first60.json")), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
+@pytest.mark.slow  # three nested pytest sessions on 60 val images (out of the default run; `pytest -m slow`)
+def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
+    def suite(model, *extra):
+        return run_suite(tmp_path, "-k", "record_and_compare and static-qdq", "--quantkit-model", model,
+                         "--quantkit-calib", fixture_case.calib, "--quantkit-coco-images", fixture_case.coco_images,
+                         "--quantkit-coco-ann", fixture_case.coco_ann.with_name("annotations-first60.json"), *extra)
 
-
-@pytest.mark.slow  # three nested pytest sessions on 60 val images: `pytest -m "not slow"` for a quick loop
-def test_baseline_catches_a_degraded_model(fixture_case, tmp_path):
     good, bad = tmp_path / "good" / "detector.onnx", tmp_path / "bad" / "detector.onnx"
     for path in (good, bad):
         path.parent.mkdir()
@@ -34,15 +29,15 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path):
             init.CopyFrom(numpy_helper.from_array((w + rng.normal(0, 0.3 * w.std(), w.shape)).astype(w.dtype), init.name))
     onnx.save(model, str(bad))
 
-    saved = _pytest(tmp_path, good, fixture_case, "--quantkit-save-baseline", "main", "--quantkit-results", tmp_path / "results")
+    saved = suite(good, "--quantkit-save-baseline", "main", "--quantkit-results", tmp_path / "results")
     assert saved.returncode == 0, saved.stdout[-2000:]
     baseline = json.loads((tmp_path / ".quantkit/baselines/main/detector--static-qdq--cpu.json").read_text())
     assert baseline["int8_map50_95"] > 0.3 and baseline["compression"] > 3.3
     results = list((tmp_path / "results").glob("*/detector--static-qdq--cpu.json"))
     assert len(results) == 1 and json.loads(results[0].read_text())["latency"]["ratio"] > 0
 
-    same = _pytest(tmp_path, good, fixture_case, "--quantkit-compare", "main")
+    same = suite(good, "--quantkit-compare", "main")
     assert same.returncode == 0, same.stdout[-2000:]
-    worse = _pytest(tmp_path, bad, fixture_case, "--quantkit-compare", "main")
+    worse = suite(bad, "--quantkit-compare", "main")
     assert worse.returncode == 1, worse.stdout[-2000:]
     assert "baseline gate FAILED: int8_map50_95_loss_pt" in worse.stdout and "(baseline " in worse.stdout

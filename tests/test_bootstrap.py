@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 
 from quantkit.bootstrap import MatchTable, images_needed, paired_drop, resample_weights
 from quantkit.manifest import ConfigSpec
-from quantkit.metrics import category_map, coco_map, coco_results, load_coco
+from quantkit.metrics import coco_map, coco_results, load_coco, map_classes
 from test_metrics import VAL_ANNOTATIONS, perturbed_detections
 
 
@@ -23,7 +23,7 @@ def gt():
 @pytest.fixture(scope="module")
 def synthetic(gt):
     """COCO results of two different imperfect detectors on the val annotations."""
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     return [coco_results(perturbed_detections(gt, cat_ids, seed), cat_ids) for seed in (0, 1)]
 
 

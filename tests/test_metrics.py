@@ -12,7 +12,7 @@ from pycocotools.cocoeval import COCOeval
 
 from quantkit.detect import Detections
 from quantkit.errors import DatasetError, ModelError
-from quantkit.metrics import (COCO80_TO_91, category_map, category_names, map_classes, coco_map, coco_results, load_coco,
+from quantkit.metrics import (COCO80_TO_91, category_names, map_classes, coco_map, coco_results, load_coco,
                               operating_point, parity, raw_output_stats)
 
 VAL_ANNOTATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "val" / "annotations.json"
@@ -69,7 +69,7 @@ def direct_cocoeval(ann_path, results_path, image_ids, max_dets):
 
 
 def test_coco_map_equals_pycocotools(gt, tmp_path):
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     dets = perturbed_detections(gt, cat_ids)
     results = coco_results(dets, cat_ids)
     results_path = tmp_path / "results.json"
@@ -94,7 +94,7 @@ def test_coco_map_equals_pycocotools(gt, tmp_path):
 
 def test_coco_map_counts_detections_beyond_100(gt):
     """300 max detections per image: a true positive ranked below 100 false positives still counts."""
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     image_id = gt.getImgIds()[0]
     perfect = gt_detections(gt, cat_ids, [image_id])[image_id]
     junk = np.tile(np.array([[0, 0, 2, 2]], np.float32), (150, 1))
@@ -106,7 +106,7 @@ def test_coco_map_counts_detections_beyond_100(gt):
 
 
 def test_perfect_detections_give_map_one(gt):
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     result = coco_map(gt, coco_results(gt_detections(gt, cat_ids), cat_ids), gt.getImgIds())
     for key in ("map50_95", "map50", "map75", "ar300"):
         assert result[key] == pytest.approx(1.0, abs=1e-6)
@@ -120,7 +120,7 @@ def test_empty_results_give_zero(gt):
 
 
 def test_per_class_ap_is_keyed_by_category_name(gt):
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     dets = gt_detections(gt, cat_ids)
     dets = {i: Detections(d.boxes, d.scores, d.classes) if i % 2 else
             Detections(d.boxes[d.classes != 3], d.scores[d.classes != 3], d.classes[d.classes != 3]) for i, d in dets.items()}
@@ -132,7 +132,7 @@ def test_per_class_ap_is_keyed_by_category_name(gt):
 
 
 def test_operating_point_precision_recall_f1(gt):
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     image_ids = gt.getImgIds()[:30]
     perfect = gt_detections(gt, cat_ids, image_ids)
     n_gt = sum(len(d) for d in perfect.values())
@@ -155,7 +155,7 @@ def test_operating_point_precision_recall_f1(gt):
 
 def test_operating_point_matches_greedily_by_score_one_to_one(gt):
     image_id = gt.getImgIds()[0]
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     truth = gt_detections(gt, cat_ids, [image_id])[image_id]
     box, cls = truth.boxes[:1], truth.classes[:1]
     twice = Detections(np.vstack([box + 1, box]), np.array([0.9, 0.5], np.float32), np.r_[cls, cls])
@@ -164,7 +164,7 @@ def test_operating_point_matches_greedily_by_score_one_to_one(gt):
 
 
 def test_only_given_images_are_evaluated(gt):
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     ids = sorted(gt.getImgIds())
     detected, missed = ids[:20], ids[20:40]
     results = coco_results(gt_detections(gt, cat_ids, detected), cat_ids)
@@ -174,7 +174,7 @@ def test_only_given_images_are_evaluated(gt):
 
 
 def test_coco_map_does_not_modify_results(gt):
-    cat_ids = category_map(gt)
+    cat_ids = map_classes(gt).cat_ids
     results = coco_results(gt_detections(gt, cat_ids, gt.getImgIds()[:3]), cat_ids)
     before = json.dumps(results)
     coco_map(gt, results, gt.getImgIds()[:3])
@@ -241,12 +241,12 @@ def test_load_coco_is_silent(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_category_map(gt):
-    assert category_map(gt) == [1, 3, 7, 12, 20, 31]
-    assert category_map(gt, {1: 7, 0: 3}) == [3, 7]
-    assert category_map(gt, [31, 1]) == [31, 1]
+def test_explicit_maps_and_sorted_ids(gt):
+    assert map_classes(gt).cat_ids == [1, 3, 7, 12, 20, 31]
+    assert map_classes(gt, None, {1: 7, 0: 3}).cat_ids == [3, 7]
+    assert map_classes(gt, None, [31, 1]).cat_ids == [31, 1]
     with pytest.raises(DatasetError, match=r"\[1\]"):
-        category_map(gt, {0: 1, 2: 3})
+        map_classes(gt, None, {0: 1, 2: 3})
 
 
 NAMES = {0: "circle", 1: "rectangle", 2: "triangle", 3: "star", 4: "ring", 5: "cross"}

@@ -11,8 +11,6 @@ real suite in a nested pytest.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -287,13 +285,7 @@ def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_pat
 
 # ---- the plugin's own refusals, through the real suite -------------------------------------------
 
-def run_suite(rootdir, *args):
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-q", "-p", "no:cacheprovider",
-           f"--rootdir={rootdir}", "-o", "addopts=", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
-
-
-def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path):
+def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path, run_suite):
     data = json.loads(fixture_case.coco_ann.read_text())
     for i, category in enumerate(data["categories"]):
         category["name"] = f"class_{i}"
@@ -305,7 +297,7 @@ def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path):
     assert "no overlap at all" in proc.stderr and "--quantkit-class-map" in proc.stderr
 
 
-def test_unreadable_calibration_images_fail_the_suite(tmp_path, calib_dir):
+def test_unreadable_calibration_images_fail_the_suite(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     (calib_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     proc = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "--quantkit-cache-dir",

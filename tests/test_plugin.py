@@ -2,19 +2,11 @@
 and latency timed serially by the xdist controller."""
 
 import re
-import subprocess
-import sys
 
 import graphs
 
 
-def run_suite(rootdir, *args):
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-q", "-p", "no:cacheprovider",
-           f"--rootdir={rootdir}", "-o", "addopts=", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
-
-
-def test_missing_model_is_one_usage_error(tmp_path):
+def test_missing_model_is_one_usage_error(tmp_path, run_suite):
     proc = run_suite(tmp_path, "--quantkit-model", tmp_path / "missing.onnx")
     assert proc.returncode == 4, proc.stdout[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
@@ -22,7 +14,7 @@ def test_missing_model_is_one_usage_error(tmp_path):
     assert "failed" not in proc.stdout
 
 
-def test_a_gate_without_its_inputs_names_the_option(tmp_path, calib_dir):
+def test_a_gate_without_its_inputs_names_the_option(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     proc = run_suite(tmp_path, "--quantkit-model", model, "-k", "compression and static-qdq")
     assert proc.returncode == 4 and "--quantkit-calib" in proc.stderr and "--calib " not in proc.stderr, proc.stderr
@@ -33,7 +25,7 @@ def test_a_gate_without_its_inputs_names_the_option(tmp_path, calib_dir):
     assert "--quantkit-coco-images and --quantkit-coco-ann" in proc.stderr
 
 
-def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir):
+def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     proc = run_suite(tmp_path, "-p", "xdist", "-n", "2", "--quantkit-model", model, "--quantkit-calib", calib_dir,
                      "--quantkit-cache-dir", tmp_path / "cache", "--quantkit-latency-threads", "1", "-k", "latency", "-rs")
