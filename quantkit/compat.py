@@ -7,9 +7,12 @@ ConvInteger kernel exists), so a release nobody has tried yet still gets the rig
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -103,6 +106,29 @@ def quant_pre_process(model_input: str, model_output: str, workdir: str | Path, 
         lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
         raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
     return notes
+
+
+def quant_pre_process_inline(model_input: str, model_output: str) -> None:
+    """onnxruntime's pre-processing without symbolic shape inference, in this process: optimization
+    (in a temporary folder of its own) and ONNX shape inference write nothing else anywhere.
+
+    Raises RuntimeError where onnxruntime only logs a failure (a model its optimizer refuses)."""
+    from onnxruntime.quantization import shape_inference
+
+    errors: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: errors.append(record.getMessage())
+    logger = logging.getLogger(shape_inference.__name__)
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            shape_inference.quant_pre_process(model_input, model_output, skip_symbolic_shape=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    if errors:
+        raise RuntimeError(errors[0].splitlines()[0])
 
 
 def error_line(exc: BaseException, limit: int = 200) -> str:

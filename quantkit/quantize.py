@@ -174,8 +174,16 @@ def _quiet_logging():
 
 
 def _pre_process(src: Path, dst: Path, notes: list[str], workdir: Path) -> None:
-    """quant_pre_process (run inside ``workdir``); on failure (symbolic shape inference on dynamic
-    axes) retry without symbolic shape inference, then fall back to the model as given."""
+    """onnxruntime's quant_pre_process: in this process without symbolic shape inference where ONNX's
+    own shape inference types every tensor (fixed input shapes: no sympy import, no child process);
+    otherwise the full pre-processing in a child process inside ``workdir``; on its failure (symbolic
+    shape inference on dynamic axes) once more without symbolic shape inference, then the model as given."""
+    try:
+        compat.quant_pre_process_inline(str(src), str(dst))
+        if _every_tensor_typed(onnx.load(str(dst), load_external_data=False)):
+            return
+    except Exception:  # noqa: BLE001 - any failure here: the full pre-processing below decides
+        pass
     try:
         notes += compat.quant_pre_process(str(src), str(dst), workdir)
         return
@@ -187,6 +195,13 @@ def _pre_process(src: Path, dst: Path, notes: list[str], workdir: Path) -> None:
     except RuntimeError as exc:
         notes.append(f"quant_pre_process failed ({compat.error_line(exc, 120)}); quantized the model as given")
         dst.write_bytes(src.read_bytes())
+
+
+def _every_tensor_typed(model: onnx.ModelProto) -> bool:
+    """Every node output has an element type: what onnxruntime's quantizer needs to quantize it."""
+    graph = model.graph
+    typed = {v.name for v in (*graph.value_info, *graph.output, *graph.input) if v.type.tensor_type.elem_type}
+    return all(out in typed for node in graph.node for out in node.output if out)
 
 
 def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tuple[dict, dict]:

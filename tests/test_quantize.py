@@ -192,6 +192,31 @@ def test_failing_pre_processing_writes_only_into_the_private_folder(tmp_path, mo
     assert list(cwd.iterdir()) == [] and not work.exists()
 
 
+def test_fixed_shapes_are_pre_processed_in_process_as_the_full_path_would(tmp_path, monkeypatch):
+    """A fixed-shape model skips the child process and sympy's symbolic shape inference: the graph
+    and every tensor type equal what onnxruntime's full pre-processing makes, and nothing is written
+    outside the private folder."""
+    monkeypatch.chdir(tmp_path)
+    spawned = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: spawned.append(a) or pytest.fail("child process started"))
+    proto = load_model(DYNAMIC_FIXTURE)
+    fix_input_dims(proto, inspect_model(proto), (192, 320))
+    with private_dir() as work:
+        onnx.save(proto, str(work / "model.onnx"))
+        notes = []
+        _pre_process(work / "model.onnx", work / "inline.onnx", notes, work)
+        monkeypatch.undo()
+        compat.quant_pre_process(str(work / "model.onnx"), str(work / "full.onnx"), work)
+        inline, full = (onnx.load(str(work / f"{name}.onnx")) for name in ("inline", "full"))
+    assert [(n.op_type, list(n.input)) for n in inline.graph.node] == [(n.op_type, list(n.input)) for n in full.graph.node]
+    def types(model):  # of the tensors the graph computes (full's value_info also keeps folded-away ones)
+        made = {out for node in model.graph.node for out in node.output} - {o.name for o in model.graph.output}
+        return {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info if v.name in made}
+
+    assert types(inline) == types(full) and len(types(inline)) > 200 and notes == [] and not spawned
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_folders_of_killed_runs_are_swept(tmp_path):
     """A run killed mid-quantization leaves its folder; the sweep removes it, and spares a live owner's."""
     code = "from quantkit.workdir import private_dir\nwith private_dir() as d:\n    print(d, flush=True)\n    input()"
