@@ -8,13 +8,15 @@
 - quantkit warm: the same with ``--format qoperator`` after it, reusing the cached ranges.
 
 The three alternate ``--rounds`` times (a loaded machine moves each run by seconds); the best of
-each is reported with the CPU, its INT8 flags and onnxruntime.
+each is reported with the CPU, its INT8 flags and onnxruntime. ``--stages`` then profiles one more
+cold run of each (cProfile, which inflates Python-heavy stages) and prints where its time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -63,9 +65,40 @@ def _timed(cmd: list[str], env: dict | None = None) -> float:
     return time.perf_counter() - start
 
 
+# (stage, file suffix, function) whose cumulative time the profile reports; the rest is "other"
+STAGES = (
+    ("read + letterbox 100 images", "quantkit/calibration.py", "load_calibration"),
+    ("read + letterbox 100 images", "seed.py", "get_next"),
+    ("quant_pre_process", "quantization/shape_inference.py", "quant_pre_process"),
+    ("calibrator: augment graph + session", "quantization/calibrate.py", "create_calibrator"),
+    ("calibrator: inference + ranges", "quantization/calibrate.py", "collect_data"),
+    ("onnxruntime quantize_model (Python)", "quantization/qdq_quantizer.py", "quantize_model"),
+)
+
+
+def stage_seconds(command: list[str], env: dict | None = None) -> dict[str, float]:
+    """Wall seconds of ``command`` in a fresh process under cProfile, split into STAGES."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = Path(tmp) / "run.prof"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), *command], check=True, capture_output=True,
+                       env=env, cwd=tmp)
+        total = time.perf_counter() - start
+        stats = pstats.Stats(str(prof)).stats  # {(file, line, function): (calls, primitive, tottime, cumtime, callers)}
+    out = dict.fromkeys([name for name, _, _ in STAGES], 0.0)
+    for (path, _, function), (_, _, _, cumulative, _) in stats.items():
+        for name, suffix, wanted in STAGES:
+            if function == wanted and path.endswith(suffix):
+                out[name] += cumulative
+    out["other (imports, process start, load/save, checks)"] = total - sum(out.values())
+    out["total"] = total
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stages", action="store_true", help="also profile one cold run of each and split it by stage")
     args = parser.parse_args(argv)
     best = {"seed": [], "quantkit cold": [], "quantkit warm (cached ranges)": []}
     for _ in range(args.rounds):
@@ -82,6 +115,17 @@ def main(argv=None) -> int:
     print("| path | best s | all runs s | vs seed |\n|---|---|---|---|")
     for name, runs in best.items():
         print(f"| {name} | {min(runs):.2f} | {', '.join(f'{r:.2f}' for r in runs)} | {min(runs) / seed:.2f}x |")
+    if args.stages:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "seed.py"
+            script.write_text(SEED)
+            seed_stages = stage_seconds([str(script), str(MODEL), str(CALIB), f"{tmp}/seed.onnx"])
+            ours = stage_seconds(["-m", "quantkit", "quantize", str(MODEL), "--calib", str(CALIB), "-o", f"{tmp}/qdq.onnx"],
+                                 {**os.environ, "QUANTKIT_CACHE": tmp})
+        print("\nwhere a cold run's time goes (one profiled run each, seconds):\n")
+        print("| stage | seed | quantkit cold |\n|---|---|---|")
+        for name in seed_stages:
+            print(f"| {name} | {seed_stages[name]:.2f} | {ours[name]:.2f} |")
     return 0
 
 
