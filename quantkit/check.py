@@ -205,7 +205,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         notes.append(f"peer: {peer.versions()} — quantized like `yolo export format=openvino int8=True` (preset MIXED, "
                      "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'")
     else:
-        notes.append("peer: OpenVINO + NNCF not installed (pip install 'quantkit-yolo[openvino]' adds its row)")
+        notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
     deployable = [(ms, row) for ms, row in zip(raw_ms, rows) if ms and row["verdict"].startswith(("pass", "reference"))]
     fastest = None
     if deployable:  # by block timing: what a deployment of that model alone would see
@@ -231,7 +231,7 @@ def _peer_row(pipe: CasePipeline, threads: int | None, rounds: int, fp32_bytes: 
     if fp32_map is not None:
         preds = predict(runner, pipe.images, pipe.hw_nc[1])
         map_ = score(pipe.coco[0], preds, pipe.images, pipe.classes)["metrics"]["map50_95"]
-    return {"model": "OpenVINO NNCF INT8 (peer)", "size MB": round(size / 1e6, 2), "latency ms": None, "FPS": round(1000 / ms, 1),
+    return {"model": peer.LABEL, "size MB": round(size / 1e6, 2), "latency ms": None, "FPS": round(1000 / ms, 1),
             "deploy ms": round(ms, 3), "size change %": round(100 * (size / fp32_bytes - 1), 1), "speed change %": None,
             "peak memory MB": None, "mAP50-95": round(map_, 4) if map_ is not None else None,
             "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None, "quantize s": None,

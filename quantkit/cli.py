@@ -216,15 +216,20 @@ def cmd_history(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from . import peer
     from .evaluate import model_hw
     from .throughput import best, default_counts, grid, machine
 
     models, eps = list(dict.fromkeys(str(m) for m in args.models)), list(dict.fromkeys(args.ep or ["cpu"]))
     hws, info = [model_hw(m, _imgsz(args.imgsz))[0] for m in models], machine()
-    rows = grid(models, hws, eps, args.threads or default_counts(), args.streams or default_counts(), args.seconds)
-    picks = best(rows)
+    threads, streams = args.threads or default_counts(), args.streams or default_counts()
+    peer_xml, peer_note = peer.for_bench(models[0], hws[0], args.calib)
+    rows = grid(models, hws, eps, threads, streams, args.seconds)
+    if peer_xml:
+        rows += peer.throughput_rows(peer_xml, hws[0], threads, streams, args.seconds)
+    picks, notes = best(rows), [peer_note]
     if args.json:
-        print(json.dumps({"rows": rows, "best": picks, "machine": info, "seconds": args.seconds}))
+        print(json.dumps({"rows": rows, "best": picks, "machine": info, "seconds": args.seconds, "notes": notes}))
         return 0
     _print_table([{"model": r["model"], "ep": r["ep"], "threads": r["threads"], "streams": r["streams"],
                    "latency ms": r["latency_ms"], "images/s": r["fps"],
@@ -236,6 +241,8 @@ def cmd_bench(args) -> int:
               f"best throughput {thr['fps']} images/s ({thr['ep']}, {thr['threads']} thread(s), {thr['streams']} stream(s))")
     print(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), flags {', '.join(info['cpu']['flags'])}; "
           f"onnxruntime {info['onnxruntime']}; load average {info['load_before']} before the run; {args.seconds} s per setting")
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -408,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "Latency and throughput per model x EP x intra-op threads x concurrent streams. Each stream is its own "
                 "session in its own thread; all start together after a warm-up and run for the same --seconds. Sessions "
                 "keep onnxruntime's default thread spinning (deployment defaults), unlike the interleaved timing of "
-                "check and tune.")
+                "check and tune. With the openvino extra and --calib, the OpenVINO NNCF INT8 peer of the first MODEL "
+                "runs over the same grid (threads: INFERENCE_NUM_THREADS; each stream its own compiled model).")
     b.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="ONNX models, FP32 or INT8")
     b.add_argument("--ep", nargs="+", action="extend", metavar="EP",
                    help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or --ep cuda --ep cpu "
@@ -417,7 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--streams", type=_counts, metavar="N,N", help="concurrent streams (default: 1 and every core)")
     b.add_argument("--seconds", type=_positive_float, default=2.0, metavar="S", help="timed window per setting")
     b.add_argument("--imgsz", action=_Imgsz)
-    b.add_argument("--json", action="store_true", help="print one JSON object: rows, best per model, machine")
+    b.add_argument("--calib", type=Path, metavar="DIR",
+                   help="calibration images: with the openvino extra, adds the OpenVINO NNCF INT8 peer of the first MODEL "
+                        "(its FP32 source) over the same threads x streams")
+    b.add_argument("--json", action="store_true", help="print one JSON object: rows, best per model, machine, notes")
     b.set_defaults(func=cmd_bench)
 
     k = command("check", "the main job: quantize, evaluate, time, report (default: the embedded fixture)")

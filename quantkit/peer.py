@@ -9,18 +9,27 @@ Optional: ``pip install "quantkit-yolo[openvino]"`` brings openvino and nncf. Wi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from .calibration import CalibrationSet
+from . import compat
+from .calibration import CalibrationSet, choose_files, load_calibration
 from .errors import QuantkitError
 from .head import find_head
 from .model import name_nodes
+from .session import default_cache_dir
+
+LABEL = "OpenVINO NNCF INT8 (peer)"  # the peer's row in check's and bench's tables
+INSTALL = "pip install 'quantkit-yolo[openvino]'"
+EP = "openvino-native"  # OpenVINO's own runtime, not onnxruntime's OpenVINO EP
 
 
 def available() -> bool:
@@ -56,8 +65,14 @@ def nncf_int8(model_path: str | Path, calib: CalibrationSet, cache_dir: Path) ->
     model = ov.Core().read_model(str(model_path))
     input_name = model.inputs[0].get_any_name()
     dataset = nncf.Dataset(list(calib.tensors), lambda t: {input_name: t[None]})
-    quantized = nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib.tensors),
-                              ignored_scope=nncf.IgnoredScope(names=head.nodes, types=["Sigmoid"], validate=False))
+    level = logging.getLogger("nncf").level
+    nncf.set_log_level(logging.WARNING)
+    try:  # NNCF logs and draws its progress bar on stdout: keep them off ours (bench --json prints one object)
+        with contextlib.redirect_stdout(sys.stderr):
+            quantized = nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib.tensors),
+                                      ignored_scope=nncf.IgnoredScope(names=head.nodes, types=["Sigmoid"], validate=False))
+    finally:
+        nncf.set_log_level(level)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{time.time_ns()}.xml")
     ov.save_model(quantized, str(tmp))
@@ -76,7 +91,7 @@ class OVRunner:
         import openvino as ov
 
         config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-        self.model_path, self.ep, self.threads, self.batch = Path(model_path), "openvino-native", threads, 1
+        self.model_path, self.ep, self.threads, self.batch = Path(model_path), EP, threads, 1
         self.compiled = ov.Core().compile_model(str(model_path), "CPU", config)
         self.request = self.compiled.create_infer_request()
 
@@ -94,3 +109,49 @@ def block_ms(runner, tensor: np.ndarray, rounds: int = 30, warmup: int = 5) -> f
         runner.run(tensor)
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
+
+
+def missing_note(calib: bool) -> str | None:
+    """Why a report has no peer row and how to add it, in one line; None when nothing is missing."""
+    steps = ([] if available() else [f"{INSTALL} (openvino and nncf are not installed)"]) + \
+            ([] if calib else ["pass --calib DIR (NNCF calibrates on those images)"])
+    return f"peer: no '{LABEL}' row: {' and '.join(steps)} to add it for the first model" if steps else None
+
+
+def for_bench(model: str | Path, hw: tuple[int, int], calib_dir: str | Path | None) -> tuple[Path | None, str]:
+    """``quantkit bench``'s peer: the NNCF INT8 model of ``model`` (the first MODEL, made once and cached
+    like check's) and a note on it, or None and the one-line reason there is no row.
+
+    A ``calib_dir`` without images is the caller's error (CalibrationError, with or without the extra); a model
+    NNCF cannot serve is a note."""
+    if calib_dir is not None:
+        choose_files(calib_dir)
+    note = missing_note(calib_dir is not None)
+    if note:
+        return None, note
+    name = Path(model).name
+    proto = onnx.load(str(model), load_external_data=False)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger") for n in proto.graph.node):
+        return None, f"peer: no '{LABEL}' row: the first MODEL ({name}) is already quantized: put its FP32 source first"
+    calib = load_calibration(calib_dir, hw, progress=False)
+    try:
+        xml = nncf_int8(model, calib, default_cache_dir())
+    except QuantkitError as exc:
+        return None, f"peer: no '{LABEL}' row: {exc}"
+    except Exception as exc:  # noqa: BLE001 - NNCF or OpenVINO refusing the model: the other rows still stand
+        return None, f"peer: no '{LABEL}' row: NNCF could not quantize {name} ({type(exc).__name__}: {compat.error_line(exc)})"
+    return xml, (f"peer: {versions()} — {name} quantized like `yolo export format=openvino int8=True` (preset MIXED, head "
+                 f"in float, {len(calib.tensors)} --calib images); threads = INFERENCE_NUM_THREADS, each stream its own "
+                 "compiled model in its own thread, OpenVINO's other settings its defaults")
+
+
+def throughput_rows(xml: str | Path, hw: tuple[int, int], threads: list[int], streams: list[int],
+                    seconds: float = 2.0) -> list[dict]:
+    """The peer over the threads x streams grid, measured as ``throughput.measure`` measures onnxruntime
+    sessions: each stream its own compiled model (``INFERENCE_NUM_THREADS`` = threads, OpenVINO's other
+    settings its defaults) in its own thread (OpenVINO releases the GIL during inference)."""
+    from .throughput import measure
+
+    OVRunner(xml, threads[0])  # compiles before any timing
+    return [{**measure(xml, hw, EP, t, s, seconds, runner=lambda t=t: OVRunner(xml, t)), "model": LABEL}
+            for t in threads for s in streams]

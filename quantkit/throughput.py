@@ -1,7 +1,7 @@
 """Throughput under load: several concurrent streams, each its own session in its own thread.
 
-onnxruntime releases the GIL inside ``InferenceSession.run``, so streams in threads of one process
-run in parallel. Sessions keep onnxruntime's default thread spinning (what a deployment gets), unlike
+onnxruntime releases the GIL inside ``InferenceSession.run`` (OpenVINO inside ``InferRequest.infer``,
+for the peer's rows: ``peer.throughput_rows``), so streams in threads of one process run in parallel. Sessions keep onnxruntime's default thread spinning (what a deployment gets), unlike
 the interleaved timing of :mod:`quantkit.bench`, where idle sessions take turns.
 """
 
@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from . import compat
 from .bench import sample_input
@@ -63,14 +64,16 @@ def _stream(runner: Runner, tensor, barrier: threading.Barrier, start: list[floa
 
 
 def measure(model: str | Path, hw: tuple[int, int], ep: str = "cpu", threads: int = 1, streams: int = 1,
-            seconds: float = 2.0) -> dict:
+            seconds: float = 2.0, runner: Callable[[], Runner] | None = None) -> dict:
     """One setting: ``streams`` sessions of ``threads`` intra-op threads each, started together behind a
     barrier after a warm-up and run for the same ``seconds`` of wall-clock time.
 
     ``latency_ms``: median time per inference over every stream; ``fps``: inferences of all streams per
-    second of the window (from the barrier to the last stream's last inference).
+    second of the window (from the barrier to the last stream's last inference). ``runner`` makes one
+    stream's session (default: an onnxruntime ``Runner(model, ep, threads)``; another runtime passes its
+    own, e.g. the OpenVINO peer's ``OVRunner``); it is called once per stream.
     """
-    runners = [Runner(model, ep, threads) for _ in range(streams)]
+    runners = [runner() if runner else Runner(model, ep, threads) for _ in range(streams)]
     tensor = sample_input(hw)
     start: list[float] = [0.0]
     barrier = threading.Barrier(streams, action=lambda: start.__setitem__(0, time.perf_counter()))
