@@ -82,7 +82,8 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
     assert "size gate FAILED: compression" in out and "accuracy and parity were not measured" in out
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.md", "report.json", "sizes.png"}
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [r["model"] for r in report["rows"]][:2] == ["FP32 @ cpu", "INT8 static-qdq @ cpu"]
+    assert [r["model"] for r in report["rows"]][:3] == ["FP32 @ cpu", "FP32, Softmax rewritten @ cpu", "INT8 static-qdq @ cpu"]
+    assert report["rows"][1]["verdict"] == "reference" and any(n.startswith("FP32, Softmax rewritten") for n in report["notes"])
     assert all(r["peak memory MB"] > 0 for r in report["rows"] if r["verdict"] != "peer")
     assert all(r["deploy ms"] > 0 for r in report["rows"])
     if peer.available():  # the `openvino` extra: the peer's row; without it, a note that says how to get it
@@ -97,7 +98,8 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
     assert phases[-1].startswith("quantkit: throughput")
     best = report["best_throughput"]  # of the models whose verdict is pass or reference: not the failed static-qdq
     deployable = {r["model"] for r in report["rows"] if r["verdict"].startswith(("pass", "reference"))}
-    assert f"{'FP32' if best['model'] == 'fp32' else 'INT8 ' + best['model']} @ {best['ep']}" in deployable
+    label = {"fp32": "FP32", "fp32-fast-softmax": "FP32, Softmax rewritten"}.get(best["model"], f"INT8 {best['model']}")
+    assert f"{label} @ {best['ep']}" in deployable
     assert best["model"] != "static-qdq" and f"best throughput: {best['model']} on cpu" in out
     code, _, err = run_cli("check", tiny_model, "--out", tmp_path / "report2")
     assert code == 2 and "calibration" in err and not (tmp_path / "report2").exists()
