@@ -8,15 +8,15 @@
 - quantkit warm: the same with ``--format qoperator`` after it, reusing the cached ranges.
 
 The three alternate ``--rounds`` times (a loaded machine moves each run by seconds); the best of
-each is reported with the CPU, its INT8 flags and onnxruntime. ``--stages`` then profiles one more
-cold run of each (cProfile, which inflates Python-heavy stages) and prints where its time goes.
+each is reported with the CPU, its INT8 flags and onnxruntime. ``--stages`` then times one more cold
+run of each with timers around onnxruntime's stages (no profiler) and prints where the time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import pstats
 import subprocess
 import sys
 import tempfile
@@ -65,34 +65,47 @@ def _timed(cmd: list[str], env: dict | None = None) -> float:
     return time.perf_counter() - start
 
 
-# (stage, file suffix, function) whose cumulative time the profile reports; the rest is "other"
-STAGES = (
-    ("read + letterbox 100 images", "quantkit/calibration.py", "load_calibration"),
-    ("read + letterbox 100 images", "seed.py", "get_next"),
-    ("quant_pre_process", "quantization/shape_inference.py", "quant_pre_process"),
-    ("calibrator: augment graph + session", "quantization/calibrate.py", "create_calibrator"),
-    ("calibrator: inference + ranges", "quantization/calibrate.py", "collect_data"),
-    ("onnxruntime quantize_model (Python)", "quantization/qdq_quantizer.py", "quantize_model"),
-)
+# Stages, each the wall time spent in one function (onnxruntime's, or quantkit's where named)
+STAGED = """
+import atexit, json, os, runpy, sys, time
+import onnxruntime.quantization.calibrate as calibrate
+import onnxruntime.quantization.qdq_quantizer as qdq
+import onnxruntime.quantization.quantize as ort_quantize
+import onnxruntime.quantization.shape_inference as shape_inference
+seconds = {}
+def timed(owner, attr, stage):
+    real = getattr(owner, attr)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+    setattr(owner, attr, wrapper)
+timed(shape_inference, "quant_pre_process", "quant_pre_process")
+timed(ort_quantize, "create_calibrator", "calibrator setup (augmented graph, session; quantkit's batch-free copy)")
+timed(calibrate.MinMaxCalibrater, "collect_data", "calibration inference + ranges (the seed reads its images here)")
+timed(qdq.QDQQuantizer, "quantize_model", "onnxruntime quantize_model (Python)")
+if sys.argv[1] == "-m":
+    import quantkit.quantize
+    timed(quantkit.quantize, "load_calibration", "quantkit: read + letterbox 100 images")
+atexit.register(lambda: open(os.environ["STAGES_OUT"], "w").write(json.dumps(seconds)))
+sys.argv = sys.argv[2:] if sys.argv[1] == "-m" else sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__") if sys.argv[0] == "quantkit" else runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def stage_seconds(command: list[str], env: dict | None = None) -> dict[str, float]:
-    """Wall seconds of ``command`` in a fresh process under cProfile, split into STAGES."""
+    """Wall seconds of ``command`` (a script path or ``-m quantkit ...``) in a fresh process, split into
+    the functions STAGED times; the rest is imports, process start, loading/saving and checks."""
     with tempfile.TemporaryDirectory() as tmp:
-        prof = Path(tmp) / "run.prof"
+        out = Path(tmp) / "stages.json"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), *command], check=True, capture_output=True,
-                       env=env, cwd=tmp)
+        subprocess.run([sys.executable, "-c", STAGED, *command], check=True, capture_output=True,
+                       env={**(env or os.environ), "STAGES_OUT": str(out)}, cwd=tmp)
         total = time.perf_counter() - start
-        stats = pstats.Stats(str(prof)).stats  # {(file, line, function): (calls, primitive, tottime, cumtime, callers)}
-    out = dict.fromkeys([name for name, _, _ in STAGES], 0.0)
-    for (path, _, function), (_, _, _, cumulative, _) in stats.items():
-        for name, suffix, wanted in STAGES:
-            if function == wanted and path.endswith(suffix):
-                out[name] += cumulative
-    out["other (imports, process start, load/save, checks)"] = total - sum(out.values())
-    out["total"] = total
-    return out
+        stages = json.loads(out.read_text())
+    return {**stages, "other (imports, process start, load/save, checks)": total - sum(stages.values()), "total": total}
 
 
 def main(argv=None) -> int:
@@ -122,10 +135,10 @@ def main(argv=None) -> int:
             seed_stages = stage_seconds([str(script), str(MODEL), str(CALIB), f"{tmp}/seed.onnx"])
             ours = stage_seconds(["-m", "quantkit", "quantize", str(MODEL), "--calib", str(CALIB), "-o", f"{tmp}/qdq.onnx"],
                                  {**os.environ, "QUANTKIT_CACHE": tmp})
-        print("\nwhere a cold run's time goes (one profiled run each, seconds):\n")
+        print("\nwhere a cold run's time goes (one more run of each, seconds):\n")
         print("| stage | seed | quantkit cold |\n|---|---|---|")
-        for name in seed_stages:
-            print(f"| {name} | {seed_stages[name]:.2f} | {ours[name]:.2f} |")
+        for name in dict.fromkeys([*ours, *seed_stages]):
+            print(f"| {name} | {seed_stages.get(name, 0.0):.2f} | {ours.get(name, 0.0):.2f} |")
     return 0
 
 
