@@ -67,11 +67,11 @@ def _timed(cmd: list[str], env: dict | None = None) -> float:
 
 # Stages, each the wall time spent in one function (onnxruntime's, or quantkit's where named)
 STAGED = """
-import atexit, json, os, runpy, sys, time
+import atexit, importlib, json, os, runpy, sys, time
 import onnxruntime.quantization.calibrate as calibrate
 import onnxruntime.quantization.qdq_quantizer as qdq
-import onnxruntime.quantization.quantize as ort_quantize
 import onnxruntime.quantization.shape_inference as shape_inference
+ort_quantize = importlib.import_module("onnxruntime.quantization.quantize")  # the package's `quantize` is a function
 seconds = {}
 def timed(owner, attr, stage):
     real = getattr(owner, attr)
@@ -86,11 +86,11 @@ timed(shape_inference, "quant_pre_process", "quant_pre_process")
 timed(ort_quantize, "create_calibrator", "calibrator setup (augmented graph, session; quantkit's batch-free copy)")
 timed(calibrate.MinMaxCalibrater, "collect_data", "calibration inference + ranges (the seed reads its images here)")
 timed(qdq.QDQQuantizer, "quantize_model", "onnxruntime quantize_model (Python)")
-if sys.argv[1] == "-m":
-    import quantkit.quantize
-    timed(quantkit.quantize, "load_calibration", "quantkit: read + letterbox 100 images")
+args = sys.argv[1:]
+if args[0] == "-m":
+    timed(importlib.import_module("quantkit.quantize"), "load_calibration", "quantkit: read + letterbox 100 images")
 atexit.register(lambda: open(os.environ["STAGES_OUT"], "w").write(json.dumps(seconds)))
-sys.argv = sys.argv[2:] if sys.argv[1] == "-m" else sys.argv[1:]
+sys.argv = args[1:] if args[0] == "-m" else args
 runpy.run_module(sys.argv[0], run_name="__main__") if sys.argv[0] == "quantkit" else runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
