@@ -311,7 +311,8 @@ def cmd_tune(args) -> int:
         print(markdown_table(slow))
     print("Convs kept float for accuracy (most sensitive first, in the -floatK candidates): "
           + ", ".join(result["float_for_accuracy"]))
-    print(f"fastest deployable of FP32, {result['uniform']} and {result['mixed'] or 'no mixed model'}: {result['deployable'][1]}")
+    print(f"fastest deployable of FP32 and every candidate (uniform {result['uniform']}, mixed "
+          f"{result['mixed'] or '-'}): {result['deployable'][1]}")
     print("\nPareto set (latency ratio vs mAP drop):")
     print(markdown_table([c.row() for c in result["pareto"]]))
     chosen = result["chosen"]

@@ -8,8 +8,8 @@
    this EP and thread count are kept in float in a mixed model (float for speed).
 Every candidate is evaluated (mAP, parity) and timed against FP32 interleaved in one process; the
 Pareto set over (latency ratio, mAP drop) is reported and the fastest candidate meeting the gates
-is written out as a manifest ``[[config]]``; the fastest deployable of FP32, the uniform recipe and
-the mixed model is named, FP32 included when nothing quantized beats it here.
+is written out as a manifest ``[[config]]``; the fastest deployable of FP32 and every candidate
+(uniform, float-for-accuracy, mixed) is named: FP32 when nothing quantized beats it here.
 """
 
 from __future__ import annotations
@@ -128,8 +128,7 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         candidates.append(Candidate(s, drops[s.id], ms[s.id] / ms["fp32"], ms[s.id], q.compression, not failed, failed))
     passing = [c for c in candidates if c.passed]
     chosen = min(passing, key=lambda c: c.ratio) if passing else None
-    contenders = ["fp32", base.id] + ([mixed.id] if mixed else [])
-    deployable = fastest_deployable({k: ms[k] for k in contenders}, {c.spec.id: c.passed for c in candidates})
+    deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates})  # every candidate, and FP32
     return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "fp32_ms": ms["fp32"],
             "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"], "conv_timings": timings,
             "float_for_speed": for_speed, "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
