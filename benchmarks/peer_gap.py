@@ -23,6 +23,8 @@ The levers, each a variant of quantkit's default INT8 (static QDQ, per-channel, 
       (NNCF unifies Concat scales the same way)
   (f) session options on the default INT8 model: intra-op spinning off (``session.intra_op.allow_spinning``
       = 0), ``session.dynamic_block_base`` = 4
+  (g) without quantkit's Softmax rewrite (``fast_softmax=False``: onnxruntime's Softmax over the DFL's
+      non-last axis, as quantkit made INT8 models before ``quantkit.rewrite``), and FP32 with the rewrite
 
 Quantized models come from quantkit's cache (``CasePipeline``, the same cache as ``quantkit check``) and
 are made once; the peer is ``quantkit.peer.nncf_int8``'s cached model. mAP50-95 is quantkit's
@@ -55,6 +57,7 @@ from profile_ops import op_profile  # benchmarks/ is this script's folder
 from quantkit import compat, peer
 from quantkit.bench import sample_input
 from quantkit.calibration import load_calibration
+from quantkit.check import fast_softmax_fp32
 from quantkit.cpu import cpu_info
 from quantkit.errors import QuantkitError
 from quantkit.evaluate import predict, score
@@ -283,6 +286,11 @@ def build(pipe: CasePipeline, notes: list[str]) -> list[Variant]:
                           ("dynamic_block_base 4", {"session.dynamic_block_base": "4"})):
         variants.append(Variant(f"(f) {label}", lambda t, config=config: SessionRunner(int8, t, config=config), int8,
                                 map_of=variants[1].name))
+
+    lever("(g) without the Softmax rewrite", lever_spec("slow-softmax", fast_softmax=False))
+    rewritten = fast_softmax_fp32(fp32, pipe.cache_dir, pipe.hw_nc[0])
+    if rewritten:
+        variants.append(Variant("(g) FP32 with the Softmax rewrite", lambda t: Runner(rewritten[0], "cpu", t), rewritten[0]))
 
     if peer.available():
         log("the peer: NNCF INT8 (cached after the first run)")

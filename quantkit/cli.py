@@ -218,9 +218,11 @@ def cmd_history(args) -> int:
 def cmd_bench(args) -> int:
     from . import peer
     from .evaluate import model_hw
+    from .session import available_eps
     from .throughput import best, default_counts, grid, machine
 
-    models, eps = list(dict.fromkeys(str(m) for m in args.models)), list(dict.fromkeys(args.ep or ["cpu"]))
+    default_eps = ["cpu"] + (["openvino"] if "openvino" in available_eps() else [])  # the CPU EPs
+    models, eps = list(dict.fromkeys(str(m) for m in args.models)), list(dict.fromkeys(args.ep or default_eps))
     hws, info = [model_hw(m, _imgsz(args.imgsz))[0] for m in models], machine()
     threads, streams = args.threads or default_counts(), args.streams or default_counts()
     peer_xml, peer_note = peer.for_bench(models[0], hws[0], args.calib)
@@ -421,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="ONNX models, FP32 or INT8")
     b.add_argument("--ep", nargs="+", action="extend", metavar="EP",
                    help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or --ep cuda --ep cpu "
-                        "(default: cpu)")
+                        "(default: cpu, and openvino where onnxruntime-openvino is installed)")
     b.add_argument("--threads", type=_counts, metavar="N,N", help="intra-op threads per session (default: 1 and every core)")
     b.add_argument("--streams", type=_counts, metavar="N,N", help="concurrent streams (default: 1 and every core)")
     b.add_argument("--seconds", type=_positive_float, default=2.0, metavar="S", help="timed window per setting")

@@ -122,3 +122,16 @@ def test_best_throughput_skips_what_does_not_run(tiny_model, tmp_path):
     assert row["model"] == "tiny" and row["ep"] == "cpu" and row["fps"] > 0
     assert row["threads"] in default_counts() and row["streams"] in default_counts()
     assert best_throughput({"clf": clf}, (32, 32), ["cpu"], seconds=0.1) is None
+
+
+@pytest.mark.parametrize("offered, expected", [(["cpu"], ["cpu"]), (["cuda", "openvino", "cpu"], ["cpu", "openvino"])])
+def test_bench_times_the_openvino_ep_by_default_where_it_is_installed(offered, expected, tiny_model, capsys, monkeypatch):
+    """onnxruntime-openvino's EP runs the same QDQ model beside the CPU EP; GPU EPs only when asked for."""
+    import quantkit.session
+    import quantkit.throughput
+
+    asked = []
+    monkeypatch.setattr(quantkit.session, "available_eps", lambda: offered)
+    monkeypatch.setattr(quantkit.throughput, "grid", lambda models, hws, eps, *rest: asked.append(eps) or [])
+    bench_json(capsys, tiny_model, "--threads", "1", "--streams", "1")
+    assert asked == [expected]
