@@ -368,7 +368,7 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
                 if config.mode == "weights":
                     converted = quantize_weights(prepared_proto, set(float_nodes))
                     onnx.save(prepared_proto, str(quant))
-                    notes.append(f"weights: {converted} Conv weights stored as int8; run with "
+                    notes.append(f"{converted} Conv weights stored as int8; run with "
                                  + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
                                  + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
                 elif config.mode == "static":
