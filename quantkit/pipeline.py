@@ -30,6 +30,7 @@ from .metrics import ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantize import QuantResult, quantize, resolve_config
 from .report import write_text_atomic
+from .rewrite import carries_rewrite, rewritten_copy
 from .session import Runner, default_cache_dir
 
 
@@ -186,17 +187,25 @@ class CasePipeline:
         """FP32 and INT8 timed interleaved at ``threads`` intra-op threads, gated by the CPU class's
         threshold. A ratio over it is timed once more, twice as long, and that run decides: a real
         regression fails both, a burst of noise on a shared runner rarely does."""
-        int8 = self.model_path(spec)
-        measured = latency_ratio(self.case.model, int8, self.hw_nc[0], self.ep, threads)
+        int8, fp32 = self.model_path(spec), self.fp32_reference(spec)
+        measured = latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads)
         result = gates.check_latency(measured["ratio"], self.ep, th, case_id, measured["fp32_ms"], measured["int8_ms"],
                                      spec.size_only, threads)
         if not result.passed:
             first = measured["ratio"]
-            measured = latency_ratio(self.case.model, int8, self.hw_nc[0], self.ep, threads, rounds=60)
+            measured = latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds=60)
             result = gates.check_latency(measured["ratio"], self.ep, th, case_id, measured["fp32_ms"], measured["int8_ms"],
                                          spec.size_only, threads)
             result.note += f"; the first run read {first:.3f}, this is the second, twice as long"
+        if fp32 != self.case.model:
+            result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
         return result, measured
+
+    def fp32_reference(self, spec: ConfigSpec) -> Path:
+        """The FP32 model INT8 is timed against: the case's model, with the Softmax rewrite where the INT8
+        model carries it, so the ratio is what quantization does (rewrite.py)."""
+        int8 = self.model_path(spec)
+        return (carries_rewrite(int8) and rewritten_copy(self.case.model, self.cache_dir)) or self.case.model
 
     @cached_property
     def fp32_ops(self) -> dict[str, int]:

@@ -9,11 +9,17 @@ ReduceSum and Div along that axis, in 0.23 ms (benchmarks/README.md, "Closing th
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from .compat import model_opset
+from .report import write_bytes_atomic
+
+REWRITES_KEY = "quantkit_rewrites"  # metadata of a model quantkit rewrote: "softmax:<node>,..."
 
 
 def _rank(model: onnx.ModelProto, tensor: str) -> int | None:
@@ -58,3 +64,24 @@ def decompose_softmax(model: onnx.ModelProto) -> list[str]:
         del model.graph.node[:]
         model.graph.node.extend(nodes)
     return replaced
+
+
+def carries_rewrite(model_path: str | Path) -> bool:
+    """Whether quantkit rewrote this (quantized) model's Softmax: its metadata says so."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    return any(p.key == REWRITES_KEY for p in model.metadata_props)
+
+
+def rewritten_copy(model_path: str | Path, cache_dir: Path) -> Path | None:
+    """``model_path`` with the Softmax rewrite, made once under ``cache_dir``/rewritten (by content);
+    None when it has no Softmax to rewrite. The FP32 reference for a rewritten INT8 model: timing INT8
+    against it measures what quantization does, not what the rewrite does."""
+    proto = onnx.load(str(model_path))
+    if not decompose_softmax(proto):
+        return None
+    data = proto.SerializeToString()
+    out = Path(cache_dir) / "rewritten" / f"{Path(model_path).stem}-fast-softmax-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out, data)
+    return out

@@ -26,6 +26,7 @@ from quantkit.manifest import THRESHOLDS, ConfigSpec
 from quantkit.metrics import ClassMap, parity
 from quantkit.model import float_convs
 from quantkit.pipeline import CasePipeline
+from quantkit.rewrite import REWRITES_KEY, decompose_softmax
 
 TH = dict(THRESHOLDS)
 
@@ -281,6 +282,26 @@ def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_pat
     result, measured = pipe.latency_gate(spec, 1, TH, "planted/slow/cpu/1t")
     assert not result.passed and measured["ratio"] > 2.0, result.message()
     assert result.message().startswith("latency gate FAILED: int8/fp32") and "CPU" in result.message()
+
+
+def test_the_softmax_rewrite_cannot_pass_for_an_int8_gain(fixture_case, tmp_path):
+    """(fixture) The planted "INT8" model is FP32 with only quantkit's Softmax rewrite (faster than the
+    source FP32, not quantized at all): the gate times it against FP32 with the same rewrite, where it
+    gains nothing; without the rewrite's mark, the source FP32 stays the reference."""
+    planted = onnx.load(str(fixture_case.model))
+    decompose_softmax(planted)
+    planted.metadata_props.add(key=REWRITES_KEY, value="softmax:/model.22/dfl/Softmax")
+    rewritten_only = graphs.save(planted, tmp_path / "rewritten-only.onnx")
+    pipe = CasePipeline(fixture_case, cache_dir=tmp_path / "cache", threads=1)
+    spec = ConfigSpec("planted-rewrite", "default")
+    pipe.model_path = lambda s: rewritten_only if s is spec else fixture_case.model
+    reference = pipe.fp32_reference(spec)
+    assert reference != fixture_case.model and not any(n.op_type == "Softmax" for n in onnx.load(str(reference)).graph.node)
+    result, measured = pipe.latency_gate(spec, 1, TH, "planted/rewrite/cpu/1t")
+    assert 0.8 < measured["ratio"] < 1.25 and "same Softmax rewrite" in result.message(), result.message()
+    unmarked = graphs.save(onnx.load(str(fixture_case.model)), tmp_path / "unmarked.onnx")
+    pipe.model_path = lambda s: unmarked if s is spec else fixture_case.model
+    assert pipe.fp32_reference(spec) == fixture_case.model
 
 
 # ---- the plugin's own refusals, through the real suite -------------------------------------------

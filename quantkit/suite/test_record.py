@@ -22,7 +22,7 @@ def _record(qk_pair, request) -> dict:
     p = qk_pair.pipeline
     record = p.record(qk_pair.spec)
     serial = not hasattr(request.config, "workerinput")
-    record["latency"] = latency_ratio(p.case.model, p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
+    record["latency"] = latency_ratio(p.fp32_reference(qk_pair.spec), p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
                                       threads=BASELINE_THREADS) if serial else None
     record["machine"] = fingerprint(BASELINE_THREADS)
     return record
@@ -70,7 +70,7 @@ def test_latency_against_baseline(qk_pair, qk_settings, qk_record):
     result = gates.check_baseline_latency(record, baseline, qk_pair.thresholds, qk_pair.id)
     if not result.passed:  # like the latency gate: a regression survives a second, twice as long run
         p = qk_pair.pipeline
-        record = {**record, "latency": latency_ratio(p.case.model, p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
+        record = {**record, "latency": latency_ratio(p.fp32_reference(qk_pair.spec), p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
                                                       threads=BASELINE_THREADS, rounds=60)}
         result = gates.check_baseline_latency(record, baseline, qk_pair.thresholds, qk_pair.id)
     qk_pair.assert_passed([result])
