@@ -26,14 +26,13 @@ from .errors import CalibrationError, EPUnavailableError, QuantkitError
 from .evaluate import predict, score
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
-from .rewrite import carries_rewrite, rewritten_copy
+from .rewrite import FAST_FP32, carries_rewrite, rewritten_copy
 from .session import Runner, available_eps
 from .throughput import best_throughput, describe
 
 CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "weights", size_only=True),
                  ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
-FAST_FP32 = "fp32-fast-softmax"  # FP32 with the Softmax rewrite the INT8 models carry (rewrite.py)
 
 _MEMORY_PROBE = """
 import sys, numpy as np, onnxruntime as ort

@@ -20,6 +20,7 @@ from .compat import model_opset
 from .report import write_bytes_atomic
 
 REWRITES_KEY = "quantkit_rewrites"  # metadata of a model quantkit rewrote: "softmax:<node>,..."
+FAST_FP32 = "fp32-fast-softmax"  # the FP32 reference with the rewrite, in check's and tune's timings
 
 
 def _rank(model: onnx.ModelProto, tensor: str) -> int | None:

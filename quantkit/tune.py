@@ -27,6 +27,7 @@ from .calibration import load_calibration
 from .layer_speed import conv_timings, fastest_deployable, slow_in_int8
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
+from .rewrite import FAST_FP32, carries_rewrite, rewritten_copy
 from .session import Runner
 
 GRID = (
@@ -116,20 +117,24 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         specs.append(mixed)
         drops[mixed.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(mixed)["map50_95"])
 
-    runners = {"fp32": Runner(case.model, ep, threads, spin=False),
+    rewritten = rewritten_copy(case.model, pipe.cache_dir)  # the candidates carry the Softmax rewrite: so does their FP32
+    references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
+    runners = {**{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
                **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs}}
     ms = interleaved(runners, sample_input(pipe.hw_nc[0]))
+    reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
     candidates = []
     for s in specs:
         q = pipe.quantized(s)
         results = gates.check_map(pipe.map(None), pipe.map(s), th, s.id)[1:] + gates.check_parity(pipe.parity(s), th, s.id)
         results += gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
         failed = sorted({r.metric for r in results if not r.passed})
-        candidates.append(Candidate(s, drops[s.id], ms[s.id] / ms["fp32"], ms[s.id], q.compression, not failed, failed))
+        candidates.append(Candidate(s, drops[s.id], ms[s.id] / ms[reference[s.id]], ms[s.id], q.compression, not failed, failed))
     passing = [c for c in candidates if c.passed]
     chosen = min(passing, key=lambda c: c.ratio) if passing else None
-    deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates})  # every candidate, and FP32
+    deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates}, tuple(references))  # and FP32
     return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "fp32_ms": ms["fp32"],
+            "fp32_rewritten_ms": ms.get(FAST_FP32),
             "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"], "conv_timings": timings,
             "float_for_speed": for_speed, "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
             "uniform": base.id, "mixed": mixed.id if mixed else None, "deployable": deployable}

@@ -31,3 +31,11 @@ def test_the_fastest_deployable_never_fails_a_gate_and_may_be_fp32():
     assert fastest_deployable(ms, {"uniform": True, "mixed": False})[0] == "uniform"  # mixed failed accuracy
     name, sentence = fastest_deployable({"fp32": 5.0, "uniform": 6.0, "mixed": 5.5}, {"uniform": True, "mixed": True})
     assert name == "fp32" and sentence.startswith("FP32 is the right answer on this machine")
+
+
+def test_fp32_with_the_softmax_rewrite_is_a_deployable_reference():
+    """INT8 beating the source FP32 only by the rewrite's gain loses to FP32 with the same rewrite."""
+    ms = {"fp32": 10.0, "fp32-fast-softmax": 8.0, "uniform": 8.5}
+    assert fastest_deployable(ms, {"uniform": True})[0] == "uniform"  # without the rewritten reference: misleading
+    name, sentence = fastest_deployable(ms, {"uniform": True}, ("fp32", "fp32-fast-softmax"))
+    assert name == "fp32-fast-softmax" and "FP32 with the Softmax rewrite" in sentence
