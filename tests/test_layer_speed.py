@@ -1,9 +1,14 @@
 """Per-Conv INT8/FP32 timing and the rule that picks what to deploy from it."""
 
+import dataclasses
+
 import onnx
+import pytest
 
 from quantkit import quantize
 from quantkit.layer_speed import ConvTiming, conv_timings, fastest_deployable, slow_in_int8
+from quantkit.manifest import ConfigSpec, Manifest
+from quantkit.tune import tune
 
 
 def test_every_quantized_conv_is_timed_both_ways(tiny_model, calib_dir, tmp_path):
@@ -39,3 +44,21 @@ def test_fp32_with_the_softmax_rewrite_is_a_deployable_reference():
     assert fastest_deployable(ms, {"uniform": True})[0] == "uniform"  # without the rewritten reference: misleading
     name, sentence = fastest_deployable(ms, {"uniform": True}, ("fp32", "fp32-fast-softmax"))
     assert name == "fp32-fast-softmax" and "FP32 with the Softmax rewrite" in sentence
+
+
+@pytest.mark.slow  # quantizes, evaluates and times three candidates of the fixture (~20 s; `pytest -m slow`)
+def test_tune_times_candidates_against_fp32_with_the_same_rewrite(fixture_case, tmp_path):
+    """(fixture, 60 val images) tune end to end: per-Conv timings, a mixed candidate made of the Convs
+    INT8 does not pay for, each ratio against FP32 with the Softmax rewrite the candidates carry, and a
+    fastest deployable that is FP32 (either) or a candidate meeting the gates."""
+    case = dataclasses.replace(fixture_case, coco_ann=fixture_case.coco_ann.with_name("annotations-first60.json"))
+    grid = (ConfigSpec("qdq-pc-minmax", "default"),)
+    result = tune(Manifest([case], list(grid)), cache_dir=tmp_path, progress=False, grid=grid, top_k=(2,))
+    ids = [c.spec.id for c in result["candidates"]]
+    assert ids[:2] == ["qdq-pc-minmax", "qdq-pc-minmax-float2"] and len(result["conv_timings"]) == 63
+    assert result["mixed"] == ("qdq-pc-minmax-speed" if result["float_for_speed"] else None)
+    assert result["fp32_rewritten_ms"] < result["fp32_ms"]  # the rewrite's own gain, not counted as INT8's
+    for c in result["candidates"]:
+        assert c.ratio == pytest.approx(c.int8_ms / result["fp32_rewritten_ms"], rel=1e-6)
+    best, sentence = result["deployable"]
+    assert best in ("fp32", "fp32-fast-softmax") or next(c for c in result["candidates"] if c.spec.id == best).passed
