@@ -43,7 +43,7 @@ def _code_digest() -> str:
     """Hash of the modules that decide what a quantized model looks like."""
     here = Path(__file__).parent
     return _sha(b"".join((here / f"{name}.py").read_bytes() for name in
-                         ("compat", "model", "head", "preprocess", "calibration", "quantize", "ranges", "weights")))
+                         ("compat", "model", "head", "preprocess", "calibration", "quantize", "ranges", "weights", "rewrite")))
 
 
 class CasePipeline:
@@ -204,8 +204,11 @@ class CasePipeline:
     def fp32_reference(self, spec: ConfigSpec) -> Path:
         """The FP32 model INT8 is timed against: the case's model, with the Softmax rewrite where the INT8
         model carries it, so the ratio is what quantization does (rewrite.py)."""
-        int8 = self.model_path(spec)
-        return (carries_rewrite(int8) and rewritten_copy(self.case.model, self.cache_dir)) or self.case.model
+        return (carries_rewrite(self.model_path(spec)) and self._rewritten_fp32) or self.case.model
+
+    @cached_property
+    def _rewritten_fp32(self) -> Path | None:
+        return rewritten_copy(self.case.model, self.cache_dir)
 
     @cached_property
     def fp32_ops(self) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Throughput under load: several concurrent streams, each its own session in its own thread.
 
 onnxruntime releases the GIL inside ``InferenceSession.run`` (OpenVINO inside ``InferRequest.infer``,
-for the peer's rows: ``peer.throughput_rows``), so streams in threads of one process run in parallel. Sessions keep onnxruntime's default thread spinning (what a deployment gets), unlike
-the interleaved timing of :mod:`quantkit.bench`, where idle sessions take turns.
+for the peer's rows: ``peer.throughput_rows``), so streams in threads of one process run in parallel.
+Sessions keep onnxruntime's default thread spinning (what a deployment gets), unlike the interleaved
+timing of :mod:`quantkit.bench`, where idle sessions take turns.
 """
 
 from __future__ import annotations

@@ -13,22 +13,19 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .compat import model_opset
 from .errors import ModelError
 
 SESSION_CONFIG_KEY = "quantkit_session_config"
 SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
 
 
-def opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def quantize_weights(model: onnx.ModelProto, exclude: set[str]) -> int:
     """Replace each Conv's float weight (outside ``exclude``) by int8 + DequantizeLinear, in place;
     return how many Convs were converted."""
-    if opset(model) < 13:
+    if model_opset(model) < 13:
         raise ModelError(f"weight-only INT8 needs opset >= 13 (per-channel DequantizeLinear), the model has "
-                         f"{opset(model)}: re-export at opset 13+ or use --mode dynamic")
+                         f"{model_opset(model)}: re-export at opset 13+ or use --mode dynamic")
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     uses: dict[str, int] = {}
