@@ -119,7 +119,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
     choose_files(case.calib)
     if has_coco:
-        pipe.coco
+        pipe.classes  # the annotations and the class map (names or --class-map) against the model
     th_for = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
     results, gate_results = {}, {}
     for spec in specs:

@@ -25,6 +25,16 @@ def _imgsz(values):
     return tuple(values) if values else None
 
 
+def _join_imgsz(args: list[str]) -> list[str]:
+    """``--imgsz H W`` -> ``--imgsz H,W``, so --imgsz takes one token and never swallows the MODEL after it."""
+    args = list(args)
+    for i, arg in enumerate(args[:-2]):
+        if arg == "--imgsz" and args[i + 1].isdigit() and args[i + 2].isdigit():
+            args[i + 1:i + 3] = [f"{args[i + 1]},{args[i + 2]}"]
+            break
+    return args
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -71,33 +81,35 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}: see `{self.prog} --help`\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(_join_imgsz(sys.argv[1:] if args is None else args), namespace)
+
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown where there is one; ``--imgsz`` reads ``H [W]``."""
+    """Defaults shown where there is one."""
 
     def _get_help_string(self, action):
         if action.default in (None, False) or "%(default)" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
-    def _format_args(self, action, default_metavar):
-        if isinstance(action, _Imgsz):
-            return "H [W]"
-        return super()._format_args(action, default_metavar)
-
 
 class _Imgsz(argparse.Action):
-    """``--imgsz H [W]``: one value means a square input."""
+    """``--imgsz 640``, ``640x640`` or ``640,640`` (one token; ``H W`` is joined into one by _Parser)."""
 
     def __init__(self, option_strings, dest, **kwargs):
-        kwargs.setdefault("help", "input height and width in pixels, for dynamic H/W (one value: square); "
-                                  "a multiple of the model's stride (its metadata's, else its head's, else 32), 32..4096")
-        super().__init__(option_strings, dest, nargs="+", type=int, **kwargs)
+        kwargs.setdefault("help", "input height and width in pixels for dynamic H/W: 640 (square), 640x640 or "
+                                  "640,640; a multiple of the model's stride (its metadata's, else its head's, else 32), "
+                                  "32..4096")
+        super().__init__(option_strings, dest, metavar="HxW", **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if len(values) > 2:
-            parser.error(f"argument {option_string}: takes H or H W, got {len(values)} values")
-        setattr(namespace, self.dest, tuple(values))
+        from .manifest import parse_imgsz
+
+        try:
+            setattr(namespace, self.dest, parse_imgsz(values))
+        except QuantkitError:
+            parser.error(f"argument {option_string}: '{values}' is not a size: write 640, 640x640 or 640,640")
 
 
 class _Version(argparse.Action):
@@ -252,6 +264,9 @@ def _manifest_from_args(args):
     """A manifest of the model named on the command line, else the embedded fixture's (its first case runs)."""
     from .manifest import load_manifest, single_case
 
+    if bool(args.coco_images) != bool(args.coco_ann):
+        have, lack = ("--coco-images", "--coco-ann JSON") if args.coco_images else ("--coco-ann", "--coco-images DIR")
+        raise QuantkitError(f"{have} needs {lack} too: mAP is measured on annotated images, so pass both or neither")
     if args.model:
         return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map)
     manifest = FIXTURES / "manifest.toml"
@@ -468,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
             return args.func(args)
+    except KeyboardInterrupt:  # temp folders are removed on the way out; outputs are written atomically, last
+        print("quantkit: interrupted: nothing written", file=sys.stderr)
+        return 130
     except QuantkitError as exc:
         print(f"quantkit: error: {exc}", file=sys.stderr)
         return 2

@@ -209,14 +209,22 @@ def _save(plt, fig, path: str | Path) -> None:
         plt.close(fig)
 
 
-VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "fail": "#d62728"}
+VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "size only": "#7f7f7f", "fail": "#d62728",
+                   "peer": "#9467bd", "other": "#000000"}
 _MARKERS = "osD^vP*Xh<>p"
 
 
-def _verdict_colour(verdict) -> str:
-    """Blue for the FP32 reference, green for a pass, red for any failure, grey without a verdict."""
+def _verdict_kind(verdict) -> str:
+    """A row's verdict as a VERDICT_COLOURS key: 'pass, size only: ...' is 'size only', 'FAIL: ...' is 'fail'."""
     text = str(verdict or "").lower()
-    return VERDICT_COLOURS["fail"] if text.startswith("fail") else VERDICT_COLOURS.get(text, "#7f7f7f")
+    if text.startswith("fail"):
+        return "fail"
+    return "size only" if "size only" in text else text if text in VERDICT_COLOURS else "other"
+
+
+def _verdict_colour(verdict) -> str:
+    """Blue for the FP32 reference, green for a pass, grey for size only, red for any failure, black otherwise."""
+    return VERDICT_COLOURS[_verdict_kind(verdict)]
 
 
 def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = None) -> None:
@@ -310,16 +318,21 @@ def plot_sizes(rows: list[dict], path: str | Path, title: str = "") -> None:
     bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized],
                   color=[_verdict_colour(r.get("verdict")) for r in sized])
     base = sized[0]["size MB"] if sized else None
-    ax.bar_label(bars, [f"{r['size MB']:.2f}" + (f"\n{base / r['size MB']:.2f}x smaller" if i and r["size MB"] else "")
-                        for i, r in enumerate(sized)], fontsize="small")
+
+    def ratio(r) -> str:  # against the first row; none where the size is the same to two decimals
+        factor = base / r["size MB"] if r["size MB"] else 1.0
+        if round(factor, 2) == 1:
+            return ""
+        return f"\n{factor:.2f}x smaller" if factor > 1 else f"\n{1 / factor:.2f}x larger"
+
+    ax.bar_label(bars, [f"{r['size MB']:.2f}" + ratio(r) for r in sized], fontsize="small")
     ax.set_xticks(range(len(sized)), labels, rotation=20, ha="right")
-    verdicts = {"fail" if str(r.get("verdict", "")).lower().startswith("fail") else str(r.get("verdict", "")).lower()
-                for r in sized} & set(VERDICT_COLOURS)
-    if verdicts:
+    kinds = {_verdict_kind(r.get("verdict")) for r in sized}
+    if any(r.get("verdict") for r in sized):  # every colour drawn is in the legend
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=f"row verdict: {v}") for v in VERDICT_COLOURS if v in verdicts],
-                  fontsize="small", loc="upper right")
+        ax.legend(handles=[Patch(color=colour, label=f"row verdict: {kind}") for kind, colour in VERDICT_COLOURS.items()
+                           if kind in kinds], fontsize="small", loc="upper right")
     ax.set_ylabel("size (MB)")
     ax.margins(y=0.2)
     ax.set_title(title or "model sizes", fontsize="medium")

@@ -4,7 +4,11 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +19,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 import quantkit
+import quantkit.check
 import quantkit.evaluate
+import quantkit.pipeline
 from quantkit.cli import build_parser, main
 from quantkit import peer
 from quantkit.manifest import ConfigSpec
@@ -160,7 +166,7 @@ def test_help_describes_every_argument_with_choices_and_defaults():
         for action in sub._actions:
             assert action.help, f"quantkit {name}: {action.option_strings or action.dest} has no help"
     text = commands["quantize"].format_help()
-    assert "--imgsz H [W]" in text and "[H [W] ...]" not in text
+    assert "[--imgsz HxW]" in text and "640x640 or 640,640" in " ".join(text.split())
     assert "(default: 100)" in " ".join(text.split()) and "{default,naive,qoperator,dynamic,weights}" in text
     assert set(commands["quantize"]._option_string_actions["--preset"].choices) == set(PRESETS)
 
@@ -168,8 +174,68 @@ def test_help_describes_every_argument_with_choices_and_defaults():
 def test_imgsz_takes_one_or_two_values():
     parser = build_parser()
     assert parser.parse_args(["quantize", "m.onnx", "-o", "q.onnx", "--imgsz", "192", "320"]).imgsz == (192, 320)
-    assert parser.parse_args(["quantize", "m.onnx", "-o", "q.onnx", "--imgsz", "640"]).imgsz == (640,)
-    assert parser.parse_args(["check", "--imgsz", "640", "--out", "r"]).imgsz == (640,)
+    assert parser.parse_args(["quantize", "m.onnx", "-o", "q.onnx", "--imgsz", "640"]).imgsz == (640, 640)
+    assert parser.parse_args(["check", "--imgsz", "640", "--out", "r"]).imgsz == (640, 640)
+
+
+@pytest.mark.parametrize("size, hw", [("640", (640, 640)), ("192x320", (192, 320)), ("192,320", (192, 320))])
+def test_imgsz_is_one_token_before_the_model(size, hw):
+    """`quantize --imgsz 640 model.onnx` once read the model path as a second size ('invalid int value')."""
+    args = build_parser().parse_args(["quantize", "--imgsz", size, "m.onnx", "-o", "q.onnx"])
+    assert (args.imgsz, args.model) == (hw, Path("m.onnx"))
+    args = build_parser().parse_args(["check", "--imgsz", size, "m.onnx"])
+    assert (args.imgsz, args.model) == (hw, Path("m.onnx"))
+
+
+def test_imgsz_that_is_not_a_size_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["quantize", "--imgsz", "640x", "m.onnx", "-o", "q.onnx"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "'640x' is not a size: write 640, 640x640 or 640,640" in err
+
+
+@pytest.mark.parametrize("given, missing", [("--coco-images", "--coco-ann"), ("--coco-ann", "--coco-images")])
+def test_coco_images_and_annotations_come_in_pairs(given, missing, tiny_model, calib_dir, tmp_path, monkeypatch, capsys):
+    """Half of the pair was silently ignored (the check ran without accuracy): now one line naming the other half."""
+    monkeypatch.setattr(quantkit.check, "run_check", lambda *a, **k: pytest.fail("check ran with half a dataset"))
+    code = main(["check", str(tiny_model), "--calib", str(calib_dir), given, str(tmp_path / "half"),
+                 "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"{given} needs {missing}" in err
+    assert not (tmp_path / "report").exists()
+
+
+def test_check_finds_a_class_name_mismatch_before_quantizing(fixture_case, tmp_path, monkeypatch, capsys):
+    """The annotations' class names are checked with the other inputs, not after the first long phase."""
+    ann = json.loads(Path(fixture_case.coco_ann).read_text())
+    for cat in ann["categories"]:
+        cat["name"] = f"not-{cat['name']}"
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    quantized = []
+    monkeypatch.setattr(quantkit.pipeline.CasePipeline, "quantized", lambda self, spec: quantized.append(spec) or 1 / 0)
+    code = main(["check", str(fixture_case.model), "--calib", str(fixture_case.calib), "--coco-images",
+                 str(fixture_case.coco_images), "--coco-ann", str(tmp_path / "ann.json"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert quantized == [] and code == 2, err
+    assert err.startswith("quantkit: error: class names do not match the annotations") and err.count("\n") == 1
+
+
+def test_ctrl_c_is_one_line_exit_130_and_leaves_no_temp_folder(fixture_case, tmp_path):
+    """Ctrl-C (SIGINT to the process group) mid-quantization: no traceback, exit 130, nothing left behind."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "QUANTKIT_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "quantkit", "check", str(fixture_case.model), "--calib",
+                             str(fixture_case.calib), "--out", str(tmp_path / "report")], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    first = proc.stderr.readline()
+    assert first.startswith("quantkit: quantizing"), first + proc.stderr.read()
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (130, "quantkit: interrupted: nothing written\n")
+    assert not [p.name for p in temp.iterdir() if p.name.startswith(("quantkit-", "ort.quant"))]
+    assert not (tmp_path / "report").exists()
 
 
 def test_readme_command_block_matches_the_usage_lines():

@@ -155,6 +155,26 @@ def test_plots_are_png(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png", "r", "scatter.png", "sizes.png"]
 
 
+def test_sizes_plot_names_every_colour_and_gives_no_ratio_of_one(tmp_path, monkeypatch):
+    """The size-only bars (grey) are in the legend; a row as large as FP32 is not '1.00x smaller'."""
+    import quantkit.report
+
+    figures = []
+    monkeypatch.setattr(quantkit.report, "_save", lambda plt, fig, path: figures.append(fig))
+    rows = [{"model": "FP32 @ cpu", "size MB": 12.13, "verdict": "reference"},
+            {"model": "FP32, Softmax rewritten @ cpu", "size MB": 12.13, "verdict": "reference"},
+            {"model": "INT8 static-qdq @ cpu", "size MB": 3.38, "verdict": "pass"},
+            {"model": "INT8 weights @ cpu", "size MB": 3.17, "verdict": "pass, size only: 1.00x FP32 latency"},
+            {"model": "INT8 naive @ cpu", "size MB": 3.31, "verdict": "FAIL: latency, mAP"}]
+    plot_sizes(rows, tmp_path / "sizes.png")
+    ax = figures[0].axes[0]
+    legend = {patch.get_label(): patch.get_facecolor() for patch in ax.get_legend().get_patches()}
+    assert set(legend) == {"row verdict: reference", "row verdict: pass", "row verdict: size only", "row verdict: fail"}
+    assert {bar.get_facecolor() for bar in ax.patches} == set(legend.values())
+    labels = [text.get_text() for text in ax.texts]
+    assert labels[:2] == ["12.13", "12.13"] and labels[2] == "3.38\n3.59x smaller"
+
+
 def test_cli_history_writes_table_flags_and_plot(tmp_path, capsys):
     results, out = tmp_path / "results", tmp_path / "out"
     write_results(results, "1.15.1", record())
