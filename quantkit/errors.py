@@ -27,3 +27,7 @@ class ManifestError(QuantkitError):
 
 class EPUnavailableError(QuantkitError):
     """An execution provider was asked for but onnxruntime did not run the session on it."""
+
+
+class CacheError(QuantkitError):
+    """`quantkit cache` was pointed at a folder it will not touch (not a quantkit cache)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from . import compat
+from . import cache, compat
 from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
@@ -231,12 +231,13 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
     return kwargs, {"weight_type": weight_type, "reduce_range": reduce_range, "target_cpu": target}
 
 
-def _range_cache_dir(range_cache: str | Path | bool) -> Path | None:
+def _range_cache_dir(range_cache: str | Path | bool, notes: list[str]) -> Path | None:
+    """The range cache's folder, or its temporary stand-in where it cannot take files (cache.py)."""
     if range_cache is False or range_cache is None:
         return None
-    folder = default_cache_dir() / "ranges" if range_cache is True else Path(range_cache)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    if range_cache is True:
+        return cache.kind_folder(default_cache_dir(), "ranges", notes)
+    return cache.folder(Path(range_cache), notes)
 
 
 def _finish(path: Path, entries: dict[str, str], fast_softmax: bool, notes: list[str]) -> None:
@@ -373,8 +374,8 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
                                  + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
                 elif config.mode == "static":
                     events: list[str] = []
-                    ranges_dir = _range_cache_dir(range_cache)
-                    with fast_calibration(calib_set.tensors, info.input_name, ranges_dir, events):
+                    ranges_dir = _range_cache_dir(range_cache, notes)
+                    with fast_calibration(calib_set.tensors, info.input_name, ranges_dir, events, notes):
                         reader = calib_set.reader(info.input_name, batch=info.input_shape[0])
                         notes += compat.quantize_static(str(prepared), str(quant), reader,
                                                         preprocessed=config.preprocess, **kwargs)

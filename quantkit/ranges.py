@@ -10,7 +10,8 @@ order they are filled in.
 The ranges are stored under a key of everything that decides them (the model onnxruntime
 calibrates, the calibration tensors, the method and its options, the op types, onnxruntime's
 version), so a second configuration of the same model and data, a repeated ``quantize`` or a
-``tune`` run skips calibration entirely.
+``tune`` run skips calibration entirely. They are stored as .npz arrays read with allow_pickle=False
+and a JSON index (never pickle: a cache restored from elsewhere must not run code), as cache.py entries.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import pickle
+import io
+import json
 import threading
 from pathlib import Path
 
@@ -26,8 +28,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import compat
-from .report import write_bytes_atomic
+from . import cache, compat
 
 BATCH = 16
 _PATCH_LOCK = threading.Lock()
@@ -112,6 +113,47 @@ class _Cached:
         return lambda *args, **kwargs: None
 
 
+def encode_ranges(ranges) -> bytes:
+    """onnxruntime's ranges (TensorsData from 1.16, a dict of tuples before) as .npz bytes: arrays only, with
+    the tensor names, attribute names and method in a JSON string."""
+    data = getattr(ranges, "data", ranges)
+    index, arrays = {"method": str(getattr(ranges, "calibration_method", "")), "tuples": not hasattr(ranges, "data"),
+                     "tensors": []}, {}
+    for i, (name, value) in enumerate(data.items()):
+        attrs = {str(k): v for k, v in enumerate(value)} if isinstance(value, tuple) else \
+            {k: getattr(value, k) for k in value._attrs}
+        index["tensors"].append([name, list(attrs)])
+        arrays.update({f"{i}/{k}": np.asarray(v) for k, v in attrs.items()})
+    buffer = io.BytesIO()
+    np.savez(buffer, __index__=np.array(json.dumps(index)), **arrays)
+    return buffer.getvalue()
+
+
+def decode_ranges(blob: bytes):
+    """``encode_ranges`` reversed, with allow_pickle=False: a crafted file is refused, never run."""
+    from onnxruntime.quantization import calibrate
+
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        index = json.loads(str(npz["__index__"]))
+        values = {name: {k: npz[f"{i}/{k}"] for k in attrs} for i, (name, attrs) in enumerate(index["tensors"])}
+    if index["tuples"]:
+        return {name: tuple(v[str(k)] for k in range(len(v))) for name, v in values.items()}
+    method = calibrate.CalibrationMethod[index["method"].rsplit(".", 1)[-1]]
+    return calibrate.TensorsData(method, {name: calibrate.TensorData(**v) for name, v in values.items()})
+
+
+def _cached_ranges(path: Path, notes: list[str] | None):
+    """The ranges stored at ``path`` when the entry verifies and decodes; else None (discarded, noted)."""
+    if cache.read(path, notes) is None:
+        return None
+    try:
+        return decode_ranges(path.read_bytes())
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a record that matches, data that is not ours
+        cache.discard(path)
+        cache.note(notes, f"cache: ranges/{path.name} is not quantkit's range data ({exc}): discarded and rebuilt")
+        return None
+
+
 def _digest(*parts) -> str:
     sha = hashlib.sha256()
     for part in parts:
@@ -121,10 +163,11 @@ def _digest(*parts) -> str:
 
 
 @contextlib.contextmanager
-def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | None, events: list[str]):
+def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | None, events: list[str],
+                     notes: list[str] | None = None):
     """While active, onnxruntime's ``quantize_static`` calibrates through quantkit: batched where
     exact, and from ``cache_dir`` where these ranges were collected before. ``events`` receives
-    "cached" or "batched"/"per image" for the caller's notes."""
+    "cached" or "batched"/"per image" for the caller's notes; ``notes`` what the cache had to say."""
     ort_quantize = importlib.import_module("onnxruntime.quantization.quantize")  # the package's `quantize` is a function
     real = ort_quantize.create_calibrator
     calib_digest = _digest(tensors.shape, hashlib.sha256(np.ascontiguousarray(tensors).tobytes()).digest())
@@ -138,10 +181,11 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
             model_path = Path(model)
         options = (sorted(op_types_to_calibrate or []), str(calibrate_method), args, sorted(kwargs.items(), key=str))
         key = _digest(model_path.read_bytes(), calib_digest, options, compat.ORT_VERSION)
-        cached = cache_dir / f"{key}.pkl" if cache_dir else None
-        if cached and cached.is_file():
+        cached = cache_dir / f"{key}.npz" if cache_dir else None
+        ranges = _cached_ranges(cached, notes) if cached else None
+        if ranges is not None:
             events.append("cached")
-            return _Cached(pickle.loads(cached.read_bytes()))
+            return _Cached(ranges)
         method_name = str(calibrate_method).rsplit(".", 1)[-1]
         target, size = model, None  # None: the caller's reader, at the model's own batch
         if method_name == "MinMax":
@@ -155,7 +199,7 @@ def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | Non
         calibrator = real(target, op_types_to_calibrate, augmented_model_path, calibrate_method, *args, **kwargs)
         if method_name == "MinMax":
             _optimized_session(calibrator)
-        return _Collecting(calibrator, tensors, input_name, size, cached)
+        return _Collecting(calibrator, tensors, input_name, size, cached, notes)
 
     with _PATCH_LOCK:
         ort_quantize.create_calibrator = create_calibrator
@@ -180,8 +224,9 @@ class _Collecting:
     """onnxruntime's own calibrator, fed ``size`` images per call (or the caller's reader when None);
     stores what it computes."""
 
-    def __init__(self, calibrator, tensors, input_name, size, cached: Path | None):
-        self._calibrator, self._tensors, self._name, self._size, self._cached = calibrator, tensors, input_name, size, cached
+    def __init__(self, calibrator, tensors, input_name, size, cached: Path | None, notes: list[str] | None):
+        self._calibrator, self._tensors, self._name, self._size = calibrator, tensors, input_name, size
+        self._cached, self._notes = cached, notes
 
     def collect_data(self, data_reader) -> None:
         """Batches of quantkit's tensors through the batch-free copy, else the caller's reader as given."""
@@ -191,7 +236,7 @@ class _Collecting:
         compute = getattr(self._calibrator, "compute_data", None) or self._calibrator.compute_range
         ranges = compute()
         if self._cached is not None:
-            write_bytes_atomic(self._cached, pickle.dumps(ranges))
+            cache.store_bytes(self._cached, encode_ranges(ranges), self._notes)
         return ranges
 
     compute_range = compute_data

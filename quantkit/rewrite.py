@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from . import cache
 from .compat import model_opset
-from .report import write_bytes_atomic
 
 REWRITES_KEY = "quantkit_rewrites"  # metadata of a model quantkit rewrote: "softmax:<node>,..."
 FAST_FP32 = "fp32-fast-softmax"  # the FP32 reference with the rewrite, in check's and tune's timings
@@ -73,16 +73,14 @@ def carries_rewrite(model_path: str | Path) -> bool:
     return any(p.key == REWRITES_KEY for p in model.metadata_props)
 
 
-def rewritten_copy(model_path: str | Path, cache_dir: Path) -> Path | None:
-    """``model_path`` with the Softmax rewrite, made once under ``cache_dir``/rewritten (by content);
-    None when it has no Softmax to rewrite. The FP32 reference for a rewritten INT8 model: timing INT8
-    against it measures what quantization does, not what the rewrite does."""
+def rewritten_copy(model_path: str | Path, cache_dir: Path, notes: list[str] | None = None) -> Path | None:
+    """``model_path`` with the Softmax rewrite, made once under ``cache_dir``/rewritten (by content, a
+    verified cache.py entry); None when it has no Softmax to rewrite. The FP32 reference for a rewritten
+    INT8 model: timing INT8 against it measures what quantization does, not what the rewrite does."""
     proto = onnx.load(str(model_path))
     if not decompose_softmax(proto):
         return None
     data = proto.SerializeToString()
-    out = Path(cache_dir) / "rewritten" / f"{Path(model_path).stem}-fast-softmax-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(out, data)
-    return out
+    name = f"{Path(model_path).stem}-fast-softmax-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
+    out = cache.kind_folder(Path(cache_dir), "rewritten", notes) / name
+    return out if cache.read(out, notes) else cache.store_bytes(out, data, notes)

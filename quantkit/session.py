@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import compat
+from . import cache, compat
 from .errors import EPUnavailableError, QuantkitError
 from .weights import SESSION_CONFIG_KEY
 
@@ -51,9 +51,9 @@ def _provider(ep: str, model_path: Path):
                             f"(available: {', '.join(available_eps())}): install its onnxruntime build or pick --ep cpu")
     if ep == "tensorrt":
         is_qdq = any(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node)
-        cache = default_cache_dir() / "trt"
-        cache.mkdir(parents=True, exist_ok=True)
-        return (EPS[ep], {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)})
+        engines = cache.kind_folder(default_cache_dir(), "trt")  # a temporary stand-in where it cannot take files
+        return (EPS[ep], {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True,
+                          "trt_engine_cache_path": str(engines)})
     if ep == "openvino":
         return (EPS[ep], {"device_type": "CPU"})
     return EPS[ep]

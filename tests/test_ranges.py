@@ -46,4 +46,5 @@ def test_second_configuration_reuses_the_ranges(tiny_model, calib_dir, tmp_path)
     assert any("batches of 16" in n or "one per inference" in n for n in first.notes)
     assert all(any("reused from the range cache" in n for n in q.notes) for q in (again, other))
     assert onnx.load(first.output).graph == onnx.load(again.output).graph  # same ranges, same model
-    assert len(list(cache.iterdir())) == 1
+    (entry,) = cache.glob("*.npz")  # one entry: the ranges as arrays, and their record
+    assert sorted(cache.iterdir()) == [entry, entry.with_name(entry.name + ".meta.json")]
