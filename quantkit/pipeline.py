@@ -7,7 +7,6 @@ calibration files, onnxruntime version); a file lock makes the cache safe under 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from pathlib import Path
 import onnx
 from filelock import FileLock
 
-from . import bootstrap, compat, gates
+from . import bootstrap, cache, compat, gates
 from .bench import latency_ratio
 from .calibration import DEFAULT_COUNT, files_digest, load_calibration
 from .cpu import has_vnni
@@ -29,7 +28,6 @@ from .manifest import Case, ConfigSpec
 from .metrics import ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantize import QuantResult, quantize, resolve_config
-from .report import write_text_atomic
 from .rewrite import carries_rewrite, rewritten_copy
 from .session import Runner, default_cache_dir
 
@@ -38,12 +36,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
-def _code_digest() -> str:
-    """Hash of the modules that decide what a quantized model looks like."""
-    here = Path(__file__).parent
-    return _sha(b"".join((here / f"{name}.py").read_bytes() for name in
-                         ("compat", "model", "head", "preprocess", "calibration", "quantize", "ranges", "weights", "rewrite")))
+_code_digest = cache.code_digest  # every module of the package (lru_cached): a moved file cannot slip past the key
 
 
 class CasePipeline:
@@ -107,19 +100,18 @@ class CasePipeline:
             raise CalibrationError(f"case '{self.case.id}' has no calibration folder: static quantization needs "
                                    "calibration images (--calib DIR, or calib in the manifest)")
         key = self.cache_key(spec)
-        folder = self.cache_dir / "models"
-        folder.mkdir(parents=True, exist_ok=True)
-        model_path = folder / f"{self.case.id}--{spec.id}--{key}.onnx"
-        meta_path = model_path.with_suffix(".json")
+        notes: list[str] = []  # what the cache had to say: this run's, never stored with the entry
+        model_path = cache.kind_folder(self.cache_dir, "models", notes) / f"{self.case.id}--{spec.id}--{key}.onnx"
         with FileLock(str(model_path) + ".lock"):
-            if model_path.exists() and meta_path.exists():
-                result = QuantResult(**json.loads(meta_path.read_text()))
-            else:
+            entry = cache.read(model_path, notes)
+            if entry is None:
                 config = self.config_for(spec)
                 calib = load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress) if config.mode == "static" else None
-                result = quantize(self.case.model, model_path, preset=self.preset or spec.preset, config=config, calib=calib,
-                                  imgsz=self.case.imgsz, progress=self.progress, range_cache=self.cache_dir / "ranges")
-                write_text_atomic(meta_path, json.dumps(asdict(result)))
+                model_path, entry = cache.store(model_path, lambda path: {"result": asdict(quantize(
+                    self.case.model, path, preset=self.preset or spec.preset, config=config, calib=calib,
+                    imgsz=self.case.imgsz, progress=self.progress, range_cache=self.cache_dir / "ranges"))}, notes)
+        result = QuantResult(**{**entry["result"], "output": str(model_path)})  # the cache may have moved (CI restores)
+        result.notes = notes + result.notes
         self._quantized[spec.id] = result
         return result
 
