@@ -345,6 +345,36 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from . import cache
+    from .session import default_cache_dir
+
+    root = args.dir or default_cache_dir()
+    if args.cache_command == "prune":
+        removed = cache.prune(root, args.older_than, args.all, args.dry_run)
+        freed = sum(r.bytes for r in removed)
+        if args.json:
+            print(json.dumps({"path": str(root), "dry_run": args.dry_run, "bytes_freed": freed, "removed": [
+                {"path": str(r.path), "bytes": r.bytes, "reason": r.reason} for r in removed]}, indent=2))
+            return 0
+        verb = "would remove" if args.dry_run else "removed"
+        for r in removed:
+            print(f"{verb} {r.path.relative_to(root)} ({r.reason}; {r.bytes} bytes)")
+        print(f"{root}: {verb} {len(removed)} files, {'would free' if args.dry_run else 'freed'} {freed} bytes "
+              f"({freed / 1e6:.1f} MB)")
+        return 0
+    report = cache.info(root)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif not report["exists"]:
+        print(f"{root}: no cache yet (set $QUANTKIT_CACHE to put it elsewhere)")
+    else:
+        print(f"{root}: {report['bytes'] / 1e6:.1f} MB in {report['entries']} entries")
+        for kind, count in report["kinds"].items():
+            print(f"  {kind:<10} {count['entries']:>6} entries {count['bytes'] / 1e6:>10.1f} MB")
+    return 0
+
+
 def _add_case_args(parser) -> None:
     """MODEL and its data; all optional, defaulting to the embedded fixture."""
     parser.add_argument("model", type=Path, nargs="?", metavar="MODEL",
@@ -468,6 +498,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", type=Path, default=Path("tuned-config.toml"), metavar="OUT.toml",
                    help="where the chosen [[config]] is written")
     t.set_defaults(func=cmd_tune)
+
+    ca = command("cache", "where the cache is, its size by kind; prune what no longer serves",
+                 "quantkit's cache ($QUANTKIT_CACHE, else ~/.cache/quantkit): quantized models, activation ranges, "
+                 "rewritten FP32 models, TensorRT engines. Every entry can be rebuilt. Without ACTION: info.")
+    cache_actions = ca.add_subparsers(dest="cache_command", metavar="ACTION")
+    ca.set_defaults(func=cmd_cache, cache_command="info", json=False, dir=None)
+    for action, help in (("info", "where the cache is, its size, and its entries by kind"),
+                         ("prune", "remove entries of other quantkit/onnxruntime versions, orphaned or corrupt files "
+                                   "and stale locks")):
+        a = cache_actions.add_parser(action, help=help, description=help, formatter_class=_Formatter)
+        a.add_argument("--dir", type=Path, metavar="DIR",
+                       help="the cache folder (default: $QUANTKIT_CACHE or ~/.cache/quantkit)")
+        a.add_argument("--json", action="store_true", help="print one JSON object")
+    which = a.add_mutually_exclusive_group()
+    which.add_argument("--older-than", type=_positive_float, metavar="DAYS",
+                       help="also remove entries not used for DAYS days")
+    which.add_argument("--all", action="store_true", help="empty the cache (its CACHEDIR.TAG stays)")
+    a.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
 
     h = command("history", "results across onnxruntime versions: Markdown table, flags and a plot")
     h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
