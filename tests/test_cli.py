@@ -238,9 +238,9 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_no_temp_folder(fixture_case, tmp
     assert not (tmp_path / "report").exists()
 
 
-def test_readme_command_block_matches_the_usage_lines():
-    """Every `quantkit COMMAND ...` entry of the README's Commands block is that command's usage, whitespace aside."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def test_docs_command_block_matches_the_usage_lines():
+    """Every `quantkit COMMAND ...` entry of docs/commands.md's block is that command's usage, whitespace aside."""
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "commands.md").read_text()
     block = readme.split("## Commands", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     entries = {}
     for line in block.splitlines():

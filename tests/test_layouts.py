@@ -1,4 +1,4 @@
-"""The export layouts users ship, one tiny graph each (README "Export layouts", kept in step here):
+"""The export layouts users ship, one tiny graph each (docs/layouts.md, kept in step here):
 each quantizes with the default preset into a model that loads, with its head in float, or stops
 with one line (exit 2 from the CLI) that names the layout and what to do."""
 
@@ -18,7 +18,7 @@ from quantkit.head import head_is_float
 from quantkit.model import quantized_convs
 from quantkit.session import Runner
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+LAYOUTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "layouts.md"
 
 
 @dataclass
@@ -32,7 +32,7 @@ def _saved(make: Callable[[], onnx.ModelProto], name: str) -> Callable[[Path], s
     return lambda tmp_path: graphs.save(make(), tmp_path / name)
 
 
-LAYOUTS = {  # README row -> how it is built and what quantkit does with it
+LAYOUTS = {  # docs/layouts.md row -> how it is built and what quantkit does with it
     "YOLOv8": Layout(_saved(graphs.tiny_yolo, "v8.onnx")),
     "YOLOv8 at opset 12": Layout(_saved(lambda: graphs.tiny_yolo(opset=12), "v8-opset12.onnx"),
                                  note="opset 12 converted to 13 in quantkit's working copy"),
@@ -79,9 +79,9 @@ def test_layout_stops_with_one_line(name, tmp_path, calib_dir, run_cli):
     assert not (tmp_path / "int8.onnx").exists()
 
 
-def test_readme_layout_table_matches_the_tests():
-    """Every row of README's layout table is a key of LAYOUTS, and the rows that stop say so."""
-    text = README.read_text()
+def test_docs_layout_table_matches_the_tests():
+    """Every row of docs/layouts.md's table is a key of LAYOUTS, and the rows that stop say so."""
+    text = LAYOUTS_DOC.read_text()
     table = text[text.index("| export layout | what quantkit does |"):].split("\n\n")[0].splitlines()[2:]
     cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table]
     rows = {name: does for name, does in cells}

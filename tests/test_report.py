@@ -200,18 +200,18 @@ def test_cli_history_missing_folder_exits_2(tmp_path, capsys):
     assert err.startswith("quantkit: error: results folder not found") and "\n" not in err
 
 
-def test_readme_threshold_table_is_the_threshold_table():
-    """Every threshold of the one declared table appears in README's table with its default, and nothing else."""
+def test_docs_threshold_table_is_the_threshold_table():
+    """Every threshold of the one declared table appears in docs/thresholds.md's table with its default, and nothing else."""
     from pathlib import Path
 
     from quantkit.manifest import THRESHOLDS
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "thresholds.md").read_text(encoding="utf-8")
     table = readme[readme.index("| threshold | default | gate |"):].split("\n\n")[0]
     rows = {cells[1].strip("` "): cells[2].strip() for line in table.splitlines()[2:] if (cells := line.split("|"))}
     assert set(rows) == set(THRESHOLDS)
     for key, value in THRESHOLDS.items():
-        assert float(rows[key]) == value, f"README says {key} = {rows[key]}, THRESHOLDS says {value}"
+        assert float(rows[key]) == value, f"docs/thresholds.md says {key} = {rows[key]}, THRESHOLDS says {value}"
 
 
 @pytest.mark.parametrize("ratio, code", [(1.4, 1), (0.8, 0)])

@@ -1,0 +1,42 @@
+"""README.md is the page a user reads first: its opening commands are CI's, its links resolve, it stays short."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_opens_with_the_main_job_and_ci_s_test_command():
+    first = README.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    commands = [line.split("#", 1)[0].strip() for line in first]
+    assert commands == ['pip install -e ".[test]" && quantkit check', 'pip install -e ".[test]" && pytest']
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in ci, ".ci/run must run exactly the README's test command"
+    assert README.index("```bash") < README.index("\n## ")
+
+
+def test_readme_states_the_measured_test_time_not_a_guess():
+    assert "100-180 s" in README and "about 3 minutes" not in README
+
+
+def test_readme_is_short_and_every_link_resolves():
+    assert len(README.splitlines()) <= 150
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+    assert links and [link for link in links if not (ROOT / link).exists()] == []
+    for page in (ROOT / "docs").glob("*.md"):
+        for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / link).exists(), f"{page.name}: {link}"
+
+
+def test_readme_three_commands_name_what_exists():
+    """The user path's commands use options the parser knows."""
+    from quantkit.cli import build_parser
+
+    parser = build_parser()
+    blocks = [block.split("```", 1)[0] for block in README.split("```bash\n")[1:]]
+    lines = [line.split("#", 1)[0].split() for block in blocks for line in block.splitlines()]
+    commands = [words[1:] for words in lines if words[:1] == ["quantkit"]]
+    assert len(commands) >= 4
+    for args in commands:
+        parser.parse_args(args)
