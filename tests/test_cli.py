@@ -195,7 +195,8 @@ def test_imgsz_that_is_not_a_size_is_one_line(capsys):
 
 
 @pytest.mark.parametrize("given, missing", [("--coco-images", "--coco-ann"), ("--coco-ann", "--coco-images")])
-def test_coco_images_and_annotations_come_in_pairs(given, missing, tiny_model, calib_dir, tmp_path, monkeypatch, capsys):
+def test_coco_images_and_annotations_come_in_pairs(given, missing, tiny_model, calib_dir, tmp_path, monkeypatch,
+                                                   capsys):
     """Half of the pair was silently ignored (the check ran without accuracy): now one line naming the other half."""
     monkeypatch.setattr(quantkit.check, "run_check", lambda *a, **k: pytest.fail("check ran with half a dataset"))
     code = main(["check", str(tiny_model), "--calib", str(calib_dir), given, str(tmp_path / "half"),

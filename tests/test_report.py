@@ -201,7 +201,7 @@ def test_cli_history_missing_folder_exits_2(tmp_path, capsys):
 
 
 def test_docs_threshold_table_is_the_threshold_table():
-    """Every threshold of the one declared table appears in docs/thresholds.md's table with its default, and nothing else."""
+    """Every threshold of the one declared table appears in docs/thresholds.md's table with its default, only those."""
     from pathlib import Path
 
     from quantkit.manifest import THRESHOLDS
