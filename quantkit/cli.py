@@ -349,6 +349,9 @@ def cmd_cache(args) -> int:
     from . import cache
     from .session import default_cache_dir
 
+    def size(n: int) -> str:
+        return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
     root = args.dir or default_cache_dir()
     if args.cache_command == "prune":
         removed = cache.prune(root, args.older_than, args.all, args.dry_run)
@@ -360,8 +363,7 @@ def cmd_cache(args) -> int:
         verb = "would remove" if args.dry_run else "removed"
         for r in removed:
             print(f"{verb} {r.path.relative_to(root)} ({r.reason}; {r.bytes} bytes)")
-        print(f"{root}: {verb} {len(removed)} files, {'would free' if args.dry_run else 'freed'} {freed} bytes "
-              f"({freed / 1e6:.1f} MB)")
+        print(f"{root}: {verb} {len(removed)} files, {'would free' if args.dry_run else 'freed'} {size(freed)}")
         return 0
     report = cache.info(root)
     if args.json:
@@ -369,9 +371,9 @@ def cmd_cache(args) -> int:
     elif not report["exists"]:
         print(f"{root}: no cache yet (set $QUANTKIT_CACHE to put it elsewhere)")
     else:
-        print(f"{root}: {report['bytes'] / 1e6:.1f} MB in {report['entries']} entries")
+        print(f"{root}: {size(report['bytes'])} in {report['entries']} entries")
         for kind, count in report["kinds"].items():
-            print(f"  {kind:<10} {count['entries']:>6} entries {count['bytes'] / 1e6:>10.1f} MB")
+            print(f"  {kind:<10} {count['entries']:>6} entries {size(count['bytes']):>10}")
     return 0
 
 
