@@ -209,17 +209,18 @@ def _save(plt, fig, path: str | Path) -> None:
         plt.close(fig)
 
 
-VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "size only": "#7f7f7f", "fail": "#d62728",
-                   "peer": "#9467bd", "other": "#000000"}
+VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "size only": "#7f7f7f", "not verified": "#ff7f0e",
+                   "fail": "#d62728", "peer": "#9467bd", "other": "#000000"}
 _MARKERS = "osD^vP*Xh<>p"
 
 
 def _verdict_kind(verdict) -> str:
-    """A row's verdict as a VERDICT_COLOURS key: 'pass, size only: ...' is 'size only', 'FAIL: ...' is 'fail'."""
+    """A row's verdict as a VERDICT_COLOURS key, by its start: 'pass, size only: ...' is 'size only',
+    'FAIL: ...' is 'fail', 'reference (not deployable ...)' is 'reference'."""
     text = str(verdict or "").lower()
-    if text.startswith("fail"):
-        return "fail"
-    return "size only" if "size only" in text else text if text in VERDICT_COLOURS else "other"
+    if "size only" in text:
+        return "size only"
+    return next((kind for kind in VERDICT_COLOURS if text.startswith(kind)), "other")
 
 
 def _verdict_colour(verdict) -> str:

@@ -162,14 +162,17 @@ def test_sizes_plot_names_every_colour_and_gives_no_ratio_of_one(tmp_path, monke
     figures = []
     monkeypatch.setattr(quantkit.report, "_save", lambda plt, fig, path: figures.append(fig))
     rows = [{"model": "FP32 @ cpu", "size MB": 12.13, "verdict": "reference"},
-            {"model": "FP32, Softmax rewritten @ cpu", "size MB": 12.13, "verdict": "reference"},
+            {"model": "FP32, Softmax rewritten @ cpu", "size MB": 12.13,
+             "verdict": "reference (not deployable: its accuracy was not measured)"},
             {"model": "INT8 static-qdq @ cpu", "size MB": 3.38, "verdict": "pass"},
             {"model": "INT8 weights @ cpu", "size MB": 3.17, "verdict": "pass, size only: 1.00x FP32 latency"},
-            {"model": "INT8 naive @ cpu", "size MB": 3.31, "verdict": "FAIL: latency, mAP"}]
+            {"model": "INT8 naive @ cpu", "size MB": 3.31, "verdict": "FAIL: latency, mAP"},
+            {"model": "INT8 dynamic @ cpu", "size MB": 3.21, "verdict": "size only, 1.88x FP32 latency"},
+            {"model": "INT8 qoperator @ cpu", "size MB": 3.3, "verdict": "not verified, size and latency passed"}]
     plot_sizes(rows, tmp_path / "sizes.png")
     ax = figures[0].axes[0]
     legend = {patch.get_label(): patch.get_facecolor() for patch in ax.get_legend().get_patches()}
-    assert set(legend) == {"row verdict: reference", "row verdict: pass", "row verdict: size only", "row verdict: fail"}
+    assert set(legend) == {f"row verdict: {kind}" for kind in ("reference", "pass", "size only", "fail", "not verified")}
     assert {bar.get_facecolor() for bar in ax.patches} == set(legend.values())
     labels = [text.get_text() for text in ax.texts]
     assert labels[:2] == ["12.13", "12.13"] and labels[2] == "3.38\n3.59x smaller"
