@@ -14,6 +14,9 @@ from .errors import CalibrationError
 from .preprocess import list_images, preprocess, read_image
 
 DEFAULT_COUNT = 100
+# Ultralytics' maintainers advise at least this many calibration images for INT8; fewer get a note.
+RECOMMENDED_COUNT = 300
+HOLDOUT_MAX = 200  # held-out validation images taken from a calibration folder, at most
 
 
 @dataclass
@@ -50,12 +53,13 @@ class CalibrationReader:
 
 
 def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAULT_COUNT, seed: int = 0,
-                     progress: bool = True) -> CalibrationSet:
-    """Choose ``count`` images from ``folder`` (seeded, like the seed's 100 of 600) and letterbox them.
+                     progress: bool = True, exclude=()) -> CalibrationSet:
+    """Choose ``count`` images from ``folder`` (seeded, like the seed's 100 of 600; never one of
+    ``exclude``, the held-out validation images) and letterbox them.
 
     Unreadable files are skipped and counted; a folder with none readable is an error.
     """
-    chosen, available = choose_files(folder, count, seed)
+    chosen, available = choose_files(folder, count, seed, exclude)
     tensors, used, skipped = [], [], []
     for path in tqdm(chosen, desc="calibration", unit="img", disable=None if progress else True, leave=False):
         img = read_image(path)
@@ -69,8 +73,8 @@ def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAU
     return CalibrationSet(np.concatenate(tensors), used, skipped, available)
 
 
-def choose_files(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0) -> tuple[list[Path], int]:
-    """The seeded choice of ``count`` image files from ``folder``, and how many it holds."""
+def choose_files(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0, exclude=()) -> tuple[list[Path], int]:
+    """The seeded choice of ``count`` image files from ``folder`` outside ``exclude``, and how many it holds."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CalibrationError(f"calibration folder not found: {folder}: pass --calib DIR with images")
@@ -79,13 +83,31 @@ def choose_files(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0) 
         raise CalibrationError(f"calibration folder {folder} has no images (.jpg/.png/...): add images or pick another folder")
     if count <= 0:
         raise CalibrationError(f"--calib-count must be positive, got {count}")
-    return sorted(random.Random(seed).sample(images, min(count, len(images)))), len(images)
+    available = len(images)
+    if exclude:
+        left = set(exclude)
+        images = [p for p in images if p not in left]
+        if not images:
+            raise CalibrationError(f"calibration folder {folder} has no image left after holding out validation "
+                                   "images: add images or pass --val-images DIR")
+    return sorted(random.Random(seed).sample(images, min(count, len(images)))), available
 
 
-def files_digest(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0) -> str:
+def split_folder(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0) -> list[Path]:
+    """The images of a calibration folder held out for validation when no other validation images are
+    given: every image calibration would not use (N - ``count``), at least a quarter of the folder,
+    at most ``HOLDOUT_MAX``, none when the folder has a single image. Seeded, so calibration and
+    validation never share an image from run to run."""
+    images = list_images(Path(folder)) if Path(folder).is_dir() else []
+    n = len(images)
+    held = 0 if n < 2 else min(HOLDOUT_MAX, max(n - count, n // 4))
+    return sorted(random.Random(seed + 1).sample(images, held))
+
+
+def files_digest(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0, exclude=()) -> str:
     """Content hash of the chosen calibration files, cheap enough to key a cache without decoding."""
     digest = hashlib.sha256(f"{count}:{seed}".encode())
-    for path in choose_files(folder, count, seed)[0]:
+    for path in choose_files(folder, count, seed, exclude)[0]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

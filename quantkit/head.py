@@ -97,7 +97,8 @@ def find_head(model: onnx.ModelProto) -> Head | None:
     return Head(nodes=sorted(head), dfl_conv=dfl, feeding_convs=sorted(feeding))
 
 
-QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger")
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger",
+                 "QLinearConv", "QLinearMatMul")
 
 
 def head_is_float(model: onnx.ModelProto, head_nodes: list[str]) -> bool:
@@ -106,7 +107,7 @@ def head_is_float(model: onnx.ModelProto, head_nodes: list[str]) -> bool:
     outputs = set()
     for name in head_nodes:
         node = by_name.get(name)
-        if node is None or node.op_type.startswith("QLinear") or node.op_type in QUANTIZED_OPS:
+        if node is None or node.op_type in QUANTIZED_OPS:
             return False
         outputs.update(node.output)
     return not any(n.op_type == "QuantizeLinear" and n.input[0] in outputs for n in model.graph.node)

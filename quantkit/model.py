@@ -13,7 +13,7 @@ from onnx import external_data_helper, numpy_helper
 
 from . import compat
 from .errors import ModelError
-from .head import find_head
+from .head import QUANTIZED_OPS, find_head
 
 
 @dataclass
@@ -254,6 +254,19 @@ def name_nodes(model: onnx.ModelProto) -> None:
                 name += "_"
             node.name = name
             taken.add(name)
+
+
+def quantized_nodes(model: onnx.ModelProto) -> dict[str, int]:
+    """Count of each quantized op type in ``model`` ({} for a float model)."""
+    return {op: n for op, n in op_counts(model).items() if op in QUANTIZED_OPS}
+
+
+def refuse_quantized(model: onnx.ModelProto, source: str | Path) -> None:
+    """ModelError when ``model`` is already quantized: quantizing it again only wastes minutes."""
+    found = quantized_nodes(model)
+    if found:
+        raise ModelError(f"{Path(source).name} is already INT8: {' / '.join(f'{n} {op}' for op, n in found.items())} "
+                         "nodes: quantize the FP32 model it came from (or compare the two with `quantkit compare`)")
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:

@@ -24,7 +24,7 @@ from . import compat
 from .calibration import CalibrationSet, choose_files, load_calibration
 from .errors import QuantkitError
 from .head import find_head
-from .model import name_nodes
+from .model import name_nodes, quantized_nodes
 from .session import default_cache_dir
 
 LABEL = "OpenVINO NNCF INT8 (peer)"  # the peer's row in check's and bench's tables
@@ -131,7 +131,7 @@ def for_bench(model: str | Path, hw: tuple[int, int], calib_dir: str | Path | No
         return None, note
     name = Path(model).name
     proto = onnx.load(str(model), load_external_data=False)
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger") for n in proto.graph.node):
+    if quantized_nodes(proto):
         return None, f"peer: no '{LABEL}' row: the first MODEL ({name}) is already quantized: put its FP32 source first"
     calib = load_calibration(calib_dir, hw, progress=False)
     try:

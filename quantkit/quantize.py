@@ -22,11 +22,12 @@ import onnx
 import onnxruntime as ort
 
 from . import cache, compat
-from .calibration import DEFAULT_COUNT, CalibrationSet, load_calibration
+from .calibration import DEFAULT_COUNT, RECOMMENDED_COUNT, CalibrationSet, load_calibration
 from .cpu import has_vnni
 from .errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .head import LOOKED_FOR, find_head
-from .model import fix_input_dims, inspect_model, load_model, model_bytes, name_nodes, resolve_imgsz, upcast_float16
+from .model import (fix_input_dims, inspect_model, load_model, model_bytes, name_nodes, refuse_quantized, resolve_imgsz,
+                    upcast_float16)
 from .ranges import BATCH, fast_calibration
 from .rewrite import REWRITES_KEY, decompose_softmax
 from .session import default_cache_dir
@@ -247,7 +248,8 @@ def _finish(path: Path, entries: dict[str, str], fast_softmax: bool, notes: list
     if fast_softmax and (rewritten := decompose_softmax(model)):
         entries = {**entries, REWRITES_KEY: "softmax:" + ",".join(rewritten)}
         notes.append(f"Softmax over a non-last axis ({', '.join(rewritten)}) rewritten as ReduceMax, Sub, Exp, ReduceSum, Div: "
-                     "the same values, ~1.5 ms less in onnxruntime on the fixture (quantkit.rewrite)")
+                     "the same values, faster in onnxruntime's CPU kernels (quantkit.rewrite; check's 'FP32, Softmax "
+                     "rewritten' row times it on this model)")
     keep = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
@@ -329,6 +331,7 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     _check_output(src, out)
     notes: list[str] = []
     proto = load_model(src, notes)
+    refuse_quantized(proto, src)
     info = inspect_model(proto, src)
     hw = resolve_imgsz(info, imgsz, src)
     if fix_input_dims(proto, info, hw):
@@ -404,6 +407,9 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
 
     calibration = None
     if calib_set is not None:
+        if len(calib_set.files) < RECOMMENDED_COUNT:
+            notes.append(f"calibrated on {len(calib_set.files)} images ({calib_set.available} in the folder): "
+                         f"{RECOMMENDED_COUNT} or more are advised for INT8 (--calib-count N)")
         calibration = {"images": len(calib_set.files), "skipped": len(calib_set.skipped), "available": calib_set.available}
     return QuantResult(
         source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=model_bytes(src),
