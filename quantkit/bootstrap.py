@@ -132,6 +132,16 @@ def paired_drop(fp32: MatchTable, int8: MatchTable, resamples: int = RESAMPLES, 
             "resamples": resamples, "seed": seed, "images": len(fp32.image_ids)}
 
 
+def interval(table: MatchTable, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+    """mAP50-95 of one match table on ``resamples`` image resamples: the 95% percentile interval and
+    its half-width (the agreement mAP's error bar: INT8 scored against FP32's detections)."""
+    weights = resample_weights(len(table.image_ids), resamples, seed)
+    values = np.concatenate([table.map50_95(chunk) for chunk in np.array_split(weights, max(1, len(weights) // CHUNK))])
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"ci95": [float(low), float(high)], "halfwidth": float(high - low) / 2, "resamples": resamples, "seed": seed,
+            "images": len(table.image_ids)}
+
+
 def images_needed(n_images: int, halfwidth: float, target: float) -> int:
     """Images for a CI95 half-width of ``target`` points, from the half-width measured on ``n_images``
     (the half-width shrinks as 1/sqrt(n))."""

@@ -41,6 +41,11 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def above(self, conf: float) -> Detections:
+        """The detections scoring at least ``conf``."""
+        keep = self.scores >= conf
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
 
 def _shape_text(shape: Sequence) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"

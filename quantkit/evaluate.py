@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import detect, metrics
+from . import bootstrap, detect, metrics
 from .errors import DatasetError, ModelError
 from .model import inspect_model, load_model, resolve_imgsz
 from .report import write_text_atomic
@@ -165,13 +165,33 @@ def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str
 
 
 def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,
-                  raw_int8: np.ndarray | None = None) -> dict:
-    """Detection-level parity, plus raw-output statistics per channel group when tensors are given."""
+                  raw_int8: np.ndarray | None = None, score_thr: float = 0.25) -> dict:
+    """Detection-level parity of detections scoring at least ``score_thr`` (the deployed confidence),
+    plus raw-output statistics per channel group when tensors are given."""
     ids = sorted(fp32.dets)
-    report = metrics.parity([fp32.dets[i] for i in ids], [int8.dets[i] for i in ids])
+    report = metrics.parity([fp32.dets[i] for i in ids], [int8.dets[i] for i in ids], score_thr)
+    report["score_thr"] = score_thr
     if raw_fp32 is not None:
         report["raw"] = metrics.raw_output_stats(raw_fp32, raw_int8)
     return report
+
+
+def agreement_report(reference: dict[int, detect.Detections], int8: dict[int, detect.Detections], images: ImageSet,
+                     nc: int | None = None) -> dict:
+    """Agreement mAP of ``int8``'s ranked detections with ``reference`` (FP32's at the deployed confidence)
+    as the ground truth (``metrics.agreement_map``), with its bootstrap CI95 over the images."""
+    classes = max((int(d.classes.max()) + 1 for d in (*reference.values(), *int8.values()) if len(d)), default=1)
+    shapes = {i: lb.shape for i, lb in zip(images.ids, images.letterboxes)}
+    kept: dict = {}
+    out = metrics.agreement_map(reference, int8, shapes, max(nc or 0, classes), keep=kept)
+    for key in ("coco", "cat_ids"):
+        out.pop(key)
+    if "evaluator" in kept:
+        table = bootstrap.MatchTable.from_evaluator(kept["evaluator"], sorted(reference))
+        out.update({k: v for k, v in bootstrap.interval(table).items() if k != "images"})
+    elif out["map50_95"] is not None:  # INT8 detected nothing: 0 on every resample
+        out.update(ci95=[0.0, 0.0], halfwidth=0.0)
+    return out
 
 
 def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = RAW_IMAGES) -> np.ndarray:
@@ -182,8 +202,9 @@ def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = 
 
 
 def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Path, ep: str = "cpu", imgsz=None,
-            threads: int | None = None, progress: bool = True) -> dict:
-    """Parity of an INT8 model against its FP32 source on the same images (the `quantkit compare` job)."""
+            threads: int | None = None, progress: bool = True, conf: float = 0.25) -> dict:
+    """Parity and agreement mAP of an INT8 model against its FP32 source on the same images, at the deployed
+    confidence ``conf`` (the `quantkit compare` job)."""
     hw, nc = model_hw(fp32_model, imgsz)
     int8_dims = inspect_model(load_model(int8_model), int8_model).input_shape[2:]
     if all(isinstance(d, int) for d in int8_dims) and tuple(int8_dims) != hw:
@@ -193,8 +214,10 @@ def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Pa
     if not images.ids:
         raise DatasetError(f"none of the {len(images.skipped)} images in {images_dir} could be read: check the files")
     runners = Runner(fp32_model, ep, threads), Runner(int8_model, ep, threads)
-    preds = [predict(r, images, nc, conf=0.25, progress=progress) for r in runners]
-    report = parity_report(preds[0], preds[1], *(_raw_outputs(r, images, nc) for r in runners))
+    preds = [predict(r, images, nc, progress=progress) for r in runners]
+    report = parity_report(preds[0], preds[1], *(_raw_outputs(r, images, nc) for r in runners), score_thr=conf)
+    reference = {i: d.above(conf) for i, d in preds[0].dets.items()}
+    report["agreement"] = agreement_report(reference, preds[1].dets, images, nc)
     report["images"] = len(images.ids)
     report["skipped"] = len(images.skipped)
     return report

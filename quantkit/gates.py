@@ -137,24 +137,48 @@ def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: f
 def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
     """Both directions (recall of FP32 detections, precision of INT8 ones), agreement of the matched
     pairs (only with at least ``min_parity_matches`` of them), collapsed images, and scores above 1."""
+    at = f"score >= {parity.get('score_thr', 0.25):g}"
     few = parity["matched"] < th["min_parity_matches"]
     thin = f"only {parity['matched']} FP32 detections were matched by INT8 (need >= {th['min_parity_matches']:g})" if few else None
     return [
         GateResult("parity", "recall_of_fp32_detections", parity["recall"], ">=", th["min_parity_recall"], case_id,
                    parity["fp32_count"], parity["matched"], ("FP32 detections", "matched by INT8"),
-                   None if parity["recall"] is not None else "FP32 made no detection at score >= 0.25 on these images"),
+                   None if parity["recall"] is not None else f"FP32 made no detection at {at} on these images"),
         GateResult("parity", "precision_of_int8_detections", parity["precision"], ">=", th["min_parity_precision"], case_id,
                    parity["int8_count"], parity["matched"], ("INT8 detections", "also in FP32"),
-                   None if parity["precision"] is not None else "INT8 made no detection at score >= 0.25 on these images"),
+                   None if parity["precision"] is not None else f"INT8 made no detection at {at} on these images"),
         GateResult("parity", "score_drift_mean", parity["score_drift_mean"], "<=", th["max_score_drift_mean"], case_id,
                    no_evidence=thin),
         GateResult("parity", "matched_iou_mean", parity["iou_mean"], ">=", th["min_iou_mean"], case_id, no_evidence=thin),
         GateResult("parity", "collapsed_image_fraction", parity["collapsed_fraction"], "<=", th["max_collapsed_fraction"],
                    case_id, parity["scored_images"], parity["collapsed_images"], ("images with FP32 detections", "collapsed"),
-                   None if parity["collapsed_fraction"] is not None else "FP32 made no detection at score >= 0.25 on these images"),
+                   None if parity["collapsed_fraction"] is not None else f"FP32 made no detection at {at} on these images"),
         GateResult("parity", "max_class_score", parity["int8_max_score"], "<=", th["max_int8_score"], case_id,
                    parity["fp32_max_score"], parity["int8_max_score"]),
     ]
+
+
+def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) -> list[GateResult]:
+    """Enough validation images and FP32 detections to judge accuracy at all; fewer fail, never pass."""
+    need = f"need {th['min_val_images']:g} images and {th['min_val_fp32_detections']:g} FP32 detections"
+    note = (f"too little evidence: {images} images, {fp32_detections} detections — {need} "
+            "(add images: --val-images DIR, or more in --calib)")
+    results = [GateResult("evidence", "validation_images", images, ">=", th["min_val_images"], case_id),
+               GateResult("evidence", "fp32_detections", fp32_detections, ">=", th["min_val_fp32_detections"], case_id)]
+    for r in results:
+        r.note = "" if r.passed else note
+    return results
+
+
+def check_agreement(agreement: dict, th: dict, case_id: str) -> list[GateResult]:
+    """The evidence gates, then INT8's agreement mAP with FP32 (``CasePipeline.agreement``) with its CI95."""
+    ci = agreement.get("ci95")
+    detail = f", CI95 [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    return check_evidence(agreement["images"], agreement["fp32_detections"], th, case_id) + [
+        GateResult("agreement", "agreement_map50_95", agreement["map50_95"], ">=", th["min_agreement_map"], case_id,
+                   1.0 if agreement["map50_95"] is not None else None, agreement["map50_95"], detail=detail,
+                   no_evidence=None if agreement["map50_95"] is not None else "FP32 made no detection on these images",
+                   note=f"INT8 scored against FP32's {agreement['fp32_detections']} detections on {agreement['images']} images")]
 
 
 def check_inputs(kind: str, used: int, skipped: int, th: dict, case_id: str, mismatched: int = 0) -> list[GateResult]:
@@ -203,12 +227,22 @@ def check_latency(ratio: float, ep: str, th: dict, case_id: str, fp32_ms: float,
 
 
 def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list[GateResult]:
-    """Regression against a saved run: INT8 mAP, parity recall and INT8 size may not get worse."""
-    return [
-        GateResult("baseline", "int8_map50_95_loss_pt", 100 * (baseline["int8_map50_95"] - record["int8_map50_95"]), "<=",
-                   th["baseline_map_drop_pt"], case_id, baseline["int8_map50_95"], record["int8_map50_95"], ("baseline", "now")),
+    """Regression against a saved run: agreement with FP32, parity recall and INT8 size may not get worse,
+    nor INT8 mAP where both runs were annotated. A baseline without a figure this run has fails closed."""
+    label = ("baseline", "now")
+    results = []
+    if record.get("int8_map50_95") is not None or baseline.get("int8_map50_95") is not None:
+        then, now = baseline.get("int8_map50_95"), record.get("int8_map50_95")
+        results.append(GateResult("baseline", "int8_map50_95_loss_pt", 100 * (then - now) if None not in (then, now) else None,
+                                  "<=", th["baseline_map_drop_pt"], case_id, then, now, label,
+                                  None if None not in (then, now) else "only one of the runs had annotated images"))
+    then, now = (r.get("agreement", {}).get("map50_95") for r in (baseline, record))
+    results.append(GateResult("baseline", "agreement_map50_95_loss", then - now if None not in (then, now) else None, "<=",
+                              th["baseline_agreement_drop"], case_id, then, now, label,
+                              None if None not in (then, now) else "the baseline or this run has no agreement mAP"))
+    return results + [
         GateResult("baseline", "parity_recall_loss", baseline["parity"]["recall"] - record["parity"]["recall"], "<=",
-                   th["baseline_recall_drop"], case_id, baseline["parity"]["recall"], record["parity"]["recall"], ("baseline", "now")),
+                   th["baseline_recall_drop"], case_id, baseline["parity"]["recall"], record["parity"]["recall"], label),
         GateResult("baseline", "int8_size_growth", record["int8_bytes"] / baseline["int8_bytes"] - 1, "<=",
                    th["baseline_size_growth"], case_id, baseline["int8_bytes"] / 1e6, record["int8_bytes"] / 1e6, ("baseline MB", "now MB")),
     ]
@@ -216,7 +250,7 @@ def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list
 
 def check_baseline_latency(record: dict, baseline: dict, th: dict, case_id: str) -> GateResult:
     """The INT8/FP32 ratio may grow by at most ``baseline_latency_ratio_growth`` over the baseline's
-    (the caller makes sure both were timed on the same machine fingerprint)."""
+    (the caller makes sure both were timed on the same CPU class, ``cpu.cpu_class``)."""
     now, then = record["latency"]["ratio"], baseline["latency"]["ratio"]
     return GateResult("baseline", "latency_ratio_growth", now / then - 1, "<=", th["baseline_latency_ratio_growth"],
                       case_id, then, now, ("baseline ratio", "now"))

@@ -41,6 +41,14 @@ THRESHOLDS: dict[str, float] = {
     "min_iou_mean": 0.90,
     "max_collapsed_fraction": 0.05,  # images whose INT8 best score fell below half of FP32's; fixture: 0.0; naive: 1.0
     "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
+    # agreement with FP32, on any images (no annotations needed): COCO mAP50-95 of INT8's detections with
+    # FP32's detections at the case's conf as the ground truth (FP32 itself reads 1.0). docs/thresholds.md
+    # has the measurements behind the defaults (benchmarks/agreement.py).
+    "min_agreement_map": 0.90,
+    # evidence: fewer validation images or FP32 detections than this is "too little evidence", a failure
+    # (there the agreement mAP's CI95 half-width is about 0.025, half the gap between a good model and the gate)
+    "min_val_images": 25,
+    "min_val_fp32_detections": 100,
     # inputs: unreadable calibration/evaluation images, or images whose size disagrees with the annotations
     "max_skipped_fraction": 0.05,
     # graph
@@ -62,8 +70,9 @@ THRESHOLDS: dict[str, float] = {
     # baselines (--quantkit-compare): allowed regression against a saved run
     "baseline_map_drop_pt": 0.5,
     "baseline_recall_drop": 0.02,
+    "baseline_agreement_drop": 0.02,  # agreement mAP (0..1) may fall this much below the baseline's
     "baseline_size_growth": 0.02,  # fraction of the baseline's INT8 bytes
-    "baseline_latency_ratio_growth": 0.25,  # INT8/FP32 ratio may grow by this fraction (same machine fingerprint)
+    "baseline_latency_ratio_growth": 0.25,  # INT8/FP32 ratio may grow by this fraction (same CPU class)
     # `quantkit history`: flag a change against the previous onnxruntime version's results
     "history_map_drop_change_pt": 0.5,  # mAP50-95 drop moved by more than this (absolute points)
     "history_latency_ratio_change": 0.20,  # INT8/FP32 latency ratio moved by more than this fraction
@@ -95,6 +104,7 @@ class Case:
     conf: float = 0.25  # the deployed operating point: confidence threshold ...
     iou: float = 0.7  # ... and NMS IoU, where precision, recall and F1 are reported and gated
     nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see detect.py
+    val_images: Path | None = None  # unlabelled validation images (without them and annotations: held out of calib)
 
 
 @dataclass
@@ -242,7 +252,8 @@ def load_manifest(path: str | Path) -> Manifest:
         cases.append(Case(entry["id"], rel(entry["model"]), rel(entry.get("calib")), rel(entry.get("coco_images")),
                           rel(entry.get("coco_ann")), parse_imgsz(entry.get("imgsz")),
                           entry.get("thresholds", {}), tuple(entry["configs"]) if entry.get("configs") else None,
-                          load_class_map(entry.get("class_map"), base), **_operating_point(entry)))
+                          load_class_map(entry.get("class_map"), base), **_operating_point(entry),
+                          val_images=rel(entry.get("val_images"))))
     if not cases:
         raise ManifestError(f"manifest {path} has no [[case]]: add at least one")
     configs = _config_specs(raw.get("config", DEFAULT_CONFIGS))
@@ -260,9 +271,11 @@ def load_manifest(path: str | Path) -> Manifest:
     return manifest
 
 
-def single_case(model, calib=None, coco_images=None, coco_ann=None, imgsz=None, class_map=None) -> Manifest:
+def single_case(model, calib=None, coco_images=None, coco_ann=None, imgsz=None, class_map=None,
+                val_images=None) -> Manifest:
     """A manifest for one model given on the command line, with the default configs."""
     model = Path(model)
     case = Case(model.stem, model.resolve(), *(Path(p).resolve() if p else None for p in (calib, coco_images, coco_ann)),
-                parse_imgsz(imgsz), class_map=load_class_map(class_map))
+                parse_imgsz(imgsz), class_map=load_class_map(class_map),
+                val_images=Path(val_images).resolve() if val_images else None)
     return Manifest([case], _config_specs(list(DEFAULT_CONFIGS)))

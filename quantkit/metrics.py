@@ -230,6 +230,42 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: 
             "per_class": per_class, **summary}
 
 
+def reference_coco(dets_by_image: dict[int, Detections], shapes: dict[int, tuple[int, int]], n_classes: int) -> COCO:
+    """A COCO ground truth made of one model's detections (FP32's at the deployed confidence), so any
+    image folder can score another model against it: category ``k + 1`` is class index ``k``;
+    ``shapes`` gives each image's (height, width)."""
+    images = [{"id": int(i), "file_name": str(i), "height": int(shapes[i][0]), "width": int(shapes[i][1])}
+              for i in dets_by_image]
+    annotations = []
+    for image_id, dets in dets_by_image.items():
+        for box, cls in zip(dets.boxes.astype(np.float64).tolist(), dets.classes.tolist()):
+            w, h = box[2] - box[0], box[3] - box[1]
+            annotations.append({"id": len(annotations) + 1, "image_id": int(image_id), "category_id": int(cls) + 1,
+                                "bbox": [box[0], box[1], w, h], "area": w * h, "iscrowd": 0})
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations,
+                    "categories": [{"id": k + 1, "name": str(k)} for k in range(n_classes)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def agreement_map(fp32_ref: dict[int, Detections], int8: dict[int, Detections], shapes: dict[int, tuple[int, int]],
+                  n_classes: int, keep: dict | None = None) -> dict:
+    """Agreement mAP: pycocotools' bbox mAP of ``int8``'s ranked detections with ``fp32_ref`` (FP32's
+    detections at the deployed confidence) as the ground truth; FP32 scored this way reads 1.0.
+    Needs no annotations. ``fp32_detections`` counts the reference boxes; without any the mAP is None."""
+    ids = sorted(fp32_ref)
+    coco = reference_coco(fp32_ref, shapes, n_classes)
+    cat_ids = list(range(1, n_classes + 1))
+    count = sum(len(d) for d in fp32_ref.values())
+    out = {"images": len(ids), "fp32_detections": count, "int8_detections": sum(len(int8[i]) for i in ids)}
+    if not count:
+        return {**out, "map50_95": None, "map50": None, "coco": coco, "cat_ids": cat_ids}
+    stats = coco_map(coco, coco_results({i: int8[i] for i in ids}, cat_ids), ids, cat_ids, keep=keep)
+    return {**out, "map50_95": stats["map50_95"], "map50": stats["map50"], "coco": coco, "cat_ids": cat_ids}
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of xyxy boxes: [A, 4] x [B, 4] -> [A, B]."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])

@@ -18,11 +18,11 @@ from filelock import FileLock
 
 from . import bootstrap, cache, compat, gates
 from .bench import latency_ratio
-from .calibration import DEFAULT_COUNT, files_digest, load_calibration
+from .calibration import DEFAULT_COUNT, files_digest, load_calibration, split_folder
 from .cpu import has_vnni
 from .errors import CalibrationError, QuantkitError
-from .evaluate import (EVAL_IOU, ImageSet, Predictions, annotated_sizes, coco_items, model_hw, model_names, parity_report,
-                       predict, score)
+from .evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report, annotated_sizes, coco_items, folder_items,
+                       model_hw, model_names, parity_report, predict, score)
 from .head import head_is_float
 from .manifest import Case, ConfigSpec
 from .metrics import ClassMap, coco_results, map_classes, operating_point
@@ -74,9 +74,46 @@ class CasePipeline:
         """Class index -> category id: the case's class_map, else by the model's class names."""
         return map_classes(self.coco[0], model_names(self.case.model), self.case.class_map)
 
+    @property
+    def annotated(self) -> bool:
+        return bool(self.case.coco_images and self.case.coco_ann)
+
+    @cached_property
+    def holdout(self) -> list[Path]:
+        """Calibration images held out for validation: only when the case has neither annotated nor
+        unlabelled validation images; calibration never uses them (``calibration.split_folder``)."""
+        if self.annotated or self.case.val_images or not self.case.calib:
+            return []
+        return split_folder(self.case.calib, DEFAULT_COUNT)
+
+    @property
+    def evidence(self) -> str | None:
+        """What accuracy is judged on: "annotated" images, "unlabelled" images (agreement with FP32), or None."""
+        if self.annotated:
+            return "annotated"
+        return "unlabelled" if self.case.val_images or self.holdout else None
+
+    def evidence_text(self) -> str:
+        """The verdict's words for the accuracy evidence, e.g. 'agreement with FP32 on 25 unlabelled images'."""
+        if self.evidence is None:
+            return "accuracy: NOT measured"
+        n = len(self.images.ids)
+        if self.evidence == "annotated":
+            return f"accuracy: annotated mAP on {n} images"
+        where = f"held out of {self.case.calib.name}/" if self.holdout else f"in {self.case.val_images.name}/"
+        return f"accuracy: agreement with FP32 on {n} unlabelled images ({where})"
+
     @cached_property
     def images(self) -> ImageSet:
-        return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress, annotated_sizes(self.coco[0]))
+        """The validation images: the annotated ones, else the unlabelled folder, else those held out of calib."""
+        if self.annotated:
+            return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress, annotated_sizes(self.coco[0]))
+        if self.case.val_images:
+            return ImageSet.load(folder_items(self.case.val_images), self.hw_nc[0], self.progress)
+        if self.holdout:
+            return ImageSet.load(list(enumerate(self.holdout)), self.hw_nc[0], self.progress)
+        raise QuantkitError(f"case '{self.case.id}' has no validation images: pass --val-images DIR, annotated images "
+                            "(--coco-images/--coco-ann), or a --calib folder of two or more images to hold some out")
 
     # -- quantize ----------------------------------------------------------------------------
     def config_for(self, spec: ConfigSpec):
@@ -86,7 +123,7 @@ class CasePipeline:
         """Everything that shapes the quantized bytes: model, resolved config (CPU-dependent defaults
         included), calibration files, input size, onnxruntime/onnx versions and quantkit's own code."""
         config = self.config_for(spec)
-        calib = files_digest(self.case.calib, DEFAULT_COUNT) if config.mode == "static" else "-"
+        calib = files_digest(self.case.calib, DEFAULT_COUNT, exclude=self.holdout) if config.mode == "static" else "-"
         parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), f"vnni={has_vnni()}",
                  f"s8convinteger={compat.conv_integer_int8_weights()}", calib, str(self.case.imgsz),
                  compat.ORT_VERSION, compat.ONNX_VERSION, _code_digest()]
@@ -106,7 +143,8 @@ class CasePipeline:
             entry = cache.read(model_path, notes)
             if entry is None:
                 config = self.config_for(spec)
-                calib = load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress) if config.mode == "static" else None
+                calib = (load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress, exclude=self.holdout)
+                         if config.mode == "static" else None)
                 model_path, entry = cache.store(model_path, lambda path: {"result": asdict(quantize(
                     self.case.model, path, preset=self.preset or spec.preset, config=config, calib=calib,
                     imgsz=self.case.imgsz, progress=self.progress, range_cache=self.cache_dir / "ranges"))}, notes)
@@ -150,21 +188,51 @@ class CasePipeline:
         """The INT8 mAP gates of ``spec`` (the drop with its CI95, resolution, small objects, worst class)."""
         return gates.check_map(self.map(None), self.map(spec), th, case_id, self.map_bootstrap(spec), self.case.nms)[1:]
 
+    def deployed(self, spec: ConfigSpec | None = None) -> dict:
+        """Detections at the case's conf and NMS IoU, as deployed: the evaluation's, filtered, where the
+        IoU is the evaluation's; decoded again at that IoU otherwise."""
+        key = (spec.id if spec else "fp32") + "@deployed"
+        if key not in self._preds:
+            if self.case.iou == EVAL_IOU:
+                conf = self.case.conf
+                self._preds[key] = {i: d.above(conf) for i, d in self.predictions(spec).dets.items()}
+            else:
+                self._preds[key] = predict(Runner(self.model_path(spec), self.ep, self.threads), self.images,
+                                           self.hw_nc[1], self.case.conf, self.progress, self.case.iou, self.case.nms).dets
+        return self._preds[key]
+
+    def accuracy_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
+        """Every accuracy gate the case's evidence allows: agreement with FP32 (evidence counted) and
+        detection parity on any validation images; with annotations also the mAP and F1 gates. No
+        validation images at all is one failed gate: accuracy is never passed unmeasured."""
+        if self.evidence is None:
+            return [gates.GateResult("accuracy", "validation_images", None, ">=", th["min_val_images"], case_id,
+                                     no_evidence="no validation images (pass --val-images DIR, annotated images, "
+                                                 "or a --calib folder to hold images out of)")]
+        results = gates.check_agreement(self.agreement(spec), th, case_id) + gates.check_parity(self.parity(spec), th, case_id)
+        if self.annotated:
+            results = (self.map_gates(spec, th, case_id) + gates.check_operating_point(
+                self.operating_point(None), self.operating_point(spec), th, case_id, self.case.iou) + results)
+        return results
+
     def operating_point(self, spec: ConfigSpec | None = None) -> dict:
-        """Precision, recall and F1 at the case's conf and NMS IoU (the evaluation's detections, filtered,
-        where the IoU is the evaluation's; decoded again at that IoU otherwise)."""
+        """Precision, recall and F1 at the case's conf and NMS IoU against the annotations."""
         key = (spec.id if spec else "fp32") + "@op"
         if key not in self._maps:
-            if self.case.iou == EVAL_IOU:
-                dets = self.predictions(spec).dets
-            else:
-                dets = predict(Runner(self.model_path(spec), self.ep, self.threads), self.images, self.hw_nc[1],
-                               self.case.conf, self.progress, self.case.iou, self.case.nms).dets
-            self._maps[key] = operating_point(self.coco[0], dets, self.classes.cat_ids, self.case.conf)
+            self._maps[key] = operating_point(self.coco[0], self.deployed(spec), self.classes.cat_ids, self.case.conf)
+        return self._maps[key]
+
+    def agreement(self, spec: ConfigSpec) -> dict:
+        """Agreement mAP of the INT8 model with FP32 (``metrics.agreement_map``: FP32's detections at the
+        case's conf are the ground truth) on the validation images, with its bootstrap CI95."""
+        key = spec.id + "@agreement"
+        if key not in self._maps:
+            self._maps[key] = agreement_report(self.deployed(None), self.predictions(spec).dets, self.images,
+                                               self.hw_nc[1])
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
-        return parity_report(self.predictions(None), self.predictions(spec))
+        return parity_report(self.predictions(None), self.predictions(spec), score_thr=self.case.conf)
 
     def graph(self, spec: ConfigSpec) -> dict:
         """Op counts of the INT8 model, its float Convs, and whether the head stayed float."""
@@ -214,19 +282,25 @@ class CasePipeline:
 
 
     def record(self, spec: ConfigSpec) -> dict:
-        """Every number of one (case, config), for results files and baselines."""
+        """Every number of one (case, config), for results files and baselines: size, parity and agreement
+        on any validation images; with annotations also mAP, its CI95, AP by size and class, and F1."""
         q = self.quantized(spec)
-        fp32, int8, par, boot = self.map(None), self.map(spec), self.parity(spec), self.map_bootstrap(spec)
-        return {"case": self.case.id, "config": spec.id, "ep": self.ep, "onnxruntime": compat.ORT_VERSION,
-                "fp32_bytes": q.source_bytes, "int8_bytes": q.output_bytes, "compression": round(q.compression, 4),
-                "quantize_seconds": round(q.seconds, 2), "fp32_map50_95": fp32["map50_95"], "int8_map50_95": int8["map50_95"],
-                "fp32_map50": fp32["map50"], "int8_map50": int8["map50"],
+        agreement = self.agreement(spec)
+        record = {"case": self.case.id, "config": spec.id, "ep": self.ep, "onnxruntime": compat.ORT_VERSION,
+                  "fp32_bytes": q.source_bytes, "int8_bytes": q.output_bytes, "compression": round(q.compression, 4),
+                  "quantize_seconds": round(q.seconds, 2), "evidence": self.evidence,
+                  "agreement": {k: agreement.get(k) for k in ("map50_95", "map50", "ci95", "images", "fp32_detections")},
+                  "parity": {k: v for k, v in self.parity(spec).items() if k != "raw"}, "ops": self.graph(spec)["ops"],
+                  "float_nodes": len(q.float_nodes), "notes": q.notes,
+                  "target_cpu": q.config.get("target_cpu"), "reduce_range": q.config.get("reduce_range"),
+                  "inputs": {"calibration": q.calibration, "eval_images": len(self.images.ids),
+                             "eval_skipped": len(self.images.skipped), "eval_size_mismatched": len(self.images.mismatched)}}
+        if not self.annotated:
+            return record
+        fp32, int8, boot = self.map(None), self.map(spec), self.map_bootstrap(spec)
+        return {**record, "fp32_map50_95": fp32["map50_95"], "int8_map50_95": int8["map50_95"],
+                "fp32_map50": fp32["map50"], "int8_map50": int8["map50"], "class_map": self.classes.how,
                 "map_drop_pt": round(100 * (fp32["map50_95"] - int8["map50_95"]), 3),
-                "parity": {k: v for k, v in par.items() if k != "raw"}, "ops": self.graph(spec)["ops"],
-                "float_nodes": len(q.float_nodes), "notes": q.notes, "class_map": self.classes.how,
-                "target_cpu": q.config.get("target_cpu"), "reduce_range": q.config.get("reduce_range"),
-                "inputs": {"calibration": q.calibration, "eval_images": len(self.images.ids),
-                           "eval_skipped": len(self.images.skipped), "eval_size_mismatched": len(self.images.mismatched)},
                 "fp32_ap_by_size": {k: fp32[k] for k in ("aps", "apm", "apl")},
                 "int8_ap_by_size": {k: int8[k] for k in ("aps", "apm", "apl")},
                 "nms": self.case.nms, "map_drop_ci95": [round(v, 3) for v in boot["ci95"]],

@@ -6,6 +6,8 @@ Options (each also readable from ``[tool.quantkit]`` in the rootdir's pyproject.
   --quantkit-manifest PATH        cases x configs x thresholds (default fixtures/manifest.toml)
   --quantkit-model PATH           one case without a manifest, with --quantkit-calib,
   --quantkit-calib DIR              --quantkit-coco-images, --quantkit-coco-ann, --quantkit-imgsz
+  --quantkit-val-images DIR       unlabelled validation images (parity and agreement gates; default without
+                                    annotations: images held out of --quantkit-calib with a fixed seed)
   --quantkit-preset NAME          run every case under this one preset (``naive`` shows the gates bite)
   --quantkit-config IDS           only these comma-separated config ids of the manifest
   --quantkit-ep EP                execution provider for accuracy and latency gates (default cpu)
@@ -43,10 +45,10 @@ from .pipeline import CasePipeline
 from .session import default_cache_dir
 from .report import write_text_atomic
 
-OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "imgsz", "class_map", "preset", "config", "ep",
-           "latency_threads", "save_baseline", "compare", "results", "cache_dir")
+OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "val_images", "imgsz", "class_map", "preset", "config",
+           "ep", "latency_threads", "save_baseline", "compare", "results", "cache_dir")
 CASE_KEYS = {"model": "model", "calib": "calib", "coco_images": "coco_images", "coco_ann": "coco_ann", "imgsz": "imgsz",
-             "class_map": "class_map"}
+             "class_map": "class_map", "val_images": "val_images"}
 DEFAULT_LATENCY_THREADS = (1, 2)
 LATENCY_REQUEST, NOTES = "quantkit_latency_request", "quantkit_notes"  # user_properties keys
 DEFAULT_MANIFEST = "fixtures/manifest.toml"
@@ -61,6 +63,7 @@ def pytest_addoption(parser):
         "calib": "calibration image folder for --quantkit-model",
         "coco_images": "evaluation image folder for --quantkit-model",
         "coco_ann": "COCO instances JSON for --quantkit-model",
+        "val_images": "unlabelled validation images for --quantkit-model (default: held out of --quantkit-calib)",
         "imgsz": "input size 'H' or 'H,W' for --quantkit-model with dynamic axes",
         "class_map": "JSON/TOML of class index -> category id or name for --quantkit-model (default: by class name)",
         "latency_threads": "comma-separated intra-op thread counts the latency gate times at (default 1,2)",
@@ -128,7 +131,7 @@ def _resolve(config) -> Settings:
     get = lambda name: _setting(config, name)  # noqa: E731
     if get("model"):
         manifest = single_case(get("model"), get("calib"), get("coco_images"), get("coco_ann"), get("imgsz"),
-                               get("class_map"))
+                               get("class_map"), get("val_images"))
     else:
         path = Path(get("manifest") or DEFAULT_MANIFEST)
         manifest = load_manifest(path if path.is_absolute() else rootdir / path)
@@ -154,9 +157,10 @@ def _fix(s: Settings, case, key: str) -> str:
 def validate(s: Settings, needs: set[str] = frozenset()) -> None:
     """Check every case's inputs before any test runs; raise QuantkitError naming what to fix.
 
-    What is given must exist and load; ``needs`` ("calib", "coco") must be given as well."""
-    from .calibration import choose_files
-    from .evaluate import coco_items, model_hw, model_names
+    What is given must exist and load; ``needs`` ("calib"; "coco": annotated images; "val": validation
+    images of any kind — annotated, unlabelled, or held out of the calibration folder) must be given as well."""
+    from .calibration import choose_files, split_folder
+    from .evaluate import coco_items, folder_items, model_hw, model_names
     from .metrics import map_classes
 
     for case, specs in _cases_with_specs(s.manifest):
@@ -172,6 +176,16 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
                 choose_files(case.calib)
             except QuantkitError as exc:
                 raise QuantkitError(f"{exc.args[0].split(':')[0]}: {case.calib}: fix {_fix(s, case, 'calib')}") from None
+        if case.val_images:
+            try:
+                folder_items(case.val_images)
+            except QuantkitError as exc:
+                raise QuantkitError(f"case '{case.id}': {exc} (fix {_fix(s, case, 'val_images')})") from None
+        unlabelled = case.val_images or (case.calib and split_folder(case.calib))
+        if "val" in needs and not (case.coco_images or case.coco_ann or unlabelled):
+            raise QuantkitError(f"case '{case.id}': the parity and agreement gates need validation images: pass "
+                                f"{_fix(s, case, 'val_images')} (any images, no annotations needed), "
+                                f"{_fix(s, case, 'calib')} with two or more images, or annotated images")
         if case.coco_images or case.coco_ann or "coco" in needs:
             missing = [k for k in ("coco_images", "coco_ann") if not getattr(case, k)]
             if missing:

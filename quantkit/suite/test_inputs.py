@@ -18,7 +18,7 @@ def test_calibration_images_readable(qk_pair):
     qk_pair.assert_passed(gates.check_inputs("calib", c["images"], c["skipped"], qk_pair.thresholds, qk_pair.id))
 
 
-@pytest.mark.quantkit_needs("coco")
+@pytest.mark.quantkit_needs("val")
 def test_evaluation_images_readable(qk_case):
     images = qk_case.pipeline.images
     gates.assert_passed(gates.check_inputs("eval", len(images.ids), len(images.skipped), qk_case.thresholds, qk_case.id,

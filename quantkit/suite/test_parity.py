@@ -1,11 +1,12 @@
-"""Parity gates, judged on detections (not raw tensors): FP32 vs INT8 on the same images, in both
-directions, never on zero evidence (a metric with nothing to measure fails)."""
+"""Parity gates, judged on detections (not raw tensors): FP32 vs INT8 on the same validation images
+(annotated, unlabelled, or held out of the calibration folder), in both directions, at the case's
+conf, never on zero evidence (a metric with nothing to measure fails)."""
 
 import pytest
 
 from quantkit import gates
 
-pytestmark = pytest.mark.quantkit_needs("coco")
+pytestmark = pytest.mark.quantkit_needs("val")
 METRICS = ["recall_of_fp32_detections", "precision_of_int8_detections", "score_drift_mean", "matched_iou_mean",
            "collapsed_image_fraction", "max_class_score"]
 
