@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from .throughput import best_throughput, describe
 CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "weights", size_only=True),
                  ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
+SAME_SPEED = 1.05  # a size-only row within 5 % of FP32's latency is "the same speed", not "slower"
 
 _MEMORY_PROBE = """
 import sys, numpy as np, onnxruntime as ort
@@ -76,6 +78,39 @@ def _phase(progress: bool, text: str) -> None:
         print(f"quantkit: {text} ...", file=sys.stderr, flush=True)
 
 
+class Kind(str, Enum):
+    """What a row of the table is, decided from gate results (never parsed back from display text)."""
+
+    REFERENCE = "reference"  # the source FP32 model: deployable by definition
+    CONTRAST = "contrast"  # FP32 with the Softmax rewrite: shown to separate the rewrite's gain, not a deliverable
+    PASS = "pass"
+    SIZE_ONLY = "size only"  # passed, and buys size, not speed
+    UNVERIFIED = "not verified"  # passed what was measured, but accuracy was not measured
+    FAIL = "FAIL"
+    PEER = "peer"
+
+    @property
+    def deployable(self) -> bool:
+        return self in (Kind.REFERENCE, Kind.PASS, Kind.SIZE_ONLY)
+
+
+@dataclass
+class Verdict:
+    """One row's verdict: its kind, the gates it failed, and the evidence its accuracy rests on."""
+
+    kind: Kind
+    failed: list[str] = field(default_factory=list)
+    evidence: str = ""
+    detail: str = ""
+
+    def text(self) -> str:
+        if self.kind is Kind.FAIL:
+            return "FAIL: " + ", ".join(self.failed)
+        if self.kind is Kind.CONTRAST:
+            return "reference (not deployable: its accuracy was not measured)"
+        return self.kind.value + (f", {self.detail}" if self.detail else "")
+
+
 @dataclass
 class CheckReport:
     rows: list[dict]
@@ -84,6 +119,8 @@ class CheckReport:
     machine: dict
     notes: list[str] = field(default_factory=list)
     throughput: dict | None = None  # the best-throughput setting of the deployable models (quantkit bench)
+    evidence: str = "accuracy: NOT measured"  # what the accuracy verdict rests on, in words
+    accuracy: str = "not measured"  # "annotated", "unlabelled", "not measured" or "skipped" (--no-accuracy)
 
     @property
     def failed(self) -> bool:
@@ -91,61 +128,76 @@ class CheckReport:
 
     def to_json(self) -> dict:
         return {"rows": self.rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
-                "best_throughput": self.throughput,
+                "best_throughput": self.throughput, "evidence": self.evidence, "accuracy": self.accuracy,
                 "gates": {cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
                           for cid, results in self.gate_results.items()}}
 
 
-def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | None = None,
-              cache_dir: Path | None = None, progress: bool = True, rounds: int = 30) -> CheckReport:
-    """The main job on the manifest's first case; thresholds per config come from the manifest."""
-    case = manifest.cases[0]
+def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool) -> list[str]:
+    """Every input checked in one line each before the first long phase; returns the EPs to run on."""
     unknown = sorted(set(eps or []) - set(available_eps()))
     if unknown:
         raise QuantkitError(f"execution provider {', '.join(unknown)} is not available here: choose from {', '.join(available_eps())}")
-    eps = eps or available_eps()
-    missing = [ep for ep in eps if ep not in available_eps()]
-    if len(missing) == len(eps):
-        raise EPUnavailableError(f"execution provider(s) {', '.join(missing)} not available in this onnxruntime "
-                                 f"(available: {', '.join(available_eps())}): install its build or pick --ep cpu")
+    if not pipe.case.calib:
+        raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
+    choose_files(pipe.case.calib, exclude=pipe.holdout)
+    pipe.hw_nc
+    if accuracy and pipe.evidence:
+        if pipe.annotated:
+            pipe.classes  # class names that match no category fail here, not after quantizing
+        pipe.images
+    return eps or available_eps()
+
+
+def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | None = None,
+              cache_dir: Path | None = None, progress: bool = True, rounds: int = 30, accuracy: bool = True) -> CheckReport:
+    """The main job on the manifest's first case; thresholds per config come from the manifest.
+
+    ``accuracy=False`` (--no-accuracy) skips validation: verdicts then say "size and latency only"."""
+    case = manifest.cases[0]
     pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
+    eps = _check_inputs(pipe, eps, accuracy)
     hw = pipe.hw_nc[0]
-    has_coco = bool(case.coco_images and case.coco_ann)
-    notes = [] if has_coco else ["no --coco-images/--coco-ann: accuracy and parity were not measured"]
+    measured = accuracy and pipe.evidence is not None
+    notes: list[str] = []
+    if not accuracy:
+        evidence = "accuracy: not measured (--no-accuracy): size and latency only"
+    elif measured:
+        evidence = pipe.evidence_text() + ", on the CPU EP"
+        if eps != ["cpu"]:
+            notes.append("accuracy (mAP50-95, agreement mAP, parity) was measured on the CPU EP; rows of other EPs "
+                         "show the CPU EP's figures beside their own latency")
+        if pipe.holdout:
+            notes.append(f"validation: {len(pipe.holdout)} images of --calib held out (seeded), calibration drew from "
+                         "the rest; --val-images DIR validates on a folder of its own")
+    else:
+        evidence = "accuracy: NOT measured (no validation images)"
 
     specs = list(CHECK_CONFIGS)
-    # bad input fails here, in one line, before the first long phase
-    if not case.calib:
-        raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
-    choose_files(case.calib)
-    if has_coco:
-        pipe.classes  # the annotations and the class map (names or --class-map) against the model
     th_for = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
-    results, gate_results = {}, {}
+    results, gate_results, by_note = {}, {}, {}
     for spec in specs:
-        th = th_for[spec.id]
         _phase(progress, f"quantizing {spec.id}")
-        results[spec.id] = pipe.quantized(spec)
-        q = results[spec.id]
-        notes += [f"{spec.id}: {note}" for note in q.notes]
-        notes.append(f"{spec.id}: made for target CPU '{q.config.get('target_cpu')}'"
-                     f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}")
-        checks = gates.check_size(q.source_bytes, q.output_bytes, th, f"{case.id}/{spec.id}")
-        if has_coco:
-            _phase(progress, f"evaluating {spec.id} (mAP, parity)")
-            checks += pipe.map_gates(spec, th, f"{case.id}/{spec.id}")
-            checks += gates.check_operating_point(pipe.operating_point(None), pipe.operating_point(spec), th,
-                                                  f"{case.id}/{spec.id}", case.iou)
-            checks += gates.check_parity(pipe.parity(spec), th, f"{case.id}/{spec.id}")
+        q = results[spec.id] = pipe.quantized(spec)
+        for note in q.notes + [f"made for target CPU '{q.config.get('target_cpu')}'"
+                               f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}"]:
+            by_note.setdefault(note, []).append(spec.id)
+        case_id = f"{case.id}/{spec.id}"
+        checks = gates.check_size(q.source_bytes, q.output_bytes, th_for[spec.id], case_id)
+        if measured:
+            _phase(progress, f"evaluating {spec.id} ({'mAP, ' if pipe.annotated else ''}agreement with FP32, parity)")
+            checks += pipe.accuracy_gates(spec, th_for[spec.id], case_id)
         gate_results[spec.id] = checks
 
+    notes += [f"{', '.join(ids)}: {note}" for note, ids in by_note.items()]  # each note once, with every config it is of
     models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
     rewritten = fast_softmax_fp32(case.model, pipe.cache_dir, hw)
     if rewritten:  # beside the INT8 rows, so the table separates the rewrite's gain from INT8's
         path, diff = rewritten
         models = {"fp32": case.model, FAST_FP32: path, **{k: v for k, v in models.items() if k != "fp32"}}
         notes.append(f"FP32, Softmax rewritten: the FP32 model with the rewrite every INT8 model here carries "
-                     f"(quantkit.rewrite; outputs within {diff:.1e} of FP32's on the timing input), so its mAP is FP32's")
+                     f"(quantkit.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the reference of "
+                     "'INT8 gain %' and the latency gates, not a deliverable")
     latency: dict[str, dict[str, float]] = {}
     for ep in eps:
         _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds)")
@@ -168,12 +220,18 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     for spec in specs:
         for ep, ms in latency.items():
             ref = reference[spec.id] if reference[spec.id] in ms else "fp32"
-            if spec.id in ms:
-                result = gates.check_latency(ms[spec.id] / ms[ref], ep, th_for[spec.id], f"{case.id}/{spec.id}/{ep}",
-                                             ms[ref], ms[spec.id], spec.size_only, threads)
-                if ref == FAST_FP32:
-                    result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
-                gate_results[spec.id].append(result)
+            case_id = f"{case.id}/{spec.id}/{ep}"
+            if spec.id not in ms:  # did not run there: a failed row for that EP, never a pass
+                gate_results[spec.id].append(gates.GateResult(
+                    "latency", f"int8/fp32 interleaved median on {ep}", None, "<=",
+                    th_for[spec.id][gates.latency_threshold_key(ep, spec.size_only)], case_id,
+                    no_evidence=f"the INT8 model did not run on {ep}"))
+                continue
+            result = gates.check_latency(ms[spec.id] / ms[ref], ep, th_for[spec.id], case_id, ms[ref], ms[spec.id],
+                                         spec.size_only, threads)
+            if ref == FAST_FP32:
+                result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
+            gate_results[spec.id].append(result)
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
     block = {ep: {name: peer.block_ms(Runner(path, ep, threads), sample_input(hw), rounds)
                   for name, path in models.items() if name in latency[ep]} for ep in eps}
@@ -181,51 +239,45 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one process each; their peaks are their own
         memory = dict(zip(models, pool.map(lambda path: session_memory_mb(path, hw), models.values())))
 
-    fp32_bytes, fp32_map = results[specs[0].id].source_bytes, pipe.map(None)["map50_95"] if has_coco else None
-    rows, raw_ms = [], []
+    fp32_bytes = results[specs[0].id].source_bytes
+    fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
+    spec_of = {spec.id: spec for spec in specs}
+    rows, verdicts, raw_ms = [], [], []
     for ep in eps:
         for name in models:
-            ms = latency[ep].get(name)
-            q = results.get(name)
+            spec, q, ms = spec_of.get(name), results.get(name), latency[ep].get(name)
+            verdict = _verdict(name, spec, gate_results, ep, measured, accuracy, evidence, reference)
             size = q.output_bytes if q else fp32_bytes
             label = {"fp32": "FP32", FAST_FP32: "FP32, Softmax rewritten"}.get(name, f"INT8 {name}")
-            map_ = (pipe.map(None) if q is None else pipe.map(next(s for s in specs if s.id == name)))["map50_95"] if has_coco else None
-            ep_results = [] if q is None else [r for r in gate_results[name] if r.gate != "latency" or r.case_id.endswith("/" + ep)]
-            failed = sorted({r.gate for r in ep_results if not r.passed})
-            timed = [r for r in ep_results if r.gate == "latency"]
-            size_only = q is not None and next(s for s in specs if s.id == name).size_only
-            if q is None:
-                verdict = "reference"
-            elif failed:
-                verdict = "FAIL: " + ", ".join(failed)
-            elif timed and (size_only or timed[0].verdict == "no gain"):
-                slower = ", slower" if timed[0].value > 1.05 else ""  # within 5 %: the same speed
-                same = " (against FP32 with the same Softmax rewrite)" if reference[name] == FAST_FP32 else ""
-                verdict = f"pass, size only: {timed[0].value:.2f}x FP32 latency{slower}{same}"
-            else:
-                verdict = "pass"
-            ep_base = latency[ep].get("fp32")
+            map_ = (pipe.map(spec) if spec else pipe.map(None))["map50_95"] if fp32_map is not None and name != FAST_FP32 else None
+            agree = pipe.agreement(spec)["map50_95"] if spec and measured else None
+            ep_base, ref_ms = latency[ep].get("fp32"), latency[ep].get(reference.get(name, "fp32"))
             rows.append({
                 "model": f"{label} @ {ep}", "size MB": round(size / 1e6, 2),
                 "latency ms": round(ms, 3) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
                 "deploy ms": round(block[ep][name], 3) if name in block[ep] else None,
                 "size change %": round(100 * (size / fp32_bytes - 1), 1),
                 "speed change %": round(100 * (ep_base / ms - 1), 1) if ms and ep_base else None,
-                "peak memory MB": memory[name]["session_mb"], "mAP50-95": round(map_, 4) if map_ is not None else None,
+                "INT8 gain %": round(100 * (ref_ms / ms - 1), 1) if spec and ms and ref_ms else None,
+                "peak memory MB": memory[name]["session_mb"],
+                "mAP50-95": round(map_, 4) if map_ is not None else None,
                 "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
+                "agreement mAP": round(agree, 4) if agree is not None else None,
                 "quantize s": round(q.seconds, 1) if q else None,
-                "verdict": verdict,
+                "verdict": verdict.text(),
             })
+            verdicts.append(verdict)
             raw_ms.append(block[ep].get(name))
     if peer.available():
         _phase(progress, "the peer: OpenVINO + NNCF INT8")
         rows.append(_peer_row(pipe, threads, rounds, fp32_bytes, fp32_map))
+        verdicts.append(Verdict(Kind.PEER))
         raw_ms.append(rows[-1]["deploy ms"])
         notes.append(f"peer: {peer.versions()} — quantized like `yolo export format=openvino int8=True` (preset MIXED, "
                      "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'")
     else:
         notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
-    deployable = [(ms, row) for ms, row in zip(raw_ms, rows) if ms and row["verdict"].startswith(("pass", "reference"))]
+    deployable = [(ms, row) for ms, row, v in zip(raw_ms, rows, verdicts) if ms and v.kind.deployable]
     fastest = None
     if deployable:  # by block timing: what a deployment of that model alone would see
         ms, row = min(deployable, key=lambda d: d[0])
@@ -234,12 +286,37 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
                "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     _phase(progress, "throughput of the deployable models (threads x streams)")
-    passed = dict.fromkeys(n for n, row in zip([n for _ in eps for n in models], rows) if row["verdict"].startswith(("pass", "reference")))
+    names = [n for _ in eps for n in models]
+    passed = dict.fromkeys(n for n, v in zip(names, verdicts) if v.kind.deployable)
     # a window of about 200 inferences of the slowest model, within 0.25..1 s: the fixture keeps 1 s,
     # a tiny graph is not timed for 1 s per setting
     window = min(1.0, max(0.25, 0.2 * max(ms for by_model in block.values() for ms in by_model.values())))
     return CheckReport(rows, gate_results, fastest, machine, notes,
-                       best_throughput({n: models[n] for n in passed}, hw, eps, window))
+                       best_throughput({n: models[n] for n in passed}, hw, eps, window), evidence,
+                       pipe.evidence if measured else ("skipped" if not accuracy else "not measured"))
+
+
+def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
+             evidence: str, reference: dict) -> Verdict:
+    """The verdict of one (model, EP) row from its gate results: failed gates first; a pass names what
+    it rests on, and without measured accuracy it is "not verified" (or, with --no-accuracy, "size and
+    latency only")."""
+    if spec is None:
+        return Verdict(Kind.CONTRAST if name == FAST_FP32 else Kind.REFERENCE)
+    ep_results = [r for r in gate_results[name] if r.gate != "latency" or r.case_id.endswith("/" + ep)]
+    failed = sorted({r.gate for r in ep_results if not r.passed}, key=lambda g: [r.gate for r in ep_results].index(g))
+    if failed:
+        return Verdict(Kind.FAIL, failed, evidence)
+    if accuracy and not measured:
+        return Verdict(Kind.UNVERIFIED, evidence=evidence, detail="accuracy NOT measured")
+    scope = "" if measured else "size and latency only"
+    timed = next(r for r in ep_results if r.gate == "latency")
+    if spec.size_only or timed.verdict == "no gain":
+        slower = ", slower" if timed.value > SAME_SPEED else ""
+        same = " (against FP32 with the same Softmax rewrite)" if reference[name] == FAST_FP32 else ""
+        detail = f"{timed.value:.2f}x FP32 latency{slower}{same}" + (f"; {scope}" if scope else "")
+        return Verdict(Kind.SIZE_ONLY, evidence=evidence, detail=detail)
+    return Verdict(Kind.PASS, evidence=evidence, detail=scope)
 
 
 def fast_softmax_fp32(model: Path, cache_dir: Path, hw: tuple[int, int]) -> tuple[Path, float] | None:
@@ -276,7 +353,7 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     from . import report as render
 
     out.mkdir(parents=True, exist_ok=True)
-    md = ["# quantkit check", "", render.markdown_table(report.rows), ""]
+    md = ["# quantkit check", "", render.markdown_table(report.rows), "", f"**Evidence:** {report.evidence}", ""]
     if report.fastest:
         md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['deploy ms']} ms by block timing, "
                   f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency.")

@@ -18,6 +18,7 @@ from .errors import QuantkitError
 from .quantize import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+EXIT_UNVERIFIED = 3  # `check`: size and latency passed, accuracy was not measured (0 pass, 1 a gate failed, 2 bad input)
 DISTRIBUTION = "quantkit-yolo"
 
 
@@ -52,6 +53,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number: '{text}'") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: '{text}'") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -186,16 +197,29 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from . import gates
     from .evaluate import compare
+    from .manifest import THRESHOLDS
 
     report = compare(args.fp32, args.int8, args.images, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
-                     progress=not args.json)
+                     progress=not args.json, conf=args.conf)
+    case_id = f"{args.int8.name} vs {args.fp32.name} on {report['images']} images"
+    results = (gates.check_agreement(report["agreement"], THRESHOLDS, case_id)
+               + gates.check_parity(report, THRESHOLDS, case_id))
+    failed = gates.failures(results)
     if args.json:
-        print(json.dumps(report))
-        return 0
+        print(json.dumps({**report, "passed": not failed, "gates": [
+            {"metric": r.metric, "value": r.value, "threshold": r.threshold, "op": r.op, "passed": r.passed}
+            for r in results]}))
+        return 1 if failed else 0
+
     def num(value, digits=4):
         return "n/a (nothing to measure)" if value is None else f"{value:.{digits}f}"
 
+    agree = report["agreement"]
+    ci = f"  CI95 [{agree['ci95'][0]:.3f}, {agree['ci95'][1]:.3f}]" if agree.get("ci95") else ""
+    print(f"agreement mAP50-95 with FP32           {num(agree['map50_95'], 3)}{ci}  "
+          f"({agree['fp32_detections']} FP32 detections on {agree['images']} images)")
     print(f"recall of FP32 detections by INT8  {num(report['recall'], 3)}  ({report['matched']}/{report['fp32_count']})")
     print(f"INT8 detections also in FP32       {num(report['precision'], 3)}  ({report['matched']}/{report['int8_count']})")
     print(f"images whose best score collapsed  {num(report['collapsed_fraction'], 3)}  "
@@ -205,7 +229,11 @@ def cmd_compare(args) -> int:
     print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
     for group, stats in report.get("raw", {}).items():
         print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-    return 0
+    for line in failed:
+        print(line)
+    print(f"verdict: {'FAIL' if failed else 'pass'} — parity and agreement at score >= {args.conf:g}, "
+          "thresholds of quantkit's table")
+    return 1 if failed else 0
 
 
 def cmd_history(args) -> int:
@@ -268,7 +296,8 @@ def _manifest_from_args(args):
         have, lack = ("--coco-images", "--coco-ann JSON") if args.coco_images else ("--coco-ann", "--coco-images DIR")
         raise QuantkitError(f"{have} needs {lack} too: mAP is measured on annotated images, so pass both or neither")
     if args.model:
-        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map)
+        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map,
+                           args.val_images)
     manifest = FIXTURES / "manifest.toml"
     if not manifest.is_file():
         raise QuantkitError(f"no embedded fixture at {FIXTURES} (it ships with a source checkout): "
@@ -282,7 +311,7 @@ def cmd_check(args) -> int:
     from .throughput import describe
 
     check_writable_folder(args.out)
-    report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads)
+    report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads, accuracy=not args.no_accuracy)
     _print_table(report.rows)
     if report.fastest:
         print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['deploy ms']} ms by block timing, "
@@ -301,10 +330,18 @@ def cmd_check(args) -> int:
         print(f"note: {note}")
     paths = write_report(report, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
+    print(report.evidence)
     if report.failed:
         print(f"verdict: FAIL — the {GATED} configuration failed a gate (see above)")
         return 1
-    print(f"verdict: pass — {GATED} INT8 meets every gate")
+    if report.accuracy == "not measured":
+        print(f"verdict: NOT VERIFIED — {GATED} INT8 passed size and latency, but its accuracy was not measured: pass "
+              "--val-images DIR (any images), --coco-images/--coco-ann, or --no-accuracy to accept size and latency only")
+        return EXIT_UNVERIFIED
+    if report.accuracy == "skipped":
+        print(f"verdict: pass, size and latency only — {GATED} INT8 meets those gates; accuracy not measured (--no-accuracy)")
+        return 0
+    print(f"verdict: pass — {GATED} INT8 meets every gate ({report.evidence})")
     return 0
 
 
@@ -384,6 +421,9 @@ def _add_case_args(parser) -> None:
     parser.add_argument("--calib", type=Path, metavar="DIR", help="calibration image folder (static configurations)")
     parser.add_argument("--coco-images", type=Path, metavar="DIR", help="evaluation image folder")
     parser.add_argument("--coco-ann", type=Path, metavar="JSON", help="COCO instances JSON of the evaluation images")
+    parser.add_argument("--val-images", type=Path, metavar="DIR",
+                        help="unlabelled validation images: accuracy as agreement with FP32 (default without "
+                             "annotations: images held out of --calib with a fixed seed)")
     parser.add_argument("--imgsz", action=_Imgsz)
     parser.add_argument("--class-map", type=Path, metavar="FILE",
                         help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
@@ -459,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("fp32", type=Path, metavar="FP32.onnx", help="the FP32 source model")
     c.add_argument("int8", type=Path, metavar="INT8.onnx", help="the INT8 model quantized from it (same input size)")
     c.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of images to run both on")
+    c.add_argument("--conf", type=_unit_float, default=0.25, metavar="CONF",
+                   help="the deployed confidence: FP32's detections at or above it are what INT8 must reproduce")
     c.add_argument("--imgsz", action=_Imgsz)
     _add_run_args(c)
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -486,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = command("check", "the main job: quantize, evaluate, time, report (default: the embedded fixture)")
     _add_case_args(k)
+    k.add_argument("--no-accuracy", action="store_true",
+                   help="skip validation and accept a 'size and latency only' verdict (exit 0 instead of 3)")
     k.add_argument("--out", type=Path, default=Path("quantkit-report"), metavar="DIR",
                    help="folder for report.md, report.json and the PNG plots (checked before any work)")
     _add_run_args(k, ep_nargs="+")
