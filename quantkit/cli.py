@@ -548,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca = command("cache", "where the cache is, its size by kind; prune what no longer serves",
                  "quantkit's cache ($QUANTKIT_CACHE, else ~/.cache/quantkit): quantized models, activation ranges, "
                  "rewritten FP32 models, TensorRT engines. Every entry can be rebuilt. Without ACTION: info.")
-    cache_actions = ca.add_subparsers(dest="cache_command", metavar="ACTION")
+    cache_actions = ca.add_subparsers(dest="cache_command", metavar="ACTION", help="info (the default) or prune")
     ca.set_defaults(func=cmd_cache, cache_command="info", json=False, dir=None)
     for action, help in (("info", "where the cache is, its size, and its entries by kind"),
                          ("prune", "remove entries of other quantkit/onnxruntime versions, orphaned or corrupt files "

@@ -1,0 +1,163 @@
+"""Accuracy without annotations: agreement mAP with FP32, the evidence it needs, the held-out split,
+and verdicts that name what they rest on (check's exit codes, compare's gates, the suite's gates)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import graphs
+import quantkit.check
+from quantkit import bootstrap, gates
+from quantkit.calibration import choose_files, split_folder
+from quantkit.check import CheckReport, Kind, _verdict
+from quantkit.cli import EXIT_UNVERIFIED, main
+from quantkit.detect import Detections
+from quantkit.errors import ModelError
+from quantkit.evaluate import ImageSet, agreement_report
+from quantkit.manifest import THRESHOLDS, ConfigSpec
+from quantkit.metrics import agreement_map
+from quantkit.preprocess import Letterbox
+from quantkit.quantize import quantize
+
+SHAPE = (480, 640)
+
+
+def _scene(n_images: int = 30, per_image: int = 5, seed: int = 0) -> dict[int, Detections]:
+    """FP32-like detections: ``per_image`` boxes of 2 classes per image, scores 0.5-0.95."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(n_images):
+        xy = rng.uniform(0, 400, (per_image, 2))
+        wh = rng.uniform(40, 200, (per_image, 2))
+        scores = np.sort(rng.uniform(0.5, 0.95, per_image))[::-1].astype(np.float32)
+        out[i] = Detections(np.hstack([xy, xy + wh]).astype(np.float32), scores, rng.integers(0, 2, per_image))
+    return out
+
+
+def _images(ids) -> ImageSet:
+    return ImageSet((192, 320), list(ids), [None] * len(ids), [Letterbox(1.0, 0, 0, SHAPE) for _ in ids])
+
+
+def test_fp32_agrees_with_itself_and_a_shifted_model_does_not():
+    fp32 = _scene()
+    same = agreement_map(fp32, fp32, {i: SHAPE for i in fp32}, 2)
+    assert same["map50_95"] == pytest.approx(1.0) and same["fp32_detections"] == 150
+    shifted = {i: Detections(d.boxes + 12.0, d.scores, d.classes) for i, d in fp32.items()}  # a planted box offset
+    moved = agreement_map(fp32, shifted, {i: SHAPE for i in fp32}, 2)
+    assert moved["map50_95"] < THRESHOLDS["min_agreement_map"]
+    report = agreement_report(fp32, shifted, _images(fp32))
+    results = gates.check_agreement(report, THRESHOLDS, "planted/shifted")
+    assert [r.metric for r in results if not r.passed] == ["agreement_map50_95"]
+    assert report["ci95"][0] <= report["map50_95"] <= report["ci95"][1]
+    assert "agreement gate FAILED: agreement_map50_95" in gates.failures(results)[0] and "CI95" in gates.failures(results)[0]
+
+
+def test_an_int8_model_that_detects_nothing_scores_zero_with_a_closed_interval():
+    fp32 = _scene()
+    empty = {i: Detections.empty() for i in fp32}
+    report = agreement_report(fp32, empty, _images(fp32))
+    assert report["map50_95"] == 0.0 and report["ci95"] == [0.0, 0.0]
+
+
+def test_too_little_evidence_fails_never_passes():
+    fp32 = _scene(n_images=6, per_image=3)
+    report = agreement_report(fp32, fp32, _images(fp32))
+    assert report["map50_95"] == pytest.approx(1.0)  # perfect agreement on too few images is still no pass
+    failed = gates.failures(gates.check_agreement(report, THRESHOLDS, "planted/tiny"))
+    assert len(failed) == 2 and all("too little evidence: 6 images, 18 detections — need 25 images and 100" in f
+                                    for f in failed)
+    nothing = {i: Detections.empty() for i in fp32}
+    results = gates.check_agreement(agreement_report(nothing, nothing, _images(nothing)), THRESHOLDS, "planted/none")
+    assert not any(r.passed for r in results)
+    assert "agreement_map50_95 not measured: FP32 made no detection" in gates.failures(results)[-1]
+
+
+def test_the_interval_is_pycocotools_value_at_unit_weights():
+    fp32 = _scene()
+    noisy = {i: Detections(d.boxes + np.float32(i % 4), d.scores, d.classes) for i, d in fp32.items()}
+    kept: dict = {}
+    point = agreement_map(fp32, noisy, {i: SHAPE for i in fp32}, 2, keep=kept)["map50_95"]
+    table = bootstrap.MatchTable.from_evaluator(kept["evaluator"], sorted(fp32))
+    assert table.map50_95(np.ones((1, len(fp32))))[0] == pytest.approx(point, abs=1e-9)
+    interval = bootstrap.interval(table)
+    assert interval["ci95"][0] <= point <= interval["ci95"][1] and interval["halfwidth"] > 0
+
+
+@pytest.mark.parametrize("count, held", [(1, 0), (7, 1), (100, 25), (150, 50), (600, 200)])
+def test_the_held_out_split_never_meets_calibration(tmp_path, count, held):
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"{i:04d}.jpg").write_bytes(b"x")  # names only: the split does not decode
+    holdout = split_folder(folder)
+    assert len(holdout) == held and holdout == split_folder(folder)  # seeded
+    if count > 1:
+        chosen, available = choose_files(folder, exclude=holdout)
+        assert not set(chosen) & set(holdout) and available == count
+
+
+def test_an_already_quantized_model_is_refused_before_any_work(tiny_model, calib_dir, tmp_path):
+    int8 = tmp_path / "int8.onnx"
+    quantize(tiny_model, int8, preset="dynamic", progress=False)
+    start = time.perf_counter()
+    for preset in ("default", "naive", "dynamic"):
+        with pytest.raises(ModelError, match=r"is already INT8: \d+ ConvInteger / \d+ DynamicQuantizeLinear nodes"):
+            quantize(int8, tmp_path / f"again-{preset}.onnx", preset=preset, calib=calib_dir, progress=False)
+    assert time.perf_counter() - start < 10
+
+
+def _report(accuracy: str, failed: bool = False) -> CheckReport:
+    gate = gates.GateResult("size", "compression", 2.0 if failed else 4.0, ">=", 3.3, "tiny/static-qdq")
+    return CheckReport([{"model": "FP32 @ cpu", "size MB": 1.0, "verdict": "reference"}], {"static-qdq": [gate]}, None,
+                       {"cpu": {"brand": "cpu", "flags": []}, "onnxruntime": "1", "eps": ["cpu"], "threads": 1},
+                       evidence=f"accuracy: {accuracy}", accuracy=accuracy)
+
+
+@pytest.mark.parametrize("accuracy, failed, code, verdict", [
+    ("not measured", False, EXIT_UNVERIFIED, "verdict: NOT VERIFIED"),
+    ("skipped", False, 0, "verdict: pass, size and latency only"),
+    ("unlabelled", False, 0, "verdict: pass — static-qdq INT8 meets every gate (accuracy: unlabelled)"),
+    ("not measured", True, 1, "verdict: FAIL"),
+])
+def test_check_exit_code_names_the_evidence(monkeypatch, tmp_path, capsys, accuracy, failed, code, verdict):
+    """Unmeasured accuracy is never a pass: exit 3 unless --no-accuracy; a failed gate still decides first."""
+    seen = {}
+
+    def fake(manifest, eps=None, threads=None, accuracy=True, **kw):
+        seen["accuracy"] = accuracy
+        return _report("skipped" if not accuracy else acc, failed)
+
+    acc = accuracy
+    monkeypatch.setattr(quantkit.check, "run_check", fake)
+    monkeypatch.setattr(quantkit.check, "write_report", lambda report, out: [])
+    args = ["check", "--out", str(tmp_path / "r")] + (["--no-accuracy"] if accuracy == "skipped" else [])
+    assert main(args) == code
+    assert verdict in capsys.readouterr().out and seen["accuracy"] is (accuracy != "skipped")
+
+
+def test_a_model_that_did_not_run_on_an_ep_fails_that_row():
+    spec = ConfigSpec("static-qdq", "default")
+    untimed = gates.GateResult("latency", "int8/fp32 interleaved median on openvino", None, "<=", 1.0,
+                               "tiny/static-qdq/openvino", no_evidence="the INT8 model did not run on openvino")
+    timed = gates.GateResult("latency", "int8/fp32 interleaved median on cpu", 0.8, "<=", 1.15, "tiny/static-qdq/cpu")
+    results = {"static-qdq": [gates.GateResult("size", "compression", 4.0, ">=", 3.3, "tiny/static-qdq"), timed, untimed]}
+    args = (results, "openvino", True, True, "accuracy: annotated mAP on 200 images", {"static-qdq": "fp32"})
+    verdict = _verdict("static-qdq", spec, *args)
+    assert verdict.kind is Kind.FAIL and verdict.failed == ["latency"] and not verdict.kind.deployable
+    assert _verdict("static-qdq", spec, results, "cpu", *args[2:]).kind is Kind.PASS
+    unmeasured = _verdict("static-qdq", spec, results, "cpu", False, True, "accuracy: NOT measured", args[-1])
+    assert unmeasured.kind is Kind.UNVERIFIED and not unmeasured.kind.deployable
+
+
+def test_the_suite_judges_unlabelled_images_instead_of_stopping(tmp_path, calib_dir, run_suite):
+    """Only --quantkit-calib: the parity and agreement gates run on images held out of it (no exit 4), and
+    6 random images are too little evidence, which fails with the numbers."""
+    model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
+    proc = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "--quantkit-cache-dir",
+                     tmp_path / "cache", "--quantkit-config", "static-qdq", "-k", "enough_evidence")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "evidence gate FAILED: validation_images 1.0000 < 25.0000" in proc.stdout
+    assert "too little evidence: 1 images" in proc.stdout
