@@ -119,6 +119,8 @@ class CheckReport:
     machine: dict
     notes: list[str] = field(default_factory=list)
     throughput: dict | None = None  # the best-throughput setting of the deployable models (quantkit bench)
+    gated_model: str | None = None  # the static-qdq INT8 file the gates judged (copied into --out)
+    case_id: str = "model"
     evidence: str = "accuracy: NOT measured"  # what the accuracy verdict rests on, in words
     accuracy: str = "not measured"  # "annotated", "unlabelled", "not measured" or "skipped" (--no-accuracy)
 
@@ -292,7 +294,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     # a tiny graph is not timed for 1 s per setting
     window = min(1.0, max(0.25, 0.2 * max(ms for by_model in block.values() for ms in by_model.values())))
     return CheckReport(rows, gate_results, fastest, machine, notes,
-                       best_throughput({n: models[n] for n in passed}, hw, eps, window), evidence,
+                       best_throughput({n: models[n] for n in passed}, hw, eps, window), str(models[GATED]), case.id, evidence,
                        pipe.evidence if measured else ("skipped" if not accuracy else "not measured"))
 
 
@@ -365,6 +367,10 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
            f"onnxruntime {report.machine['onnxruntime']}; EPs {', '.join(report.machine['eps'])}; threads {report.machine['threads']}"]
     md += [f"- note: {n}" for n in report.notes]
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
+    if report.gated_model:  # the very file the verdict is about, so what is deployed is what was gated
+        model = out / f"{report.case_id}.{GATED}.int8.onnx"
+        render.write_bytes_atomic(model, Path(report.gated_model).read_bytes())
+        paths.append(model)
     render.write_text_atomic(paths[0], "\n".join(md) + "\n")
     render.write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
     gated = report.gate_results[GATED]

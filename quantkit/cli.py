@@ -356,7 +356,8 @@ def cmd_tune(args) -> int:
     rewritten = (f"; FP32 with the Softmax rewrite every candidate carries {result['fp32_rewritten_ms']:.2f} ms, the "
                  "reference of the latency ratios" if result["fp32_rewritten_ms"] else "")
     print(f"\nFP32 {result['fp32_ms']:.2f} ms on {args.ep}, {args.threads} thread(s){rewritten}; "
-          f"mAP-drop threshold {result['threshold_pt']} pt")
+          f"{result['evidence']}" + (f", mAP-drop threshold {result['threshold_pt']} pt" if "annotated" in result["evidence"]
+                                       else ", agreement gate min_agreement_map"))
     print("most sensitive Convs (relative output error): " +
           ", ".join(f"{name} {err:.3g}" for name, err in result["sensitivity"][:5]))
     timings = result["conv_timings"]
@@ -377,7 +378,10 @@ def cmd_tune(args) -> int:
         print("no candidate meets the gates: raise --max-drop or bring better calibration images")
         return 1
     write_text_atomic(args.output, config_toml(chosen))
-    print(f"\nchosen: {chosen.spec.id} ({chosen.ratio:.3f}x FP32 latency, {chosen.map_drop_pt:.2f} pt mAP drop); "
+    if len(result["tied"]) > 1:
+        print(f"\ntie: {', '.join(c.spec.id for c in result['tied'])} are within the timings' spread of the fastest; "
+              "the most accurate of them is chosen")
+    print(f"\nchosen: {chosen.spec.id} ({chosen.ratio:.3f}x FP32 latency, {chosen.loss_pt:.2f} pt accuracy loss); "
           f"wrote its [[config]] to {args.output}")
     return 0
 

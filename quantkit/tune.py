@@ -1,4 +1,4 @@
-"""`quantkit tune`: accuracy-aware search for the fastest configuration within the mAP-drop threshold.
+"""`quantkit tune`: accuracy-aware search for the fastest configuration that meets the gates.
 
 1. A grid of recipes: format (QDQ, QOperator) x per-channel x calibration method.
 2. Per-Conv sensitivity of the best recipe: relative error of every Conv's output, INT8 vs FP32,
@@ -6,10 +6,13 @@
 3. The recipe again with the k most sensitive Convs kept in float, for a few k (float for accuracy).
 4. Per-Conv speed of the recipe (layer_speed.py): the Convs whose INT8 kernel does not beat FP32 on
    this EP and thread count are kept in float in a mixed model (float for speed).
-Every candidate is evaluated (mAP, parity) and timed against FP32 interleaved in one process; the
-Pareto set over (latency ratio, mAP drop) is reported and the fastest candidate meeting the gates
-is written out as a manifest ``[[config]]``; the fastest deployable of FP32 and every candidate
-(uniform, float-for-accuracy, mixed) is named: FP32 when nothing quantized beats it here.
+Every candidate meets the suite's own gates (the accuracy the case's evidence allows — annotated mAP,
+F1 and FP32 floor, or agreement with FP32 on unlabelled images — parity, size, inputs, latency) and is
+timed against FP32 interleaved, twice, in one process; the Pareto set over (latency ratio, accuracy
+loss) is reported, and the fastest passing candidate is written out as a manifest ``[[config]]`` only
+when it beats the runner-up by more than the two timings' spread (else the tie is named, and the more
+accurate of the tied candidates chosen). The fastest deployable of FP32 and every candidate (uniform,
+float-for-accuracy, mixed) is named: FP32 when nothing quantized beats it here.
 """
 
 from __future__ import annotations
@@ -70,24 +73,36 @@ def conv_sensitivity(fp32_path: Path, int8_path: Path, tensors: np.ndarray) -> l
 @dataclass
 class Candidate:
     spec: ConfigSpec
-    map_drop_pt: float
+    loss_pt: float  # mAP50-95 drop in points; without annotations 100 x (1 - agreement mAP with FP32)
     ratio: float
     int8_ms: float
     compression: float
     passed: bool
     failed: list[str]
+    spread: float = 0.0  # relative difference of the ratio between the two interleaved timings
 
     def row(self) -> dict:
-        return {"candidate": self.spec.id, "mAP drop pt": round(self.map_drop_pt, 2), "latency ratio": round(self.ratio, 3),
+        return {"candidate": self.spec.id, "accuracy loss pt": round(self.loss_pt, 2), "latency ratio": round(self.ratio, 3),
+                "timing spread": round(self.spread, 3),
                 "int8 ms": round(self.int8_ms, 2), "compression": round(self.compression, 2),
                 "gates": "pass" if self.passed else "FAIL: " + ", ".join(self.failed)}
 
 
 def pareto(candidates: list[Candidate]) -> list[Candidate]:
-    """Candidates no other candidate beats on both latency ratio and mAP drop."""
+    """Candidates no other candidate beats on both latency ratio and accuracy loss."""
     return sorted((c for c in candidates if not any(
-        o.ratio <= c.ratio and o.map_drop_pt <= c.map_drop_pt and (o.ratio < c.ratio or o.map_drop_pt < c.map_drop_pt)
+        o.ratio <= c.ratio and o.loss_pt <= c.loss_pt and (o.ratio < c.ratio or o.loss_pt < c.loss_pt)
         for o in candidates)), key=lambda c: c.ratio)
+
+
+def choose(passing: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
+    """The fastest passing candidate and the candidates it cannot be told apart from: those whose ratio is
+    within the larger of the two timings' spreads. Among a tie the most accurate is chosen."""
+    if not passing:
+        return None, []
+    fastest = min(passing, key=lambda c: c.ratio)
+    tied = [c for c in passing if c.ratio <= fastest.ratio * (1 + max(c.spread, fastest.spread))]
+    return min(tied, key=lambda c: (c.loss_pt, c.ratio)), tied
 
 
 def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
@@ -96,17 +111,24 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
     case = manifest.cases[0]
     th = {**manifest.thresholds_for(case), **(thresholds or {})}
     pipe = CasePipeline(case, ep, cache_dir, threads, progress=progress)
+    pipe.images  # no validation images at all stops here, in one line, before the grid
+
+    def loss(spec: ConfigSpec) -> float:
+        if pipe.annotated:
+            return 100 * (pipe.map(None)["map50_95"] - pipe.map(spec)["map50_95"])
+        return 100 * (1 - (pipe.agreement(spec)["map50_95"] or 0.0))
+
     specs = list(grid)
     # accuracy of the grid first, so the sensitivity analysis starts from its most accurate QDQ recipe
-    drops = {s.id: 100 * (pipe.map(None)["map50_95"] - pipe.map(s)["map50_95"]) for s in specs}
+    drops = {s.id: loss(s) for s in specs}
     base = min((s for s in specs if pipe.quantized(s).config["format"] == "qdq"), key=lambda s: drops[s.id])
-    calib = load_calibration(case.calib, pipe.hw_nc[0], count=SENSITIVITY_IMAGES, progress=False)
+    calib = load_calibration(case.calib, pipe.hw_nc[0], count=SENSITIVITY_IMAGES, progress=False, exclude=pipe.holdout)
     ranking = conv_sensitivity(case.model, pipe.model_path(base), calib.tensors)
     for k in top_k:
         exclude = tuple(sorted(name for name, _ in ranking[:k]))
         spec = ConfigSpec(f"{base.id}-float{k}", base.preset, {**base.overrides, "exclude": exclude})
         specs.append(spec)
-        drops[spec.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(spec)["map50_95"])
+        drops[spec.id] = loss(spec)
 
     timings = conv_timings(case.model, pipe.model_path(base), ep, threads)
     for_speed = [name for name in slow_in_int8(timings) if name not in base.overrides.get("exclude", ())]
@@ -115,26 +137,34 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         exclude = tuple(sorted({*base.overrides.get("exclude", ()), *for_speed}))
         mixed = ConfigSpec(f"{base.id}-speed", base.preset, {**base.overrides, "exclude": exclude})
         specs.append(mixed)
-        drops[mixed.id] = 100 * (pipe.map(None)["map50_95"] - pipe.map(mixed)["map50_95"])
+        drops[mixed.id] = loss(mixed)
 
     rewritten = rewritten_copy(case.model, pipe.cache_dir)  # the candidates carry the Softmax rewrite: so does their FP32
     references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
     runners = {**{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
                **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs}}
-    ms = interleaved(runners, sample_input(pipe.hw_nc[0]))
+    runs = [interleaved(runners, sample_input(pipe.hw_nc[0])) for _ in range(2)]  # twice: the spread decides ties
+    ms = {name: (runs[0][name] + runs[1][name]) / 2 for name in runners}
     reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
     candidates = []
     for s in specs:
         q = pipe.quantized(s)
-        results = gates.check_map(pipe.map(None), pipe.map(s), th, s.id)[1:] + gates.check_parity(pipe.parity(s), th, s.id)
-        results += gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
+        ratios = [run[s.id] / run[reference[s.id]] for run in runs]
+        ratio = ms[s.id] / ms[reference[s.id]]
+        results = (pipe.accuracy_gates(s, th, s.id) + gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
+                   + [gates.check_latency(ratio, ep, th, s.id, ms[reference[s.id]], ms[s.id], threads=threads)])
+        if q.calibration:
+            results += gates.check_inputs("calib", q.calibration["images"], q.calibration["skipped"], th, s.id)
+        if pipe.annotated:
+            results += gates.check_map(pipe.map(None), pipe.map(None), th, s.id)[:1]  # the FP32 floor
         failed = sorted({r.metric for r in results if not r.passed})
-        candidates.append(Candidate(s, drops[s.id], ms[s.id] / ms[reference[s.id]], ms[s.id], q.compression, not failed, failed))
+        candidates.append(Candidate(s, drops[s.id], ratio, ms[s.id], q.compression, not failed, failed,
+                                    abs(ratios[0] - ratios[1]) / ratio))
     passing = [c for c in candidates if c.passed]
-    chosen = min(passing, key=lambda c: c.ratio) if passing else None
+    chosen, tied = choose(passing)
     deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates}, tuple(references))  # and FP32
-    return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "fp32_ms": ms["fp32"],
-            "fp32_rewritten_ms": ms.get(FAST_FP32),
+    return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "tied": tied, "fp32_ms": ms["fp32"],
+            "fp32_rewritten_ms": ms.get(FAST_FP32), "evidence": pipe.evidence_text(),
             "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"], "conv_timings": timings,
             "float_for_speed": for_speed, "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
             "uniform": base.id, "mixed": mixed.id if mixed else None, "deployable": deployable}

@@ -93,7 +93,8 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
     assert code == 1, err
     assert "size gate FAILED: compression" in out and "accuracy: agreement with FP32 on " in out
     assert "unlabelled images (held out of calib/)" in out
-    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.md", "report.json", "sizes.png"}
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.md", "report.json", "sizes.png",
+                                                                 "tiny.static-qdq.int8.onnx"}  # the gated file itself
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [r["model"] for r in report["rows"]][:3] == ["FP32 @ cpu", "FP32, Softmax rewritten @ cpu", "INT8 static-qdq @ cpu"]
     assert report["rows"][1]["verdict"].startswith("reference (not deployable")

@@ -8,7 +8,7 @@ import pytest
 from quantkit import quantize
 from quantkit.layer_speed import ConvTiming, conv_timings, fastest_deployable, slow_in_int8
 from quantkit.manifest import ConfigSpec, Manifest
-from quantkit.tune import tune
+from quantkit.tune import Candidate, choose, tune
 
 
 def test_every_quantized_conv_is_timed_both_ways(tiny_model, calib_dir, tmp_path):
@@ -62,3 +62,26 @@ def test_tune_times_candidates_against_fp32_with_the_same_rewrite(fixture_case, 
         assert c.ratio == pytest.approx(c.int8_ms / result["fp32_rewritten_ms"], rel=1e-6)
     best, sentence = result["deployable"]
     assert best in ("fp32", "fp32-fast-softmax") or next(c for c in result["candidates"] if c.spec.id == best).passed
+
+
+def test_tune_names_a_tie_instead_of_a_winner_inside_the_timing_spread():
+    """Two passing candidates 2 % apart with a 5 % run-to-run spread are a tie: the more accurate one is
+    chosen and both are named; 20 % apart, the faster one wins."""
+    def cand(name, ratio, loss, spread=0.05):
+        return Candidate(ConfigSpec(name), loss, ratio, 1.0, 3.5, True, [], spread)
+
+    chosen, tied = choose([cand("fast", 0.60, 1.2), cand("accurate", 0.612, 0.4)])
+    assert chosen.spec.id == "accurate" and {c.spec.id for c in tied} == {"fast", "accurate"}
+    chosen, tied = choose([cand("fast", 0.50, 1.2), cand("accurate", 0.60, 0.4)])
+    assert chosen.spec.id == "fast" and [c.spec.id for c in tied] == ["fast"]
+    assert choose([]) == (None, [])
+
+
+@pytest.mark.slow  # one recipe on images held out of the calibration folder (~20 s; `pytest -m slow`)
+def test_tune_accepts_unlabelled_images(fixture_case, tmp_path):
+    case = dataclasses.replace(fixture_case, coco_images=None, coco_ann=None, val_images=fixture_case.coco_images)
+    grid = (ConfigSpec("qdq-pc-minmax", "default"),)
+    result = tune(Manifest([case], list(grid)), cache_dir=tmp_path, progress=False, grid=grid, top_k=(2,))
+    assert result["evidence"].startswith("accuracy: agreement with FP32 on 200 unlabelled images")
+    first = result["candidates"][0]
+    assert 0 <= first.loss_pt < 10 and not any(m.startswith("map50_95") for m in first.failed)
