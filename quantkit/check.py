@@ -367,10 +367,6 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
            f"onnxruntime {report.machine['onnxruntime']}; EPs {', '.join(report.machine['eps'])}; threads {report.machine['threads']}"]
     md += [f"- note: {n}" for n in report.notes]
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
-    if report.gated_model:  # the very file the verdict is about, so what is deployed is what was gated
-        model = out / f"{report.case_id}.{GATED}.int8.onnx"
-        render.write_bytes_atomic(model, Path(report.gated_model).read_bytes())
-        paths.append(model)
     render.write_text_atomic(paths[0], "\n".join(md) + "\n")
     render.write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
     gated = report.gate_results[GATED]
@@ -385,4 +381,7 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
         paths.remove(paths[2])
     render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1],
                       title=f"model sizes: {title}")
+    if report.gated_model:  # the very file the verdict is about, so what is deployed is what was gated
+        paths.append(out / f"{report.case_id}.{GATED}.int8.onnx")
+        render.write_bytes_atomic(paths[-1], Path(report.gated_model).read_bytes())
     return paths

@@ -90,7 +90,7 @@ def _exit_code(argv: list[str]) -> int:
     (["--threads", "0"], "argument --threads: takes positive integers"),
     (["--streams", "1,x"], "argument --streams: takes positive integers"),
     (["--seconds", "0"], "argument --seconds: must be positive"),
-    (["--imgsz", "1", "2", "3"], "argument --imgsz: takes H or H W"),
+    (["--imgsz", "1", "2", "3"], "unrecognized arguments: 3"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_table(tiny_model, capsys, extra, message):
     extra = [_unavailable_ep() if a == "UNAVAILABLE" else a for a in extra]
