@@ -157,8 +157,9 @@ def _fix(s: Settings, case, key: str) -> str:
 def validate(s: Settings, needs: set[str] = frozenset()) -> None:
     """Check every case's inputs before any test runs; raise QuantkitError naming what to fix.
 
-    What is given must exist and load; ``needs`` ("calib"; "coco": annotated images; "val": validation
-    images of any kind — annotated, unlabelled, or held out of the calibration folder) must be given as well."""
+    What is given must exist and load; ``needs`` ("calib"; "val": validation images of any kind — annotated,
+    unlabelled, or held out of the calibration folder) must be given as well. The mAP gates ("coco") skip
+    without annotations: agreement with FP32 judges accuracy then."""
     from .calibration import choose_files, split_folder
     from .evaluate import coco_items, folder_items, model_hw, model_names
     from .metrics import map_classes
@@ -186,12 +187,12 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
             raise QuantkitError(f"case '{case.id}': the parity and agreement gates need validation images: pass "
                                 f"{_fix(s, case, 'val_images')} (any images, no annotations needed), "
                                 f"{_fix(s, case, 'calib')} with two or more images, or annotated images")
-        if case.coco_images or case.coco_ann or "coco" in needs:
+        if case.coco_images or case.coco_ann:  # without both, the mAP gates skip: agreement judges accuracy
             missing = [k for k in ("coco_images", "coco_ann") if not getattr(case, k)]
             if missing:
-                raise QuantkitError(f"case '{case.id}': the mAP, parity and input gates need annotated images: pass "
+                raise QuantkitError(f"case '{case.id}': annotated images come in pairs: pass "
                                     + " and ".join(_fix(s, case, k) for k in missing)
-                                    + " (or deselect them, e.g. -k 'size or graph or latency')")
+                                    + " too (or neither: accuracy is then judged by agreement with FP32)")
             try:
                 coco, _ = coco_items(case.coco_ann, case.coco_images)
                 map_classes(coco, model_names(case.model), case.class_map)
@@ -221,7 +222,7 @@ def pytest_configure(config):
     for marker in ("slow: the longest checks", "gpu: needs a CUDA, TensorRT or DirectML execution provider",
                    "benchmark: latency measurements",
                    "quantkit_record: writes results/baselines; runs only with --quantkit-results/-save-baseline/-compare",
-                   "quantkit_needs(*inputs): the gate needs these case inputs ('calib', 'coco')",
+                   "quantkit_needs(*inputs): the gate needs these case inputs ('calib', 'val', 'coco')",
                    "quantkit_latency: a latency gate (timed last, serially)"):
         config.addinivalue_line("markers", marker)
     config._quantkit_pyproject = _pyproject_settings(Path(config.rootpath))

@@ -34,8 +34,11 @@ def test_ci_recipe_runs_as_written(fixture_case, tmp_path):
     repo = tmp_path / "repo"  # the team's repository: its model and photos at the workflow's paths
     (repo / env["QUANTKIT_MODEL"]).parent.mkdir(parents=True)
     shutil.copy(fixture_case.model, repo / env["QUANTKIT_MODEL"])
-    (repo / env["QUANTKIT_CALIB"]).parent.mkdir(parents=True, exist_ok=True)
-    (repo / env["QUANTKIT_CALIB"]).symlink_to(fixture_case.calib, target_is_directory=True)
+    photos = repo / env["QUANTKIT_CALIB"]  # a team's folder of 300 unlabelled photos: 200 held out, 100 calibrate
+    photos.mkdir(parents=True)
+    for folder in (fixture_case.calib, fixture_case.coco_images):
+        for image in sorted(folder.iterdir()):
+            (photos / f"{folder.parent.name}-{image.name}").symlink_to(image)
     environ = {**os.environ, **env, "QUANTKIT_CACHE": str(tmp_path / "cache"),
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
