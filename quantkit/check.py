@@ -35,6 +35,12 @@ CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "wei
                  ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
 SAME_SPEED = 1.05  # a size-only row within 5 % of FP32's latency is "the same speed", not "slower"
+LOADED = 0.5  # load average per core above which block timing and throughput are flagged as unreliable
+LATENCY_STORY = ("latency ms: the headline, FP32 and every model interleaved in one process ({threads} threads, medians "
+                 "of {rounds} rounds), so a loaded machine slows all alike; the gates and 'fastest deployable' use it. "
+                 "deploy ms: each model alone with its runtime's defaults (block timing, thread spinning on): what one "
+                 "deployed model sees on a quiet machine, and what the peer is compared by. best throughput: "
+                 "threads x streams (quantkit bench).")
 
 _MEMORY_PROBE = """
 import sys, numpy as np, onnxruntime as ort
@@ -234,6 +240,10 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
             if ref == FAST_FP32:
                 result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
             gate_results[spec.id].append(result)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # what else ran while we timed
+    if load > LOADED * (os.cpu_count() or 1):
+        notes.append(f"the machine was loaded while timing (load average {load:.1f} on {os.cpu_count()} cores): "
+                     "'deploy ms' and throughput are not reliable; 'latency ms' (interleaved) still compares models")
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
     block = {ep: {name: peer.block_ms(Runner(path, ep, threads), sample_input(hw), rounds)
                   for name, path in models.items() if name in latency[ep]} for ep in eps}
@@ -244,7 +254,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     fp32_bytes = results[specs[0].id].source_bytes
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
     spec_of = {spec.id: spec for spec in specs}
-    rows, verdicts, raw_ms = [], [], []
+    rows, verdicts = [], []
     for ep in eps:
         for name in models:
             spec, q, ms = spec_of.get(name), results.get(name), latency[ep].get(name)
@@ -269,22 +279,15 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                 "verdict": verdict.text(),
             })
             verdicts.append(verdict)
-            raw_ms.append(block[ep].get(name))
     if peer.available():
         _phase(progress, "the peer: OpenVINO + NNCF INT8")
         rows.append(_peer_row(pipe, threads, rounds, fp32_bytes, fp32_map))
         verdicts.append(Verdict(Kind.PEER))
-        raw_ms.append(rows[-1]["deploy ms"])
         notes.append(f"peer: {peer.versions()} — quantized like `yolo export format=openvino int8=True` (preset MIXED, "
                      "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'")
     else:
         notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
-    deployable = [(ms, row) for ms, row, v in zip(raw_ms, rows, verdicts) if ms and v.kind.deployable]
-    fastest = None
-    if deployable:  # by block timing: what a deployment of that model alone would see
-        ms, row = min(deployable, key=lambda d: d[0])
-        base_block = block.get("cpu", {}).get("fp32")
-        fastest = {**row, "vs CPU FP32": round(ms / base_block, 3) if base_block else None}
+    fastest = fastest_deployable(rows, verdicts, latency.get("cpu", {}).get("fp32"))
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
                "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     _phase(progress, "throughput of the deployable models (threads x streams)")
@@ -296,6 +299,16 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     return CheckReport(rows, gate_results, fastest, machine, notes,
                        best_throughput({n: models[n] for n in passed}, hw, eps, window), str(models[GATED]), case.id, evidence,
                        pipe.evidence if measured else ("skipped" if not accuracy else "not measured"))
+
+
+def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float | None) -> dict | None:
+    """The deployable row (reference or passing, every EP) with the lowest interleaved latency, with its
+    ratio to the CPU FP32 row; None when none was timed."""
+    timed = [row for row, v in zip(rows, verdicts) if v.kind.deployable and row.get("latency ms")]
+    if not timed:
+        return None
+    row = min(timed, key=lambda r: r["latency ms"])
+    return {**row, "vs CPU FP32": round(row["latency ms"] / fp32_ms, 3) if fp32_ms else None}
 
 
 def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
@@ -357,8 +370,9 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     md = ["# quantkit check", "", render.markdown_table(report.rows), "", f"**Evidence:** {report.evidence}", ""]
     if report.fastest:
-        md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['deploy ms']} ms by block timing, "
+        md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['latency ms']} ms interleaved, "
                   f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency.")
+    md.append("\n" + LATENCY_STORY.format(threads=report.machine["threads"], rounds=30))
     md.append(f"\n**Best throughput:** {describe(report.throughput)}")
     md += ["", "## Gates", ""]
     for cid, results in report.gate_results.items():

@@ -306,7 +306,7 @@ def _manifest_from_args(args):
 
 
 def cmd_check(args) -> int:
-    from .check import GATED, run_check, write_report
+    from .check import GATED, LATENCY_STORY, run_check, write_report
     from .report import check_writable_folder
     from .throughput import describe
 
@@ -314,7 +314,7 @@ def cmd_check(args) -> int:
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads, accuracy=not args.no_accuracy)
     _print_table(report.rows)
     if report.fastest:
-        print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['deploy ms']} ms by block timing, "
+        print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms interleaved, "
               f"{report.fastest['vs CPU FP32']}x CPU FP32)")
         peer_row = next((r for r in report.rows if r["verdict"] == "peer"), None)
         if peer_row:
@@ -323,6 +323,7 @@ def cmd_check(args) -> int:
         if report.fastest["model"].startswith("FP32"):
             print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
     print(f"best throughput: {describe(report.throughput)}")
+    print(LATENCY_STORY.format(threads=args.threads or "default", rounds=30))
     for result in report.gate_results[GATED]:
         if not result.passed:
             print(result.message())

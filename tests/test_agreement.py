@@ -161,3 +161,16 @@ def test_the_suite_judges_unlabelled_images_instead_of_stopping(tmp_path, calib_
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "evidence gate FAILED: validation_images 1.0000 < 25.0000" in proc.stdout
     assert "too little evidence: 1 images" in proc.stdout
+
+
+def test_the_fastest_deployable_is_chosen_by_interleaved_latency_among_deployable_rows():
+    """Block timing moves with the machine's load; the interleaved figure does not favour one model, so it
+    decides. A failed row and the rewritten FP32 (not a deliverable) are never chosen."""
+    rows = [{"model": "FP32 @ cpu", "latency ms": 10.0, "deploy ms": 9.0},
+            {"model": "FP32, Softmax rewritten @ cpu", "latency ms": 8.0, "deploy ms": 5.0},
+            {"model": "INT8 static-qdq @ cpu", "latency ms": 7.0, "deploy ms": 14.0},  # block timing hit by load
+            {"model": "INT8 naive @ cpu", "latency ms": 6.0, "deploy ms": 4.0}]
+    verdicts = [quantkit.check.Verdict(k) for k in (Kind.REFERENCE, Kind.CONTRAST, Kind.PASS, Kind.FAIL)]
+    best = quantkit.check.fastest_deployable(rows, verdicts, 10.0)
+    assert best["model"] == "INT8 static-qdq @ cpu" and best["vs CPU FP32"] == 0.7
+    assert quantkit.check.fastest_deployable(rows[3:], verdicts[3:], 10.0) is None

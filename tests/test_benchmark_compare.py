@@ -5,6 +5,8 @@ on a 16x heavier one under the same benchmark id must fail the run."""
 import subprocess
 import sys
 
+import pytest
+
 import graphs
 
 BENCH = '''
@@ -27,6 +29,7 @@ def _run(tmp_path, model, hw, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**env, "HOME": str(tmp_path)})
 
 
+@pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_planted_slowdown_is_caught(tmp_path):
     (tmp_path / "bench_tiny.py").write_text(BENCH)
     fast = graphs.save(graphs.tiny_yolo(hw=(32, 32)), tmp_path / "fast.onnx")

@@ -285,8 +285,17 @@ def test_baseline_latency_growth_alone(growth):
     assert failed([gates.check_baseline_latency(slower, baseline, TH, "planted")]) == {"latency_ratio_growth"}
 
 
+@pytest.mark.parametrize("ratio, verdict", [(1.0, "passed"), (1.9, "no gain"), (2.5, "FAILED")])
+def test_the_size_only_cap_fails_a_catastrophic_slowdown(ratio, verdict):
+    """A size-only config is reported "no gain" while slower than FP32 up to its cap, and fails beyond it,
+    whatever the CPU class (its own threshold, not the per-CPU one)."""
+    result = gates.check_latency(ratio, "cpu", TH, "planted/size-only", 10.0, 10.0 * ratio, size_only=True)
+    assert result.verdict == verdict and "max_latency_ratio_size_only" in result.message(), result.message()
+
+
 # ---- latency (fixture) -------------------------------------------------------------------------
 
+@pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_path):
     """(fixture) The "INT8" model is FP32 plus a side branch of full-resolution Convs: several times
     slower, and the gate says so on every CPU class (size_only would cap it at 2x, and fails too)."""
@@ -299,6 +308,7 @@ def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_pat
     assert result.message().startswith("latency gate FAILED: int8/fp32") and "CPU" in result.message()
 
 
+@pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_the_softmax_rewrite_cannot_pass_for_an_int8_gain(fixture_case, tmp_path):
     """(fixture) The planted "INT8" model is FP32 with only quantkit's Softmax rewrite (faster than the
     source FP32, not quantized at all): the gate times it against FP32 with the same rewrite, where it

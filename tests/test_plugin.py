@@ -3,6 +3,8 @@ and latency timed serially by the xdist controller."""
 
 import re
 
+import pytest
+
 import graphs
 
 
@@ -14,6 +16,7 @@ def test_missing_model_is_one_usage_error(tmp_path, run_suite):
     assert "failed" not in proc.stdout
 
 
+@pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_a_gate_without_its_inputs_names_the_option(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     proc = run_suite(tmp_path, "--quantkit-model", model, "-k", "compression and static-qdq")
@@ -28,6 +31,7 @@ def test_a_gate_without_its_inputs_names_the_option(tmp_path, calib_dir, run_sui
     assert half.returncode == 4 and "--quantkit-coco-ann too" in half.stderr, half.stderr
 
 
+@pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     proc = run_suite(tmp_path, "-p", "xdist", "-n", "2", "--quantkit-model", model, "--quantkit-calib", calib_dir,
