@@ -102,11 +102,10 @@ class Kind(str, Enum):
 
 @dataclass
 class Verdict:
-    """One row's verdict: its kind, the gates it failed, and the evidence its accuracy rests on."""
+    """One row's verdict: its kind, the gates it failed, and what qualifies it (e.g. "size and latency only")."""
 
     kind: Kind
     failed: list[str] = field(default_factory=list)
-    evidence: str = ""
     detail: str = ""
 
     def text(self) -> str:
@@ -258,7 +257,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     for ep in eps:
         for name in models:
             spec, q, ms = spec_of.get(name), results.get(name), latency[ep].get(name)
-            verdict = _verdict(name, spec, gate_results, ep, measured, accuracy, evidence, reference)
+            verdict = _verdict(name, spec, gate_results, ep, measured, accuracy, reference)
             size = q.output_bytes if q else fp32_bytes
             label = {"fp32": "FP32", FAST_FP32: "FP32, Softmax rewritten"}.get(name, f"INT8 {name}")
             map_ = (pipe.map(spec) if spec else pipe.map(None))["map50_95"] if fp32_map is not None and name != FAST_FP32 else None
@@ -312,7 +311,7 @@ def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float
 
 
 def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
-             evidence: str, reference: dict) -> Verdict:
+             reference: dict) -> Verdict:
     """The verdict of one (model, EP) row from its gate results: failed gates first; a pass names what
     it rests on, and without measured accuracy it is "not verified" (or, with --no-accuracy, "size and
     latency only")."""
@@ -321,17 +320,17 @@ def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, me
     ep_results = [r for r in gate_results[name] if r.gate != "latency" or r.case_id.endswith("/" + ep)]
     failed = sorted({r.gate for r in ep_results if not r.passed}, key=lambda g: [r.gate for r in ep_results].index(g))
     if failed:
-        return Verdict(Kind.FAIL, failed, evidence)
+        return Verdict(Kind.FAIL, failed)
     if accuracy and not measured:
-        return Verdict(Kind.UNVERIFIED, evidence=evidence, detail="accuracy NOT measured")
+        return Verdict(Kind.UNVERIFIED, detail="accuracy NOT measured")
     scope = "" if measured else "size and latency only"
     timed = next(r for r in ep_results if r.gate == "latency")
     if spec.size_only or timed.verdict == "no gain":
         slower = ", slower" if timed.value > SAME_SPEED else ""
         same = " (against FP32 with the same Softmax rewrite)" if reference[name] == FAST_FP32 else ""
         detail = f"{timed.value:.2f}x FP32 latency{slower}{same}" + (f"; {scope}" if scope else "")
-        return Verdict(Kind.SIZE_ONLY, evidence=evidence, detail=detail)
-    return Verdict(Kind.PASS, evidence=evidence, detail=scope)
+        return Verdict(Kind.SIZE_ONLY, detail=detail)
+    return Verdict(Kind.PASS, detail=scope)
 
 
 def fast_softmax_fp32(model: Path, cache_dir: Path, hw: tuple[int, int]) -> tuple[Path, float] | None:
