@@ -35,7 +35,7 @@ CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "wei
                  ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
 SAME_SPEED = 1.05  # a size-only row within 5 % of FP32's latency is "the same speed", not "slower"
-LOADED = 0.5  # load average per core above which block timing and throughput are flagged as unreliable
+LOADED = 0.5  # other processes' load per core above which block timing and throughput are flagged unreliable
 LATENCY_STORY = ("latency ms: the headline, FP32 and every model interleaved in one process ({threads} threads, medians "
                  "of {rounds} rounds), so a loaded machine slows all alike; the gates and 'fastest deployable' use it. "
                  "deploy ms: each model alone with its runtime's defaults (block timing, thread spinning on): what one "
@@ -239,9 +239,11 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
             if ref == FAST_FP32:
                 result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
             gate_results[spec.id].append(result)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # what else ran while we timed
+    # what else ran while we timed: the 1-minute load average less the one core this process kept busy
+    load = max(0.0, os.getloadavg()[0] - 1) if hasattr(os, "getloadavg") else 0.0
     if load > LOADED * (os.cpu_count() or 1):
-        notes.append(f"the machine was loaded while timing (load average {load:.1f} on {os.cpu_count()} cores): "
+        notes.append(f"the machine was loaded while timing (load average {load:.1f} beside quantkit's own, on "
+                     f"{os.cpu_count()} cores): "
                      "'deploy ms' and throughput are not reliable; 'latency ms' (interleaved) still compares models")
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
     block = {ep: {name: peer.block_ms(Runner(path, ep, threads), sample_input(hw), rounds)
@@ -386,8 +388,8 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
     title = (f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
              f"onnxruntime {report.machine['onnxruntime']}")
-    rows = [r for r in report.rows if r["latency ms"]]
-    if all(r["mAP50-95"] is not None for r in rows):
+    rows = [r for r in report.rows if r["latency ms"] and r["mAP50-95"] is not None]  # measured rows only
+    if rows:
         render.plot_latency_vs_map(rows, paths[2], threshold=drop.fp32 - drop.threshold / 100 if drop else None,
                                    title=f"latency vs mAP50-95: {title}")
     else:
