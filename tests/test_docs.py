@@ -41,3 +41,23 @@ def test_readme_three_commands_name_what_exists():
     assert len(commands) >= 4
     for args in commands:
         parser.parse_args(args)
+
+
+def test_readme_fixture_table_is_the_committed_check_report():
+    """Each figure of README's fixture table is the value of docs/check-fixture/report.json, the report of the
+    `quantkit check` run it quotes, so no figure there is typed by hand."""
+    import json
+
+    report = json.loads((ROOT / "docs" / "check-fixture" / "report.json").read_text())
+    rows = {r["model"]: r for r in report["rows"]}
+    labels = {"FP32": "FP32 @ cpu", "INT8, onnxruntime's defaults (the seed's configuration)": "INT8 naive @ cpu",
+              "INT8, quantkit `static-qdq`": "INT8 static-qdq @ cpu"}
+    table = README.split("| model (fixture, 192x320) |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(table) == len(labels)
+    for line in table:
+        label, size, latency, map_, agree, verdict = [cell.strip() for cell in line.strip("|").split("|")]
+        row = rows[labels[label]]
+        assert (float(size), float(latency), float(map_), verdict) == (row["size MB"], row["latency ms"],
+                                                                      row["mAP50-95"], row["verdict"])
+        assert (float(agree) if agree else None) == row["agreement mAP"]
+    assert report["machine"]["onnxruntime"] in README and report["machine"]["cpu"]["brand"] in README
