@@ -92,12 +92,13 @@ class Kind(str, Enum):
     PASS = "pass"
     SIZE_ONLY = "size only"  # passed, and buys size, not speed
     UNVERIFIED = "not verified"  # passed what was measured, but accuracy was not measured
+    NO_ACCURACY = "size and latency only"  # --no-accuracy: the user accepts a verdict without accuracy
     FAIL = "FAIL"
     PEER = "peer"
 
     @property
     def deployable(self) -> bool:
-        return self in (Kind.REFERENCE, Kind.PASS, Kind.SIZE_ONLY)
+        return self in (Kind.REFERENCE, Kind.PASS, Kind.SIZE_ONLY, Kind.NO_ACCURACY)
 
 
 @dataclass
@@ -132,6 +133,9 @@ class CheckReport:
     @property
     def failed(self) -> bool:
         return bool(gates.failures(self.gate_results.get(GATED, [])))
+
+    def latency_story(self) -> str:
+        return LATENCY_STORY.format(threads=self.machine["threads"], rounds=self.machine["rounds"])
 
     def to_json(self) -> dict:
         return {"rows": self.rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
@@ -290,7 +294,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
     fastest = fastest_deployable(rows, verdicts, latency.get("cpu", {}).get("fp32"))
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
-               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+               "rounds": rounds, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     _phase(progress, "throughput of the deployable models (threads x streams)")
     names = [n for _ in eps for n in models]
     passed = dict.fromkeys(n for n, v in zip(names, verdicts) if v.kind.deployable)
@@ -314,25 +318,22 @@ def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float
 
 def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
              reference: dict) -> Verdict:
-    """The verdict of one (model, EP) row from its gate results: failed gates first; a pass names what
-    it rests on, and without measured accuracy it is "not verified" (or, with --no-accuracy, "size and
-    latency only")."""
+    """The verdict of one (model, EP) row from its gate results: failed gates first; without measured
+    accuracy it is "not verified" (or, with --no-accuracy, "size and latency only"), never a pass."""
     if spec is None:
         return Verdict(Kind.CONTRAST if name == FAST_FP32 else Kind.REFERENCE)
     ep_results = [r for r in gate_results[name] if r.gate != "latency" or r.case_id.endswith("/" + ep)]
     failed = sorted({r.gate for r in ep_results if not r.passed}, key=lambda g: [r.gate for r in ep_results].index(g))
     if failed:
         return Verdict(Kind.FAIL, failed)
-    if accuracy and not measured:
-        return Verdict(Kind.UNVERIFIED, detail="accuracy NOT measured")
-    scope = "" if measured else "size and latency only"
+    if not measured:  # never a pass: not verified, or what the user accepted with --no-accuracy
+        return Verdict(Kind.NO_ACCURACY if not accuracy else Kind.UNVERIFIED, detail="accuracy NOT measured")
     timed = next(r for r in ep_results if r.gate == "latency")
     if spec.size_only or timed.verdict == "no gain":
         slower = ", slower" if timed.value > SAME_SPEED else ""
         same = " (against FP32 with the same Softmax rewrite)" if reference[name] == FAST_FP32 else ""
-        detail = f"{timed.value:.2f}x FP32 latency{slower}{same}" + (f"; {scope}" if scope else "")
-        return Verdict(Kind.SIZE_ONLY, detail=detail)
-    return Verdict(Kind.PASS, detail=scope)
+        return Verdict(Kind.SIZE_ONLY, detail=f"{timed.value:.2f}x FP32 latency{slower}{same}")
+    return Verdict(Kind.PASS)
 
 
 def fast_softmax_fp32(model: Path, cache_dir: Path, hw: tuple[int, int]) -> tuple[Path, float] | None:
@@ -348,7 +349,7 @@ def fast_softmax_fp32(model: Path, cache_dir: Path, hw: tuple[int, int]) -> tupl
 def _peer_row(pipe: CasePipeline, threads: int | None, rounds: int, fp32_bytes: int, fp32_map: float | None) -> dict:
     """The OpenVINO + NNCF INT8 row: size, block latency with OpenVINO's defaults, mAP, verdict by the same gates."""
     hw = pipe.hw_nc[0]
-    calib = load_calibration(pipe.case.calib, hw, progress=False)
+    calib = load_calibration(pipe.case.calib, hw, progress=False, exclude=pipe.holdout)  # never a validation image
     xml = peer.nncf_int8(pipe.case.model, calib, pipe.cache_dir)
     runner = peer.OVRunner(xml, threads)
     ms = peer.block_ms(runner, sample_input(hw), rounds)
@@ -373,7 +374,7 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     if report.fastest:
         md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['latency ms']} ms interleaved, "
                   f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency.")
-    md.append("\n" + LATENCY_STORY.format(threads=report.machine["threads"], rounds=30))
+    md.append("\n" + report.latency_story())
     md.append(f"\n**Best throughput:** {describe(report.throughput)}")
     md += ["", "## Gates", ""]
     for cid, results in report.gate_results.items():

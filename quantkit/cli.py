@@ -46,24 +46,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, ok, must: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number: '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {must}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: v > 0, "positive")
 
 
 def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: '{text}'") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+    return _number(text, lambda v: 0 < v < 1, "between 0 and 1")
 
 
 def _counts(text: str) -> list[int]:
@@ -218,7 +216,7 @@ def cmd_compare(args) -> int:
 
     agree = report["agreement"]
     ci = f"  CI95 [{agree['ci95'][0]:.3f}, {agree['ci95'][1]:.3f}]" if agree.get("ci95") else ""
-    print(f"agreement mAP50-95 with FP32           {num(agree['map50_95'], 3)}{ci}  "
+    print(f"agreement mAP50-95 with FP32       {num(agree['map50_95'], 3)}{ci}  "
           f"({agree['fp32_detections']} FP32 detections on {agree['images']} images)")
     print(f"recall of FP32 detections by INT8  {num(report['recall'], 3)}  ({report['matched']}/{report['fp32_count']})")
     print(f"INT8 detections also in FP32       {num(report['precision'], 3)}  ({report['matched']}/{report['int8_count']})")
@@ -306,7 +304,7 @@ def _manifest_from_args(args):
 
 
 def cmd_check(args) -> int:
-    from .check import GATED, LATENCY_STORY, run_check, write_report
+    from .check import GATED, run_check, write_report
     from .report import check_writable_folder
     from .throughput import describe
 
@@ -323,7 +321,7 @@ def cmd_check(args) -> int:
         if report.fastest["model"].startswith("FP32"):
             print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
     print(f"best throughput: {describe(report.throughput)}")
-    print(LATENCY_STORY.format(threads=args.threads or "default", rounds=30))
+    print(report.latency_story())
     for result in report.gate_results[GATED]:
         if not result.passed:
             print(result.message())
@@ -340,7 +338,7 @@ def cmd_check(args) -> int:
               "--val-images DIR (any images), --coco-images/--coco-ann, or --no-accuracy to accept size and latency only")
         return EXIT_UNVERIFIED
     if report.accuracy == "skipped":
-        print(f"verdict: pass, size and latency only — {GATED} INT8 meets those gates; accuracy not measured (--no-accuracy)")
+        print(f"verdict: size and latency only — {GATED} INT8 meets those gates; accuracy NOT measured (--no-accuracy)")
         return 0
     print(f"verdict: pass — {GATED} INT8 meets every gate ({report.evidence})")
     return 0

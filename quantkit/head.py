@@ -97,8 +97,12 @@ def find_head(model: onnx.ModelProto) -> Head | None:
     return Head(nodes=sorted(head), dfl_conv=dfl, feeding_convs=sorted(feeding))
 
 
-QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger",
-                 "QLinearConv", "QLinearMatMul")
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger")
+
+
+def is_quantized_op(op_type: str) -> bool:
+    """Q/DQ, the integer kernels, and every QLinear* op (QOperator's QLinearConv, its contrib QLinearSigmoid, ...)."""
+    return op_type in QUANTIZED_OPS or op_type.startswith("QLinear")
 
 
 def head_is_float(model: onnx.ModelProto, head_nodes: list[str]) -> bool:
@@ -107,7 +111,7 @@ def head_is_float(model: onnx.ModelProto, head_nodes: list[str]) -> bool:
     outputs = set()
     for name in head_nodes:
         node = by_name.get(name)
-        if node is None or node.op_type in QUANTIZED_OPS:
+        if node is None or is_quantized_op(node.op_type):
             return False
         outputs.update(node.output)
     return not any(n.op_type == "QuantizeLinear" and n.input[0] in outputs for n in model.graph.node)

@@ -13,7 +13,7 @@ from onnx import external_data_helper, numpy_helper
 
 from . import compat
 from .errors import ModelError
-from .head import QUANTIZED_OPS, find_head
+from .head import find_head, is_quantized_op
 
 
 @dataclass
@@ -258,7 +258,7 @@ def name_nodes(model: onnx.ModelProto) -> None:
 
 def quantized_nodes(model: onnx.ModelProto) -> dict[str, int]:
     """Count of each quantized op type in ``model`` ({} for a float model)."""
-    return {op: n for op, n in op_counts(model).items() if op in QUANTIZED_OPS}
+    return {op: n for op, n in op_counts(model).items() if is_quantized_op(op)}
 
 
 def refuse_quantized(model: onnx.ModelProto, source: str | Path) -> None:

@@ -49,6 +49,7 @@ class CasePipeline:
         self.cache_dir = Path(cache_dir or default_cache_dir())
         self._quantized: dict[str, QuantResult] = {}
         self._preds: dict[str, Predictions] = {}
+        self._deployed: dict[str, dict] = {}  # detections at the case's conf/iou, per model
         self._maps: dict[str, dict] = {}
         self._tables: dict[str, bootstrap.MatchTable] = {}
 
@@ -191,15 +192,16 @@ class CasePipeline:
     def deployed(self, spec: ConfigSpec | None = None) -> dict:
         """Detections at the case's conf and NMS IoU, as deployed: the evaluation's, filtered, where the
         IoU is the evaluation's; decoded again at that IoU otherwise."""
-        key = (spec.id if spec else "fp32") + "@deployed"
-        if key not in self._preds:
+        key = spec.id if spec else "fp32"
+        if key not in self._deployed:
             if self.case.iou == EVAL_IOU:
                 conf = self.case.conf
-                self._preds[key] = {i: d.above(conf) for i, d in self.predictions(spec).dets.items()}
+                self._deployed[key] = {i: d.above(conf) for i, d in self.predictions(spec).dets.items()}
             else:
-                self._preds[key] = predict(Runner(self.model_path(spec), self.ep, self.threads), self.images,
-                                           self.hw_nc[1], self.case.conf, self.progress, self.case.iou, self.case.nms).dets
-        return self._preds[key]
+                self._deployed[key] = predict(Runner(self.model_path(spec), self.ep, self.threads), self.images,
+                                              self.hw_nc[1], self.case.conf, self.progress, self.case.iou,
+                                              self.case.nms).dets
+        return self._deployed[key]
 
     def accuracy_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
         """Every accuracy gate the case's evidence allows: agreement with FP32 (evidence counted) and

@@ -210,6 +210,7 @@ def _save(plt, fig, path: str | Path) -> None:
 
 
 VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "size only": "#7f7f7f", "not verified": "#ff7f0e",
+                   "size and latency only": "#bcbd22",
                    "fail": "#d62728", "peer": "#9467bd", "other": "#000000"}
 _MARKERS = "osD^vP*Xh<>p"
 

@@ -120,15 +120,15 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
 
     specs = list(grid)
     # accuracy of the grid first, so the sensitivity analysis starts from its most accurate QDQ recipe
-    drops = {s.id: loss(s) for s in specs}
-    base = min((s for s in specs if pipe.quantized(s).config["format"] == "qdq"), key=lambda s: drops[s.id])
+    losses = {s.id: loss(s) for s in specs}
+    base = min((s for s in specs if pipe.quantized(s).config["format"] == "qdq"), key=lambda s: losses[s.id])
     calib = load_calibration(case.calib, pipe.hw_nc[0], count=SENSITIVITY_IMAGES, progress=False, exclude=pipe.holdout)
     ranking = conv_sensitivity(case.model, pipe.model_path(base), calib.tensors)
     for k in top_k:
         exclude = tuple(sorted(name for name, _ in ranking[:k]))
         spec = ConfigSpec(f"{base.id}-float{k}", base.preset, {**base.overrides, "exclude": exclude})
         specs.append(spec)
-        drops[spec.id] = loss(spec)
+        losses[spec.id] = loss(spec)
 
     timings = conv_timings(case.model, pipe.model_path(base), ep, threads)
     for_speed = [name for name in slow_in_int8(timings) if name not in base.overrides.get("exclude", ())]
@@ -137,7 +137,7 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         exclude = tuple(sorted({*base.overrides.get("exclude", ()), *for_speed}))
         mixed = ConfigSpec(f"{base.id}-speed", base.preset, {**base.overrides, "exclude": exclude})
         specs.append(mixed)
-        drops[mixed.id] = loss(mixed)
+        losses[mixed.id] = loss(mixed)
 
     rewritten = rewritten_copy(case.model, pipe.cache_dir)  # the candidates carry the Softmax rewrite: so does their FP32
     references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
@@ -158,7 +158,7 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         if pipe.annotated:
             results += gates.check_map(pipe.map(None), pipe.map(None), th, s.id)[:1]  # the FP32 floor
         failed = sorted({r.metric for r in results if not r.passed})
-        candidates.append(Candidate(s, drops[s.id], ratio, ms[s.id], q.compression, not failed, failed,
+        candidates.append(Candidate(s, losses[s.id], ratio, ms[s.id], q.compression, not failed, failed,
                                     abs(ratios[0] - ratios[1]) / ratio))
     passing = [c for c in candidates if c.passed]
     chosen, tied = choose(passing)

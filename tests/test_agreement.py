@@ -107,18 +107,22 @@ def test_an_already_quantized_model_is_refused_before_any_work(tiny_model, calib
         with pytest.raises(ModelError, match=r"is already INT8: \d+ ConvInteger / \d+ DynamicQuantizeLinear nodes"):
             quantize(int8, tmp_path / f"again-{preset}.onnx", preset=preset, calib=calib_dir, progress=False)
     assert time.perf_counter() - start < 10
+    qoperator = tmp_path / "qop.onnx"  # QOperator's QLinear* ops (QLinearConv and its contrib kin) count too
+    quantize(tiny_model, qoperator, preset="qoperator", calib=calib_dir, progress=False)
+    with pytest.raises(ModelError, match=r"is already INT8: .*\d+ QLinearConv"):
+        quantize(qoperator, tmp_path / "again-qop.onnx", preset="dynamic", progress=False)
 
 
 def _report(accuracy: str, failed: bool = False) -> CheckReport:
     gate = gates.GateResult("size", "compression", 2.0 if failed else 4.0, ">=", 3.3, "tiny/static-qdq")
     return CheckReport([{"model": "FP32 @ cpu", "size MB": 1.0, "verdict": "reference"}], {"static-qdq": [gate]}, None,
-                       {"cpu": {"brand": "cpu", "flags": []}, "onnxruntime": "1", "eps": ["cpu"], "threads": 1},
+                       {"cpu": {"brand": "cpu", "flags": []}, "onnxruntime": "1", "eps": ["cpu"], "threads": 1, "rounds": 30},
                        evidence=f"accuracy: {accuracy}", accuracy=accuracy)
 
 
 @pytest.mark.parametrize("accuracy, failed, code, verdict", [
     ("not measured", False, EXIT_UNVERIFIED, "verdict: NOT VERIFIED"),
-    ("skipped", False, 0, "verdict: pass, size and latency only"),
+    ("skipped", False, 0, "verdict: size and latency only — static-qdq INT8 meets those gates; accuracy NOT measured"),
     ("unlabelled", False, 0, "verdict: pass — static-qdq INT8 meets every gate (accuracy: unlabelled)"),
     ("not measured", True, 1, "verdict: FAIL"),
 ])
@@ -150,6 +154,9 @@ def test_a_model_that_did_not_run_on_an_ep_fails_that_row():
     assert _verdict("static-qdq", spec, results, "cpu", *args[2:]).kind is Kind.PASS
     unmeasured = _verdict("static-qdq", spec, results, "cpu", False, True, args[-1])
     assert unmeasured.kind is Kind.UNVERIFIED and not unmeasured.kind.deployable
+    accepted = _verdict("static-qdq", spec, results, "cpu", False, False, args[-1])  # --no-accuracy
+    assert accepted.kind is Kind.NO_ACCURACY and not accepted.text().startswith("pass")
+    assert "accuracy NOT measured" in accepted.text() and "accuracy NOT measured" in unmeasured.text()
 
 
 def test_the_suite_judges_unlabelled_images_instead_of_stopping(tmp_path, calib_dir, run_suite):
