@@ -113,3 +113,33 @@ def test_pruned_fixture_is_the_seeds_case():
     assert 0.30 <= 1 - sum(pruned) / sum(parent) <= 0.50, (sum(parent), sum(pruned))
     assert sum(c % 8 == 0 for c in pruned) < len(pruned) / 4, pruned
     assert path.stat().st_size < (FIXTURES / "models" / "shapes-v8n-192x320.onnx").stat().st_size - 2_000_000
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_masks_and_keypoints_agree_with_boxes(split):
+    """Each annotation's RLE mask has exactly its box and area; K=5 keypoints (centre, top, right, bottom,
+    left) lie on the canvas when visible, at (0, 0) when not; a horizontal flip swaps right and left."""
+    from pycocotools import mask as mask_utils
+
+    make = _make_dataset()
+    coco = _coco(split)
+    assert all(c["keypoints"] == make.KEYPOINTS and c["skeleton"] == make.SKELETON for c in coco["categories"])
+    assert [make.KEYPOINTS[i] for i in make.FLIP_IDX] == ["centre", "top", "left", "bottom", "right"]
+    sizes = {im["id"]: (im["width"], im["height"]) for im in coco["images"]}
+    for ann in coco["annotations"]:
+        width, height = sizes[ann["image_id"]]
+        assert ann["segmentation"]["size"] == [height, width]
+        assert mask_utils.area(ann["segmentation"]) == ann["area"]
+        assert list(mask_utils.toBbox(ann["segmentation"])) == ann["bbox"]
+        kpts = np.array(ann["keypoints"]).reshape(len(make.KEYPOINTS), 3)
+        assert ann["num_keypoints"] == int((kpts[:, 2] > 0).sum())
+        shown, hidden = kpts[kpts[:, 2] > 0], kpts[kpts[:, 2] == 0]
+        assert (shown[:, 0] >= 0).all() and (shown[:, 0] < width).all() and (shown[:, 1] < height).all()
+        assert not hidden[:, :2].any()
+
+
+def test_keypoints_regenerate_from_their_seed():
+    make = _make_dataset()
+    _, anns = make.render("val", 3)
+    recorded = [a for a in _coco("val")["annotations"] if a["image_id"] == 4]
+    assert [(a["keypoints"], a["segmentation"]) for a in anns] == [(a["keypoints"], a["segmentation"]) for a in recorded]
