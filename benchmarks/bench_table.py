@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from quantkit import quantize
-from quantkit.evaluate import model_hw
+from quantkit.measure.evaluate import model_hw
 from quantkit.report import markdown_table
-from quantkit.throughput import cores, default_counts, machine, measure, parse_counts
+from quantkit.measure.throughput import cores, default_counts, machine, measure, parse_counts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FP32 = FIXTURES / "models" / "shapes-v8n-192x320.onnx"
@@ -44,7 +44,7 @@ def _spread(values: list[float]) -> str:
 
 
 def _measure(model: str, hw: tuple[int, int], threads: int, streams: int, seconds: float) -> dict:
-    """quantkit.throughput.measure on the cpu EP, plus ``others``: the cores other processes used meanwhile."""
+    """quantkit.measure.throughput.measure on the cpu EP, plus ``others``: the cores other processes used meanwhile."""
     busy, own, wall = _busy_seconds(), sum(os.times()[:2]), time.perf_counter()
     row = measure(model, hw, "cpu", threads, streams, seconds)
     if busy is not None:

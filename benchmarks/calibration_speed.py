@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from quantkit import compat
-from quantkit.cpu import cpu_info
+from quantkit.measure.cpu import cpu_info
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "fixtures" / "models" / "shapes-v8n-192x320.onnx"
@@ -88,7 +88,7 @@ timed(calibrate.MinMaxCalibrater, "collect_data", "calibration inference + range
 timed(qdq.QDQQuantizer, "quantize_model", "onnxruntime quantize_model (Python)")
 args = sys.argv[1:]
 if args[0] == "-m":
-    timed(importlib.import_module("quantkit.quantize"), "load_calibration", "quantkit: read + letterbox 100 images")
+    timed(importlib.import_module("quantkit.quantization.quantizer"), "load_calibration", "quantkit: read + letterbox 100 images")
 atexit.register(lambda: open(os.environ["STAGES_OUT"], "w").write(json.dumps(seconds)))
 sys.argv = args[1:] if args[0] == "-m" else args
 runpy.run_module(sys.argv[0], run_name="__main__") if sys.argv[0] == "quantkit" else runpy.run_path(sys.argv[0], run_name="__main__")

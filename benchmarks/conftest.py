@@ -9,8 +9,8 @@ and ``-n 2`` (the controller times it), and an INT8 target that cannot be timed 
 """
 
 from quantkit import compat
-from quantkit.cpu import cpu_info
-from quantkit.session import available_eps
+from quantkit.measure.cpu import cpu_info
+from quantkit.measure.session import available_eps
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from quantkit.bench import sample_input
-from quantkit.evaluate import model_hw
+from quantkit.measure.bench import sample_input
+from quantkit.measure.evaluate import model_hw
 from quantkit.report import markdown_table
 
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from quantkit.evaluate import predict, score
+from quantkit.measure.evaluate import predict, score
 from quantkit.plugin import pipeline, settings
-from quantkit.session import Runner
+from quantkit.measure.session import Runner
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.noisy]
 MAX_OVERHEAD = 0.15

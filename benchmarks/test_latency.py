@@ -11,9 +11,9 @@ Ids are stable on every runner (an EP that is missing is skipped, not dropped), 
 
 import pytest
 
-from quantkit.bench import sample_input
+from quantkit.measure.bench import sample_input
 from quantkit.plugin import LATENCY_REQUEST, pipeline, settings
-from quantkit.session import EPS, Runner, available_eps
+from quantkit.measure.session import EPS, Runner, available_eps
 
 pytestmark = pytest.mark.benchmark
 THREADS = (1, 2)

@@ -4,7 +4,7 @@ Pipeline: preprocess -> quantize -> session (run) -> detect / metrics (evaluate)
 """
 
 from .errors import CalibrationError, DatasetError, ManifestError, ModelError, OutputError, QuantkitError
-from .quantize import PRESETS, QuantConfig, QuantResult, quantize
+from .quantization.quantizer import PRESETS, QuantConfig, QuantResult, quantize
 
 __all__ = ["quantize", "QuantConfig", "QuantResult", "PRESETS", "QuantkitError", "ModelError",
            "CalibrationError", "DatasetError", "OutputError", "ManifestError"]

@@ -19,17 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compat, gates, peer
-from .bench import interleaved, sample_input
-from .calibration import choose_files, load_calibration
-from .cpu import cpu_info
+from . import compat, gates
+from .measure import peer
+from .measure.bench import interleaved, sample_input
+from .quantization.calibration import choose_files, load_calibration
+from .measure.cpu import cpu_info
 from .errors import CalibrationError, EPUnavailableError, QuantkitError
-from .evaluate import predict, score
+from .measure.evaluate import predict, score
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
-from .rewrite import FAST_FP32, carries_rewrite, rewritten_copy
-from .session import Runner, available_eps
-from .throughput import best_throughput, describe
+from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
+from .measure.session import Runner, available_eps
+from .measure.throughput import best_throughput, describe
 
 CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "weights", size_only=True),
                  ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
@@ -207,7 +208,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         path, diff = rewritten
         models = {"fp32": case.model, FAST_FP32: path, **{k: v for k, v in models.items() if k != "fp32"}}
         notes.append(f"FP32, Softmax rewritten: the FP32 model with the rewrite every INT8 model here carries "
-                     f"(quantkit.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the reference of "
+                     f"(quantkit.quantization.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the reference of "
                      "'INT8 gain %' and the latency gates, not a deliverable")
     latency: dict[str, dict[str, float]] = {}
     for ep in eps:

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import QuantkitError
-from .quantize import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
+from .quantization.quantizer import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXIT_UNVERIFIED = 3  # `check`: size and latency passed, accuracy was not measured (0 pass, 1 a gate failed, 2 bad input)
@@ -65,7 +65,7 @@ def _unit_float(text: str) -> float:
 
 
 def _counts(text: str) -> list[int]:
-    from .throughput import parse_counts
+    from .measure.throughput import parse_counts
 
     try:
         return parse_counts(text)
@@ -147,7 +147,7 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def cmd_quantize(args) -> int:
-    from .quantize import quantize
+    from .quantization.quantizer import quantize
 
     result = quantize(args.model, args.output, preset=args.preset, mode=args.mode, calib=args.calib,
                       calib_count=args.calib_count, imgsz=_imgsz(args.imgsz), format=args.format,
@@ -171,8 +171,8 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate
-    from .metrics import COCO80_TO_91
+    from .measure.evaluate import evaluate
+    from .measure.metrics import COCO80_TO_91
 
     from .manifest import load_class_map
 
@@ -196,7 +196,7 @@ def cmd_eval(args) -> int:
 
 def cmd_compare(args) -> int:
     from . import gates
-    from .evaluate import compare
+    from .measure.evaluate import compare
     from .manifest import THRESHOLDS
 
     report = compare(args.fp32, args.int8, args.images, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
@@ -254,10 +254,10 @@ def cmd_history(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import peer
-    from .evaluate import model_hw
-    from .session import available_eps
-    from .throughput import best, default_counts, grid, machine
+    from .measure import peer
+    from .measure.evaluate import model_hw
+    from .measure.session import available_eps
+    from .measure.throughput import best, default_counts, grid, machine
 
     default_eps = ["cpu"] + (["openvino"] if "openvino" in available_eps() else [])  # the CPU EPs
     models, eps = list(dict.fromkeys(str(m) for m in args.models)), list(dict.fromkeys(args.ep or default_eps))
@@ -306,7 +306,7 @@ def _manifest_from_args(args):
 def cmd_check(args) -> int:
     from .check import GATED, run_check, write_report
     from .report import check_writable_folder
-    from .throughput import describe
+    from .measure.throughput import describe
 
     check_writable_folder(args.out)
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads, accuracy=not args.no_accuracy)
@@ -387,7 +387,7 @@ def cmd_tune(args) -> int:
 
 def cmd_cache(args) -> int:
     from . import cache
-    from .session import default_cache_dir
+    from .measure.session import default_cache_dir
 
     def size(n: int) -> str:
         return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"

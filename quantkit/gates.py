@@ -11,8 +11,8 @@ import operator
 from dataclasses import dataclass
 
 from . import compat
-from .bootstrap import images_needed
-from .cpu import cpu_info, has_vnni
+from .measure.bootstrap import images_needed
+from .measure.cpu import cpu_info, has_vnni
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 OFF = 100.0  # an optional threshold at or above this is off (no gate)
@@ -77,7 +77,7 @@ def check_size(fp32_bytes: int, int8_bytes: int, th: dict, case_id: str) -> list
 
 def check_map(fp32: dict, int8: dict, th: dict, case_id: str, bootstrap: dict | None = None,
               nms: str | None = None) -> list[GateResult]:
-    """The FP32 floor and the mAP50-95 drop; with a paired ``bootstrap`` (``quantkit.bootstrap.paired_drop``)
+    """The FP32 floor and the mAP50-95 drop; with a paired ``bootstrap`` (``quantkit.measure.bootstrap.paired_drop``)
     the drop carries its CI95, ``map_drop_gate_upper`` = 1 gates the interval's upper end instead of the
     point, and when the interval holds the threshold, a half-width over ``max_map_drop_pt`` fails as an
     evaluation set too small to decide (an interval wholly on one side of the threshold has decided).

@@ -103,7 +103,7 @@ class Case:
     class_map: dict | list | None = None  # class index -> category id or name (None: match by class name)
     conf: float = 0.25  # the deployed operating point: confidence threshold ...
     iou: float = 0.7  # ... and NMS IoU, where precision, recall and F1 are reported and gated
-    nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see detect.py
+    nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see heads/boxes.py
     val_images: Path | None = None  # unlabelled validation images (without them and annotations: held out of calib)
 
 
@@ -215,7 +215,7 @@ def load_class_map(value, base: Path | None = None):
 
 def _operating_point(entry: dict) -> dict:
     """A case's conf, iou (numbers in [0, 1]) and nms mode, defaults where absent."""
-    from .detect import nms_mode
+    from .heads.boxes import nms_mode
 
     out = {}
     for key in ("conf", "iou"):

@@ -13,7 +13,7 @@ from onnx import external_data_helper, numpy_helper
 
 from . import compat
 from .errors import ModelError
-from .head import find_head, is_quantized_op
+from . import heads
 
 
 @dataclass
@@ -176,7 +176,7 @@ def head_stride(model: onnx.ModelProto, info: ModelInfo, probe: int = 1024) -> i
     fixed.CopyFrom(model)
     fix_input_dims(fixed, ModelInfo(info.input_name, list(info.input_shape), []), (probe, probe))
     name_nodes(fixed)
-    head = find_head(fixed)
+    head = heads.find(fixed)
     if head is None:
         return None
     try:
@@ -258,7 +258,7 @@ def name_nodes(model: onnx.ModelProto) -> None:
 
 def quantized_nodes(model: onnx.ModelProto) -> dict[str, int]:
     """Count of each quantized op type in ``model`` ({} for a float model)."""
-    return {op: n for op, n in op_counts(model).items() if is_quantized_op(op)}
+    return {op: n for op, n in op_counts(model).items() if heads.is_quantized_op(op)}
 
 
 def refuse_quantized(model: onnx.ModelProto, source: str | Path) -> None:

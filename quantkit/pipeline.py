@@ -16,20 +16,21 @@ from pathlib import Path
 import onnx
 from filelock import FileLock
 
-from . import bootstrap, cache, compat, gates
-from .bench import latency_ratio
-from .calibration import DEFAULT_COUNT, files_digest, load_calibration, split_folder
-from .cpu import has_vnni
+from .measure import bootstrap
+from . import cache, compat, gates
+from .measure.bench import latency_ratio
+from .quantization.calibration import DEFAULT_COUNT, files_digest, load_calibration, split_folder
+from .measure.cpu import has_vnni
 from .errors import CalibrationError, QuantkitError
-from .evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report, annotated_sizes, coco_items, folder_items,
+from .measure.evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report, annotated_sizes, coco_items, folder_items,
                        model_hw, model_names, parity_report, predict, score)
-from .head import head_is_float
+from .heads import head_is_float
 from .manifest import Case, ConfigSpec
-from .metrics import ClassMap, coco_results, map_classes, operating_point
+from .measure.metrics import ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
-from .quantize import QuantResult, quantize, resolve_config
-from .rewrite import carries_rewrite, rewritten_copy
-from .session import Runner, default_cache_dir
+from .quantization.quantizer import QuantResult, quantize, resolve_config
+from .quantization.rewrite import carries_rewrite, rewritten_copy
+from .measure.session import Runner, default_cache_dir
 
 
 def _sha(data: bytes) -> str:
@@ -265,7 +266,7 @@ class CasePipeline:
 
     def fp32_reference(self, spec: ConfigSpec) -> Path:
         """The FP32 model INT8 is timed against: the case's model, with the Softmax rewrite where the INT8
-        model carries it, so the ratio is what quantization does (rewrite.py)."""
+        model carries it, so the ratio is what quantization does (quantization/rewrite.py)."""
         return (carries_rewrite(self.model_path(spec)) and self._rewritten_fp32) or self.case.model
 
     @cached_property

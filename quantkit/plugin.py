@@ -42,7 +42,7 @@ from . import compat, gates
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline
-from .session import default_cache_dir
+from .measure.session import default_cache_dir
 from .report import write_text_atomic
 
 OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "val_images", "imgsz", "class_map", "preset", "config",
@@ -160,9 +160,9 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
     What is given must exist and load; ``needs`` ("calib"; "val": validation images of any kind — annotated,
     unlabelled, or held out of the calibration folder) must be given as well. The mAP gates ("coco") skip
     without annotations: agreement with FP32 judges accuracy then."""
-    from .calibration import choose_files, split_folder
-    from .evaluate import coco_items, folder_items, model_hw, model_names
-    from .metrics import map_classes
+    from .quantization.calibration import choose_files, split_folder
+    from .measure.evaluate import coco_items, folder_items, model_hw, model_names
+    from .measure.metrics import map_classes
 
     for case, specs in _cases_with_specs(s.manifest):
         try:
@@ -202,7 +202,7 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
 
 
 def _static(s: Settings, spec: ConfigSpec) -> bool:
-    from .quantize import resolve_config
+    from .quantization.quantizer import resolve_config
 
     return resolve_config(s.preset or spec.preset, **({} if s.preset else spec.overrides)).mode == "static"
 

@@ -4,7 +4,7 @@
 2. Per-Conv sensitivity of the best recipe: relative error of every Conv's output, INT8 vs FP32,
    on calibration images (accumulated error, as onnxruntime's qdq_loss_debug measures it).
 3. The recipe again with the k most sensitive Convs kept in float, for a few k (float for accuracy).
-4. Per-Conv speed of the recipe (layer_speed.py): the Convs whose INT8 kernel does not beat FP32 on
+4. Per-Conv speed of the recipe (measure/layer_speed.py): the Convs whose INT8 kernel does not beat FP32 on
    this EP and thread count are kept in float in a mixed model (float for speed).
 Every candidate meets the suite's own gates (the accuracy the case's evidence allows — annotated mAP,
 F1 and FP32 floor, or agreement with FP32 on unlabelled images — parity, size, inputs, latency) and is
@@ -25,13 +25,13 @@ import onnx
 import onnxruntime as ort
 
 from . import gates
-from .bench import interleaved, sample_input
-from .calibration import load_calibration
-from .layer_speed import conv_timings, fastest_deployable, slow_in_int8
+from .measure.bench import interleaved, sample_input
+from .quantization.calibration import load_calibration
+from .measure.layer_speed import conv_timings, fastest_deployable, slow_in_int8
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
-from .rewrite import FAST_FP32, carries_rewrite, rewritten_copy
-from .session import Runner
+from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
+from .measure.session import Runner
 
 GRID = (
     ConfigSpec("qdq-pc-minmax", "default"),

@@ -10,17 +10,18 @@ import pytest
 
 import graphs
 import quantkit.check
-from quantkit import bootstrap, gates
-from quantkit.calibration import choose_files, split_folder
+from quantkit.measure import bootstrap
+from quantkit import gates
+from quantkit.quantization.calibration import choose_files, split_folder
 from quantkit.check import CheckReport, Kind, _verdict
 from quantkit.cli import EXIT_UNVERIFIED, main
-from quantkit.detect import Detections
+from quantkit.heads import Detections
 from quantkit.errors import ModelError
-from quantkit.evaluate import ImageSet, agreement_report
+from quantkit.measure.evaluate import ImageSet, agreement_report
 from quantkit.manifest import THRESHOLDS, ConfigSpec
-from quantkit.metrics import agreement_map
+from quantkit.measure.metrics import agreement_map
 from quantkit.preprocess import Letterbox
-from quantkit.quantize import quantize
+from quantkit.quantization.quantizer import quantize
 
 SHAPE = (480, 640)
 

@@ -1,4 +1,4 @@
-"""`quantkit bench` and quantkit.throughput on tiny graphs: JSON schema, the grid, best picks, bad input.
+"""`quantkit bench` and quantkit.measure.throughput on tiny graphs: JSON schema, the grid, best picks, bad input.
 
 No timing is asserted beyond "positive": the numbers depend on the machine and its load.
 """
@@ -13,8 +13,8 @@ import pytest
 import graphs
 from quantkit import QuantkitError
 from quantkit.cli import build_parser, main
-from quantkit.session import EPS, available_eps
-from quantkit.throughput import best, best_throughput, default_counts, measure, parse_counts
+from quantkit.measure.session import EPS, available_eps
+from quantkit.measure.throughput import best, best_throughput, default_counts, measure, parse_counts
 
 ROW_KEYS = {"model", "ep", "threads", "streams", "latency_ms", "fps", "oversubscribed"}
 
@@ -127,11 +127,11 @@ def test_best_throughput_skips_what_does_not_run(tiny_model, tmp_path):
 @pytest.mark.parametrize("offered, expected", [(["cpu"], ["cpu"]), (["cuda", "openvino", "cpu"], ["cpu", "openvino"])])
 def test_bench_times_the_openvino_ep_by_default_where_it_is_installed(offered, expected, tiny_model, capsys, monkeypatch):
     """onnxruntime-openvino's EP runs the same QDQ model beside the CPU EP; GPU EPs only when asked for."""
-    import quantkit.session
-    import quantkit.throughput
+    import quantkit.measure.session
+    import quantkit.measure.throughput
 
     asked = []
-    monkeypatch.setattr(quantkit.session, "available_eps", lambda: offered)
-    monkeypatch.setattr(quantkit.throughput, "grid", lambda models, hws, eps, *rest: asked.append(eps) or [])
+    monkeypatch.setattr(quantkit.measure.session, "available_eps", lambda: offered)
+    monkeypatch.setattr(quantkit.measure.throughput, "grid", lambda models, hws, eps, *rest: asked.append(eps) or [])
     bench_json(capsys, tiny_model, "--threads", "1", "--streams", "1")
     assert asked == [expected]

@@ -12,7 +12,7 @@ import graphs
 BENCH = '''
 import os
 import numpy as np
-from quantkit.session import Runner
+from quantkit.measure.session import Runner
 
 def test_tiny_latency(benchmark):
     runner = Runner(os.environ["QK_MODEL"], "cpu", 1)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from quantkit.bootstrap import MatchTable, images_needed, paired_drop, resample_weights
+from quantkit.measure.bootstrap import MatchTable, images_needed, paired_drop, resample_weights
 from quantkit.manifest import ConfigSpec
-from quantkit.metrics import coco_map, coco_results, load_coco, map_classes
+from quantkit.measure.metrics import coco_map, coco_results, load_coco, map_classes
 from test_metrics import VAL_ANNOTATIONS, perturbed_detections
 
 

@@ -18,12 +18,13 @@ import onnx
 import pytest
 
 import graphs
-from quantkit import cache, quantize
+from quantkit import cache
+from quantkit import quantize
 from quantkit.cli import main
 from quantkit.errors import CacheError
 from quantkit.manifest import Case, ConfigSpec
 from quantkit.pipeline import CasePipeline
-from quantkit.rewrite import rewritten_copy
+from quantkit.quantization.rewrite import rewritten_copy
 
 STATIC = ConfigSpec("static", "default")
 
@@ -195,7 +196,7 @@ def test_code_digest_covers_every_module(tmp_path):
     shutil.copytree(Path(cache.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     before = cache.code_digest(package)
     (package / "suite").mkdir(exist_ok=True)
-    (package / "weights.py").rename(package / "suite" / "weights.py")
+    (package / "quantization" / "weights.py").rename(package / "suite" / "weights.py")
     assert cache.code_digest.__wrapped__(package) != before  # past the lru_cache: same folder, new layout
 
 

@@ -20,12 +20,12 @@ from pycocotools.cocoeval import COCOeval
 
 import quantkit
 import quantkit.check
-import quantkit.evaluate
+import quantkit.measure.evaluate
 import quantkit.pipeline
 from quantkit.cli import build_parser, main
-from quantkit import peer
+from quantkit.measure import peer
 from quantkit.manifest import ConfigSpec
-from quantkit.quantize import PRESETS
+from quantkit.quantization.quantizer import PRESETS
 
 
 def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path, run_cli):
@@ -275,7 +275,7 @@ def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom\nsecond line")
 
-    monkeypatch.setattr(quantkit.evaluate, "compare", broken)
+    monkeypatch.setattr(quantkit.measure.evaluate, "compare", broken)
     assert main(["compare", "a.onnx", "b.onnx", "--images", "x"]) == 2
     assert capsys.readouterr().err == ("quantkit: error: unexpected RuntimeError: boom: "
                                        "rerun with QUANTKIT_TRACEBACK=1 and report it\n")

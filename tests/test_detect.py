@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from quantkit.detect import Detections, decode, head_layout
+from quantkit.heads.boxes import Detections, decode, head_layout
 from quantkit.errors import ModelError
 from quantkit.preprocess import Letterbox, letterbox_image
 
@@ -157,12 +157,12 @@ def test_multi_label_conf_is_strict_and_nms_is_per_class():
 def test_multi_label_with_one_class_is_one_label_per_anchor_and_caps_candidates(monkeypatch):
     out = head([(100, 100, 50, 50, 0, 0.8), (400, 300, 50, 50, 0, 0.6)], nc=1)
     assert decode(out, IDENTITY, conf=0.25, nc=1, nms="multi_label").scores.tolist() == pytest.approx([0.8, 0.6])
-    monkeypatch.setattr("quantkit.detect.MAX_NMS", 1)  # only the best-scored candidate enters NMS
+    monkeypatch.setattr("quantkit.heads.boxes.MAX_NMS", 1)  # only the best-scored candidate enters NMS
     assert decode(out, IDENTITY, conf=0.25, nc=1, nms="multi_label").scores.tolist() == pytest.approx([0.8])
 
 
 def test_nms_mode_names():
-    from quantkit.detect import nms_mode
+    from quantkit.heads.boxes import nms_mode
 
     assert nms_mode("Multi-Label") == "multi_label" and nms_mode("best_class") == "best_class"
     with pytest.raises(ValueError, match="agnostic"):

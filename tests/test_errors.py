@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import graphs
-from quantkit import CalibrationError, DatasetError, ModelError, OutputError, quantize
-from quantkit.evaluate import compare, evaluate
+from quantkit import CalibrationError, DatasetError, ModelError, OutputError
+from quantkit import quantize
+from quantkit.measure.evaluate import compare, evaluate
 
 
 def _bad_model(kind, tmp_path, tiny_model):

@@ -9,12 +9,13 @@ import onnxruntime as ort
 import pytest
 
 import graphs
-from quantkit import ModelError, compat, quantize
-from quantkit.calibration import CalibrationReader
-from quantkit.evaluate import ImageSet, folder_items, predict
-from quantkit.head import head_is_float
+from quantkit import ModelError, compat
+from quantkit import quantize
+from quantkit.quantization.calibration import CalibrationReader
+from quantkit.measure.evaluate import ImageSet, folder_items, predict
+from quantkit.heads import head_is_float
 from quantkit.model import head_stride, inspect_model, model_bytes, upcast_float16
-from quantkit.session import Runner
+from quantkit.measure.session import Runner
 from quantkit.tune import conv_sensitivity
 
 

@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from quantkit import quantize
-from quantkit.layer_speed import ConvTiming, conv_timings, fastest_deployable, slow_in_int8
+from quantkit.measure.layer_speed import ConvTiming, conv_timings, fastest_deployable, slow_in_int8
 from quantkit.manifest import ConfigSpec, Manifest
 from quantkit.tune import Candidate, choose, tune
 

@@ -12,11 +12,12 @@ import onnx
 import pytest
 
 import graphs
-from quantkit import ModelError, quantize
-from quantkit.calibration import load_calibration
-from quantkit.head import head_is_float
+from quantkit import ModelError
+from quantkit import quantize
+from quantkit.quantization.calibration import load_calibration
+from quantkit.heads import head_is_float
 from quantkit.model import quantized_convs
-from quantkit.session import Runner
+from quantkit.measure.session import Runner
 
 LAYOUTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "layouts.md"
 

@@ -10,9 +10,9 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from quantkit.detect import Detections
+from quantkit.heads import Detections
 from quantkit.errors import DatasetError, ModelError
-from quantkit.metrics import (COCO80_TO_91, category_names, map_classes, coco_map, coco_results, load_coco,
+from quantkit.measure.metrics import (COCO80_TO_91, category_names, map_classes, coco_map, coco_results, load_coco,
                               operating_point, parity, raw_output_stats)
 
 VAL_ANNOTATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "val" / "annotations.json"

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from quantkit import peer
-from quantkit.calibration import load_calibration
+from quantkit.measure import peer
+from quantkit.quantization.calibration import load_calibration
 from quantkit.cli import main
-from quantkit.quantize import quantize
-from quantkit.session import Runner
+from quantkit.quantization.quantizer import quantize
+from quantkit.measure.session import Runner
 
 needs_openvino = pytest.mark.skipif(not peer.available(), reason="openvino and nncf not installed (the `openvino` extra)")
 

@@ -17,17 +17,18 @@ import onnx
 import pytest
 
 import graphs
-from quantkit import gates, quantize
-from quantkit.calibration import load_calibration
-from quantkit.cpu import has_vnni
-from quantkit.detect import Detections
-from quantkit.evaluate import Predictions, score
-from quantkit.head import find_head, head_is_float
+from quantkit import gates
+from quantkit import quantize
+from quantkit.quantization.calibration import load_calibration
+from quantkit.measure.cpu import has_vnni
+from quantkit.heads import Detections
+from quantkit.measure.evaluate import Predictions, score
+from quantkit.heads import find as find_head, head_is_float
 from quantkit.manifest import THRESHOLDS, ConfigSpec
-from quantkit.metrics import ClassMap, parity
+from quantkit.measure.metrics import ClassMap, parity
 from quantkit.model import float_convs
 from quantkit.pipeline import CasePipeline
-from quantkit.rewrite import REWRITES_KEY, decompose_softmax
+from quantkit.quantization.rewrite import REWRITES_KEY, decompose_softmax
 
 TH = dict(THRESHOLDS)
 
@@ -195,7 +196,7 @@ def test_f1_of_an_int8_model_without_detections_fails(fixture_pipeline):
 
 
 def metrics_op(pipe, dets):
-    from quantkit.metrics import operating_point
+    from quantkit.measure.metrics import operating_point
 
     return operating_point(pipe.coco[0], dets, pipe.classes.cat_ids, pipe.case.conf)
 

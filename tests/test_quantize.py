@@ -13,10 +13,11 @@ import onnxruntime as ort
 import pytest
 
 import graphs
-from quantkit import CalibrationError, ModelError, OutputError, QuantkitError, compat, quantize
-from quantkit.head import find_head, head_is_float
+from quantkit import CalibrationError, ModelError, OutputError, QuantkitError, compat
+from quantkit import quantize
+from quantkit.heads import find as find_head, head_is_float
 from quantkit.model import fix_input_dims, float_convs, inspect_model, load_model, op_counts
-from quantkit.quantize import PRESETS, _pre_process, resolve_config
+from quantkit.quantization.quantizer import PRESETS, _pre_process, resolve_config
 from quantkit.workdir import private_dir, sweep
 
 # Expected op counts on tiny_yolo (4 quantizable Convs + the DFL's 1x1 Conv), per preset.
@@ -243,7 +244,7 @@ def test_target_cpu_decides_reduce_range_and_is_stamped_in_the_model(tiny_model,
 
 
 def test_weights_preset_stores_int8_weights_and_tells_sessions_how_to_run_it(tiny_model, tmp_path):
-    from quantkit.session import Runner, model_session_config
+    from quantkit.measure.session import Runner, model_session_config
 
     q = quantize(tiny_model, tmp_path / "w.onnx", preset="weights", progress=False)
     model = onnx.load(q.output)

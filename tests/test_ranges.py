@@ -8,8 +8,8 @@ from onnxruntime.quantization import calibrate
 
 import graphs
 from quantkit import quantize
-from quantkit.calibration import load_calibration
-from quantkit.ranges import fast_calibration
+from quantkit.quantization.calibration import load_calibration
+from quantkit.quantization.ranges import fast_calibration
 
 
 def _ranges(calibrator):

@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from quantkit import QuantkitError, quantize
+from quantkit import QuantkitError
+from quantkit import quantize
 from quantkit.cli import main
 from quantkit.manifest import THRESHOLDS
 from quantkit.report import history, markdown_table, plot_history, plot_latency_vs_map, plot_sizes, write_text_atomic

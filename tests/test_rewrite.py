@@ -7,7 +7,7 @@ import pytest
 
 import graphs
 from quantkit import quantize
-from quantkit.rewrite import decompose_softmax
+from quantkit.quantization.rewrite import decompose_softmax
 
 
 def _outputs(model: onnx.ModelProto, hw=(32, 32)) -> list[np.ndarray]:

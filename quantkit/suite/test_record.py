@@ -11,8 +11,8 @@ import json
 import pytest
 
 from quantkit import gates
-from quantkit.bench import latency_ratio
-from quantkit.cpu import fingerprint
+from quantkit.measure.bench import latency_ratio
+from quantkit.measure.cpu import fingerprint
 from quantkit.plugin import baseline_dir, results_dir, write_json
 
 pytestmark = [pytest.mark.quantkit_record, pytest.mark.quantkit_needs("val")]

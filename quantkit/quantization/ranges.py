@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import cache, compat
+from .. import cache, compat
 
 BATCH = 16
 _PATCH_LOCK = threading.Lock()

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import CalibrationError
-from .preprocess import list_images, preprocess, read_image
+from ..errors import CalibrationError
+from ..preprocess import list_images, preprocess, read_image
 
 DEFAULT_COUNT = 100
 # Ultralytics' maintainers advise at least this many calibration images for INT8; fewer get a note.

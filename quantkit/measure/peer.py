@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from . import compat
-from .calibration import CalibrationSet, choose_files, load_calibration
-from .errors import QuantkitError
-from .head import find_head
-from .model import name_nodes, quantized_nodes
+from .. import compat
+from ..quantization.calibration import CalibrationSet, choose_files, load_calibration
+from ..errors import QuantkitError
+from .. import heads
+from ..model import name_nodes, quantized_nodes
 from .session import default_cache_dir
 
 LABEL = "OpenVINO NNCF INT8 (peer)"  # the peer's row in check's and bench's tables
@@ -59,9 +59,9 @@ def nncf_int8(model_path: str | Path, calib: CalibrationSet, cache_dir: Path) ->
         return out
     proto = onnx.load(str(model_path))
     name_nodes(proto)
-    head = find_head(proto)
+    head = heads.find(proto)
     if head is None:
-        raise QuantkitError(f"{Path(model_path).name}: no YOLOv8 head found, so the peer cannot keep it in float")
+        raise QuantkitError(f"{Path(model_path).name}: no supported YOLO head found, so the peer cannot keep it in float")
     model = ov.Core().read_model(str(model_path))
     input_name = model.inputs[0].get_any_name()
     dataset = nncf.Dataset(list(calib.tensors), lambda t: {input_name: t[None]})

@@ -12,8 +12,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .detect import Detections, head_layout
-from .errors import DatasetError, ModelError
+from ..heads.boxes import Detections, head_layout
+from ..errors import DatasetError, ModelError
 
 # Class index of a COCO-trained (80-class) detector -> category id in the 91-id COCO annotations.
 COCO80_TO_91 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,

@@ -21,18 +21,18 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from . import cache, compat
+from .. import cache, compat
 from .calibration import DEFAULT_COUNT, RECOMMENDED_COUNT, CalibrationSet, load_calibration
-from .cpu import has_vnni
-from .errors import CalibrationError, ModelError, OutputError, QuantkitError
-from .head import LOOKED_FOR, find_head
-from .model import (fix_input_dims, inspect_model, load_model, model_bytes, name_nodes, refuse_quantized, resolve_imgsz,
+from ..measure.cpu import has_vnni
+from ..errors import CalibrationError, ModelError, OutputError, QuantkitError
+from .. import heads
+from ..model import (fix_input_dims, inspect_model, load_model, model_bytes, name_nodes, refuse_quantized, resolve_imgsz,
                     upcast_float16)
 from .ranges import BATCH, fast_calibration
 from .rewrite import REWRITES_KEY, decompose_softmax
-from .session import default_cache_dir
+from ..measure.session import default_cache_dir
 from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
-from .workdir import private_dir
+from ..workdir import private_dir
 
 MODES = ("static", "dynamic", "weights")
 FORMATS = ("qdq", "qoperator")
@@ -248,7 +248,7 @@ def _finish(path: Path, entries: dict[str, str], fast_softmax: bool, notes: list
     if fast_softmax and (rewritten := decompose_softmax(model)):
         entries = {**entries, REWRITES_KEY: "softmax:" + ",".join(rewritten)}
         notes.append(f"Softmax over a non-last axis ({', '.join(rewritten)}) rewritten as ReduceMax, Sub, Exp, ReduceSum, Div: "
-                     "the same values, faster in onnxruntime's CPU kernels (quantkit.rewrite; check's 'FP32, Softmax "
+                     "the same values, faster in onnxruntime's CPU kernels (quantkit.quantization.rewrite; check's 'FP32, Softmax "
                      "rewritten' row times it on this model)")
     keep = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
@@ -359,13 +359,13 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         prepared_proto = onnx.load(str(prepared))
         name_nodes(prepared_proto)
         onnx.save(prepared_proto, str(prepared))
-        head = find_head(prepared_proto)
+        head = heads.find(prepared_proto)
         if config.keep_head_float and head is None:
             if not config.exclude:
-                raise ModelError(f"{src.name}: no YOLOv8 detection head found (looked for {LOOKED_FOR}); quantizing "
+                raise ModelError(f"{src.name}: no supported YOLO head found (quantkit knows: {heads.supported()}); quantizing "
                                  "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
                                  "in float, or --preset naive to quantize the whole graph knowingly")
-            notes.append(f"no YOLOv8 head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
+            notes.append(f"no supported YOLO head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
         float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from . import cache
-from .compat import model_opset
+from .. import cache
+from ..compat import model_opset
 
 REWRITES_KEY = "quantkit_rewrites"  # metadata of a model quantkit rewrote: "softmax:<node>,..."
 FAST_FP32 = "fp32-fast-softmax"  # the FP32 reference with the rewrite, in check's and tune's timings

@@ -15,9 +15,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import cache, compat
-from .errors import EPUnavailableError, QuantkitError
-from .weights import SESSION_CONFIG_KEY
+from .. import cache, compat
+from ..errors import EPUnavailableError, QuantkitError
+from ..quantization.weights import SESSION_CONFIG_KEY
 
 # Short, stable ids (test ids and CLI options) -> onnxruntime provider names.
 EPS = {
@@ -100,7 +100,7 @@ def model_session_config(path: Path) -> dict[str, str]:
 
 
 class Runner:
-    """One model on one EP: ``run(tensor) -> first output`` (IOBinding on CUDA and TensorRT).
+    """One model on one EP: ``run(tensor) -> first output``, ``run_all`` -> every output (IOBinding on CUDA and TensorRT).
 
     ``batch`` is the model's fixed batch size (1 when dynamic); ``run`` fills a smaller batch up
     with copies of its last image and returns only the rows that were asked for."""
@@ -133,22 +133,27 @@ class Runner:
                                      f"{compat.ORT_VERSION} fell back to {', '.join(running) or 'nothing'} ({reason}); "
                                      "install that EP's libraries or pick another --ep")
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
         batch = self.session.get_inputs()[0].shape[0]
         self.batch = batch if isinstance(batch, int) and batch > 1 else 1
         self._binding = self.session.io_binding() if ep in CUDA_EPS else None
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
+        """The first output for ``tensor`` [B, 3, H, W] (what latency timing and raw-output statistics read)."""
+        return self.run_all(tensor, first_only=True)[0]
+
+    def run_all(self, tensor: np.ndarray, first_only: bool = False) -> list[np.ndarray]:
+        """Every output for ``tensor`` [B, 3, H, W], B rows each (segmentation heads have two)."""
         rows = len(tensor)
         if rows < self.batch:
             tensor = np.concatenate([tensor, np.repeat(tensor[-1:], self.batch - rows, axis=0)])
-            return self._run(tensor)[:rows]
-        return self._run(tensor)
-
-    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        names = self.output_names[:1] if first_only else self.output_names
         if self._binding is None:
-            return self.session.run([self.output_name], {self.input_name: tensor})[0]
-        self._binding.bind_cpu_input(self.input_name, tensor)
-        self._binding.bind_output(self.output_name, "cuda")
-        self.session.run_with_iobinding(self._binding)
-        return self._binding.copy_outputs_to_cpu()[0]
+            outs = self.session.run(names, {self.input_name: tensor})
+        else:
+            self._binding.bind_cpu_input(self.input_name, tensor)
+            for name in names:
+                self._binding.bind_output(name, "cuda")
+            self.session.run_with_iobinding(self._binding)
+            outs = self._binding.copy_outputs_to_cpu()
+        return [o[:rows] for o in outs]

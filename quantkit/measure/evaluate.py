@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import bootstrap, detect, metrics
-from .errors import DatasetError, ModelError
-from .model import inspect_model, load_model, resolve_imgsz
-from .report import write_text_atomic
-from .preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
+from . import bootstrap, metrics
+from .. import heads
+from ..heads import boxes
+from ..errors import DatasetError, ModelError
+from ..model import inspect_model, load_model, resolve_imgsz
+from ..report import write_text_atomic
+from ..preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
 from .session import Runner
 
 # Like `yolo val`: keep nearly every candidate, so the precision-recall curve is complete.
@@ -103,7 +105,7 @@ def model_names(model: str | Path) -> dict[int, str]:
 class Predictions:
     """Detections of one model on an ImageSet, with where the time went."""
 
-    dets: dict[int, detect.Detections]
+    dets: dict[int, boxes.Detections]
     seconds_inference: float
     seconds_total: float
 
@@ -116,18 +118,20 @@ class Predictions:
 def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float = EVAL_CONF,
             progress: bool = False, iou: float = EVAL_IOU, nms: str = "best_class") -> Predictions:
     """Run ``runner`` on every image, ``runner.batch`` at a time, and decode its detections (boxes in
-    original pixels; ``nms``: see detect.py)."""
+    original pixels; ``nms``: see heads/boxes.py); the head family is picked from the outputs' layout."""
     dets, infer = {}, 0.0
     start = time.perf_counter()
     items = list(zip(images.ids, images.boxed, images.letterboxes))
     batches = [items[i:i + runner.batch] for i in range(0, len(items), runner.batch)]
+    family = None
     for batch in tqdm(batches, desc="inference", unit="batch", disable=None if progress else True, leave=False):
         tensor = np.concatenate([to_tensor(boxed) for _, boxed, _ in batch])
         t0 = time.perf_counter()
-        out = runner.run(tensor)
+        outs = runner.run_all(tensor)
         infer += time.perf_counter() - t0
+        family = family or heads.for_outputs([(1, *o.shape[1:]) for o in outs], nc)
         for row, (image_id, _, lb) in enumerate(batch):
-            dets[image_id] = detect.decode(out[row:row + 1], lb, conf=conf, iou=iou, max_det=MAX_DET, nc=nc, nms=nms)
+            dets[image_id] = family.decode([o[row:row + 1] for o in outs], lb, conf, iou, MAX_DET, nc, nms)
     return Predictions(dets, infer, time.perf_counter() - start)
 
 
@@ -157,11 +161,11 @@ def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str
     images = ImageSet.load(items, hw, progress, annotated_sizes(coco))
     if not images.ids:
         raise DatasetError(f"none of the {len(items)} images in {images_dir} could be read: check the files")
-    preds = predict(Runner(model, ep, threads), images, nc, progress=progress, nms=detect.nms_mode(nms))
+    preds = predict(Runner(model, ep, threads), images, nc, progress=progress, nms=boxes.nms_mode(nms))
     scored = score(coco, preds, images, classes)
     if detections_out:
         write_text_atomic(detections_out, json.dumps(scored["results"]))
-    return {**scored["metrics"], "nms": detect.nms_mode(nms), "notes": classes.notes}
+    return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes}
 
 
 def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,
@@ -176,7 +180,7 @@ def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | N
     return report
 
 
-def agreement_report(reference: dict[int, detect.Detections], int8: dict[int, detect.Detections], images: ImageSet,
+def agreement_report(reference: dict[int, boxes.Detections], int8: dict[int, boxes.Detections], images: ImageSet,
                      nc: int | None = None) -> dict:
     """Agreement mAP of ``int8``'s ranked detections with ``reference`` (FP32's at the deployed confidence)
     as the ground truth (``metrics.agreement_map``), with its bootstrap CI95 over the images."""
@@ -197,7 +201,7 @@ def agreement_report(reference: dict[int, detect.Detections], int8: dict[int, de
 def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = RAW_IMAGES) -> np.ndarray:
     """Raw head outputs of the first ``count`` images, joined along the anchor axis ([1, 4+nc, N*count])."""
     outputs = [runner.run(to_tensor(boxed)) for boxed in images.boxed[:count]]
-    axis = 2 if detect.head_layout(outputs[0].shape, nc) == "channels_first" else 1
+    axis = 2 if boxes.head_layout(outputs[0].shape, nc) == "channels_first" else 1
     return np.concatenate(outputs, axis=axis)
 
 

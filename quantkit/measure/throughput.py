@@ -3,7 +3,7 @@
 onnxruntime releases the GIL inside ``InferenceSession.run`` (OpenVINO inside ``InferRequest.infer``,
 for the peer's rows: ``peer.throughput_rows``), so streams in threads of one process run in parallel.
 Sessions keep onnxruntime's default thread spinning (what a deployment gets), unlike the interleaved
-timing of :mod:`quantkit.bench`, where idle sessions take turns.
+timing of :mod:`quantkit.measure.bench`, where idle sessions take turns.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import compat
+from .. import compat
 from .bench import sample_input
 from .cpu import cpu_info
-from .errors import QuantkitError
+from ..errors import QuantkitError
 from .session import Runner
 
 WARMUP_RUNS = 3

@@ -1,4 +1,4 @@
-"""Decode a YOLOv8 detection head ``[1, 4+nc, N]`` into boxes in original-image pixels.
+"""Boxes every family shares: ``Detections``, and the decode of a one-to-many box output ``[1, 4+nc, N]``.
 
 Each of the N anchors carries cx, cy, w, h in model-input pixels followed by nc class scores that
 are already sigmoid'ed. Decoding is: candidates, class-wise NMS, top ``max_det``, undo the letterbox.
@@ -19,8 +19,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .errors import ModelError
-from .preprocess import Letterbox, boxes_to_image
+from ..errors import ModelError
+from ..preprocess import Letterbox, boxes_to_image
 
 NMS_MODES = ("best_class", "multi_label")
 MAX_NMS = 30000  # Ultralytics' cap on candidates entering NMS (multi_label mode)
@@ -70,6 +70,15 @@ def head_layout(shape: Sequence, nc: int | None = None) -> str:
         return "channels_last"
     raise ModelError(f"model output shape {_shape_text(shape)} is not a YOLOv8 detection head [1, 4+nc, N] with "
                      f"nc={nc} (no dim of {4 + nc}): check the model's class names, or export it without NMS/end2end")
+
+
+def is_box_layout(shape: Sequence, nc: int | None = None) -> bool:
+    """True when ``shape`` is a one-to-many box output ``[1, 4+nc, N]`` or ``[1, N, 4+nc]`` (see ``head_layout``)."""
+    try:
+        head_layout(shape, nc)
+    except ModelError:
+        return False
+    return True
 
 
 def nms_mode(name: str) -> str:

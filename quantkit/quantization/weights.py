@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .compat import model_opset
-from .errors import ModelError
+from ..compat import model_opset
+from ..errors import ModelError
 
 SESSION_CONFIG_KEY = "quantkit_session_config"
 SESSION_CONFIG = {"session.disable_quant_qdq": "1"}

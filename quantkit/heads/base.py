@@ -1,0 +1,110 @@
+"""What every head family shares: the float head a family finds in a graph, the family interface,
+and the graph walk the families build on.
+
+A family module declares how its head is found by graph structure (never by node names), which
+nodes stay float, how its outputs are decoded into detections, and what they are scored on. The
+pipeline, gates, CLI and plugin ask the registry in ``heads/__init__.py``, never a family by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import onnx
+
+from ..preprocess import Letterbox
+from .boxes import Detections
+
+
+@dataclass
+class Head:
+    """A head found in a graph: its float nodes, and the Convs that feed it (the last quantizable layers)."""
+
+    family: str
+    nodes: list[str]
+    feeding_convs: list[str]
+
+
+class HeadFamily:
+    """One head family. Subclasses set the class attributes and implement ``find``, ``reads`` and ``decode``."""
+
+    name: str = ""  # registry key, e.g. "dfl-detect"
+    task: str = "detect"  # Ultralytics' task: detect, segment, pose
+    covers: str = ""  # the models it serves, for the one-line refusal
+    looked_for: str = ""  # the structure ``find`` looks for, in words
+    scored_on: tuple[str, ...] = ("bbox",)  # pycocotools iouTypes its predictions are scored on
+
+    def find(self, model: onnx.ModelProto) -> Head | None:
+        """This family's head in ``model`` (nodes named, see ``model.name_nodes``), or None."""
+        raise NotImplementedError
+
+    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
+        """True when outputs of these (static) shapes are this family's layout."""
+        raise NotImplementedError
+
+    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
+               nc: int | None, nms: str) -> Detections:
+        """One image's outputs (batch 1) -> detections in original-image pixels, highest score first."""
+        raise NotImplementedError
+
+
+def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    """Tensor name -> the node that writes it."""
+    return {out: node for node in graph.node for out in node.output}
+
+
+def final_node(graph: onnx.GraphProto, output: str, skip: Sequence[str]) -> tuple[onnx.NodeProto | None, list[onnx.NodeProto]]:
+    """The node behind graph output ``output`` after stepping back over ``skip`` op types, and the skipped nodes."""
+    by_output = producers(graph)
+    node, skipped = by_output.get(output), []
+    while node is not None and node.op_type in skip:
+        skipped.append(node)
+        node = by_output.get(node.input[0])
+    return node, skipped
+
+
+def walk_back(graph: onnx.GraphProto, start: onnx.NodeProto,
+              stops: Callable[[onnx.NodeProto], bool]) -> tuple[list[onnx.NodeProto], list[str]]:
+    """Every node from ``start`` back to the first node on each path for which ``stops`` is true.
+
+    Returns (walked nodes, names of the stopping nodes). Graph inputs and initializers end a path; a
+    Shape node ends it too (dynamic exports size anchors from a feature map: only its shape flows).
+    """
+    by_output = producers(graph)
+    constants = {init.name for init in graph.initializer} | {i.name for i in graph.input}
+    walked, stopped, seen, stack = [], [], set(), [start]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if stops(node):
+            stopped.append(node.name)
+            continue
+        walked.append(node)
+        if node.op_type == "Shape":
+            continue
+        stack.extend(by_output[name] for name in node.input if name not in constants and name in by_output)
+    return walked, stopped
+
+
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger")
+
+
+def is_quantized_op(op_type: str) -> bool:
+    """Q/DQ, the integer kernels, and every QLinear* op (QOperator's QLinearConv, its contrib QLinearSigmoid, ...)."""
+    return op_type in QUANTIZED_OPS or op_type.startswith("QLinear")
+
+
+def head_is_float(model: onnx.ModelProto, head_nodes: list[str]) -> bool:
+    """True when every head node survives in ``model`` as a float op and none of its outputs is quantized."""
+    by_name = {n.name: n for n in model.graph.node}
+    outputs = set()
+    for name in head_nodes:
+        node = by_name.get(name)
+        if node is None or is_quantized_op(node.op_type):
+            return False
+        outputs.update(node.output)
+    return not any(n.op_type == "QuantizeLinear" and n.input[0] in outputs for n in model.graph.node)
