@@ -1,6 +1,6 @@
 """`quantkit check`: the main job end to end — the seed report's table, complete, with a verdict.
 
-Quantize (default static, weight-only, dynamic, and naive for contrast), evaluate mAP and detection parity,
+Quantize (default static, weight-only, dynamic; onnxruntime's defaults and Ultralytics' own ONNX INT8 export for contrast), evaluate mAP and detection parity,
 time FP32 and every INT8 model interleaved on every available EP, measure each session's memory
 in a fresh process, and name the fastest deployable combination.
 """
@@ -26,17 +26,23 @@ from .quantization.calibration import choose_files, load_calibration
 from .measure.cpu import cpu_info
 from .errors import CalibrationError, EPUnavailableError, QuantkitError
 from .measure.evaluate import predict, score
-from .manifest import ConfigSpec, Manifest
+from .manifest import THRESHOLDS, ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
-from .measure.session import Runner, available_eps
+from .measure.session import Runner, available_eps, model_session_config
+from .quantization.weights import SESSION_CONFIG
 from .measure.throughput import best_throughput, describe
 
 CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "weights", size_only=True),
-                 ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"))
+                 ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"),
+                 ConfigSpec("ultralytics-ort", "ultralytics-ort"))  # the last two for contrast, gated all the same
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
-SAME_SPEED = 1.05  # a size-only row within 5 % of FP32's latency is "the same speed", not "slower"
-LOADED = 0.5  # other processes' load per core above which block timing and throughput are flagged unreliable
+# The weights preset runs at FP32 speed only with the session option it stamps in the model: its file is also
+# timed and gated as plain onnxruntime runs it, each row labelled with the option it ran with.
+WEIGHTS, WEIGHTS_PLAIN = "weights", "weights, plain onnxruntime"
+LABELS = {"fp32": "FP32", FAST_FP32: "FP32, Softmax rewritten",
+          WEIGHTS: f"INT8 weights, with {', '.join(f'{k}={v}' for k, v in SESSION_CONFIG.items())}",
+          WEIGHTS_PLAIN: "INT8 weights, plain onnxruntime (no session option)"}
 LATENCY_STORY = ("latency ms: the headline, FP32 and every model interleaved in one process ({threads} threads, medians "
                  "of {rounds} rounds), so a loaded machine slows all alike; the gates and 'fastest deployable' use it. "
                  "deploy ms: each model alone with its runtime's defaults (block timing, thread spinning on): what one "
@@ -44,14 +50,17 @@ LATENCY_STORY = ("latency ms: the headline, FP32 and every model interleaved in 
                  "threads x streams (quantkit bench).")
 
 _MEMORY_PROBE = """
-import sys, numpy as np, onnxruntime as ort
+import json, sys, numpy as np, onnxruntime as ort
 def status(key):
     with open("/proc/self/status") as f:
         return next(float(l.split()[1]) / 1024 for l in f if l.startswith(key))
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the peak (VmHWM) so the imports' own peak does not hide the session's
 before = status("VmRSS:")
-sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+opts = ort.SessionOptions()
+for key, value in json.loads(sys.argv[4]).items():
+    opts.add_session_config_entry(key, value)
+sess = ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
 batch = sess.get_inputs()[0].shape[0]
 x = np.zeros([batch if isinstance(batch, int) else 1, 3, int(sys.argv[2]), int(sys.argv[3])], np.float32)
 for _ in range(3):
@@ -60,8 +69,9 @@ print(before, status("VmHWM:"))
 """
 
 
-def session_memory_mb(model: Path, hw: tuple[int, int]) -> dict:
-    """Peak resident memory of a fresh process that loads ``model`` and runs it 3 times (CPU EP).
+def session_memory_mb(model: Path, hw: tuple[int, int], model_config: bool = True) -> dict:
+    """Peak resident memory of a fresh process that loads ``model`` (with the session options stamped in it,
+    unless ``model_config`` is False) and runs it 3 times (CPU EP).
 
     ``session_mb`` is the peak's growth over the resident size after importing onnxruntime
     (Linux /proc; the peak is reset after the imports). Elsewhere both are None.
@@ -69,7 +79,8 @@ def session_memory_mb(model: Path, hw: tuple[int, int]) -> dict:
     if not Path("/proc/self/clear_refs").exists():
         return {"peak_rss_mb": None, "session_mb": None}
     try:
-        proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(model), str(hw[0]), str(hw[1])],
+        config = json.dumps(model_session_config(model) if model_config else {})
+        proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(model), str(hw[0]), str(hw[1]), config],
                               capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         raise QuantkitError(f"memory probe for {model.name} ran over 300 s: check the model runs on the CPU EP") from None
@@ -162,7 +173,7 @@ def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool) -> 
 
 
 def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | None = None,
-              cache_dir: Path | None = None, progress: bool = True, rounds: int = 30, accuracy: bool = True) -> CheckReport:
+              cache_dir: Path | None = None, progress: bool = True, rounds: int | None = None, accuracy: bool = True) -> CheckReport:
     """The main job on the manifest's first case; thresholds per config come from the manifest.
 
     ``accuracy=False`` (--no-accuracy) skips validation: verdicts then say "size and latency only"."""
@@ -187,6 +198,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
 
     specs = list(CHECK_CONFIGS)
     th_for = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
+    rounds = rounds or int(th_for[GATED]["latency_rounds"])
     results, gate_results, by_note = {}, {}, {}
     for spec in specs:
         _phase(progress, f"quantizing {spec.id}")
@@ -202,6 +214,10 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         gate_results[spec.id] = checks
 
     notes += [f"{', '.join(ids)}: {note}" for note, ids in by_note.items()]  # each note once, with every config it is of
+    if WEIGHTS in results and model_session_config(Path(results[WEIGHTS].output)):
+        plain = ConfigSpec(WEIGHTS_PLAIN, WEIGHTS, size_only=True)  # the same file; size and accuracy gates carry over
+        specs.append(plain)
+        results[plain.id], th_for[plain.id], gate_results[plain.id] = results[WEIGHTS], th_for[WEIGHTS], list(gate_results[WEIGHTS])
     models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
     rewritten = fast_softmax_fp32(case.model, pipe.cache_dir, hw)
     if rewritten:  # beside the INT8 rows, so the table separates the rewrite's gain from INT8's
@@ -216,7 +232,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         runners = {}
         for name, path in models.items():
             try:
-                runners[name] = Runner(path, ep, threads, spin=False)
+                runners[name] = Runner(path, ep, threads, spin=False, model_config=name != WEIGHTS_PLAIN)
             except QuantkitError as exc:
                 notes.append(f"{ep}: {name} does not run there ({exc})")
         if "fp32" not in runners:
@@ -246,16 +262,17 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
             gate_results[spec.id].append(result)
     # what else ran while we timed: the 1-minute load average less the one core this process kept busy
     load = max(0.0, os.getloadavg()[0] - 1) if hasattr(os, "getloadavg") else 0.0
-    if load > LOADED * (os.cpu_count() or 1):
+    if load > th_for[GATED]["max_other_load_per_core"] * (os.cpu_count() or 1):
         notes.append(f"the machine was loaded while timing (load average {load:.1f} beside quantkit's own, on "
                      f"{os.cpu_count()} cores): "
                      "'deploy ms' and throughput are not reliable; 'latency ms' (interleaved) still compares models")
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
-    block = {ep: {name: peer.block_ms(Runner(path, ep, threads), sample_input(hw), rounds)
+    block = {ep: {name: peer.block_ms(Runner(path, ep, threads, model_config=name != WEIGHTS_PLAIN), sample_input(hw), rounds)
                   for name, path in models.items() if name in latency[ep]} for ep in eps}
     _phase(progress, "memory of each model in a fresh process")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one process each; their peaks are their own
-        memory = dict(zip(models, pool.map(lambda path: session_memory_mb(path, hw), models.values())))
+        memory = dict(zip(models, pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN),
+                                           models.items())))
 
     fp32_bytes = results[specs[0].id].source_bytes
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
@@ -264,11 +281,12 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     for ep in eps:
         for name in models:
             spec, q, ms = spec_of.get(name), results.get(name), latency[ep].get(name)
-            verdict = _verdict(name, spec, gate_results, ep, measured, accuracy, reference)
+            measured_spec = spec_of[WEIGHTS] if name == WEIGHTS_PLAIN else spec  # the same file: its accuracy
+            verdict = _verdict(name, spec, gate_results, ep, measured, accuracy, reference, th_for.get(name))
             size = q.output_bytes if q else fp32_bytes
-            label = {"fp32": "FP32", FAST_FP32: "FP32, Softmax rewritten"}.get(name, f"INT8 {name}")
-            map_ = (pipe.map(spec) if spec else pipe.map(None))["map50_95"] if fp32_map is not None and name != FAST_FP32 else None
-            agree = pipe.agreement(spec)["map50_95"] if spec and measured else None
+            label = LABELS.get(name, f"INT8 {name}")
+            map_ = pipe.map(measured_spec)["map50_95"] if fp32_map is not None and name != FAST_FP32 else None
+            agree = pipe.agreement(measured_spec)["map50_95"] if spec and measured else None
             ep_base, ref_ms = latency[ep].get("fp32"), latency[ep].get(reference.get(name, "fp32"))
             rows.append({
                 "model": f"{label} @ {ep}", "size MB": round(size / 1e6, 2),
@@ -318,7 +336,7 @@ def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float
 
 
 def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
-             reference: dict) -> Verdict:
+             reference: dict, th: dict | None = None) -> Verdict:
     """The verdict of one (model, EP) row from its gate results: failed gates first; without measured
     accuracy it is "not verified" (or, with --no-accuracy, "size and latency only"), never a pass."""
     if spec is None:
@@ -331,7 +349,7 @@ def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, me
         return Verdict(Kind.NO_ACCURACY if not accuracy else Kind.UNVERIFIED, detail="accuracy NOT measured")
     timed = next(r for r in ep_results if r.gate == "latency")
     if spec.size_only or timed.verdict == "no gain":
-        slower = ", slower" if timed.value > SAME_SPEED else ""
+        slower = ", slower" if timed.value > (th or THRESHOLDS)["same_speed_ratio"] else ""
         same = " (against FP32 with the same Softmax rewrite)" if reference[name] == FAST_FP32 else ""
         return Verdict(Kind.SIZE_ONLY, detail=f"{timed.value:.2f}x FP32 latency{slower}{same}")
     return Verdict(Kind.PASS)

@@ -19,6 +19,7 @@ from .quantization.quantizer import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, 
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXIT_UNVERIFIED = 3  # `check`: size and latency passed, accuracy was not measured (0 pass, 1 a gate failed, 2 bad input)
+FLOAT_NODES_SHOWN = 12  # `quantize` lists this many float nodes; --json lists all
 DISTRIBUTION = "quantkit-yolo"
 
 
@@ -163,7 +164,9 @@ def cmd_quantize(args) -> int:
         c = result.calibration
         print(f"calibration: {c['images']} images used, {c['skipped']} unreadable skipped ({c['available']} in the folder)")
     if result.float_nodes:
-        print(f"kept in float ({len(result.float_nodes)}): " + ", ".join(result.float_nodes))
+        shown = result.float_nodes[:FLOAT_NODES_SHOWN]
+        more = len(result.float_nodes) - len(shown)
+        print(f"kept in float ({len(result.float_nodes)}): " + ", ".join(shown) + (f", ... ({more} more; --json lists all)" if more else ""))
     for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {result.output}")
@@ -264,10 +267,16 @@ def cmd_bench(args) -> int:
     hws, info = [model_hw(m, _imgsz(args.imgsz))[0] for m in models], machine()
     threads, streams = args.threads or default_counts(), args.streams or default_counts()
     peer_xml, peer_note = peer.for_bench(models[0], hws[0], args.calib)
+    notes = [peer_note]
+    if args.calib:  # the one-flag export every Ultralytics user has, beside quantkit's rows
+        ultralytics, note = peer.ultralytics_ort(models[0], args.calib)
+        notes.append(note)
+        if ultralytics and str(ultralytics) not in models:
+            models, hws = models + [str(ultralytics)], hws + [hws[0]]
     rows = grid(models, hws, eps, threads, streams, args.seconds)
     if peer_xml:
         rows += peer.throughput_rows(peer_xml, hws[0], threads, streams, args.seconds)
-    picks, notes = best(rows), [peer_note]
+    picks = best(rows)
     if args.json:
         print(json.dumps({"rows": rows, "best": picks, "machine": info, "seconds": args.seconds, "notes": notes}))
         return 0
@@ -468,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: static QDQ, per-channel, head in float; qoperator: the same in QOperator format; "
                         "weights: int8 weights, float activations (size only, FP32 speed with "
                         "session.disable_quant_qdq=1); dynamic: onnxruntime's dynamic quantization (size only); "
-                        "naive: onnxruntime's own defaults (for contrast)")
+                        "naive: onnxruntime's own defaults; ultralytics-ort: what `yolo export format=onnx int8=True` makes "
+                        "(both kept for contrast)")
     q.add_argument("--format", choices=FORMATS, help="static quantization format (default: the preset's)")
     q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
                    help="per-channel weight scales (default: the preset's)")

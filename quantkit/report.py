@@ -144,7 +144,7 @@ def _changed(old, new, limit: float, relative: bool) -> bool:
 def _flags(prev: dict, row: dict) -> list[str]:
     where = f"{row['onnxruntime']} {row['case']}/{row['config']}/{row['ep']}"
     checks = (("mAP drop pt", THRESHOLDS["history_map_drop_change_pt"], False),
-              ("compression", 0.02, True))
+              ("compression", THRESHOLDS["history_compression_change"], True))
     if prev["_machine"] == row["_machine"]:  # latency ratios compare only on the same machine class
         checks += (("latency ratio", THRESHOLDS["history_latency_ratio_change"], True),)
     flags = [f"{where}: {name} {_cell(prev[name])} -> {_cell(row[name])} (since {prev['onnxruntime']})"

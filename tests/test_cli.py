@@ -183,7 +183,7 @@ def test_help_describes_every_argument_with_choices_and_defaults():
             assert action.help, f"quantkit {name}: {action.option_strings or action.dest} has no help"
     text = commands["quantize"].format_help()
     assert "[--imgsz HxW]" in text and "640x640 or 640,640" in " ".join(text.split())
-    assert "(default: 100)" in " ".join(text.split()) and "{default,naive,qoperator,dynamic,weights}" in text
+    assert "(default: 100)" in " ".join(text.split()) and "{default,naive,qoperator,dynamic,weights,ultralytics-ort}" in text
     assert set(commands["quantize"]._option_string_actions["--preset"].choices) == set(PRESETS)
 
 

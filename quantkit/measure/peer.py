@@ -1,4 +1,9 @@
-"""The peer a YOLOv8 user would pick instead for CPU INT8: OpenVINO with NNCF post-training
+"""The peers a YOLO user already has for CPU INT8.
+
+Ultralytics' own ONNX INT8 export (``yolo export format=onnx int8=True``) is the ``ultralytics-ort``
+preset of quantkit's quantizer: ``ultralytics_ort`` makes bench's row of it; check gates it as a config.
+
+OpenVINO with NNCF post-training
 quantization, made the way ``yolo export format=openvino int8=True`` makes it (preset MIXED, the
 detect head's decode, DFL and Sigmoid left in float) — with the head found by quantkit's own head
 finder instead of node-name patterns, and calibrated on the same letterboxed images.
@@ -21,7 +26,7 @@ import numpy as np
 import onnx
 
 from .. import compat
-from ..quantization.calibration import CalibrationSet, choose_files, load_calibration
+from ..quantization.calibration import CalibrationSet, choose_files, files_digest, load_calibration
 from ..errors import QuantkitError
 from .. import heads
 from ..model import name_nodes, quantized_nodes
@@ -155,3 +160,27 @@ def throughput_rows(xml: str | Path, hw: tuple[int, int], threads: list[int], st
     OVRunner(xml, threads[0])  # compiles before any timing
     return [{**measure(xml, hw, EP, t, s, seconds, runner=lambda t=t: OVRunner(xml, t)), "model": LABEL}
             for t in threads for s in streams]
+
+
+ULTRALYTICS_PRESET = "ultralytics-ort"
+
+
+def ultralytics_ort(model: str | Path, calib_dir: str | Path, cache_dir: Path | None = None) -> tuple[Path | None, str]:
+    """``quantkit bench``'s Ultralytics-ORT row: ``model`` quantized with the ``ultralytics-ort`` preset on
+    ``calib_dir`` (made once per model and calibration files), and a note; None and the reason when it cannot be made."""
+    from ..quantization.quantizer import quantize
+
+    name = Path(model).name
+    if quantized_nodes(onnx.load(str(model), load_external_data=False)):
+        return None, f"no Ultralytics-ORT row: the first MODEL ({name}) is already quantized: put its FP32 source first"
+    key = hashlib.sha256(Path(model).read_bytes() + files_digest(calib_dir).encode()).hexdigest()[:16]
+    out = Path(cache_dir or default_cache_dir()) / "peer" / f"{Path(model).stem}-{ULTRALYTICS_PRESET}-{key}.onnx"
+    note = (f"{out.name}: {name} quantized with the '{ULTRALYTICS_PRESET}' preset, what `yolo export format=onnx "
+            "int8=True` makes (ultralytics 8.4.x: quantize_static defaults, only Conv/Gemm/MatMul quantized)")
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            quantize(model, out, preset=ULTRALYTICS_PRESET, calib=calib_dir, progress=False)
+        except QuantkitError as exc:
+            return None, f"no Ultralytics-ORT row: {exc}"
+    return out, note

@@ -105,9 +105,11 @@ class Runner:
     ``batch`` is the model's fixed batch size (1 when dynamic); ``run`` fills a smaller batch up
     with copies of its last image and returns only the rows that were asked for."""
 
-    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, spin: bool = True):
+    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, spin: bool = True,
+                 model_config: bool = True):
         """``spin=False`` stops idle intra-op threads from spinning: needed when several sessions take
-        turns in one process (interleaved timing), where spinning pools steal each other's cores."""
+        turns in one process (interleaved timing), where spinning pools steal each other's cores.
+        ``model_config=False`` ignores the session options stamped in the model (plain onnxruntime)."""
         self.model_path, self.ep, self.threads = Path(model_path), ep, threads
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -116,7 +118,7 @@ class Runner:
             opts.inter_op_num_threads = 1
         if not spin:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        for key, value in model_session_config(self.model_path).items():
+        for key, value in (model_session_config(self.model_path) if model_config else {}).items():
             opts.add_session_config_entry(key, value)
         provider = _provider(ep, self.model_path)
         providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]

@@ -67,6 +67,8 @@ class QuantConfig:
     exclude: tuple[str, ...] = ()  # extra nodes kept in float (e.g. chosen by `quantkit tune`)
     fast_softmax: bool = True  # the float head's Softmax on a non-last axis decomposed (rewrite.py: same values, faster)
     op_types: tuple[str, ...] | None = None  # op types to quantize (None: onnxruntime's full list)
+    # when set, every node of another op type stays float, excluded by node (still calibrated), as Ultralytics does
+    quantize_only: tuple[str, ...] = ()
 
     def validate(self) -> "QuantConfig":
         for name, value, allowed in (("mode", self.mode, MODES), ("format", self.format, FORMATS),
@@ -92,6 +94,11 @@ PRESETS: dict[str, QuantConfig] = {
     # size only, at FP32 speed: per-channel symmetric int8 Conv weights behind DequantizeLinear,
     # activations float; sessions need session.disable_quant_qdq=1 (stamped in the model, weights.py)
     "weights": QuantConfig(mode="weights"),
+    # Ultralytics' own `yolo export format=onnx int8=True` (ultralytics 8.4.x, ultralytics/utils/export/onnx.py):
+    # quantize_static's defaults (QDQ, per-tensor S8S8, MinMax), every node but Conv/Gemm/MatMul excluded by
+    # name, no pre-processing. Kept for contrast: the one-flag export every Ultralytics user has.
+    "ultralytics-ort": QuantConfig(per_channel=False, reduce_range=False, activation_type="int8", keep_head_float=False,
+                                   preprocess=False, fast_softmax=False, quantize_only=("Conv", "Gemm", "MatMul")),
 }
 
 
@@ -102,7 +109,7 @@ def resolve_config(preset: str = "default", mode: str | None = None, **overrides
     config = PRESETS[preset]
     if mode is not None and mode != config.mode:
         config = PRESETS[mode] if mode in ("dynamic", "weights") else replace(PRESETS["default"], mode=mode)
-    overrides = {k: (tuple(v) if k in ("exclude", "op_types") else v) for k, v in overrides.items() if v is not None}
+    overrides = {k: (tuple(v) if k in ("exclude", "op_types", "quantize_only") else v) for k, v in overrides.items() if v is not None}
     return replace(config, **overrides).validate()
 
 
@@ -366,7 +373,9 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
                                  "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
                                  "in float, or --preset naive to quantize the whole graph knowingly")
             notes.append(f"no supported YOLO head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
-        float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude))
+        float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude)
+                             | {n.name for n in prepared_proto.graph.node if config.quantize_only
+                                and n.op_type not in config.quantize_only})
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
             with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
