@@ -28,11 +28,14 @@ MAX_NMS = 30000  # Ultralytics' cap on candidates entering NMS (multi_label mode
 
 @dataclass
 class Detections:
-    """One image's detections, highest score first."""
+    """One image's detections, highest score first; segmentation and pose heads add one mask or one
+    set of keypoints per detection (None where the head has none)."""
 
     boxes: np.ndarray  # [K, 4] float32 xyxy in original image pixels
     scores: np.ndarray  # [K] float32
     classes: np.ndarray  # [K] int64 class index
+    masks: list[dict] | None = None  # K COCO RLEs (compressed counts) at the original image size
+    keypoints: np.ndarray | None = None  # [K, P, 3] float32: x, y in original image pixels, visibility score
 
     @classmethod
     def empty(cls) -> Detections:
@@ -41,10 +44,17 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def take(self, index) -> Detections:
+        """The detections at ``index`` (positions or a boolean mask), masks and keypoints included."""
+        index = np.asarray(index)
+        index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64).reshape(-1)
+        return Detections(self.boxes[index], self.scores[index], self.classes[index],
+                          None if self.masks is None else [self.masks[i] for i in index],
+                          None if self.keypoints is None else self.keypoints[index])
+
     def above(self, conf: float) -> Detections:
         """The detections scoring at least ``conf``."""
-        keep = self.scores >= conf
-        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+        return self.take(self.scores >= conf)
 
 
 def _shape_text(shape: Sequence) -> str:
@@ -111,11 +121,20 @@ def _candidates(cls_scores: np.ndarray, conf: float, nms: str) -> tuple[np.ndarr
 def decode(output: np.ndarray, lb: Letterbox, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
            nc: int | None = None, nms: str = "best_class") -> Detections:
     """Detections after class-wise NMS at ``iou``, at most ``max_det``; candidates as ``nms`` picks them."""
+    return decode_anchors(output, lb, conf, iou, max_det, nc, nms)[0]
+
+
+def decode_anchors(output: np.ndarray, lb: Letterbox, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
+                   nc: int | None = None, nms: str = "best_class", extra: int = 0) -> tuple[Detections, np.ndarray, np.ndarray]:
+    """``decode`` of an output ``[1, 4+nc+extra, N]`` whose last ``extra`` channels are not class scores
+    (mask coefficients, keypoints): (detections, the anchor index of each, the channels-first [4+nc+extra, N] array),
+    so a family can read its extra channels at the anchors that survived NMS."""
     output = np.asarray(output)
-    preds = output[0] if head_layout(output.shape, nc) == "channels_first" else output[0].T  # [4+nc, N]
-    keep, classes, scores = _candidates(preds[4:], conf, nms_mode(nms))
+    layout = head_layout(output.shape, None if nc is None else nc + extra)
+    preds = output[0] if layout == "channels_first" else output[0].T  # [4+nc+extra, N]
+    keep, classes, scores = _candidates(preds[4:preds.shape[0] - extra], conf, nms_mode(nms))
     if keep.size == 0:
-        return Detections.empty()
+        return Detections.empty(), keep, preds
     cx, cy, w, h = preds[:4, keep].astype(np.float32)
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     # Candidates already passed `conf` (inclusive); OpenCV's threshold is strict (>) and must be >= 0.
@@ -124,4 +143,4 @@ def decode(output: np.ndarray, lb: Letterbox, conf: float = 0.25, iou: float = 0
     picked = picked[np.argsort(-scores[picked], kind="stable")][:max_det]
     xyxy = xywh[picked].copy()
     xyxy[:, 2:] += xyxy[:, :2]
-    return Detections(boxes_to_image(xyxy, lb), scores[picked], classes[picked].astype(np.int64))
+    return Detections(boxes_to_image(xyxy, lb), scores[picked], classes[picked].astype(np.int64)), keep[picked], preds

@@ -1,4 +1,4 @@
-"""Error bars on the mAP drop: a paired bootstrap over the evaluation images.
+"""Error bars on the mAP drop (boxes, masks, keypoints): a paired bootstrap over the evaluation images.
 
 pycocotools' ``evaluate()`` matches detections to annotations once per (category, image); its
 ``accumulate()`` step then pools every image's matches into a precision-recall curve. Resampling
@@ -39,16 +39,21 @@ class MatchTable:
     gt: np.ndarray
 
     @classmethod
-    def from_results(cls, coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int]) -> MatchTable:
-        """Matches of ``results`` (a COCO results list) on ``image_ids`` via pycocotools' ``evaluate()``."""
+    def from_results(cls, coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int],
+                     iou_type: str = "bbox") -> MatchTable:
+        """Matches of ``results`` (a COCO results list of ``iou_type``) on ``image_ids`` via pycocotools' ``evaluate()``."""
         image_ids = [int(i) for i in image_ids]
         cats = sorted(set(int(c) for c in cat_ids))
         if results:
-            return cls.from_evaluator(evaluated(coco_gt, results, image_ids, cats), image_ids)
+            return cls.from_evaluator(evaluated(coco_gt, results, image_ids, cats, iou_type), image_ids)
+
+        def counted(a: dict) -> bool:  # what pycocotools does not ignore (keypoints: objects with labelled keypoints)
+            return not a.get("iscrowd") and (iou_type != "keypoints" or a.get("num_keypoints", 0) > 0)
+
         gt = np.zeros((len(cats), len(image_ids)))  # nothing detected: only the annotations count
         for k, cat in enumerate(cats):
             for i, image_id in enumerate(image_ids):
-                gt[k, i] = sum(not a.get("iscrowd") for a in coco_gt.imgToAnns.get(image_id, []) if a["category_id"] == cat)
+                gt[k, i] = sum(counted(a) for a in coco_gt.imgToAnns.get(image_id, []) if a["category_id"] == cat)
         empty = np.zeros((len(image_ids), 0), np.float32)
         return cls(image_ids, np.linspace(0.0, 1.00, 101), 10, empty, empty, [], gt)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -22,6 +23,16 @@ COCO80_TO_91 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 2
                 85, 86, 87, 88, 89, 90]
 
 MAX_DETS = [1, 10, 300]
+# What each pycocotools iouType scores, by the name quantkit's stats, gates and JSON use for it.
+SCORED = {"bbox": "box", "segm": "mask", "keypoints": "keypoints"}
+# COCO's per-keypoint OKS sigmas for its 17 person keypoints; any other keypoint set gets 1/K each,
+# as Ultralytics' pose validator does.
+COCO_KPT_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
+
+
+def oks_sigmas(k: int) -> np.ndarray:
+    """OKS sigmas for K keypoints: COCO's for 17 (a person), else uniform 1/K."""
+    return COCO_KPT_SIGMAS.copy() if k == 17 else np.full(k, 1.0 / k)
 _REQUIRED_KEYS = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
                   "categories": ("id",)}
 
@@ -138,8 +149,11 @@ def map_classes(coco_gt: COCO, names: dict[int, str] | None = None, explicit=Non
     return ClassMap(ids, "names", notes)
 
 
-def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> list[dict]:
-    """COCO results list: image_id, category_id, bbox [x, y, w, h] (3 decimals), score (5 decimals)."""
+def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int], iou_type: str = "bbox") -> list[dict]:
+    """COCO results list: image_id, category_id, score (5 decimals) and what ``iou_type`` scores:
+    "bbox": bbox [x, y, w, h] (3 decimals); "segm": segmentation (RLE) without bbox, so pycocotools takes
+    the area from the mask; "keypoints": bbox and keypoints [x, y, v] * K (3 decimals); "all": every field
+    the detections have (the ``--detections`` file)."""
     lookup = np.asarray(cat_ids, np.int64)
     results = []
     for image_id, dets in dets_by_image.items():
@@ -151,18 +165,30 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int]) -> li
                                "pass a category map that covers every class of the model")
         xywh = dets.boxes.astype(np.float64)
         xywh[:, 2:] -= xywh[:, :2]
-        for box, score, cat in zip(np.round(xywh, 3).tolist(), np.round(dets.scores.astype(np.float64), 5).tolist(),
-                                   lookup[dets.classes].tolist()):
-            results.append({"image_id": int(image_id), "category_id": cat, "bbox": box, "score": score})
+        fields: dict[str, list] = {}
+        if iou_type in ("bbox", "keypoints", "all"):
+            fields["bbox"] = np.round(xywh, 3).tolist()
+        if iou_type in ("segm", "all") and dets.masks is not None:
+            fields["segmentation"] = dets.masks
+        if iou_type in ("keypoints", "all") and dets.keypoints is not None:
+            fields["keypoints"] = np.round(dets.keypoints.astype(np.float64).reshape(len(dets), -1), 3).tolist()
+        scores, cats = np.round(dets.scores.astype(np.float64), 5).tolist(), lookup[dets.classes].tolist()
+        for k in range(len(dets)):
+            results.append({"image_id": int(image_id), "category_id": cats[k], **{f: v[k] for f, v in fields.items()},
+                            "score": scores[k]})
     return results
 
 
-def evaluated(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None) -> COCOeval:
-    """pycocotools' COCOeval over ``image_ids`` (and ``cat_ids``) with maxDets [1, 10, 300], after
-    ``evaluate()`` (per-image matching, ``evalImgs``) and before ``accumulate()``. ``results`` must not be empty."""
+def evaluated(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None,
+              iou_type: str = "bbox") -> COCOeval:
+    """pycocotools' COCOeval of ``iou_type`` over ``image_ids`` (and ``cat_ids``) with maxDets [1, 10, 300], after
+    ``evaluate()`` (per-image matching, ``evalImgs``) and before ``accumulate()``. ``results`` must not be empty.
+    Keypoints are scored with ``oks_sigmas`` of the annotations' keypoint count."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
-        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        if iou_type == "keypoints":
+            evaluator.params.kpt_oks_sigmas = oks_sigmas(annotated_keypoints(coco_gt))
         evaluator.params.imgIds = [int(i) for i in image_ids]
         if cat_ids is not None:
             evaluator.params.catIds = sorted(set(int(c) for c in cat_ids))
@@ -179,13 +205,51 @@ def category_names(coco_gt: COCO, cat_ids) -> dict[int, str]:
     return {c: n if counts[n] == 1 else f"{n} ({c})" for c, n in names.items()}
 
 
+def annotated_keypoints(coco_gt: COCO) -> int:
+    """Keypoints per object in the annotations (0 when they carry none)."""
+    for ann in coco_gt.dataset["annotations"]:
+        if ann.get("keypoints"):
+            return len(ann["keypoints"]) // 3
+    return 0
+
+
+def carries(coco_gt: COCO, iou_type: str, image_ids: list[int]) -> bool:
+    """True when every annotation of ``image_ids`` has what ``iou_type`` scores (a mask, keypoints)."""
+    field = {"bbox": "bbox", "segm": "segmentation", "keypoints": "keypoints"}[iou_type]
+    anns = [a for i in image_ids for a in coco_gt.imgToAnns.get(int(i), [])]
+    return bool(anns) and all(a.get(field) for a in anns)
+
+
+def _table_stats(evaluator: COCOeval, names: dict[int, str]) -> dict:
+    """mAP50-95 / 50 / 75, AR and AP by area at the last maxDets, and AP50-95 per category, from the
+    accumulated tables (pycocotools' summarize() reads fixed maxDets that [1, 10, 300] lacks: 100 for
+    boxes and masks, 20 for keypoints; its formulas otherwise)."""
+    p = evaluator.params
+    precision = evaluator.eval["precision"][..., -1]  # [IoU, recall, category, area]
+    recall = evaluator.eval["recall"][..., -1]  # [IoU, category, area]
+    everything = p.areaRngLbl.index("all")
+
+    def mean(a):
+        return float(a[a > -1].mean()) if (a > -1).any() else -1.0
+
+    def area(label):
+        return mean(precision[..., p.areaRngLbl.index(label)]) if label in p.areaRngLbl else -1.0
+
+    iou = list(np.round(p.iouThrs, 2))
+    at = precision[..., everything]
+    return {"map50_95": mean(at), "map50": mean(at[iou.index(0.5)]), "map75": mean(at[iou.index(0.75)]),
+            "ar300": mean(recall[..., everything]), "aps": area("small"), "apm": area("medium"), "apl": area("large"),
+            "per_class": {names[cat]: mean(at[:, :, k]) for k, cat in enumerate(p.catIds)}}
+
+
 def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None,
-             keep: dict | None = None) -> dict:
-    """pycocotools bbox mAP over ``image_ids`` (and ``cat_ids``, default all) only, with maxDets [1, 10, 300].
+             keep: dict | None = None, iou_type: str = "bbox") -> dict:
+    """pycocotools mAP of ``iou_type`` (bbox, segm, keypoints) over ``image_ids`` (and ``cat_ids``, default all)
+    only, with maxDets [1, 10, 300].
 
     Besides mAP50-95/50/75 and AR: COCO's small/medium/large AP (``aps``/``apm``/``apl``, -1 where no
-    object of that size exists) and AP50-95 per category, keyed by category name (``per_class``).
-    ``keep`` receives the COCOeval under "evaluator" (its per-image matches serve the bootstrap)."""
+    object of that size exists; keypoints have no small) and AP50-95 per category, keyed by category name
+    (``per_class``). ``keep`` receives the COCOeval under "evaluator" (its per-image matches serve the bootstrap)."""
     image_ids = [int(i) for i in image_ids]
     if not image_ids:
         raise DatasetError("no images to evaluate: pass at least one image id")
@@ -210,24 +274,12 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: 
              "per_class": {name: 0.0 for name in names.values()}}
     if not results:  # pycocotools' loadRes cannot take an empty list
         return {**zeros, **summary}
-    evaluator = evaluated(coco_gt, results, image_ids, cat_ids)
+    evaluator = evaluated(coco_gt, results, image_ids, cat_ids, iou_type)
     if keep is not None:
         keep["evaluator"] = evaluator
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats
-    # summarize() reads stats[0] at a hard-coded maxDets=100, which is -1 once maxDets is [1, 10, 300]:
-    # take AP@[.5:.95] at 300 detections, all areas, straight from the precision table instead.
-    precision = evaluator.eval["precision"][:, :, :, 0, -1]
-    valid = precision[precision > -1]
-    per_class = {}
-    for k, cat in enumerate(evaluator.params.catIds):
-        p = precision[:, :, k]
-        per_class[names[cat]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
-    return {"map50_95": float(valid.mean()), "map50": float(stats[1]), "map75": float(stats[2]),
-            "ar300": float(stats[8]), "aps": float(stats[3]), "apm": float(stats[4]), "apl": float(stats[5]),
-            "per_class": per_class, **summary}
+    return {**_table_stats(evaluator, names), **summary}
 
 
 def reference_coco(dets_by_image: dict[int, Detections], shapes: dict[int, tuple[int, int]], n_classes: int) -> COCO:
@@ -278,7 +330,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float) -> tuple[list, int, int]:
-    """Greedy one-to-one matching, highest FP32 score first: ([(fp32 score, int8 score, iou)], nf, ni)."""
+    """Greedy one-to-one matching, highest FP32 score first: ([(fp32 score, int8 score, iou, fp32 index,
+    int8 index)], nf, ni)."""
     fi = np.flatnonzero(fp32.scores >= score_thr)
     fi = fi[np.argsort(-fp32.scores[fi], kind="stable")]
     ii = np.flatnonzero(int8.scores >= score_thr)
@@ -289,7 +342,8 @@ def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float)
         for row, f in enumerate(fi):
             col = int(ious[row].argmax())
             if ious[row, col] >= iou_thr:
-                pairs.append((float(fp32.scores[f]), float(int8.scores[ii[col]]), float(ious[row, col])))
+                pairs.append((float(fp32.scores[f]), float(int8.scores[ii[col]]), float(ious[row, col]), int(f),
+                              int(ii[col])))
                 ious[:, col] = -1.0
     return pairs, fi.size, ii.size
 
@@ -301,22 +355,27 @@ def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.
 
     Detections below ``score_thr`` are ignored, except in the max scores (over all detections),
     which expose scores that left [0, 1]. A figure with nothing to measure is None, never a pass.
+    Segmentation heads add the mean mask IoU of the matched pairs (``mask_iou_mean``), pose heads their
+    mean keypoint distance in units of the FP32 box's size (``keypoint_distance_mean``, ``task_parity``).
     """
     if len(fp32) != len(int8):
         raise ValueError(f"parity needs one FP32 and one INT8 result per image, got {len(fp32)} and {len(int8)}")
     pairs, fp32_count, int8_count, scored_images, collapsed = [], 0, 0, 0, 0
+    mask_ious, kpt_distances = [], []
     for f, q in zip(fp32, int8):
         p, nf, ni = _match(f, q, score_thr, iou_thr)
         pairs += p
+        mask_ious += mask_pair_ious(f, q, p)
+        kpt_distances += keypoint_pair_distances(f, q, p)
         fp32_count += nf
         int8_count += ni
         fp32_best = float(f.scores.max()) if len(f) else 0.0
         if fp32_best >= score_thr:
             scored_images += 1
             collapsed += (float(q.scores.max()) if len(q) else 0.0) < fp32_best / 2
-    arr = np.asarray(pairs, np.float64).reshape(-1, 3)
+    arr = np.asarray(pairs, np.float64).reshape(-1, 5)
     drift = np.abs(arr[:, 0] - arr[:, 1])
-    return {
+    return {**task_parity(fp32, mask_ious, kpt_distances),
         "recall": len(pairs) / fp32_count if fp32_count else None,
         "precision": len(pairs) / int8_count if int8_count else None,
         "fp32_count": fp32_count,
@@ -331,6 +390,45 @@ def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.
         "int8_max_score": max((float(d.scores.max()) for d in int8 if len(d)), default=0.0),
         "fp32_max_score": max((float(d.scores.max()) for d in fp32 if len(d)), default=0.0),
     }
+
+
+KEYPOINT_VISIBLE = 0.5  # an FP32 keypoint counts in the distance when its visibility score reaches this
+
+
+def mask_pair_ious(fp32: Detections, int8: Detections, pairs: list) -> list[float]:
+    """Mask IoU of each matched (FP32, INT8) pair of one image ([] without masks)."""
+    if not pairs or fp32.masks is None or int8.masks is None:
+        return []
+    fi, ii = [p[3] for p in pairs], [p[4] for p in pairs]
+    ious = mask_utils.iou([fp32.masks[i] for i in fi], [int8.masks[i] for i in ii], [0] * len(ii))
+    return np.diag(np.asarray(ious, np.float64).reshape(len(fi), len(ii))).tolist()
+
+
+def keypoint_pair_distances(fp32: Detections, int8: Detections, pairs: list) -> list[float]:
+    """Per matched pair of one image: mean distance of INT8's keypoints from FP32's, over the keypoints
+    FP32 scores visible, divided by sqrt(area) of the FP32 box ([] without keypoints)."""
+    if not pairs or fp32.keypoints is None or int8.keypoints is None:
+        return []
+    out = []
+    for p in pairs:
+        a, b, box = fp32.keypoints[p[3]], int8.keypoints[p[4]], fp32.boxes[p[3]].astype(np.float64)
+        seen = a[:, 2] >= KEYPOINT_VISIBLE
+        size = np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1e-9))
+        if seen.any():
+            out.append(float(np.linalg.norm((a[seen, :2] - b[seen, :2]).astype(np.float64), axis=1).mean() / size))
+    return out
+
+
+def task_parity(fp32: list[Detections], mask_ious: list[float], kpt_distances: list[float]) -> dict:
+    """The parity figures of segmentation and pose heads, present only for those heads (None: nothing matched)."""
+    out = {}
+    if any(d.masks is not None for d in fp32):
+        out.update(mask_iou_mean=float(np.mean(mask_ious)) if mask_ious else None,
+                   mask_iou_min=float(np.min(mask_ious)) if mask_ious else None, mask_pairs=len(mask_ious))
+    if any(d.keypoints is not None for d in fp32):
+        out.update(keypoint_distance_mean=float(np.mean(kpt_distances)) if kpt_distances else None,
+                   keypoint_pairs=len(kpt_distances))
+    return out
 
 
 def operating_point(coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids: list[int], conf: float,
