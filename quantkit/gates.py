@@ -122,6 +122,37 @@ def check_map(fp32: dict, int8: dict, th: dict, case_id: str, bootstrap: dict | 
     return results
 
 
+TASK_MAPS = {"mask": "max_mask_map_drop_pt", "keypoints": "max_keypoint_map_drop_pt"}  # stats label -> threshold
+
+
+def check_task_maps(fp32: dict, int8: dict, th: dict, case_id: str, bootstraps: dict, nms: str | None = None) -> list[GateResult]:
+    """Mask and keypoint mAP50-95 drops (segmentation and pose heads, ``fp32["mask"]`` / ``fp32["keypoints"]``),
+    each gated like the box drop: the point drop (or, with ``map_drop_gate_upper``, its CI95's upper end from
+    ``bootstraps[label]``), and "too small to decide" when the interval holds the threshold and is wider than it."""
+    results, upper = [], bool(th["map_drop_gate_upper"])
+    for label, key in TASK_MAPS.items():
+        if fp32.get(label) is None or int8.get(label) is None:
+            continue
+        f, q, boot, limit = fp32[label]["map50_95"], int8[label]["map50_95"], bootstraps.get(label), th[key]
+        drop = 100 * (f - q)
+        detail = (f", CI95 [{boot['ci95'][0]:.2f}, {boot['ci95'][1]:.2f}]" if boot else "") + (f", NMS {nms}" if nms else "")
+        if upper:
+            results.append(GateResult("mAP", f"{label}_map50_95_drop_ci95_upper_pt", boot["ci95"][1] if boot else None, "<=",
+                                      limit, case_id, f, q, detail=detail + f", point drop {drop:.4f}",
+                                      no_evidence=None if boot else "map_drop_gate_upper needs the bootstrap interval"))
+        else:
+            results.append(GateResult("mAP", f"{label}_map50_95_drop_pt", drop, "<=", limit, case_id, f, q, detail=detail))
+        if boot and boot["ci95"][0] <= limit <= boot["ci95"][1]:  # the interval holds the threshold
+            n, half = boot["images"], boot["halfwidth"]
+            resolution = GateResult("mAP", f"{label}_map_drop_ci95_halfwidth_pt", half, "<=", limit, case_id, detail=detail,
+                                    note=f"{boot['resamples']} paired resamples of {n} images")
+            if not resolution.passed:
+                resolution.note = (f"the evaluation set is too small to decide against {limit:g} pt: about "
+                                   f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}")
+            results.append(resolution)
+    return results
+
+
 def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: float | None = None) -> list[GateResult]:
     """F1 at the deployed confidence (``metrics.operating_point``) may drop at most ``max_f1_drop_pt`` points."""
     measured = fp32["f1"] is not None and int8["f1"] is not None
@@ -155,7 +186,25 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
                    None if parity["collapsed_fraction"] is not None else f"FP32 made no detection at {at} on these images"),
         GateResult("parity", "max_class_score", parity["int8_max_score"], "<=", th["max_int8_score"], case_id,
                    parity["fp32_max_score"], parity["int8_max_score"]),
-    ]
+    ] + check_task_parity(parity, th, case_id, thin)
+
+
+def check_task_parity(parity: dict, th: dict, case_id: str, thin: str | None = None) -> list[GateResult]:
+    """Segmentation heads: the mean mask IoU of matched detections; pose heads: the mean distance of their
+    keypoints in units of the FP32 box's size (``metrics.task_parity``). [] for a detector."""
+    results = []
+    if "mask_iou_mean" in parity:
+        value = parity["mask_iou_mean"]
+        results.append(GateResult("parity", "matched_mask_iou_mean", value, ">=", th["min_mask_iou_mean"], case_id,
+                                  parity["mask_pairs"], parity.get("mask_iou_min"), ("matched pairs", "lowest mask IoU"),
+                                  thin or (None if value is not None else "no matched detection pair has masks")))
+    if "keypoint_distance_mean" in parity:
+        value = parity["keypoint_distance_mean"]
+        results.append(GateResult("parity", "matched_keypoint_distance_mean", value, "<=", th["max_keypoint_distance_mean"],
+                                  case_id, no_evidence=thin or (None if value is not None else
+                                                                "no matched detection pair has a visible FP32 keypoint"),
+                                  note=f"{parity['keypoint_pairs']} matched pairs; distance / sqrt(FP32 box area)"))
+    return results
 
 
 def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) -> list[GateResult]:

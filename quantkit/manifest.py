@@ -41,6 +41,13 @@ THRESHOLDS: dict[str, float] = {
     "min_iou_mean": 0.90,
     "max_collapsed_fraction": 0.05,  # images whose INT8 best score fell below half of FP32's; fixture: 0.0; naive: 1.0
     "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
+    # segmentation and pose heads (docs/thresholds.md has the measurements): the mask / keypoint mAP50-95 drop
+    # (annotated images, with its paired CI95 like the box drop) and, on any images, the matched pairs' mean mask
+    # IoU and mean keypoint distance in units of sqrt(FP32 box area)
+    "max_mask_map_drop_pt": 1.5,
+    "max_keypoint_map_drop_pt": 1.5,
+    "min_mask_iou_mean": 0.85,
+    "max_keypoint_distance_mean": 0.05,
     # agreement with FP32, on any images (no annotations needed): COCO mAP50-95 of INT8's detections with
     # FP32's detections at the case's conf as the ground truth (FP32 itself reads 1.0). docs/thresholds.md
     # has the measurements behind the defaults (benchmarks/agreement.py).
@@ -105,6 +112,7 @@ class Case:
     iou: float = 0.7  # ... and NMS IoU, where precision, recall and F1 are reported and gated
     nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see heads/boxes.py
     val_images: Path | None = None  # unlabelled validation images (without them and annotations: held out of calib)
+    task: str | None = None  # detect, segment or pose: checked against the model's head (None: taken from it)
 
 
 @dataclass
@@ -232,6 +240,18 @@ def _operating_point(entry: dict) -> dict:
     return out
 
 
+TASKS = ("detect", "segment", "pose")
+
+
+def _task(entry: dict) -> str | None:
+    """A case's declared task, one of TASKS, or None (taken from the model's head and metadata)."""
+    task = entry.get("task")
+    if task is not None and task not in TASKS:
+        raise ManifestError(f"case '{entry['id']}': task = {task!r} is not one of {', '.join(TASKS)} (or leave it out: "
+                            "the model's head says)")
+    return task
+
+
 def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
@@ -253,7 +273,7 @@ def load_manifest(path: str | Path) -> Manifest:
                           rel(entry.get("coco_ann")), parse_imgsz(entry.get("imgsz")),
                           entry.get("thresholds", {}), tuple(entry["configs"]) if entry.get("configs") else None,
                           load_class_map(entry.get("class_map"), base), **_operating_point(entry),
-                          val_images=rel(entry.get("val_images"))))
+                          val_images=rel(entry.get("val_images")), task=_task(entry)))
     if not cases:
         raise ManifestError(f"manifest {path} has no [[case]]: add at least one")
     configs = _config_specs(raw.get("config", DEFAULT_CONFIGS))
