@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from . import compat
 from .errors import CacheError
-from .report import write_bytes_atomic, write_text_atomic
+from .files import write_bytes_atomic, write_text_atomic
 
 META = ".meta.json"
 KINDS = ("models", "ranges", "rewritten", "trt")  # anything else in the folder is "other"

@@ -25,6 +25,7 @@ from .measure.bench import interleaved, sample_input
 from .quantization.calibration import choose_files, load_calibration
 from .measure.cpu import cpu_info
 from .errors import CalibrationError, EPUnavailableError, QuantkitError
+from .files import copy_atomic, write_text_atomic
 from .measure.evaluate import predict, score
 from .manifest import THRESHOLDS, ConfigSpec, Manifest
 from .pipeline import CasePipeline
@@ -216,7 +217,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     notes += [f"{', '.join(ids)}: {note}" for note, ids in by_note.items()]  # each note once, with every config it is of
     if WEIGHTS in results and model_session_config(Path(results[WEIGHTS].output)):
         plain = ConfigSpec(WEIGHTS_PLAIN, WEIGHTS, size_only=True)  # the same file; size and accuracy gates carry over
-        specs.append(plain)
+        specs.insert([s.id for s in specs].index(WEIGHTS) + 1, plain)  # its row beside the weights row
         results[plain.id], th_for[plain.id], gate_results[plain.id] = results[WEIGHTS], th_for[WEIGHTS], list(gate_results[WEIGHTS])
     models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
     rewritten = fast_softmax_fp32(case.model, pipe.cache_dir, hw)
@@ -402,8 +403,8 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
            f"onnxruntime {report.machine['onnxruntime']}; EPs {', '.join(report.machine['eps'])}; threads {report.machine['threads']}"]
     md += [f"- note: {n}" for n in report.notes]
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
-    render.write_text_atomic(paths[0], "\n".join(md) + "\n")
-    render.write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
+    write_text_atomic(paths[0], "\n".join(md) + "\n")
+    write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
     gated = report.gate_results[GATED]
     drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
     title = (f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
@@ -418,5 +419,5 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
                       title=f"model sizes: {title}")
     if report.gated_model:  # the very file the verdict is about, so what is deployed is what was gated
         paths.append(out / f"{report.case_id}.{GATED}.int8.onnx")
-        render.write_bytes_atomic(paths[-1], Path(report.gated_model).read_bytes())
+        copy_atomic(report.gated_model, paths[-1])
     return paths

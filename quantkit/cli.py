@@ -134,7 +134,7 @@ class _Version(argparse.Action):
 def _check_output_file(path: Path, option: str) -> None:
     """Before any work: ``path`` is not a folder and its folder takes files."""
     from .errors import OutputError
-    from .report import check_writable_folder
+    from .files import check_writable_folder
 
     if path.is_dir():
         raise OutputError(f"{option} {path} is a folder: pass a file path such as {path / 'out.json'}")
@@ -238,7 +238,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .report import check_writable_folder, history, markdown_table, plot_history, write_text_atomic
+    from .files import check_writable_folder, write_text_atomic
+    from .report import history, markdown_table, plot_history
 
     rows, flags = history(args.results_dir)
     out = args.out or args.results_dir
@@ -314,7 +315,7 @@ def _manifest_from_args(args):
 
 def cmd_check(args) -> int:
     from .check import GATED, run_check, write_report
-    from .report import check_writable_folder
+    from .files import check_writable_folder
     from .measure.throughput import describe
 
     check_writable_folder(args.out)
@@ -354,7 +355,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .report import markdown_table, write_text_atomic
+    from .files import write_text_atomic
+    from .report import markdown_table
     from .tune import config_toml, tune
 
     _check_output_file(args.output, "-o")

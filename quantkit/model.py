@@ -68,8 +68,7 @@ def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelPr
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path} is truncated or invalid ONNX ({first[:160]}): re-export it") from None
+        raise ModelError(f"{path} is truncated or invalid ONNX ({compat.error_line(exc, 160)}): re-export it") from None
     return model
 
 

@@ -43,7 +43,7 @@ from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline
 from .measure.session import default_cache_dir
-from .report import write_text_atomic
+from .files import write_text_atomic
 
 OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "val_images", "imgsz", "class_map", "preset", "config",
            "ep", "latency_threads", "save_baseline", "compare", "results", "cache_dir")

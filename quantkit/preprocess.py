@@ -91,12 +91,6 @@ def preprocess(img: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, Letter
     return to_tensor(boxed), lb
 
 
-def boxes_to_input(boxes_xyxy: np.ndarray, lb: Letterbox) -> np.ndarray:
-    """Map boxes from image pixels into model-input pixels."""
-    offset = np.array([lb.left, lb.top, lb.left, lb.top], np.float32)
-    return np.asarray(boxes_xyxy, np.float32) * lb.scale + offset
-
-
 def boxes_to_image(boxes_xyxy: np.ndarray, lb: Letterbox) -> np.ndarray:
     """Map boxes from model-input pixels back to the original image, clipped to it."""
     offset = np.array([lb.left, lb.top, lb.left, lb.top], np.float32)

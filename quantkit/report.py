@@ -6,19 +6,15 @@ it runs anywhere. matplotlib is imported inside the plot functions, on the Agg b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
-import uuid
 from pathlib import Path
 
-from .errors import OutputError, QuantkitError
+from .errors import QuantkitError
+from .files import temp_beside
 from .manifest import THRESHOLDS
 
-HISTORY_COLUMNS = ["onnxruntime", "case", "config", "ep", "compression", "int8 MB", "fp32 mAP50-95", "int8 mAP50-95",
-                   "mAP drop pt", "parity recall", "int8 max score", "latency ratio", "quantize s", "quantized ops"]
 _VERSION_DIR = re.compile(r"^\d+(\.\d+)*")
 
 
@@ -45,56 +41,6 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(_cell(row.get(col), decimals[col]) for col in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A new temporary file next to ``path``, with the permissions open() gives (0666 less the umask;
-    tempfile.mkstemp would give 0600). Thread-safe: no umask juggling."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def check_writable_folder(folder: str | Path, option: str = "--out") -> None:
-    """Raise OutputError unless ``folder`` exists or can be created and takes files; leaves nothing behind."""
-    folder = Path(folder)
-    created, probe = [], folder
-    while not probe.exists():
-        created.append(probe)
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputError(f"cannot write into {option} {folder}: {probe} is a file, not a folder: pass a folder path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as exc:
-        raise OutputError(f"cannot write into {option} {folder} ({exc.strerror or exc}): pass a writable folder") from None
-    finally:
-        for made in created:
-            with contextlib.suppress(OSError):
-                made.rmdir()
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` through a temporary file in the same folder, then rename it into place."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` through a temporary file in the same folder, then rename it into place."""
-    path = Path(path)
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -197,7 +143,7 @@ def _pyplot():
 def _save(plt, fig, path: str | Path) -> None:
     """Save a figure as PNG through a temporary file, then close it."""
     path = Path(path)
-    fd, tmp = _temp_beside(path)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")

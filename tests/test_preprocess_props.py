@@ -5,12 +5,18 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantkit.preprocess import (PAD_VALUE, boxes_to_image, boxes_to_input, letterbox_image, preprocess,
+from quantkit.preprocess import (PAD_VALUE, Letterbox, boxes_to_image, letterbox_image, preprocess,
                                  to_bgr8)
 
 sides = st.integers(1, 4000)
 targets = st.tuples(st.integers(32, 640), st.integers(32, 640))
 colours = st.tuples(*[st.integers(0, 255)] * 3)
+
+
+def boxes_to_input(boxes_xyxy: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """The forward map (image pixels -> model-input pixels) that ``boxes_to_image`` must invert."""
+    offset = np.array([lb.left, lb.top, lb.left, lb.top], np.float32)
+    return np.asarray(boxes_xyxy, np.float32) * lb.scale + offset
 
 
 def textured(h, w, seed):

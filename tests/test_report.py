@@ -10,7 +10,8 @@ from quantkit import QuantkitError
 from quantkit import quantize
 from quantkit.cli import main
 from quantkit.manifest import THRESHOLDS
-from quantkit.report import history, markdown_table, plot_history, plot_latency_vs_map, plot_sizes, write_text_atomic
+from quantkit.files import write_text_atomic
+from quantkit.report import history, markdown_table, plot_history, plot_latency_vs_map, plot_sizes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 QDQ_OPS = {"Conv": 1, "DequantizeLinear": 344, "QuantizeLinear": 218}

@@ -19,7 +19,7 @@ from .. import heads
 from ..heads import boxes
 from ..errors import DatasetError, ModelError
 from ..model import inspect_model, load_model, resolve_imgsz
-from ..report import write_text_atomic
+from ..files import write_text_atomic
 from ..preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
 from .session import Runner
 
@@ -103,11 +103,17 @@ def model_names(model: str | Path) -> dict[int, str]:
 
 @dataclass
 class Predictions:
-    """Detections of one model on an ImageSet, with where the time went."""
+    """Detections of one model on an ImageSet, with where the time went and the head family that decoded them."""
 
     dets: dict[int, boxes.Detections]
     seconds_inference: float
     seconds_total: float
+    family: heads.HeadFamily | None = None  # None: boxes only
+
+    @property
+    def scored_on(self) -> tuple[str, ...]:
+        """The pycocotools iouTypes these detections are scored on (the family's; boxes without one)."""
+        return self.family.scored_on if self.family is not None else ("bbox",)
 
     @property
     def overhead(self) -> float:
@@ -123,30 +129,58 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
     start = time.perf_counter()
     items = list(zip(images.ids, images.boxed, images.letterboxes))
     batches = [items[i:i + runner.batch] for i in range(0, len(items), runner.batch)]
-    family = None
+    family, meta = None, runner.session.get_modelmeta().custom_metadata_map
     for batch in tqdm(batches, desc="inference", unit="batch", disable=None if progress else True, leave=False):
         tensor = np.concatenate([to_tensor(boxed) for _, boxed, _ in batch])
         t0 = time.perf_counter()
         outs = runner.run_all(tensor)
         infer += time.perf_counter() - t0
-        family = family or heads.for_outputs([(1, *o.shape[1:]) for o in outs], nc)
+        family = family or heads.for_outputs([(1, *o.shape[1:]) for o in outs], nc, meta, runner.model_path)
         for row, (image_id, _, lb) in enumerate(batch):
             dets[image_id] = family.decode([o[row:row + 1] for o in outs], lb, conf, iou, MAX_DET, nc, nms)
-    return Predictions(dets, infer, time.perf_counter() - start)
+    return Predictions(dets, infer, time.perf_counter() - start, family)
 
 
 def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap) -> dict:
     """COCO mAP of ``preds`` over the readable images and the mapped categories, plus timings, the
     results list and pycocotools' evaluator (None without detections). ``classes`` maps class index ->
-    category id (``metrics.map_classes``)."""
+    category id (``metrics.map_classes``). A family scored on masks or keypoints adds their mAP under
+    "mask" / "keypoints" (None, with a note, where the annotations carry no masks or keypoints) and their
+    evaluators under "evaluators"."""
     results, kept = metrics.coco_results(preds.dets, classes.cat_ids), {}
     t0 = time.perf_counter()
     stats = metrics.coco_map(coco, results, images.ids, classes.cat_ids, keep=kept)
+    evaluators, notes = {}, []
+    for iou_type in preds.scored_on[1:]:
+        label = metrics.SCORED[iou_type]
+        if not metrics.carries(coco, iou_type, images.ids):
+            stats[label] = None
+            notes.append(f"the annotations carry no {'masks (segmentation)' if iou_type == 'segm' else iou_type}: "
+                         f"{label} mAP not measured, boxes only")
+            continue
+        if iou_type == "keypoints":
+            check_keypoints(coco, preds)
+        kept_type: dict = {}
+        typed = metrics.coco_results(preds.dets, classes.cat_ids, iou_type)
+        stats[label] = metrics.coco_map(coco, typed, images.ids, classes.cat_ids, keep=kept_type, iou_type=iou_type)
+        evaluators[iou_type] = kept_type.get("evaluator")
+    if preds.family is not None:
+        stats["task"] = preds.family.task
     stats.update(skipped=len(images.skipped), size_mismatched=len(images.mismatched), class_map=classes.how,
                  seconds_inference=round(preds.seconds_inference, 3),
                  seconds_total=round(preds.seconds_total, 3), overhead=round(preds.overhead, 3),
                  seconds_cocoeval=round(time.perf_counter() - t0, 3))
-    return {"metrics": stats, "results": results, "evaluator": kept.get("evaluator")}
+    return {"metrics": stats, "results": results, "evaluator": kept.get("evaluator"), "evaluators": evaluators,
+            "notes": notes}
+
+
+def check_keypoints(coco, preds: Predictions) -> None:
+    """DatasetError when the model predicts another number of keypoints than the annotations hold."""
+    have = metrics.annotated_keypoints(coco)
+    predicted = next((d.keypoints.shape[1] for d in preds.dets.values() if d.keypoints is not None), have)
+    if predicted != have:
+        raise DatasetError(f"the model predicts {predicted} keypoints per object but the annotations hold {have}: "
+                           "evaluate on the keypoint annotations the model was trained for")
 
 
 def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str = "cpu", imgsz=None,
@@ -163,9 +197,9 @@ def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str
         raise DatasetError(f"none of the {len(items)} images in {images_dir} could be read: check the files")
     preds = predict(Runner(model, ep, threads), images, nc, progress=progress, nms=boxes.nms_mode(nms))
     scored = score(coco, preds, images, classes)
-    if detections_out:
-        write_text_atomic(detections_out, json.dumps(scored["results"]))
-    return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes}
+    if detections_out:  # every field the detections have: boxes, masks (RLE), keypoints
+        write_text_atomic(detections_out, json.dumps(metrics.coco_results(preds.dets, classes.cat_ids, "all")))
+    return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes + scored["notes"]}
 
 
 def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,
@@ -199,10 +233,12 @@ def agreement_report(reference: dict[int, boxes.Detections], int8: dict[int, box
 
 
 def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = RAW_IMAGES) -> np.ndarray:
-    """Raw head outputs of the first ``count`` images, joined along the anchor axis ([1, 4+nc, N*count])."""
-    outputs = [runner.run(to_tensor(boxed)) for boxed in images.boxed[:count]]
-    axis = 2 if boxes.head_layout(outputs[0].shape, nc) == "channels_first" else 1
-    return np.concatenate(outputs, axis=axis)
+    """Raw first outputs of the first ``count`` images as their head family lays them out for per-channel-group
+    statistics (box channels first, then scores), joined along the anchor axis ([1, C, N*count])."""
+    outputs = [runner.run_all(to_tensor(boxed)) for boxed in images.boxed[:count]]
+    family = heads.for_outputs([o.shape for o in outputs[0]], nc, runner.session.get_modelmeta().custom_metadata_map,
+                               runner.model_path)
+    return np.concatenate([family.raw_channels(outs[0], nc) for outs in outputs], axis=2)
 
 
 def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Path, ep: str = "cpu", imgsz=None,

@@ -126,8 +126,8 @@ class Runner:
             with _captured_native_output() if ep != "cpu" else contextlib.nullcontext(io.StringIO()) as log:
                 self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
         except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' ({first})") from None
+            raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' "
+                                f"({compat.error_line(exc)})") from None
         running = self.session.get_providers()
         if not running or running[0] != EPS[ep]:
             reason = _last_error(log.getvalue()) or "no reason given"

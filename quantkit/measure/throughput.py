@@ -87,8 +87,7 @@ def measure(model: str | Path, hw: tuple[int, int], ep: str = "cpu", threads: in
     for worker in workers:
         worker.join()
     if errors:
-        first = str(errors[0]).strip().splitlines()[0][:200] if str(errors[0]).strip() else type(errors[0]).__name__
-        raise QuantkitError(f"{Path(model).name} failed on '{ep}' during the run ({first})")
+        raise QuantkitError(f"{Path(model).name} failed on '{ep}' during the run ({compat.error_line(errors[0])})")
     done = [s for stream in spans for s in stream]
     window = max(e for _, e in done) - start[0]
     return {"model": str(model), "ep": ep, "threads": threads, "streams": streams,

@@ -11,10 +11,8 @@ import contextlib
 import io
 import json
 import logging
-import os
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from .ranges import BATCH, fast_calibration
 from .rewrite import REWRITES_KEY, decompose_softmax
 from ..measure.session import default_cache_dir
 from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
+from ..files import copy_atomic
 from ..workdir import private_dir
 
 MODES = ("static", "dynamic", "weights")
@@ -158,18 +157,6 @@ def _check_output(src: Path, out: Path) -> None:
             pass
     except OSError as exc:
         raise OutputError(f"output folder {parent} is not writable ({exc.strerror}): choose another -o path") from None
-
-
-def _atomic_write(data_path: Path, out: Path) -> None:
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(data_path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.read())
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -413,7 +400,7 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
             stamps[SESSION_CONFIG_KEY] = json.dumps(SESSION_CONFIG)
         _finish(quant, stamps, config.fast_softmax, notes)
         _check_loads(quant)
-        _atomic_write(quant, out)
+        copy_atomic(quant, out)
 
     calibration = None
     if calib_set is not None:
