@@ -26,7 +26,7 @@ from .measure.evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report
                        model_hw, model_names, parity_report, predict, score)
 from .heads import head_is_float
 from .manifest import Case, ConfigSpec
-from .measure.metrics import ClassMap, coco_results, map_classes, operating_point
+from .measure.metrics import SCORED, ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantization.quantizer import QuantResult, quantize, resolve_config
 from .quantization.rewrite import carries_rewrite, rewritten_copy
@@ -165,6 +165,10 @@ class CasePipeline:
         if key not in self._preds:
             runner = Runner(self.model_path(spec), self.ep, self.threads)
             self._preds[key] = predict(runner, self.images, self.hw_nc[1], progress=self.progress, nms=self.case.nms)
+            family = self._preds[key].family
+            if self.case.task and family is not None and family.task != self.case.task:
+                raise QuantkitError(f"case '{self.case.id}' declares task = \"{self.case.task}\" but {self.model_path(spec).name} "
+                                    f"is a {family.task} model ({family.covers}): fix the case's task or its model")
         return self._preds[key]
 
     def map(self, spec: ConfigSpec | None = None) -> dict:
@@ -174,17 +178,32 @@ class CasePipeline:
             self._maps[key] = scored["metrics"]
             if scored["evaluator"] is not None:  # the bootstrap reuses these per-image matches
                 self._tables[key] = bootstrap.MatchTable.from_evaluator(scored["evaluator"], self.images.ids)
+            for iou_type, evaluator in scored["evaluators"].items():  # masks, keypoints
+                if evaluator is not None:
+                    self._tables[f"{key}@{iou_type}"] = bootstrap.MatchTable.from_evaluator(evaluator, self.images.ids)
         return self._maps[key]
 
-    def map_bootstrap(self, spec: ConfigSpec) -> dict:
-        """Paired bootstrap of the FP32 - INT8 mAP50-95 drop over the case's images (``bootstrap.paired_drop``)."""
+    def map_bootstrap(self, spec: ConfigSpec, iou_type: str = "bbox") -> dict:
+        """Paired bootstrap of the FP32 - INT8 mAP50-95 drop over the case's images (``bootstrap.paired_drop``)
+        of boxes, or of ``iou_type`` (segm, keypoints) where the model's family is scored on it."""
+        tables = []
         for key, s in (("fp32", None), (spec.id, spec)):
             self.map(s)
+            key = key if iou_type == "bbox" else f"{key}@{iou_type}"
             if key not in self._tables:  # no detections at all: matches against the annotations alone
-                results = coco_results(self.predictions(s).dets, self.classes.cat_ids)
+                results = coco_results(self.predictions(s).dets, self.classes.cat_ids, iou_type)
                 self._tables[key] = bootstrap.MatchTable.from_results(self.coco[0], results, self.images.ids,
-                                                                      self.classes.cat_ids)
-        return bootstrap.paired_drop(self._tables["fp32"], self._tables[spec.id])
+                                                                      self.classes.cat_ids, iou_type)
+            tables.append(self._tables[key])
+        return bootstrap.paired_drop(*tables)
+
+    def task_map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
+        """The mask / keypoint mAP50-95 drop gates with their CI95, for what the model is scored on beyond boxes
+        and the annotations carry ([] for a detector)."""
+        fp32, int8 = self.map(None), self.map(spec)
+        types = [t for t in self.predictions(None).scored_on[1:] if fp32.get(SCORED[t]) is not None]
+        boots = {SCORED[t]: self.map_bootstrap(spec, t) for t in types}
+        return gates.check_task_maps(fp32, int8, th, case_id, boots, self.case.nms)
 
     def map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
         """The INT8 mAP gates of ``spec`` (the drop with its CI95, resolution, small objects, worst class)."""
@@ -214,7 +233,7 @@ class CasePipeline:
                                                  "or a --calib folder to hold images out of)")]
         results = gates.check_agreement(self.agreement(spec), th, case_id) + gates.check_parity(self.parity(spec), th, case_id)
         if self.annotated:
-            results = (self.map_gates(spec, th, case_id) + gates.check_operating_point(
+            results = (self.map_gates(spec, th, case_id) + self.task_map_gates(spec, th, case_id) + gates.check_operating_point(
                 self.operating_point(None), self.operating_point(spec), th, case_id, self.case.iou) + results)
         return results
 
@@ -298,9 +317,18 @@ class CasePipeline:
                   "target_cpu": q.config.get("target_cpu"), "reduce_range": q.config.get("reduce_range"),
                   "inputs": {"calibration": q.calibration, "eval_images": len(self.images.ids),
                              "eval_skipped": len(self.images.skipped), "eval_size_mismatched": len(self.images.mismatched)}}
+        family = self.predictions(None).family
+        record["task"] = family.task if family is not None else "detect"
         if not self.annotated:
             return record
         fp32, int8, boot = self.map(None), self.map(spec), self.map_bootstrap(spec)
+        for iou_type in self.predictions(None).scored_on[1:]:  # masks, keypoints: their mAP and its drop's CI95
+            label = SCORED[iou_type]
+            if fp32.get(label) is not None:
+                drop = self.map_bootstrap(spec, iou_type)
+                record[label] = {"fp32_map50_95": fp32[label]["map50_95"], "int8_map50_95": int8[label]["map50_95"],
+                                 "map_drop_pt": round(100 * (fp32[label]["map50_95"] - int8[label]["map50_95"]), 3),
+                                 "map_drop_ci95": [round(v, 3) for v in drop["ci95"]]}
         return {**record, "fp32_map50_95": fp32["map50_95"], "int8_map50_95": int8["map50_95"],
                 "fp32_map50": fp32["map50"], "int8_map50": int8["map50"], "class_map": self.classes.how,
                 "map_drop_pt": round(100 * (fp32["map50_95"] - int8["map50_95"]), 3),

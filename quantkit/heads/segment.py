@@ -1,0 +1,229 @@
+"""YOLOv8-seg / YOLO11-seg: a Detect head whose output also carries ``nm`` mask coefficients per
+anchor, and a second output of ``nm`` prototype masks at a quarter of the input size.
+
+    output0 [1, 4+nc+nm, N]  Concat(box decode, class Sigmoid, coefficients)   the Detect head, kept float
+    output1 [1, nm, H/4, W/4]  Proto: Conv, ConvTranspose (x2), Conv, Conv, each with SiLU
+
+The coefficients are raw Conv outputs concatenated into output0 beside box pixels and class
+probabilities, so the head's float region is the Detect head's (the walk from output0 back to the
+last Conv of each branch). Which part of the prototype branch stays float is ``PROTOS_FLOAT``,
+decided by measurement (docs/measurements.md, benchmarks/segment_protos.py).
+
+A mask is decoded as Ultralytics decodes it: sigmoid(coefficients . protos) > 0.5 (the logit > 0),
+cropped to its box, upsampled bilinearly and mapped back through the letterbox. Here the logits are
+sampled once, straight from prototype resolution at each original-image pixel inside the box (one
+affine map: letterbox and the 4x upsampling together), and stored as COCO RLE.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import onnx
+from pycocotools import mask as mask_utils
+
+from ..preprocess import Letterbox
+from . import boxes
+from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
+
+PROTO_STRIDE = 4  # input pixels per prototype pixel (Ultralytics' Proto: P3 upsampled 2x)
+# Which part of the prototype branch stays float: "activation" (the SiLU after its last Conv),
+# "branch" (every Conv of it too) or "none". Measured on the segmentation fixture (docs/measurements.md).
+PROTOS_FLOAT = "activation"
+PROTOS_CHOICES = ("none", "activation", "branch")
+
+
+def _shape(value_info: onnx.ValueInfoProto) -> list:
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def concat_parts(graph: onnx.GraphProto, final: onnx.NodeProto) -> list[onnx.NodeProto | None]:
+    """The producers of ``final``'s inputs, nested Concats on the same axis opened (an unsimplified
+    export concatenates (boxes, scores) first, then the extra part)."""
+    by_output = producers(graph)
+    axis = next((a.i for a in final.attribute if a.name == "axis"), None)
+    parts = []
+    for name in final.input:
+        node = by_output.get(name)
+        inner = node is not None and node.op_type == "Concat" and next(
+            (a.i for a in node.attribute if a.name == "axis"), None) == axis
+        parts += concat_parts(graph, node) if inner else [node]
+    return parts
+
+
+def detect_with_extra(graph: onnx.GraphProto, output: str) -> tuple[list[onnx.NodeProto], list[str], list] | None:
+    """A Detect head behind ``output`` whose Concat carries one part beyond the boxes and class scores:
+    (walked nodes incl. trailing layout ops, feeding Convs, the extra part's walked nodes), or None.
+    The boxes are the part whose walk meets the DFL, the scores a Sigmoid; the extra part meets neither."""
+    final, trailing = final_node(graph, output, TRAILING_OPS)
+    if final is None or final.op_type != "Concat":
+        return None
+    by_output = producers(graph)
+    stop = lambda n: n.op_type == "Conv" and not is_dfl_conv(n, by_output)  # noqa: E731
+    kinds, extra = [], []
+    for part in concat_parts(graph, final):
+        if part is None:
+            return None
+        walked, _ = walk_back(graph, part, stop)
+        if any(is_dfl_conv(n, by_output) for n in walked):
+            kinds.append("box")
+        elif part.op_type == "Sigmoid":
+            kinds.append("cls")
+        else:
+            kinds.append("extra")
+            extra = walked
+    if sorted(kinds) != ["box", "cls", "extra"]:
+        return None
+    walked, feeding = walk_back(graph, final, stop)
+    return [*trailing, *walked], feeding, extra
+
+
+def proto_nodes(graph: onnx.GraphProto, output: str, policy: str) -> tuple[list[str], list[str]]:
+    """The prototype branch's nodes kept float under ``policy`` (PROTOS_CHOICES) and the Convs that feed them.
+
+    "activation": back from ``output`` to its last Conv. "branch": every node whose outputs reach only
+    ``output`` (back to the feature map the Detect head shares), so its Convs and ConvTranspose too."""
+    by_output = producers(graph)
+    last = by_output.get(output)
+    if policy == "none" or last is None:
+        return [], []
+    if policy == "activation":
+        walked, feeding = walk_back(graph, last, lambda n: n.op_type in ("Conv", "ConvTranspose"))
+        return [n.name for n in walked], feeding
+    readers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.name)
+    branch, grown = {last.name}, True
+    while grown:  # grow until no producer is read by the branch alone
+        grown = False
+        for node in graph.node:
+            if node.name in branch:
+                continue
+            used = [r for out in node.output for r in readers.get(out, [])]
+            if used and all(r in branch for r in used) and not any(o.name in node.output for o in graph.output):
+                branch.add(node.name)
+                grown = True
+    feeding = sorted({by_output[name].name for n in graph.node if n.name in branch for name in n.input
+                      if name in by_output and by_output[name].name not in branch})
+    return sorted(branch), feeding
+
+
+def rle_from_region(region: np.ndarray, top: int, left: int, hw: tuple[int, int]) -> dict:
+    """COCO compressed RLE of an image of size ``hw`` that is 0 except ``region`` (bool [rh, rw]) at
+    (``top``, ``left``): the runs are counted on the region alone (column-major, as COCO orders pixels),
+    so a small mask on a large image costs what the mask costs."""
+    h, w = hw
+    rh, rw = region.shape
+    padded = np.zeros((rh + 2, rw), np.uint8)
+    padded[1:-1] = region
+    flat = padded.ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # every column starts and ends with 0: changes pair up
+    full = (left + change // (rh + 2)) * h + top + change % (rh + 2) - 1
+    starts, ends = full[0::2], full[1::2]
+    if starts.size:
+        joined = np.r_[False, starts[1:] == ends[:-1]]  # a run that goes on into the next column
+        starts, ends = starts[~joined], ends[np.r_[~joined[1:], True]]
+    counts = np.diff(np.r_[0, np.stack([starts, ends], 1).reshape(-1), h * w])
+    if counts.size > 1 and counts[-1] == 0:  # the last run reaches the last pixel: no trailing zeros to count
+        counts = counts[:-1]
+    rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts.tolist()}, h, w)
+    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+
+
+def masks_from_protos(coefficients: np.ndarray, protos: np.ndarray, boxes_xyxy: np.ndarray, lb: Letterbox) -> list[dict]:
+    """One RLE per detection: logit = coefficients . protos, sampled bilinearly at the centre of every
+    original-image pixel inside the box (``c >= x1 and c < x2``, as Ultralytics crops), kept where > 0."""
+    h, w = lb.shape
+    nm, mh, mw = protos.shape
+    logits = (coefficients.astype(np.float32) @ protos.reshape(nm, -1).astype(np.float32)).reshape(-1, mh, mw)
+    # the letterbox's resize, per axis, exactly as letterbox_image rounds it
+    gx, gy = max(1, int(round(w * lb.scale))) / w, max(1, int(round(h * lb.scale))) / h
+    out = []
+    for logit, (x0, y0, x1, y1) in zip(logits, boxes_xyxy.astype(np.float64)):
+        c0, c1 = int(np.clip(np.ceil(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
+        r0, r1 = int(np.clip(np.ceil(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
+        if c1 <= c0 or r1 <= r0:
+            out.append(rle_from_region(np.zeros((0, 0), bool), 0, 0, (h, w)))
+            continue
+        # original pixel (c, r) -> its centre in input pixels -> prototype sample coordinates (pixel centres)
+        m = np.array([[gx / PROTO_STRIDE, 0.0, ((c0 + 0.5) * gx + lb.left) / PROTO_STRIDE - 0.5],
+                      [0.0, gy / PROTO_STRIDE, ((r0 + 0.5) * gy + lb.top) / PROTO_STRIDE - 0.5]])
+        crop = cv2.warpAffine(logit, m, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        out.append(rle_from_region(crop > 0, r0, c0, (h, w)))
+    return out
+
+
+class Segment(HeadFamily):
+    name = "segment"
+    task = "segment"
+    covers = "YOLOv8-seg and YOLO11-seg ([1, 4+nc+32, N] with mask coefficients, protos [1, 32, H/4, W/4])"
+    looked_for = ("two outputs: one fed by Concat(box decode with a DFL, class Sigmoid, mask coefficients), one rank-4 "
+                  "prototype output")
+    scored_on = ("bbox", "segm")
+
+    def __init__(self, protos: str = PROTOS_FLOAT):
+        if protos not in PROTOS_CHOICES:
+            raise ValueError(f"protos {protos!r} is not one of {', '.join(PROTOS_CHOICES)}")
+        self.protos = protos
+
+    def find(self, model: onnx.ModelProto) -> Head | None:
+        """The Detect head behind the rank-3 output (walked as dfl-detect walks it, plus the coefficient
+        part), and the prototype output's float nodes under ``protos``."""
+        graph = model.graph
+        if len(graph.output) != 2:
+            return None
+        ranks = [len(_shape(o)) for o in graph.output]
+        if sorted(ranks) != [3, 4]:
+            return None
+        det_out, proto_out = (graph.output[0], graph.output[1]) if ranks[0] == 3 else (graph.output[1], graph.output[0])
+        found = detect_with_extra(graph, det_out.name)
+        if found is None:
+            return None
+        walked, feeding, _ = found
+        float_protos, proto_feeding = proto_nodes(graph, proto_out.name, self.protos)
+        nodes = sorted({n.name for n in walked} | set(float_protos))
+        return Head(family=self.name, nodes=nodes, feeding_convs=sorted(set(feeding) | set(proto_feeding)))
+
+    @staticmethod
+    def _split(shapes: Sequence[Sequence]) -> tuple[int, int] | None:
+        """(index of the detection output, index of the protos) for two static outputs, else None."""
+        if len(shapes) != 2:
+            return None
+        ranks = [len(s) for s in shapes]
+        if sorted(ranks) != [3, 4] or not all(isinstance(d, (int, np.integer)) for s in shapes for d in s):
+            return None
+        return (0, 1) if ranks[0] == 3 else (1, 0)
+
+    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
+        split = self._split(shapes)
+        if split is None:
+            return False
+        det, protos = shapes[split[0]], shapes[split[1]]
+        nm = int(protos[1])
+        if protos[0] != 1 or det[0] != 1:
+            return False
+        return any(c - 4 - nm >= 1 and (nc is None or c - 4 - nm == nc) for c in det[1:])
+
+    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
+               nc: int | None, nms: str) -> boxes.Detections:
+        det_i, proto_i = self._split([o.shape for o in outputs])
+        out, protos = np.asarray(outputs[det_i]), np.asarray(outputs[proto_i])[0]
+        nm = protos.shape[0]
+        if nc is None:  # the channel dim is the smaller one (N anchors outnumber the channels)
+            nc = min(out.shape[1:]) - 4 - nm
+        dets, anchors, preds = boxes.decode_anchors(out, lb, conf, iou, max_det, nc, nms, extra=nm)
+        dets.masks = masks_from_protos(preds[4 + nc:, anchors].T, protos, dets.boxes, lb) if len(dets) else []
+        return dets
+
+    def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
+        """output0's box and class channels, channels first (the coefficients are judged by the masks they
+        make); without the class count, all but Ultralytics' 32 coefficients."""
+        chw = output if output.shape[1] <= output.shape[2] else output.transpose(0, 2, 1)
+        return chw[:, :4 + nc] if nc else chw[:, :-32]
+
+
+FAMILY = Segment()

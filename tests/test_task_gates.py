@@ -1,0 +1,223 @@
+"""Gate truth for segmentation and pose heads: one planted fault per new metric, and exactly that
+metric fails, by name, with its numbers; the paired bootstrap reproduces pycocotools' mask and keypoint
+mAP from its per-image matches.
+
+Synthetic detections on synthetic annotations (no model): FP32 finds every object with its exact mask
+and keypoints; INT8 is FP32 with one thing changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from quantkit import gates
+from quantkit.heads import Detections, pose, segment
+from quantkit.manifest import THRESHOLDS
+from quantkit.measure import bootstrap
+from quantkit.measure.evaluate import ImageSet, Predictions, score
+from quantkit.measure.metrics import ClassMap, coco_results, parity
+
+TH = dict(THRESHOLDS)
+H, W, K = 240, 320, 5
+CATS = [3, 8]
+
+
+def failed(results) -> set[str]:
+    return {r.metric for r in results if not r.passed}
+
+
+def ellipse(box) -> np.ndarray:
+    """The filled ellipse inscribed in ``box`` (xyxy) on an H x W canvas."""
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    cx, cy, rx, ry = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+    return (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1).astype(np.uint8)
+
+
+def rle(mask) -> dict:
+    r = mask_utils.encode(np.asfortranarray(mask))
+    return {"size": r["size"], "counts": r["counts"].decode("ascii")}
+
+
+def keypoints(box) -> np.ndarray:
+    """Centre, top, right, bottom, left of the inscribed ellipse, visible."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    pts = [(cx, cy), (cx, box[1]), (box[2], cy), (cx, box[3]), (box[0], cy)]
+    return np.array([(x, y, 0.95) for x, y in pts], np.float32)
+
+
+def scene(images: int = 60, seed: int = 0):
+    """(COCO ground truth, FP32 detections): 4 well separated objects per image, found exactly, plus one
+    low-scored false positive per image so that the precision-recall curves are not trivial."""
+    rng = np.random.default_rng(seed)
+    coco = {"images": [], "annotations": [], "categories": [{"id": c, "name": f"c{c}", "keypoints": list("abcde")}
+                                                            for c in CATS]}
+    dets = {}
+    for image_id in range(1, images + 1):
+        coco["images"].append({"id": image_id, "file_name": f"{image_id}.jpg", "height": H, "width": W})
+        boxes = []
+        for j in range(4):
+            x0, y0 = 10 + 78 * j + rng.uniform(0, 6), rng.uniform(20, 120)
+            boxes.append([x0, y0, x0 + rng.uniform(40, 64), y0 + rng.uniform(40, 100)])
+        classes = rng.integers(0, 2, 4)
+        for box, cls in zip(boxes, classes):
+            m = ellipse(box)
+            kp = keypoints(box)
+            kp[:, 2] = 2
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": CATS[cls],
+                                        "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "area": float(m.sum()),
+                                        "iscrowd": 0, "segmentation": rle(m), "keypoints": kp.reshape(-1).tolist(),
+                                        "num_keypoints": K})
+        fp = [5.0, 180.0, 45.0, 230.0]
+        all_boxes = np.array(boxes + [fp], np.float32)
+        dets[image_id] = Detections(all_boxes, np.r_[rng.uniform(0.5, 0.95, 4), 0.3].astype(np.float32),
+                                    np.r_[classes, 0].astype(np.int64), [rle(ellipse(b)) for b in all_boxes],
+                                    np.stack([keypoints(b) for b in all_boxes]))
+    gt = COCO()
+    gt.dataset = coco
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt, dets
+
+
+@pytest.fixture(scope="module")
+def world():
+    return scene()
+
+
+def edit(dets: dict, masks=None, kpts=None) -> dict:
+    """A copy with every mask replaced by ``masks(box)`` and every keypoint set moved by ``kpts(box, k)``."""
+    out = {}
+    for i, d in dets.items():
+        m = [rle(masks(b)) for b in d.boxes] if masks else list(d.masks)
+        k = np.stack([kpts(b, kk) for b, kk in zip(d.boxes, d.keypoints)]) if kpts else d.keypoints.copy()
+        out[i] = Detections(d.boxes.copy(), d.scores.copy(), d.classes.copy(), m, k)
+    return out
+
+
+def shrunk(box, by: float = 0.3):
+    """The ellipse of a box shrunk by ``by`` of its size about its centre: mask IoU (1 - by)^2 ~ 0.5."""
+    cx, cy, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]
+    return ellipse([cx - w * (1 - by) / 2, cy - h * (1 - by) / 2, cx + w * (1 - by) / 2, cy + h * (1 - by) / 2])
+
+
+def moved(box, k, by: float = 0.12):
+    """Keypoints moved right by ``by`` of sqrt(box area)."""
+    k = k.copy()
+    k[:, 0] += by * np.sqrt((box[2] - box[0]) * (box[3] - box[1]))
+    return k
+
+
+# ---- parity: mask IoU and keypoint distance of matched detections ---------------------------------------
+
+def parity_gates(fp32: dict, int8: dict):
+    ids = sorted(fp32)
+    return gates.check_parity(parity([fp32[i] for i in ids], [int8[i] for i in ids]), TH, "planted")
+
+
+PARITY_ROWS = {
+    "matched_mask_iou_mean": lambda d: edit(d, masks=shrunk),  # same boxes and scores, masks ~half the area
+    "matched_keypoint_distance_mean": lambda d: edit(d, kpts=moved),  # keypoints 12 % of the box size off
+}
+
+
+@pytest.mark.parametrize("metric", PARITY_ROWS)
+def test_task_parity_fault_fails_exactly_its_metric(world, metric):
+    _, fp32 = world
+    assert failed(parity_gates(fp32, fp32)) == set()
+    results = parity_gates(fp32, PARITY_ROWS[metric](fp32))
+    assert failed(results) == {metric}, gates.failures(results)
+    line = gates.failures(results)[0]
+    assert metric in line and "planted" in line and "onnxruntime" in line
+    if metric == "matched_mask_iou_mean":  # the pairs it judged and the worst of them
+        assert "(matched pairs 300, lowest mask IoU 0.4" in line
+    else:
+        assert "300 matched pairs; distance / sqrt(FP32 box area)" in line and "0.12" in line
+
+
+def test_task_parity_is_absent_for_a_detector_and_not_passed_unmeasured(world):
+    _, fp32 = world
+    boxes_only = {i: Detections(d.boxes, d.scores, d.classes) for i, d in fp32.items()}
+    assert {r.metric for r in parity_gates(boxes_only, boxes_only)} & {"matched_mask_iou_mean",
+                                                                       "matched_keypoint_distance_mean"} == set()
+    silent = {i: Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), [],
+                            np.zeros((0, K, 3), np.float32)) for i in fp32}
+    results = parity_gates(fp32, silent)
+    assert {"matched_mask_iou_mean", "matched_keypoint_distance_mean"} <= failed(results)
+    assert all("not measured" in r.message() for r in results if r.metric.startswith("matched_"))
+
+
+# ---- mask and keypoint mAP: their drop, its paired CI95, the bootstrap's exactness -----------------------
+
+def scored(gt, dets: dict, family):
+    images = ImageSet((H, W), sorted(dets), [], [])
+    preds = Predictions(dets, 0.0, 0.0, family)
+    return score(gt, preds, images, ClassMap(CATS, "explicit"))
+
+
+def task_gates(gt, fp32: dict, int8: dict, family, th=None):
+    iou_type = family.scored_on[1]
+    a, b = scored(gt, fp32, family), scored(gt, int8, family)
+    ids = sorted(fp32)
+    tables = [bootstrap.MatchTable.from_evaluator(s["evaluators"][iou_type], ids) for s in (a, b)]
+    label = "mask" if iou_type == "segm" else "keypoints"
+    boot = {label: bootstrap.paired_drop(*tables)}
+    th = {**TH, **(th or {})}
+    box_boot = bootstrap.paired_drop(*(bootstrap.MatchTable.from_evaluator(s["evaluator"], ids) for s in (a, b)))
+    box = gates.check_map(a["metrics"], b["metrics"], th, "planted", box_boot)
+    return box + gates.check_task_maps(a["metrics"], b["metrics"], th, "planted", boot, "best_class"), a, b, boot
+
+
+TASK_MAP_ROWS = {  # metric: (family, INT8 edit)
+    "mask_map50_95_drop_pt": (segment.FAMILY, lambda d: edit(d, masks=lambda b: shrunk(b, 0.08))),
+    # OKS with 1/K sigmas forgives a lot: keypoints 25 % of the box size off still score OKS ~0.78
+    "keypoints_map50_95_drop_pt": (pose.FAMILY, lambda d: edit(d, kpts=lambda b, k: moved(b, k, 0.25))),
+}
+
+
+@pytest.mark.parametrize("metric", TASK_MAP_ROWS)
+def test_task_map_fault_fails_exactly_its_metric(world, metric):
+    gt, fp32 = world
+    family, make_int8 = TASK_MAP_ROWS[metric]
+    clean, *_ = task_gates(gt, fp32, fp32, family)
+    assert failed(clean) == set() and metric in {r.metric for r in clean}
+    results, a, b, boot = task_gates(gt, fp32, make_int8(fp32), family)
+    assert failed(results) == {metric}, gates.failures(results)  # boxes, untouched, pass
+    label = metric.split("_map50")[0]
+    f, q = a["metrics"][label]["map50_95"], b["metrics"][label]["map50_95"]
+    assert f > 0.8 and f - q > 0.05  # the fault is visible in the figure itself, not only in the gate
+    lo, hi = boot[label]["ci95"]
+    line = gates.failures(results)[0]
+    assert f"FP32 {f:.4g}, INT8 {q:.4g}), CI95 [{lo:.2f}, {hi:.2f}], NMS best_class" in line and "planted" in line
+    assert lo > 1.5  # 60 images resolve it: the interval lies wholly above the threshold
+
+
+@pytest.mark.parametrize("metric", TASK_MAP_ROWS)
+def test_task_map_drop_gates_the_ci95_upper_end_on_request(world, metric):
+    gt, fp32 = world
+    family, make_int8 = TASK_MAP_ROWS[metric]
+    results, *_ = task_gates(gt, fp32, make_int8(fp32), family, {"map_drop_gate_upper": 1})
+    upper = metric.replace("_drop_pt", "_drop_ci95_upper_pt")
+    assert failed(results) == {upper} and "point drop" in gates.failures(results)[0]
+
+
+@pytest.mark.parametrize("family", [segment.FAMILY, pose.FAMILY], ids=["segm", "keypoints"])
+def test_bootstrap_reproduces_pycocotools_mask_and_keypoint_map(world, family):
+    """Every image weight 1 is pycocotools' accumulate exactly, for masks and keypoints as for boxes; an INT8
+    model with no detection at all bootstraps against the annotations alone (its mAP 0 on every resample)."""
+    gt, fp32 = world
+    iou_type = family.scored_on[1]
+    label = "mask" if iou_type == "segm" else "keypoints"
+    result = scored(gt, edit(fp32, masks=lambda b: shrunk(b, 0.05), kpts=lambda b, k: moved(b, k, 0.2)), family)
+    table = bootstrap.MatchTable.from_evaluator(result["evaluators"][iou_type], sorted(fp32))
+    assert table.map50_95(np.ones(len(fp32)))[0] == pytest.approx(result["metrics"][label]["map50_95"], abs=1e-9)
+    assert 0.3 < result["metrics"][label]["map50_95"] < 0.99
+    empty = bootstrap.MatchTable.from_results(gt, coco_results({}, CATS, iou_type), sorted(fp32), CATS, iou_type)
+    drop = bootstrap.paired_drop(table, empty, resamples=200)
+    full = 100 * result["metrics"][label]["map50_95"]
+    assert drop["ci95"][0] == pytest.approx(full, abs=6) and drop["ci95"][1] == pytest.approx(full, abs=6)
