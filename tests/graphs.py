@@ -278,68 +278,234 @@ def save_external(model: onnx.ModelProto, path) -> str:
     return str(path)
 
 
-def _with_extra_part(model: onnx.ModelProto, nodes: list, inits: list, part: str, channels: int, prefix: str,
-                     outputs: tuple = ()) -> onnx.ModelProto:
-    """``tiny_yolo`` with ``part`` ([1, channels, N]) as a third input of the head's final Concat (as onnxslim
-    merges Ultralytics' nested one) and any extra graph ``outputs``; the added nodes named under ``prefix``."""
-    model = copy.deepcopy(model)
-    final = next(nd for nd in model.graph.node if "output0" in nd.output)
-    final.input.append(part)
-    for i, nd in enumerate(nodes):
-        nd.name = f"{prefix}/{nd.op_type.lower()}_{i}"
-    at = list(model.graph.node).index(final)
-    for nd in reversed(nodes):
-        model.graph.node.insert(at, nd)
-    model.graph.initializer.extend(inits)
-    dims = model.graph.output[0].type.tensor_type.shape.dim
-    dims[1].dim_value += channels
-    model.graph.output.extend(outputs)
+# --- YOLO26 one-to-many, end-to-end, NMS inside the graph, and heads no family serves ------------------------------
+
+
+def _tiny_backbone(rng, h: int, w: int) -> tuple[list, list, str, int]:
+    """Two SiLU Convs (stride 2 each) as in ``tiny_yolo``: (nodes, initializers, feature map 'a2' [1, 16, h/4, w/4], N)."""
+    node, nodes, inits, x = helper.make_node, [], [], "images"
+    for i, (cin, cout) in enumerate(((3, 8), (8, 16))):
+        inits += [_init(f"w{i + 1}", rng.normal(0, 0.3 if i == 0 else 0.2, (cout, cin, 3, 3)).astype(np.float32)),
+                  _init(f"b{i + 1}", np.zeros(cout, np.float32))]
+        nodes += [node("Conv", [x, f"w{i + 1}", f"b{i + 1}"], [f"c{i + 1}"], strides=[2, 2], pads=[1, 1, 1, 1]),
+                  *_silu(node, f"c{i + 1}", f"a{i + 1}")]
+        x = f"a{i + 1}"
+    return nodes, inits, x, -(-h // 4) * -(-w // 4)
+
+
+def _finish(nodes: list, inits: list, outputs: list, name: str, names: bool = True, opset: int = OPSET) -> onnx.ModelProto:
+    if names:
+        for i, nd in enumerate(nodes):
+            nd.name = nd.name or f"/model/{nd.op_type.lower()}_{i}"
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="quantkit-tests")
+    model.ir_version = 8
     onnx.checker.check_model(model)
     return model
 
 
-def tiny_seg(hw: tuple[int, int] = (32, 32), nm: int = 32, seed: int = 0, metadata: dict | None = None) -> onnx.ModelProto:
-    """A YOLOv8/11-seg in miniature: ``tiny_yolo`` whose output0 also carries ``nm`` mask coefficients per anchor
-    (a 1x1 Conv on the head's feature map), and output1, ``nm`` prototypes at stride 4 from a Proto branch
-    (Conv stride 2 + SiLU, ConvTranspose x2, 1x1 Conv + SiLU) that shares the head's feature map."""
-    model = tiny_yolo(hw, seed=seed, metadata=metadata)
-    rng = np.random.default_rng(seed + 10)
-    h, w = hw
-    n = model.graph.output[0].type.tensor_type.shape.dim[2].dim_value
+def tiny_yolo26(seed: int = 0, xyxy: bool = False, angle: bool = False, names: bool = True) -> onnx.ModelProto:
+    """A YOLO26 detector in miniature, one-to-many export: box and class 1x1 Convs on a stride-4 map, the
+    box Conv giving the 4 side distances directly (reg_max 1: no Softmax, no DFL Conv), decoded with the
+    anchors (Slice, Sub, Add; then Add/Div/Sub to cx, cy, w, h, or kept x1, y1, x2, y2 with ``xyxy``, as the
+    end-to-end head decodes), times the stride; class scores through Sigmoid; Concat -> [1, 4 + nc, 64].
+    ``angle`` adds an oriented-box angle branch as a third Concat input (an OBB head, which quantkit refuses)."""
+    rng = np.random.default_rng(seed)
     node = helper.make_node
-    inits = [_init("wm", rng.normal(0, 0.3, (nm, 16, 1, 1)).astype(np.float32)),
-             _init("bm", np.full(nm, 0.3, np.float32)),  # coefficients mostly positive: masks of some size
-             _init("shape_coef", np.array([1, nm, n], np.int64)),
-             _init("wp1", rng.normal(0, 0.2, (16, 16, 3, 3)).astype(np.float32)),
-             _init("wpt", rng.normal(0, 0.2, (16, 16, 2, 2)).astype(np.float32)),
-             _init("wp2", rng.normal(0, 0.3, (nm, 16, 1, 1)).astype(np.float32))]
-    nodes = [node("Conv", ["a2", "wm", "bm"], ["coef"]), node("Reshape", ["coef", "shape_coef"], ["coef_r"]),
-             node("Conv", ["a2", "wp1"], ["p1"], strides=[2, 2], pads=[1, 1, 1, 1]), *_silu(node, "p1", "p1a"),
-             node("ConvTranspose", ["p1a", "wpt"], ["p2"], strides=[2, 2]),
-             node("Conv", ["p2", "wp2"], ["p3"]), *_silu(node, "p3", "output1")]
-    protos = helper.make_tensor_value_info("output1", TensorProto.FLOAT, [1, nm, -(-h // 4), -(-w // 4)])
-    return _with_extra_part(model, nodes, inits, "coef_r", nm, "/model/segment", (protos,))
+    nodes, inits, feat, n = _tiny_backbone(rng, 32, 32)
+    inits += [_init("wb", rng.normal(0, 0.3, (4, 16, 1, 1)).astype(np.float32)),
+              _init("bb", np.full(4, 1.0, np.float32)),
+              _init("wc", rng.normal(0, 0.3, (NC, 16, 1, 1)).astype(np.float32)),
+              _init("shape_box", np.array([1, 4, n], np.int64)), _init("shape_cls", np.array([1, NC, n], np.int64)),
+              _init("s0", np.array([0], np.int64)), _init("s2", np.array([2], np.int64)),
+              _init("s4", np.array([4], np.int64)), _init("ax1", np.array([1], np.int64)),
+              _init("anchors", (np.stack(np.meshgrid(np.arange(8), np.arange(8)), 0).reshape(1, 2, n) + 0.5).astype(np.float32)),
+              _init("stride", np.array(4.0, np.float32))]
+    nodes += [node("Conv", [feat, "wb", "bb"], ["box"]), node("Conv", [feat, "wc"], ["cls"]),
+              node("Reshape", ["box", "shape_box"], ["dist"]), node("Reshape", ["cls", "shape_cls"], ["cls_r"]),
+              node("Slice", ["dist", "s0", "s2", "ax1"], ["lt"]), node("Slice", ["dist", "s2", "s4", "ax1"], ["rb"]),
+              node("Sub", ["anchors", "lt"], ["x1y1"]), node("Add", ["anchors", "rb"], ["x2y2"])]
+    if xyxy:
+        nodes.append(node("Concat", ["x1y1", "x2y2"], ["dbox"], axis=1))
+    else:
+        inits.append(_init("two", np.array(2.0, np.float32)))
+        nodes += [node("Add", ["x1y1", "x2y2"], ["sum"]), node("Div", ["sum", "two"], ["cxy"]),
+                  node("Sub", ["x2y2", "x1y1"], ["wh"]), node("Concat", ["cxy", "wh"], ["dbox"], axis=1)]
+    nodes += [node("Mul", ["dbox", "stride"], ["boxes"]), node("Sigmoid", ["cls_r"], ["scores"])]
+    parts, channels = ["boxes", "scores"], 4 + NC
+    if angle:
+        inits += [_init("wa", rng.normal(0, 0.3, (1, 16, 1, 1)).astype(np.float32)),
+                  _init("shape_ang", np.array([1, 1, n], np.int64)), _init("quarter", np.array(0.25, np.float32))]
+        nodes += [node("Conv", [feat, "wa"], ["ang"]), node("Reshape", ["ang", "shape_ang"], ["ang_r"]),
+                  node("Sigmoid", ["ang_r"], ["ang_s"]), node("Sub", ["ang_s", "quarter"], ["angle"])]
+        parts, channels = parts + ["angle"], channels + 1
+    nodes.append(node("Concat", parts, ["output0"], axis=1))
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, channels, n])
+    return _finish(nodes, inits, [out], "tiny_yolo26", names)
 
 
-def tiny_pose(hw: tuple[int, int] = (32, 32), k: int = 5, seed: int = 0, metadata: dict | None = None) -> onnx.ModelProto:
-    """A YOLOv8/11-pose in miniature: ``tiny_yolo`` whose output0 also carries K keypoints per anchor, decoded in
-    the graph as Ultralytics exports them: x, y = (raw * 2 + anchor - 0.5) * stride, visibility = Sigmoid(raw)."""
-    model = tiny_yolo(hw, seed=seed, metadata=metadata)
-    rng = np.random.default_rng(seed + 20)
-    n = model.graph.output[0].type.tensor_type.shape.dim[2].dim_value
-    anchors = next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == "anchors")
+def _rename_output(model: onnx.ModelProto, new: str) -> tuple[onnx.ModelProto, list, int, int]:
+    """A copy of ``model`` whose output tensor is renamed ``new`` and dropped from the outputs: (model, dims, C, N)."""
+    model = copy.deepcopy(model)
+    out = model.graph.output[0]
+    dims = [d.dim_value for d in out.type.tensor_type.shape.dim]
+    for nd in model.graph.node:
+        nd.output[:] = [new if name == out.name else name for name in nd.output]
+    model.graph.output.remove(out)
+    return model, dims, dims[1], dims[2]
+
+
+def end_to_end(model: onnx.ModelProto, k: int = 20, xywh: bool = True, extra_output: bool = False) -> onnx.ModelProto:
+    """``model`` ([1, 4 + nc, N], boxes as cx, cy, w, h unless ``xywh=False``) behind the selection Ultralytics'
+    ``Detect.postprocess`` exports for an end-to-end head: Transpose, Split, ReduceMax, TopK over anchors,
+    GatherElements of their class scores, Flatten, TopK over anchor x class, Mod/Div for class and anchor,
+    GatherElements of the boxes, Concat -> [1, k, 6] rows x1, y1, x2, y2, score, class. ``tiny_yolo``
+    (with its DFL) behind it is a YOLOv10-style model; ``tiny_yolo26(xyxy=True)`` with ``xywh=False`` a YOLO26 one.
+    ``extra_output`` adds the feature map as a second output, as a segmentation export's prototypes."""
+    model, _, c, n = _rename_output(model, "o2m")
+    nc, node = c - 4, helper.make_node
+    model.graph.initializer.extend([
+        _init("e2e_split", np.array([4, nc], np.int64)), _init("e2e_k", np.array([k], np.int64)),
+        _init("e2e_ax2", np.array([2], np.int64)), _init("e2e_nc", np.array(nc, np.int64)),
+        _init("e2e_exp_nc", np.array([1, 1, nc], np.int64)), _init("e2e_exp_4", np.array([1, 1, 4], np.int64))])
+    nodes = [node("Transpose", ["o2m"], ["e2e_t"], perm=[0, 2, 1]),
+             node("Split", ["e2e_t", "e2e_split"], ["e2e_box", "e2e_sc"], axis=-1)]
+    if xywh:  # cx, cy, w, h -> x1, y1, x2, y2 (YOLO26 decodes xyxy in its head already)
+        model.graph.initializer.extend([_init("e2e_s0", np.array([0], np.int64)), _init("e2e_s2", np.array([2], np.int64)),
+                                        _init("e2e_s4", np.array([4], np.int64)), _init("e2e_half", np.array(0.5, np.float32))])
+        nodes += [node("Slice", ["e2e_box", "e2e_s0", "e2e_s2", "e2e_ax2"], ["e2e_cxy"]),
+                  node("Slice", ["e2e_box", "e2e_s2", "e2e_s4", "e2e_ax2"], ["e2e_wh"]),
+                  node("Mul", ["e2e_wh", "e2e_half"], ["e2e_hwh"]), node("Sub", ["e2e_cxy", "e2e_hwh"], ["e2e_xy1"]),
+                  node("Add", ["e2e_cxy", "e2e_hwh"], ["e2e_xy2"]),
+                  node("Concat", ["e2e_xy1", "e2e_xy2"], ["e2e_xyxy"], axis=2)]
+    else:
+        nodes.append(node("Identity", ["e2e_box"], ["e2e_xyxy"]))
+    nodes += [node("ReduceMax", ["e2e_sc"], ["e2e_best"], axes=[-1], keepdims=0),
+              node("TopK", ["e2e_best", "e2e_k"], ["e2e_v1", "e2e_i1"], axis=1),
+              node("Unsqueeze", ["e2e_i1", "e2e_ax2"], ["e2e_i1u"]), node("Expand", ["e2e_i1u", "e2e_exp_nc"], ["e2e_i1e"]),
+              node("GatherElements", ["e2e_sc", "e2e_i1e"], ["e2e_sck"], axis=1),
+              node("Flatten", ["e2e_sck"], ["e2e_flat"], axis=1),
+              node("TopK", ["e2e_flat", "e2e_k"], ["e2e_score", "e2e_i2"], axis=1),
+              node("Mod", ["e2e_i2", "e2e_nc"], ["e2e_cls"]), node("Div", ["e2e_i2", "e2e_nc"], ["e2e_which"]),
+              node("GatherElements", ["e2e_i1", "e2e_which"], ["e2e_anchor"], axis=1),
+              node("Unsqueeze", ["e2e_anchor", "e2e_ax2"], ["e2e_au"]), node("Expand", ["e2e_au", "e2e_exp_4"], ["e2e_ae"]),
+              node("GatherElements", ["e2e_xyxy", "e2e_ae"], ["e2e_boxes"], axis=1),
+              node("Unsqueeze", ["e2e_score", "e2e_ax2"], ["e2e_scores"]),
+              node("Unsqueeze", ["e2e_cls", "e2e_ax2"], ["e2e_clsu"]),
+              node("Cast", ["e2e_clsu"], ["e2e_clsf"], to=TensorProto.FLOAT),
+              node("Concat", ["e2e_boxes", "e2e_scores", "e2e_clsf"], ["output0"], axis=-1)]
+    for i, nd in enumerate(nodes):
+        nd.name = f"/model/e2e/{nd.op_type.lower()}_{i}"
+    model.graph.node.extend(nodes)
+    model.graph.output.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, k, 6]))
+    if extra_output:
+        model.graph.output.append(helper.make_tensor_value_info("a2", TensorProto.FLOAT, [1, 16, 8, 8]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def nms_inside(model: onnx.ModelProto, max_det: int = 10, conf: float = 0.25, iou: float = 0.7,
+               extra: int = 0) -> onnx.ModelProto:
+    """``model`` ([1, 4 + nc, N], cx, cy, w, h) behind NMS inside the graph, as Ultralytics' ``nms=True`` export
+    builds it: rows of the batch, boxes to x1, y1, x2, y2, class-wise NonMaxSuppression at ``iou`` over scores
+    above ``conf``, the kept boxes, scores (GatherND) and classes gathered and concatenated, zero-padded to
+    ``max_det`` rows -> [1, max_det, 6]. ``extra`` > 0 appends that many mask coefficients per anchor (a 1x1
+    Conv on the feature map, gathered into each row) and a prototype output: a segmentation export."""
+    model, _, c, n = _rename_output(model, "o2m")
+    nc, node, width = c - 4, helper.make_node, 6 + extra
+    inits = [_init("nms_i0", np.array(0, np.int64)), _init("nms_i1", np.array(1, np.int64)),
+             _init("nms_i2", np.array(2, np.int64)), _init("nms_ax1", np.array([1], np.int64)),
+             _init("nms_s0", np.array([0], np.int64)), _init("nms_s2", np.array([2], np.int64)),
+             _init("nms_s4", np.array([4], np.int64)), _init("nms_sc_end", np.array([4 + nc], np.int64)),
+             _init("nms_half", np.array(0.5, np.float32)), _init("nms_max_out", np.array([max_det], np.int64)),
+             _init("nms_iou", np.array([iou], np.float32)), _init("nms_conf", np.array([conf], np.float32)),
+             _init("nms_max_det", np.array(max_det, np.int64)), _init("nms_width", np.array(width, np.int64)),
+             _init("nms_flat", np.array([-1], np.int64)), _init("nms_rows", np.array([1, max_det, width], np.int64)),
+             _init("nms_ax0", np.array([0], np.int64)), _init("nms_end", np.array([max_det], np.int64))]
+    nodes = []
+    pre = "o2m"
+    if extra:
+        inits += [_init("nms_wm", np.random.default_rng(7).normal(0, 0.3, (extra, 16, 1, 1)).astype(np.float32)),
+                  _init("nms_shape_coef", np.array([1, extra, n], np.int64)),
+                  _init("nms_wp", np.random.default_rng(8).normal(0, 0.3, (extra, 16, 1, 1)).astype(np.float32))]
+        nodes += [node("Conv", ["a2", "nms_wm"], ["nms_coef"]), node("Reshape", ["nms_coef", "nms_shape_coef"], ["nms_coef_r"]),
+                  node("Concat", ["o2m", "nms_coef_r"], ["nms_pre"], axis=1),
+                  node("Conv", ["a2", "nms_wp"], ["output1"])]
+        pre = "nms_pre"
+    nodes += [node("Transpose", [pre], ["nms_t"], perm=[0, 2, 1]), node("Gather", ["nms_t", "nms_i0"], ["nms_p"], axis=0),
+              node("Slice", ["nms_p", "nms_s0", "nms_s2", "nms_ax1"], ["nms_cxy"]),
+              node("Slice", ["nms_p", "nms_s2", "nms_s4", "nms_ax1"], ["nms_wh"]),
+              node("Slice", ["nms_p", "nms_s4", "nms_sc_end", "nms_ax1"], ["nms_sc"]),
+              node("Mul", ["nms_wh", "nms_half"], ["nms_hwh"]), node("Sub", ["nms_cxy", "nms_hwh"], ["nms_xy1"]),
+              node("Add", ["nms_cxy", "nms_hwh"], ["nms_xy2"]), node("Concat", ["nms_xy1", "nms_xy2"], ["nms_xyxy"], axis=1),
+              node("Unsqueeze", ["nms_xyxy", "nms_ax0"], ["nms_boxes"]),
+              node("Transpose", ["nms_sc"], ["nms_sct"], perm=[1, 0]), node("Unsqueeze", ["nms_sct", "nms_ax0"], ["nms_scores"]),
+              node("NonMaxSuppression", ["nms_boxes", "nms_scores", "nms_max_out", "nms_iou", "nms_conf"], ["nms_sel"]),
+              node("Gather", ["nms_sel", "nms_i1"], ["nms_cls_all"], axis=1),
+              node("Gather", ["nms_sel", "nms_i2"], ["nms_anchor_all"], axis=1),
+              node("Slice", ["nms_cls_all", "nms_s0", "nms_end"], ["nms_cls"]),
+              node("Slice", ["nms_anchor_all", "nms_s0", "nms_end"], ["nms_anchor"]),
+              node("Gather", ["nms_xyxy", "nms_anchor"], ["nms_kbox"], axis=0),
+              node("Unsqueeze", ["nms_anchor", "nms_ax1"], ["nms_au"]), node("Unsqueeze", ["nms_cls", "nms_ax1"], ["nms_cu"]),
+              node("Concat", ["nms_au", "nms_cu"], ["nms_idx"], axis=1),
+              node("GatherND", ["nms_sc", "nms_idx"], ["nms_kscore"]),
+              node("Unsqueeze", ["nms_kscore", "nms_ax1"], ["nms_kscore_u"]),
+              node("Cast", ["nms_cu"], ["nms_kcls"], to=TensorProto.FLOAT)]
+    parts = ["nms_kbox", "nms_kscore_u", "nms_kcls"]
+    if extra:
+        inits += [_init("nms_e0", np.array([4 + nc], np.int64)), _init("nms_e1", np.array([4 + nc + extra], np.int64))]
+        nodes += [node("Slice", ["nms_p", "nms_e0", "nms_e1", "nms_ax1"], ["nms_ex"]),
+                  node("Gather", ["nms_ex", "nms_anchor"], ["nms_kex"], axis=0)]
+        parts.append("nms_kex")
+    nodes += [node("Concat", parts, ["nms_kept"], axis=1), node("Shape", ["nms_kept"], ["nms_shape"]),
+              node("Gather", ["nms_shape", "nms_i0"], ["nms_count"], axis=0),
+              node("Sub", ["nms_max_det", "nms_count"], ["nms_missing"]), node("Mul", ["nms_missing", "nms_width"], ["nms_padn"]),
+              node("Unsqueeze", ["nms_padn", "nms_ax0"], ["nms_padu"]), node("Concat", ["nms_s0", "nms_padu"], ["nms_pads"], axis=0),
+              node("Reshape", ["nms_kept", "nms_flat"], ["nms_kflat"]), node("Pad", ["nms_kflat", "nms_pads"], ["nms_padded"]),
+              node("Reshape", ["nms_padded", "nms_rows"], ["output0"])]
+    for i, nd in enumerate(nodes):
+        nd.name = f"/model/nms/{nd.op_type.lower()}_{i}"
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(inits)
+    model.graph.output.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, max_det, width]))
+    if extra:
+        model.graph.output.append(helper.make_tensor_value_info("output1", TensorProto.FLOAT, [1, extra, 8, 8]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def tiny_yolox(seed: int = 0) -> onnx.ModelProto:
+    """A YOLOX-style head in miniature: box, objectness and class 1x1 Convs; xy = (xy + grid) * stride,
+    wh = exp(wh) * stride; Concat(box, Sigmoid(obj), Sigmoid(cls)) -> Transpose -> [1, N, 5 + nc]."""
+    rng = np.random.default_rng(seed)
     node = helper.make_node
-    inits = [_init("wk", rng.normal(0, 0.3, (3 * k, 16, 1, 1)).astype(np.float32)),
-             _init("shape_k4", np.array([1, k, 3, n], np.int64)), _init("shape_k3", np.array([1, 3 * k, n], np.int64)),
-             _init("k_s0", np.array([0], np.int64)), _init("k_s2", np.array([2], np.int64)),
-             _init("k_s3", np.array([3], np.int64)), _init("k_ax2", np.array([2], np.int64)),
-             _init("k_anchor", (anchors - 0.5).reshape(1, 1, 2, n).astype(np.float32))]
-    nodes = [node("Conv", ["a2", "wk"], ["kraw"]), node("Reshape", ["kraw", "shape_k4"], ["k4"]),
-             node("Slice", ["k4", "k_s0", "k_s2", "k_ax2"], ["kxy"]), node("Slice", ["k4", "k_s2", "k_s3", "k_ax2"], ["kv"]),
-             node("Mul", ["kxy", "two"], ["kxy2"]), node("Add", ["kxy2", "k_anchor"], ["kxya"]),
-             node("Mul", ["kxya", "stride"], ["kpx"]), node("Sigmoid", ["kv"], ["kvs"]),
-             node("Concat", ["kpx", "kvs"], ["kcat"], axis=2), node("Reshape", ["kcat", "shape_k3"], ["kpts"])]
-    return _with_extra_part(model, nodes, inits, "kpts", 3 * k, "/model/pose")
+    nodes, inits, feat, n = _tiny_backbone(rng, 32, 32)
+    grid = np.stack(np.meshgrid(np.arange(8), np.arange(8)), 0).reshape(1, 2, n).astype(np.float32)
+    inits += [_init("wr", rng.normal(0, 0.3, (4, 16, 1, 1)).astype(np.float32)),
+              _init("wo", rng.normal(0, 0.3, (1, 16, 1, 1)).astype(np.float32)),
+              _init("wc", rng.normal(0, 0.3, (NC, 16, 1, 1)).astype(np.float32)),
+              _init("shape_reg", np.array([1, 4, n], np.int64)), _init("shape_obj", np.array([1, 1, n], np.int64)),
+              _init("shape_cls", np.array([1, NC, n], np.int64)), _init("grid", grid),
+              _init("stride", np.array(4.0, np.float32)), _init("split", np.array([2, 2], np.int64))]
+    nodes += [node("Conv", [feat, "wr"], ["reg"]), node("Conv", [feat, "wo"], ["obj"]), node("Conv", [feat, "wc"], ["cls"]),
+              node("Reshape", ["reg", "shape_reg"], ["reg_r"]), node("Reshape", ["obj", "shape_obj"], ["obj_r"]),
+              node("Reshape", ["cls", "shape_cls"], ["cls_r"]), node("Split", ["reg_r", "split"], ["xy", "wh"], axis=1),
+              node("Add", ["xy", "grid"], ["xy_g"]), node("Mul", ["xy_g", "stride"], ["xy_p"]),
+              node("Exp", ["wh"], ["wh_e"]), node("Mul", ["wh_e", "stride"], ["wh_p"]),
+              node("Sigmoid", ["obj_r"], ["obj_s"]), node("Sigmoid", ["cls_r"], ["cls_s"]),
+              node("Concat", ["xy_p", "wh_p", "obj_s", "cls_s"], ["cat"], axis=1),
+              node("Transpose", ["cat"], ["output0"], perm=[0, 2, 1])]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, n, 5 + NC])
+    return _finish(nodes, inits, [out], "tiny_yolox")
 
 
-# --- YOLO26 one-to-many, end-to-end, NMS inside the graph, and heads no family serves ------------------------------
+def headless(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with the Sigmoid that feeds its final Concat (the class scores) turned into a Relu: a head no
+    family knows (no Sigmoid class branch), for the 'no supported head' paths."""
+    model = copy.deepcopy(model)
+    by_output = {o: nd for nd in model.graph.node for o in nd.output}
+    final = next(nd for nd in model.graph.node if model.graph.output[0].name in nd.output)
+    sigmoid = next(by_output[i] for i in final.input if i in by_output and by_output[i].op_type == "Sigmoid")
+    sigmoid.op_type = "Relu"
+    return model

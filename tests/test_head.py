@@ -41,14 +41,16 @@ def test_no_head_in_a_classifier():
     assert find_head(graphs.classifier()) is None
 
 
-def test_no_head_without_dfl():
-    """A final Concat with a Sigmoid but no Softmax+Conv (DFL) is not a YOLOv8 head."""
+def test_no_yolov8_head_without_dfl():
+    """A final Concat with a Sigmoid but no Softmax+Conv (DFL) is not a YOLOv8 head: structurally it is YOLO26's
+    (box Conv -> decode), whose walk ends at that Conv."""
     model = graphs.tiny_yolo()
     for node in model.graph.node:
         if node.op_type == "Softmax":
             node.op_type = "Relu"
             del node.attribute[:]
-    assert find_head(model) is None
+    assert find_head(model).family == "detect26"
+    assert find_head(graphs.headless(graphs.tiny_yolo())) is None  # no Sigmoid class branch: no family's
 
 
 def test_head_is_float_catches_a_quantized_output():
@@ -96,17 +98,13 @@ def test_head_found_through_a_trailing_transpose():
 
 
 def test_quantize_stops_when_a_head_aware_preset_finds_no_head(tmp_path, calib_dir):
-    model = graphs.tiny_yolo()
-    for node in model.graph.node:
-        if node.op_type == "Softmax":
-            node.op_type = "Relu"
-            del node.attribute[:]
+    model = graphs.headless(graphs.tiny_yolo())
     path = graphs.save(model, tmp_path / "nohead.onnx")
-    with pytest.raises(ModelError, match=r"no supported YOLO head found \(quantkit knows: YOLOv8, YOLO11.*--exclude NODE .*--preset naive"):
+    with pytest.raises(ModelError, match=r"no supported YOLO head found \(quantkit knows: .*YOLOv8, YOLO11.*YOLO26.*--exclude NODE .*--preset naive"):
         quantize(path, tmp_path / "q.onnx", calib=calib_dir, progress=False)
     assert not (tmp_path / "q.onnx").exists()
     # the user's way out: name the head's nodes, or quantize everything knowingly
-    head = [n.name for n in model.graph.node if n.op_type in ("Sigmoid", "Concat")][-3:]
+    head = [n.name for n in model.graph.node if n.op_type in ("Relu", "Concat")][-3:]
     assert quantize(path, tmp_path / "q.onnx", calib=calib_dir, exclude=head, progress=False).notes
     assert quantize(path, tmp_path / "q2.onnx", calib=calib_dir, preset="naive", progress=False).head_nodes == []
 

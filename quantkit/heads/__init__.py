@@ -1,6 +1,9 @@
 """Head families: one module each, picked through this registry (the first family that matches wins).
 
     dfl_detect   YOLOv8 / YOLO11 / YOLOv5u Detect: DFL box branch, output [1, 4+nc, N]
+    detect26     YOLO26 Detect, one-to-many export: no DFL (reg_max 1), output [1, 4+nc, N]
+    end2end      YOLO26 / YOLOv10 end-to-end Detect: TopK selection in the graph, rows [1, K, 6], no NMS afterwards
+    graph_nms    Detect with NonMaxSuppression inside the graph: rows [1, max_det, 6]
 
 Adding a family = a module with a ``HeadFamily`` subclass + a fixture + a manifest case; nothing
 else branches on the family.
@@ -8,28 +11,48 @@ else branches on the family.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import onnx
 
 from ..errors import ModelError
-from . import dfl_detect
+from . import detect26, dfl_detect, end2end, graph_nms
 from .base import Head, HeadFamily, head_is_float, is_quantized_op
 from .boxes import Detections
 
-FAMILIES: tuple[HeadFamily, ...] = (dfl_detect.FAMILY,)
+# dfl-detect before detect26 (whose walk would stop at a DFL Conv).
+FAMILIES: tuple[HeadFamily, ...] = (dfl_detect.FAMILY, detect26.FAMILY, end2end.FAMILY, graph_nms.FAMILY)
 
 __all__ = ["FAMILIES", "Detections", "Head", "HeadFamily", "find", "for_outputs", "head_is_float", "is_quantized_op",
            "supported"]
 
 
 def find(model: onnx.ModelProto) -> Head | None:
-    """The head of the first family found in ``model`` (nodes named), or None."""
+    """The head of the first family found in ``model`` (nodes named), or None. A family's refusal (a structure
+    it knows in a form it cannot serve) is raised only when no family finds a head."""
+    refusal = None
     for family in FAMILIES:
-        head = family.find(model)
+        try:
+            head = family.find(model)
+        except ModelError as exc:
+            refusal = refusal or exc
+            continue
         if head is not None:
             return head
+    if refusal is not None:
+        raise refusal
     return None
+
+
+def _found_in(model: str | Path | onnx.ModelProto) -> str | None:
+    """The name of the family whose head ``model`` (a path or a graph) holds, or None."""
+    try:
+        proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
+        head = find(proto)
+    except Exception:  # noqa: BLE001 - an unreadable graph or a refusal leaves the tie to the registry's order
+        return None
+    return head.family if head else None
 
 
 def supported() -> str:
@@ -42,11 +65,27 @@ def looked_for() -> str:
     return "; ".join(f"{f.name}: {f.looked_for}" for f in FAMILIES)
 
 
-def for_outputs(shapes: Sequence[Sequence[int]], nc: int | None = None) -> HeadFamily:
-    """The family that decodes outputs of these shapes; ModelError naming the supported layouts otherwise."""
+def for_outputs(shapes: Sequence[Sequence[int]], nc: int | None = None, meta: dict[str, str] | None = None,
+                model: str | Path | onnx.ModelProto | None = None) -> HeadFamily:
+    """The family that decodes outputs of these shapes; ModelError naming the supported layouts otherwise.
+
+    ``meta`` is the model's metadata: Ultralytics' ``task`` (detect, segment, pose) narrows the search to
+    that task's families, and each family reads what it needs from it (``with_metadata``). Where shapes
+    alone are ambiguous between layouts (``[1, 300, 6]``: rows, or 300 anchors of 2 classes), ``model``'s
+    graph decides."""
+    meta = meta or {}
+    task, readers = meta.get("task"), []
     for family in FAMILIES:
+        if task in {f.task for f in FAMILIES} and family.task != task:
+            continue
+        family = family.with_metadata(meta)
         if family.reads(shapes, nc):
-            return family
+            readers.append(family)
+    if len({f.layout for f in readers}) > 1 and model is not None:
+        found = _found_in(model)
+        readers = [f for f in readers if f.name == found] or readers
+    if readers:
+        return readers[0]
     text = ", ".join("[" + ", ".join(str(d) for d in s) + "]" for s in shapes)
     raise ModelError(f"model outputs {text} match no head family quantkit decodes ({supported()}): export the "
-                     "detector without NMS, or pass the model's class count (names) when the layout is ambiguous")
+                     "model in one of these layouts, or pass the model's class count (names) when the layout is ambiguous")

@@ -35,10 +35,17 @@ class HeadFamily:
     covers: str = ""  # the models it serves, for the one-line refusal
     looked_for: str = ""  # the structure ``find`` looks for, in words
     scored_on: tuple[str, ...] = ("bbox",)  # pycocotools iouTypes its predictions are scored on
+    layout: str = "anchors"  # "anchors": one prediction per anchor, NMS by quantkit; "rows": the graph selected them
 
     def find(self, model: onnx.ModelProto) -> Head | None:
-        """This family's head in ``model`` (nodes named, see ``model.name_nodes``), or None."""
+        """This family's head in ``model`` (nodes named, see ``model.name_nodes``), or None. Raises ModelError
+        (one line: why, and which export to use) where it recognises its structure in a form it cannot serve;
+        the registry raises that only when no other family finds a head."""
         raise NotImplementedError
+
+    def with_metadata(self, meta: dict[str, str]) -> HeadFamily:
+        """This family set up from a model's metadata (Ultralytics' ``kpt_shape``, ...); most need none."""
+        return self
 
     def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
         """True when outputs of these (static) shapes are this family's layout."""
@@ -48,6 +55,13 @@ class HeadFamily:
                nc: int | None, nms: str) -> Detections:
         """One image's outputs (batch 1) -> detections in original-image pixels, highest score first."""
         raise NotImplementedError
+
+    def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
+        """The first output as ``[B, C, N]`` with the 4 box channels first, then the scores (what `compare`'s
+        per-channel-group statistics read). Default: a one-to-many box output, either orientation."""
+        from .boxes import head_layout
+
+        return output if head_layout(output.shape, nc) == "channels_first" else output.transpose(0, 2, 1)
 
 
 def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
@@ -108,3 +122,18 @@ def head_is_float(model: onnx.ModelProto, head_nodes: list[str]) -> bool:
             return False
         outputs.update(node.output)
     return not any(n.op_type == "QuantizeLinear" and n.input[0] in outputs for n in model.graph.node)
+
+
+# Layout ops an exporter may put between a head's last op and the output ([1, anchors, 4+nc] exports).
+TRAILING_OPS = ("Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze")
+
+
+def is_dfl_conv(node: onnx.NodeProto, by_output: dict[str, onnx.NodeProto]) -> bool:
+    """A DFL's fixed 1x1 Conv: it reads a Softmax, directly or through Transpose/Reshape. Part of a head
+    (it turns bin probabilities into distances), not a layer of the network that feeds it."""
+    if node.op_type != "Conv":
+        return False
+    src = by_output.get(node.input[0])
+    while src is not None and src.op_type in ("Transpose", "Reshape"):
+        src = by_output.get(src.input[0])
+    return src is not None and src.op_type == "Softmax"

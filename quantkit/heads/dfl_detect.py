@@ -20,20 +20,7 @@ import onnx
 
 from ..preprocess import Letterbox
 from . import boxes
-from .base import Head, HeadFamily, final_node, producers, walk_back
-
-# Layout ops an exporter may put between the head's Concat and the output ([1, anchors, 4+nc] exports).
-TRAILING_OPS = ("Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze")
-
-
-def _is_dfl_conv(node: onnx.NodeProto, by_output: dict[str, onnx.NodeProto]) -> bool:
-    """The DFL's 1x1 Conv reads a Softmax, directly or through Transpose/Reshape."""
-    if node.op_type != "Conv":
-        return False
-    src = by_output.get(node.input[0])
-    while src is not None and src.op_type in ("Transpose", "Reshape"):
-        src = by_output.get(src.input[0])
-    return src is not None and src.op_type == "Softmax"
+from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
 
 
 class DFLDetect(HeadFamily):
@@ -53,9 +40,9 @@ class DFLDetect(HeadFamily):
         if final is None or final.op_type != "Concat" or len(final.input) != 2:
             return None
         by_output = producers(graph)
-        walked, feeding = walk_back(graph, final, lambda n: n.op_type == "Conv" and not _is_dfl_conv(n, by_output))
+        walked, feeding = walk_back(graph, final, lambda n: n.op_type == "Conv" and not is_dfl_conv(n, by_output))
         ops = {n.op_type for n in walked}
-        if not any(_is_dfl_conv(n, by_output) for n in walked) or "Sigmoid" not in ops or not feeding:
+        if not any(is_dfl_conv(n, by_output) for n in walked) or "Sigmoid" not in ops or not feeding:
             return None
         nodes = [n.name for n in trailing] + [n.name for n in walked]
         return Head(family=self.name, nodes=sorted(nodes), feeding_convs=sorted(feeding))
