@@ -278,6 +278,70 @@ def save_external(model: onnx.ModelProto, path) -> str:
     return str(path)
 
 
+def _with_extra_part(model: onnx.ModelProto, nodes: list, inits: list, part: str, channels: int, prefix: str,
+                     outputs: tuple = ()) -> onnx.ModelProto:
+    """``tiny_yolo`` with ``part`` ([1, channels, N]) as a third input of the head's final Concat (as onnxslim
+    merges Ultralytics' nested one) and any extra graph ``outputs``; the added nodes named under ``prefix``."""
+    model = copy.deepcopy(model)
+    final = next(nd for nd in model.graph.node if "output0" in nd.output)
+    final.input.append(part)
+    for i, nd in enumerate(nodes):
+        nd.name = f"{prefix}/{nd.op_type.lower()}_{i}"
+    at = list(model.graph.node).index(final)
+    for nd in reversed(nodes):
+        model.graph.node.insert(at, nd)
+    model.graph.initializer.extend(inits)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    dims[1].dim_value += channels
+    model.graph.output.extend(outputs)
+    onnx.checker.check_model(model)
+    return model
+
+
+def tiny_seg(hw: tuple[int, int] = (32, 32), nm: int = 32, seed: int = 0, metadata: dict | None = None) -> onnx.ModelProto:
+    """A YOLOv8/11-seg in miniature: ``tiny_yolo`` whose output0 also carries ``nm`` mask coefficients per anchor
+    (a 1x1 Conv on the head's feature map), and output1, ``nm`` prototypes at stride 4 from a Proto branch
+    (Conv stride 2 + SiLU, ConvTranspose x2, 1x1 Conv + SiLU) that shares the head's feature map."""
+    model = tiny_yolo(hw, seed=seed, metadata=metadata)
+    rng = np.random.default_rng(seed + 10)
+    h, w = hw
+    n = model.graph.output[0].type.tensor_type.shape.dim[2].dim_value
+    node = helper.make_node
+    inits = [_init("wm", rng.normal(0, 0.3, (nm, 16, 1, 1)).astype(np.float32)),
+             _init("bm", np.full(nm, 0.3, np.float32)),  # coefficients mostly positive: masks of some size
+             _init("shape_coef", np.array([1, nm, n], np.int64)),
+             _init("wp1", rng.normal(0, 0.2, (16, 16, 3, 3)).astype(np.float32)),
+             _init("wpt", rng.normal(0, 0.2, (16, 16, 2, 2)).astype(np.float32)),
+             _init("wp2", rng.normal(0, 0.3, (nm, 16, 1, 1)).astype(np.float32))]
+    nodes = [node("Conv", ["a2", "wm", "bm"], ["coef"]), node("Reshape", ["coef", "shape_coef"], ["coef_r"]),
+             node("Conv", ["a2", "wp1"], ["p1"], strides=[2, 2], pads=[1, 1, 1, 1]), *_silu(node, "p1", "p1a"),
+             node("ConvTranspose", ["p1a", "wpt"], ["p2"], strides=[2, 2]),
+             node("Conv", ["p2", "wp2"], ["p3"]), *_silu(node, "p3", "output1")]
+    protos = helper.make_tensor_value_info("output1", TensorProto.FLOAT, [1, nm, -(-h // 4), -(-w // 4)])
+    return _with_extra_part(model, nodes, inits, "coef_r", nm, "/model/segment", (protos,))
+
+
+def tiny_pose(hw: tuple[int, int] = (32, 32), k: int = 5, seed: int = 0, metadata: dict | None = None) -> onnx.ModelProto:
+    """A YOLOv8/11-pose in miniature: ``tiny_yolo`` whose output0 also carries K keypoints per anchor, decoded in
+    the graph as Ultralytics exports them: x, y = (raw * 2 + anchor - 0.5) * stride, visibility = Sigmoid(raw)."""
+    model = tiny_yolo(hw, seed=seed, metadata=metadata)
+    rng = np.random.default_rng(seed + 20)
+    n = model.graph.output[0].type.tensor_type.shape.dim[2].dim_value
+    anchors = next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == "anchors")
+    node = helper.make_node
+    inits = [_init("wk", rng.normal(0, 0.3, (3 * k, 16, 1, 1)).astype(np.float32)),
+             _init("shape_k4", np.array([1, k, 3, n], np.int64)), _init("shape_k3", np.array([1, 3 * k, n], np.int64)),
+             _init("k_s0", np.array([0], np.int64)), _init("k_s2", np.array([2], np.int64)),
+             _init("k_s3", np.array([3], np.int64)), _init("k_ax2", np.array([2], np.int64)),
+             _init("k_anchor", (anchors - 0.5).reshape(1, 1, 2, n).astype(np.float32))]
+    nodes = [node("Conv", ["a2", "wk"], ["kraw"]), node("Reshape", ["kraw", "shape_k4"], ["k4"]),
+             node("Slice", ["k4", "k_s0", "k_s2", "k_ax2"], ["kxy"]), node("Slice", ["k4", "k_s2", "k_s3", "k_ax2"], ["kv"]),
+             node("Mul", ["kxy", "two"], ["kxy2"]), node("Add", ["kxy2", "k_anchor"], ["kxya"]),
+             node("Mul", ["kxya", "stride"], ["kpx"]), node("Sigmoid", ["kv"], ["kvs"]),
+             node("Concat", ["kpx", "kvs"], ["kcat"], axis=2), node("Reshape", ["kcat", "shape_k3"], ["kpts"])]
+    return _with_extra_part(model, nodes, inits, "kpts", 3 * k, "/model/pose")
+
+
 # --- YOLO26 one-to-many, end-to-end, NMS inside the graph, and heads no family serves ------------------------------
 
 
