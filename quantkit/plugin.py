@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,7 @@ def _setting(config, name: str):
     """Command line, then [tool.quantkit] in pyproject.toml, then the pytest ini file."""
     value = config.getoption("quantkit_" + name)
     if value is None:
-        value = config._quantkit_pyproject.get(name)
+        value = state(config).pyproject.get(name)
     if value is None:
         value = config.getini("quantkit_" + name)
     return value or None
@@ -214,8 +214,28 @@ def _cases_with_specs(manifest: Manifest):
 
 def _explicit(config) -> bool:
     """True when any quantkit setting was given (command line, [tool.quantkit], ini)."""
-    return any(config.getoption("quantkit_" + n) or config._quantkit_pyproject.get(n) or config.getini("quantkit_" + n)
+    return any(config.getoption("quantkit_" + n) or state(config).pyproject.get(n) or config.getini("quantkit_" + n)
                for n in OPTIONS)
+
+
+@dataclass
+class State:
+    """Everything the plugin keeps for one pytest run, in one place: ``config.stash[STATE]``."""
+
+    pyproject: dict  # [tool.quantkit] of pyproject.toml
+    settings: Settings | None = None  # resolved on first use (``settings``)
+    pipelines: dict = field(default_factory=dict)  # case id -> CasePipeline
+    deferred: dict = field(default_factory=dict)  # latency requests deferred by xdist workers / benchmarks: id -> request
+    notes: dict = field(default_factory=dict)  # pair id -> the quantizer's notes
+    latency_lines: list = field(default_factory=list)  # the deferred latency gates' messages, for the summary
+    records: dict = field(default_factory=dict)  # pair id -> (results file name, record): made once per pair
+
+
+STATE = pytest.StashKey[State]()
+
+
+def state(config) -> State:
+    return config.stash[STATE]
 
 
 def pytest_configure(config):
@@ -225,12 +245,7 @@ def pytest_configure(config):
                    "quantkit_needs(*inputs): the gate needs these case inputs ('calib', 'val', 'coco')",
                    "quantkit_latency: a latency gate (timed last, serially)"):
         config.addinivalue_line("markers", marker)
-    config._quantkit_pyproject = _pyproject_settings(Path(config.rootpath))
-    config._quantkit = None
-    config._quantkit_pipelines = {}
-    config._quantkit_deferred = {}  # latency requests deferred by xdist workers / benchmarks: id -> request
-    config._quantkit_notes = {}  # pair id -> the quantizer's notes
-    config._quantkit_latency_lines = []
+    config.stash[STATE] = State(_pyproject_settings(Path(config.rootpath)))
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(_Collector(config), "quantkit-collector")
     if _explicit(config):  # given settings are checked now, before xdist starts workers
@@ -242,16 +257,17 @@ def pytest_configure(config):
 
 def settings(config) -> Settings:
     """The resolved settings, built on first use so a bad manifest fails only the gates that need it."""
-    if config._quantkit is None:
-        config._quantkit = _resolve(config)
-    return config._quantkit
+    st = state(config)
+    if st.settings is None:
+        st.settings = _resolve(config)
+    return st.settings
 
 
 def pipeline(config, case) -> CasePipeline:
     s = settings(config)
-    if case.id not in config._quantkit_pipelines:
-        config._quantkit_pipelines[case.id] = CasePipeline(case, s.ep, s.cache_dir, preset=s.preset)
-    return config._quantkit_pipelines[case.id]
+    if case.id not in state(config).pipelines:
+        state(config).pipelines[case.id] = CasePipeline(case, s.ep, s.cache_dir, preset=s.preset)
+    return state(config).pipelines[case.id]
 
 
 @dataclass
@@ -344,21 +360,21 @@ class _Collector:
     def pytest_runtest_logreport(self, report):
         for key, value in report.user_properties:
             if key == LATENCY_REQUEST:
-                self.config._quantkit_deferred[value["id"]] = value
+                state(self.config).deferred[value["id"]] = value
             elif key == NOTES and value["notes"]:
-                self.config._quantkit_notes[value["id"]] = value["notes"]
+                state(self.config).notes[value["id"]] = value["notes"]
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     """Time the deferred latency pairs serially, now that no test shares the CPU; fail closed."""
     config = session.config
-    if hasattr(config, "workerinput") or not config._quantkit_deferred:
+    if hasattr(config, "workerinput") or not state(config).deferred:
         return
     s = settings(config)
     cases = {c.id: c for c in s.manifest.cases}
     failed = False
-    for request in sorted(config._quantkit_deferred.values(), key=lambda r: r["id"]):
+    for request in sorted(state(config).deferred.values(), key=lambda r: r["id"]):
         try:
             case = cases[request["case"]]
             spec = s.manifest.spec(request["config"]) if not s.preset else s.manifest.configs[0]
@@ -370,19 +386,19 @@ def pytest_sessionfinish(session, exitstatus):
         except Exception as exc:  # noqa: BLE001 - an untimed pair is a failure, never a silent pass
             line = f"latency gate FAILED: {request['id']} could not be timed ({type(exc).__name__}: {exc})"
             failed = True
-        config._quantkit_latency_lines.append(line)
+        state(config).latency_lines.append(line)
     if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if config._quantkit_latency_lines:
+    if state(config).latency_lines:
         terminalreporter.write_sep("-", "quantkit latency gates (timed after the tests, serially)")
-        for line in config._quantkit_latency_lines:
+        for line in state(config).latency_lines:
             terminalreporter.write_line(line, red="FAILED" in line)
-    if config._quantkit_notes:
+    if state(config).notes:
         terminalreporter.write_sep("-", "quantkit: what the quantizer noted")
-        for pair_id, notes in sorted(config._quantkit_notes.items()):
+        for pair_id, notes in sorted(state(config).notes.items()):
             for note in notes:
                 terminalreporter.write_line(f"{pair_id}: {note}")
 

@@ -13,7 +13,7 @@ import pytest
 from quantkit import gates
 from quantkit.measure.bench import latency_ratio
 from quantkit.measure.cpu import fingerprint
-from quantkit.plugin import baseline_dir, results_dir, write_json
+from quantkit.plugin import baseline_dir, results_dir, state, write_json
 
 pytestmark = [pytest.mark.quantkit_record, pytest.mark.quantkit_needs("val")]
 BASELINE_THREADS = 1
@@ -40,7 +40,7 @@ def _baseline(qk_settings, qk_pair, name):
 @pytest.fixture
 def qk_record(qk_pair, qk_settings, request):
     """This run's record of the pair (made once per pair), written to the results folder and the named baseline."""
-    records = request.config.__dict__.setdefault("_quantkit_records", {})
+    records = state(request.config).records
     if qk_pair.id in records:
         return records[qk_pair.id]
     record = _record(qk_pair, request)
