@@ -277,6 +277,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
 
     fp32_bytes = results[specs[0].id].source_bytes
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
+    task_maps = [label for label in ("mask", "keypoints") if fp32_map is not None and pipe.map(None).get(label)]
     spec_of = {spec.id: spec for spec in specs}
     rows, verdicts = [], []
     for ep in eps:
@@ -299,6 +300,8 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                 "peak memory MB": memory[name]["session_mb"],
                 "mAP50-95": round(map_, 4) if map_ is not None else None,
                 "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
+                **{f"{label} mAP50-95": round(pipe.map(measured_spec)[label]["map50_95"], 4) if map_ is not None else None
+                   for label in task_maps},  # segmentation / pose heads
                 "agreement mAP": round(agree, 4) if agree is not None else None,
                 "quantize s": round(q.seconds, 1) if q else None,
                 "verdict": verdict.text(),

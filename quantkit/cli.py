@@ -192,6 +192,9 @@ def cmd_eval(args) -> int:
         print(f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
               f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
               f"classes mapped by {stats['class_map']}, NMS {stats['nms']}, {stats['seconds_total']:.1f} s)")
+        for label in ("mask", "keypoints"):  # segmentation / pose heads, where the annotations carry them
+            if stats.get(label):
+                print(f"{label} mAP50-95 {stats[label]['map50_95']:.4f}  {label} mAP50 {stats[label]['map50']:.4f}")
         for note in stats["notes"]:
             print(f"note: {note}")
     return 0
@@ -227,6 +230,11 @@ def cmd_compare(args) -> int:
           f"({report['collapsed_images']}/{report['scored_images']})")
     print(f"score drift (mean / max)           {num(report['score_drift_mean'])} / {num(report['score_drift_max'])}")
     print(f"IoU of matched boxes (mean)        {num(report['iou_mean'])}")
+    if "mask_iou_mean" in report:
+        print(f"IoU of matched masks (mean / min)  {num(report['mask_iou_mean'])} / {num(report['mask_iou_min'])}")
+    if "keypoint_distance_mean" in report:
+        print(f"keypoint distance / box size       {num(report['keypoint_distance_mean'])}  "
+              f"({report['keypoint_pairs']} matched pairs)")
     print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
     for group, stats in report.get("raw", {}).items():
         print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))

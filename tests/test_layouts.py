@@ -52,6 +52,9 @@ LAYOUTS = {  # docs/layouts.md row -> how it is built and what quantkit does wit
                                     error=r"input 'images' is float16: .*export with half=False"),
     "external data": Layout(lambda tmp_path: graphs.save_external(graphs.tiny_yolo(), tmp_path / "external.onnx"),
                             note=r"weights read from external data \(external.onnx.data\)"),
+    "YOLOv8 / YOLO11 segmentation (`[1, 4+nc+32, N]` + prototypes `[1, 32, H/4, W/4]`)": Layout(
+        _saved(graphs.tiny_seg, "seg.onnx")),
+    "YOLOv8 / YOLO11 pose (`[1, 4+nc+K*3, N]`)": Layout(_saved(graphs.tiny_pose, "pose.onnx")),
     "YOLO26 one-to-many (`[1, 4+nc, N]`, no DFL)": Layout(_saved(graphs.tiny_yolo26, "yolo26.onnx")),
     "YOLO26 end-to-end (`nms=False`: `[1, 300, 6]`, TopK in the graph)": Layout(
         _saved(lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False), "yolo26-e2e.onnx")),
@@ -78,9 +81,9 @@ def test_layout_quantizes_with_the_head_in_float(name, tmp_path, calib_dir):
     assert layout.note is None or re.search(layout.note, " ".join(q.notes)), q.notes
     fp32, int8 = Runner(src), Runner(q.output)
     x = load_calibration(calib_dir, (32, 32), progress=False).tensors[:1]
-    a, b = fp32.run(x), int8.run(x)
-    family = heads.for_outputs([a.shape], graphs.NC, model=src)  # box channels first, then the scores
-    a, b = family.raw_channels(a, graphs.NC), family.raw_channels(b, graphs.NC)
+    a, b = fp32.run_all(x), int8.run_all(x)
+    family = heads.for_outputs([o.shape for o in a], graphs.NC, model=src)  # box channels first, then the scores
+    a, b = family.raw_channels(a[0], graphs.NC), family.raw_channels(b[0], graphs.NC)
     assert a.shape == b.shape and np.abs(a[:, 4:] - b[:, 4:]).max() < 0.05  # class scores kept their scale
 
 

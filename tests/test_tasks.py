@@ -299,3 +299,37 @@ def test_a_case_declares_its_task_and_a_wrong_one_stops(tmp_path):
         CasePipeline(case, cache_dir=tmp_path / "cache").predictions(None)
     case.task = None  # absent: taken from the head
     assert CasePipeline(case, cache_dir=tmp_path / "cache").predictions(None).family.task == "segment"
+
+
+# ---- the other surfaces: compare, check ----------------------------------------------------------------
+
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_compare_reports_and_gates_the_task_parity(task, tmp_path, calib_dir, run_cli):
+    model = graphs.tiny_seg(metadata=SEG_META) if task == "segment" else graphs.tiny_pose(metadata=POSE_META)
+    src = graphs.save(model, tmp_path / "m.onnx")
+    q = quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False, range_cache=False)
+    images = graphs.write_images(tmp_path / "val", count=6, seed=5)
+    code, out, err = run_cli("compare", src, q.output, "--images", images, "--json")
+    report = json.loads(out)
+    metric, key = (("matched_mask_iou_mean", "mask_iou_mean") if task == "segment"
+                   else ("matched_keypoint_distance_mean", "keypoint_distance_mean"))
+    gate = next(g for g in report["gates"] if g["metric"] == metric)
+    assert report[key] is not None and gate["value"] == pytest.approx(report[key])
+    assert set(report["raw"]) == {"box", "cls"}  # the coefficients / keypoints are judged by what they make
+    code, out, err = run_cli("compare", src, q.output, "--images", images)
+    assert ("IoU of matched masks (mean / min)" if task == "segment" else "keypoint distance / box size") in out
+
+
+@pytest.mark.slow
+def test_check_adds_the_mask_map_column_and_gates_it(tmp_path, calib_dir):
+    """(slow) `quantkit check` on an annotated segmentation model: the mask mAP column beside the box mAP,
+    and its drop among the gated configuration's gates."""
+    from quantkit.check import GATED, run_check
+    from quantkit.manifest import single_case
+
+    src = graphs.save(graphs.tiny_seg(metadata=SEG_META), tmp_path / "m.onnx")
+    images = graphs.write_images(tmp_path / "val", count=8, seed=3)
+    ann = annotations_from(src, images, tmp_path / "ann.json")
+    report = run_check(single_case(src, calib_dir, images, ann), eps=["cpu"], threads=1)
+    assert all("mask mAP50-95" in row for row in report.rows)
+    assert any(r.metric == "mask_map50_95_drop_pt" for r in report.gate_results[GATED])

@@ -1,5 +1,7 @@
 """Head families: one module each, picked through this registry (the first family that matches wins).
 
+    segment      YOLOv8-seg / YOLO11-seg: output0 [1, 4+nc+32, N] (mask coefficients), output1 protos [1, 32, H/4, W/4]
+    pose         YOLOv8-pose / YOLO11-pose: [1, 4+nc+K*3, N] (keypoints decoded in the graph)
     dfl_detect   YOLOv8 / YOLO11 / YOLOv5u Detect: DFL box branch, output [1, 4+nc, N]
     detect26     YOLO26 Detect, one-to-many export: no DFL (reg_max 1), output [1, 4+nc, N]
     end2end      YOLO26 / YOLOv10 end-to-end Detect: TopK selection in the graph, rows [1, K, 6], no NMS afterwards
@@ -17,12 +19,13 @@ from typing import Sequence
 import onnx
 
 from ..errors import ModelError
-from . import detect26, dfl_detect, end2end, graph_nms
+from . import detect26, dfl_detect, end2end, graph_nms, pose, segment
 from .base import Head, HeadFamily, head_is_float, is_quantized_op
 from .boxes import Detections
 
-# dfl-detect before detect26 (whose walk would stop at a DFL Conv).
-FAMILIES: tuple[HeadFamily, ...] = (dfl_detect.FAMILY, detect26.FAMILY, end2end.FAMILY, graph_nms.FAMILY)
+# A Detect with extra parts first; dfl-detect before detect26 (whose walk would stop at a DFL Conv).
+FAMILIES: tuple[HeadFamily, ...] = (segment.FAMILY, pose.FAMILY, dfl_detect.FAMILY, detect26.FAMILY, end2end.FAMILY,
+                                    graph_nms.FAMILY)
 
 __all__ = ["FAMILIES", "Detections", "Head", "HeadFamily", "find", "for_outputs", "head_is_float", "is_quantized_op",
            "supported"]
