@@ -221,3 +221,16 @@ def test_bootstrap_reproduces_pycocotools_mask_and_keypoint_map(world, family):
     drop = bootstrap.paired_drop(table, empty, resamples=200)
     full = 100 * result["metrics"][label]["map50_95"]
     assert drop["ci95"][0] == pytest.approx(full, abs=6) and drop["ci95"][1] == pytest.approx(full, abs=6)
+
+
+def test_two_empty_masks_are_no_evidence_of_mask_parity():
+    """A matched pair whose masks are both empty has no IoU (pycocotools reads 0/0 as 0): left out, not a 0."""
+    from quantkit.measure.metrics import mask_pair_ious
+
+    box = np.array([[10, 10, 60, 60]], np.float32)
+    full, empty = rle(ellipse(box[0])), rle(np.zeros((H, W), np.uint8))
+    a = Detections(np.r_[box, box + 100], np.array([0.9, 0.8], np.float32), np.zeros(2, np.int64), [full, empty])
+    b = Detections(a.boxes.copy(), a.scores.copy(), a.classes.copy(), [full, empty])
+    pairs = [(0.9, 0.9, 1.0, 0, 0), (0.8, 0.8, 1.0, 1, 1)]
+    assert mask_pair_ious(a, b, pairs) == [1.0]
+    assert mask_pair_ious(a, Detections(b.boxes, b.scores, b.classes, [empty, empty]), pairs) == [0.0]

@@ -399,9 +399,10 @@ def mask_pair_ious(fp32: Detections, int8: Detections, pairs: list) -> list[floa
     """Mask IoU of each matched (FP32, INT8) pair of one image ([] without masks)."""
     if not pairs or fp32.masks is None or int8.masks is None:
         return []
-    fi, ii = [p[3] for p in pairs], [p[4] for p in pairs]
-    ious = mask_utils.iou([fp32.masks[i] for i in fi], [int8.masks[i] for i in ii], [0] * len(ii))
-    return np.diag(np.asarray(ious, np.float64).reshape(len(fi), len(ii))).tolist()
+    a, b = [fp32.masks[p[3]] for p in pairs], [int8.masks[p[4]] for p in pairs]
+    ious = np.diag(np.asarray(mask_utils.iou(a, b, [0] * len(b)), np.float64).reshape(len(a), len(b)))
+    shown = (mask_utils.area(a) + mask_utils.area(b)) > 0  # two empty masks agree, but have no IoU to report
+    return ious[shown].tolist()
 
 
 def keypoint_pair_distances(fp32: Detections, int8: Detections, pairs: list) -> list[float]:
