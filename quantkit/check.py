@@ -21,7 +21,7 @@ import numpy as np
 
 from . import compat, gates
 from .measure import peer
-from .measure.bench import interleaved, sample_input
+from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import choose_files, load_calibration
 from .measure.cpu import cpu_info
 from .errors import CalibrationError, EPUnavailableError, QuantkitError
@@ -140,6 +140,8 @@ class CheckReport:
     throughput: dict | None = None  # the best-throughput setting of the deployable models (quantkit bench)
     gated_model: str | None = None  # the static-qdq INT8 file the gates judged (copied into --out)
     case_id: str = "model"
+    kinds: list[Kind] = field(default_factory=list)  # per row: what it is, from its gate results
+    row_eps: list[str] = field(default_factory=list)  # per row: the EP it ran on
     evidence: str = "accuracy: NOT measured"  # what the accuracy verdict rests on, in words
     accuracy: str = "not measured"  # "annotated", "unlabelled", "not measured" or "skipped" (--no-accuracy)
 
@@ -151,7 +153,8 @@ class CheckReport:
         return LATENCY_STORY.format(threads=self.machine["threads"], rounds=self.machine["rounds"])
 
     def to_json(self) -> dict:
-        return {"rows": self.rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
+        rows = [{**row, "kind": kind.value, "ep": ep} for row, kind, ep in zip(self.rows, self.kinds, self.row_eps)]
+        return {"rows": rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
                 "best_throughput": self.throughput, "evidence": self.evidence, "accuracy": self.accuracy,
                 "gates": {cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
                           for cid, results in self.gate_results.items()}}
@@ -228,6 +231,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                      f"(quantkit.quantization.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the reference of "
                      "'INT8 gain %' and the latency gates, not a deliverable")
     latency: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, float]] = {}  # per EP and model: the two timing runs' relative difference
     for ep in eps:
         _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds)")
         runners = {}
@@ -239,7 +243,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
         if "fp32" not in runners:
             notes.append(f"{ep}: dropped — FP32 does not run there, so nothing on it can be compared")
             continue
-        latency[ep] = interleaved(runners, sample_input(hw), rounds)
+        latency[ep], spread[ep] = timed_twice(runners, sample_input(hw), rounds)
     if not latency:
         raise EPUnavailableError(f"none of the execution providers {', '.join(eps)} ran the model: "
                                  + "; ".join(notes[-len(eps):]))
@@ -279,7 +283,7 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
     task_maps = [label for label in ("mask", "keypoints") if fp32_map is not None and pipe.map(None).get(label)]
     spec_of = {spec.id: spec for spec in specs}
-    rows, verdicts = [], []
+    rows, verdicts, spreads, row_eps = [], [], [], []
     for ep in eps:
         for name in models:
             spec, q, ms = spec_of.get(name), results.get(name), latency[ep].get(name)
@@ -307,36 +311,48 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                 "verdict": verdict.text(),
             })
             verdicts.append(verdict)
+            spreads.append(spread[ep].get(name, 0.0))
+            row_eps.append(ep)
     if peer.available():
         _phase(progress, "the peer: OpenVINO + NNCF INT8")
         rows.append(_peer_row(pipe, threads, rounds, fp32_bytes, fp32_map))
         verdicts.append(Verdict(Kind.PEER))
+        spreads.append(0.0)
+        row_eps.append(peer.EP)
         notes.append(f"peer: {peer.versions()} — quantized like `yolo export format=openvino int8=True` (preset MIXED, "
                      "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'")
     else:
         notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
-    fastest = fastest_deployable(rows, verdicts, latency.get("cpu", {}).get("fp32"))
+    best = fastest_deployable(rows, verdicts, latency.get("cpu", {}).get("fp32"), spreads)
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
                "rounds": rounds, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     _phase(progress, "throughput of the deployable models (threads x streams)")
-    names = [n for _ in eps for n in models]
-    passed = dict.fromkeys(n for n, v in zip(names, verdicts) if v.kind.deployable)
+    names = [n for _ in eps for n in models]  # the rows' model names, EP by EP (the peer's row comes after)
+    passed = [(name, models[name], ep) for name, v, ep in zip(names, verdicts, row_eps)
+              if v.kind.deployable and name != WEIGHTS_PLAIN]  # throughput sessions read the model's own options
     # a window of about 200 inferences of the slowest model, within 0.25..1 s: the fixture keeps 1 s,
     # a tiny graph is not timed for 1 s per setting
     window = min(1.0, max(0.25, 0.2 * max(ms for by_model in block.values() for ms in by_model.values())))
-    return CheckReport(rows, gate_results, fastest, machine, notes,
-                       best_throughput({n: models[n] for n in passed}, hw, eps, window), str(models[GATED]), case.id, evidence,
-                       pipe.evidence if measured else ("skipped" if not accuracy else "not measured"))
+    return CheckReport(rows=rows, gate_results=gate_results, fastest=best, machine=machine, notes=notes,
+                       throughput=best_throughput(passed, hw, window),
+                       gated_model=str(models[GATED]), case_id=case.id, evidence=evidence,
+                       accuracy=pipe.evidence if measured else ("skipped" if not accuracy else "not measured"),
+                       kinds=[v.kind for v in verdicts], row_eps=row_eps)
 
 
-def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float | None) -> dict | None:
-    """The deployable row (reference or passing, every EP) with the lowest interleaved latency, with its
-    ratio to the CPU FP32 row; None when none was timed."""
-    timed = [row for row, v in zip(rows, verdicts) if v.kind.deployable and row.get("latency ms")]
-    if not timed:
+def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float | None,
+                       spreads: list[float] | None = None) -> dict | None:
+    """The deployable row (reference or passing its own EP's gates; every (model, EP) a row) with the lowest
+    interleaved latency, with its ratio to the CPU FP32 row and the rows tied with it (within the timings'
+    spread, ``bench.fastest``); a tie with a reference row goes to the reference. None when none was timed."""
+    ms = {i: row["latency ms"] for i, (row, v) in enumerate(zip(rows, verdicts)) if v.kind.deployable}
+    best, tied = fastest(ms, ms, dict(enumerate(spreads)) if spreads else None)
+    if best is None:
         return None
-    row = min(timed, key=lambda r: r["latency ms"])
-    return {**row, "vs CPU FP32": round(row["latency ms"] / fp32_ms, 3) if fp32_ms else None}
+    best = next((i for i in tied if verdicts[i].kind is Kind.REFERENCE), best)
+    row = rows[best]
+    return {**row, "vs CPU FP32": round(row["latency ms"] / fp32_ms, 3) if fp32_ms else None,
+            "kind": verdicts[best].kind.value, "tied": [rows[i]["model"] for i in tied if i != best]}
 
 
 def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
@@ -412,13 +428,14 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
     title = (f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
              f"onnxruntime {report.machine['onnxruntime']}")
-    rows = [r for r in report.rows if r["latency ms"] and r["mAP50-95"] is not None]  # measured rows only
+    typed = [{**row, "kind": kind.value} for row, kind in zip(report.rows, report.kinds)]
+    rows = [r for r in typed if r["latency ms"] and r["mAP50-95"] is not None]  # measured rows only
     if rows:
         render.plot_latency_vs_map(rows, paths[2], threshold=drop.fp32 - drop.threshold / 100 if drop else None,
                                    title=f"latency vs mAP50-95: {title}")
     else:
         paths.remove(paths[2])
-    render.plot_sizes([r for r in report.rows if r["model"].endswith("@ " + report.machine["eps"][0])], paths[-1],
+    render.plot_sizes([r for r, ep in zip(typed, report.row_eps) if ep == report.machine["eps"][0]], paths[-1],
                       title=f"model sizes: {title}")
     if report.gated_model:  # the very file the verdict is about, so what is deployed is what was gated
         paths.append(out / f"{report.case_id}.{GATED}.int8.onnx")

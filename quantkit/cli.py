@@ -322,7 +322,7 @@ def _manifest_from_args(args):
 
 
 def cmd_check(args) -> int:
-    from .check import GATED, run_check, write_report
+    from .check import GATED, Kind, run_check, write_report
     from .files import check_writable_folder
     from .measure.throughput import describe
 
@@ -332,12 +332,15 @@ def cmd_check(args) -> int:
     if report.fastest:
         print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms interleaved, "
               f"{report.fastest['vs CPU FP32']}x CPU FP32)")
-        peer_row = next((r for r in report.rows if r["verdict"] == "peer"), None)
+        peer_row = next((r for r, kind in zip(report.rows, report.kinds) if kind is Kind.PEER), None)
         if peer_row:
             print(f"peer: {peer_row['model']} {peer_row['deploy ms']} ms (mAP50-95 {peer_row['mAP50-95']}); quantkit's "
                   f"fastest deployable takes {report.fastest['deploy ms'] / peer_row['deploy ms']:.2f}x that, by block timing")
-        if report.fastest["model"].startswith("FP32"):
-            print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here")
+        if report.fastest["tied"]:
+            print(f"tied within the timings' spread: {', '.join(report.fastest['tied'])}")
+        if report.fastest["kind"] == Kind.REFERENCE.value:
+            print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here "
+                  "by more than the timings' spread")
     print(f"best throughput: {describe(report.throughput)}")
     print(report.latency_story())
     for result in report.gate_results[GATED]:

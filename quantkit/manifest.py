@@ -83,6 +83,18 @@ THRESHOLDS: dict[str, float] = {
     # `quantkit history`: flag a change against the previous onnxruntime version's results
     "history_map_drop_change_pt": 0.5,  # mAP50-95 drop moved by more than this (absolute points)
     "history_latency_ratio_change": 0.20,  # INT8/FP32 latency ratio moved by more than this fraction
+    "history_compression_change": 0.02,  # compression moved by more than this fraction
+    # how latency is timed and read (policy, not pass/fail): rounds of one interleaved run; a ratio over its gate
+    # is timed once more with latency_retry_rounds and that run decides (noise rarely fails twice, a regression does)
+    "latency_rounds": 30,
+    "latency_retry_rounds": 60,
+    # `quantkit tune`'s per-Conv timing: two interleaved runs of layer_rounds each; a Conv is kept float for speed
+    # only when INT8 is slower by more than those runs' spread and by more than layer_float_margin
+    "layer_rounds": 20,
+    "layer_float_margin": 0.0,
+    "same_speed_ratio": 1.05,  # a size-only row within this of FP32's latency reads "the same speed", not "slower"
+    # other processes' load per core (1-minute load average) above which check flags block timing and throughput
+    "max_other_load_per_core": 0.5,
 }
 
 DEFAULT_CONFIGS = (
@@ -92,7 +104,7 @@ DEFAULT_CONFIGS = (
     {"id": "dynamic", "preset": "dynamic", "size_only": True},
 )
 CONFIG_KEYS = {"format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method",
-               "keep_head_float", "preprocess", "exclude", "op_types", "mode", "target_cpu"}
+               "keep_head_float", "preprocess", "exclude", "op_types", "mode", "target_cpu", "quantize_only"}
 
 
 @dataclass

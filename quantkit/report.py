@@ -155,24 +155,16 @@ def _save(plt, fig, path: str | Path) -> None:
         plt.close(fig)
 
 
-VERDICT_COLOURS = {"reference": "#4c72b0", "pass": "#2a9d4b", "size only": "#7f7f7f", "not verified": "#ff7f0e",
-                   "size and latency only": "#bcbd22",
-                   "fail": "#d62728", "peer": "#9467bd", "other": "#000000"}
+# by the row's kind (check.Kind values: decided from gate results, never read back from the verdict text)
+VERDICT_COLOURS = {"reference": "#4c72b0", "contrast": "#8da0cb", "pass": "#2a9d4b", "size only": "#7f7f7f",
+                   "not verified": "#ff7f0e", "size and latency only": "#bcbd22", "FAIL": "#d62728", "peer": "#9467bd",
+                   "other": "#000000"}
 _MARKERS = "osD^vP*Xh<>p"
 
 
-def _verdict_kind(verdict) -> str:
-    """A row's verdict as a VERDICT_COLOURS key, by its start: 'pass, size only: ...' is 'size only',
-    'FAIL: ...' is 'fail', 'reference (not deployable ...)' is 'reference'."""
-    text = str(verdict or "").lower()
-    if "size only" in text:
-        return "size only"
-    return next((kind for kind in VERDICT_COLOURS if text.startswith(kind)), "other")
-
-
-def _verdict_colour(verdict) -> str:
-    """Blue for the FP32 reference, green for a pass, grey for size only, red for any failure, black otherwise."""
-    return VERDICT_COLOURS[_verdict_kind(verdict)]
+def _kind(row: dict) -> str:
+    """The row's ``kind`` as a VERDICT_COLOURS key ("other" without one)."""
+    return row.get("kind") if row.get("kind") in VERDICT_COLOURS else "other"
 
 
 def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = None) -> None:
@@ -201,10 +193,10 @@ def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = N
                 over = [p for p in xy if p[2]]
                 if over:
                     ax.scatter([p[0] for p in over], [p[1] for p in over], s=120, facecolors="none",
-                               edgecolors=VERDICT_COLOURS["fail"], linewidths=2, zorder=3)
+                               edgecolors=VERDICT_COLOURS["FAIL"], linewidths=2, zorder=3)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    axes[0].axhline(th["max_map_drop_pt"], color=VERDICT_COLOURS["fail"], linestyle="--", linewidth=1,
+    axes[0].axhline(th["max_map_drop_pt"], color=VERDICT_COLOURS["FAIL"], linestyle="--", linewidth=1,
                     label=f"gate: max_map_drop_pt {th['max_map_drop_pt']}")
     axes[1].axhline(1.0, color="grey", linestyle="--", linewidth=1, label="INT8 as fast as FP32")
     for ax in axes:
@@ -220,7 +212,7 @@ def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = N
 
 def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | None = None, title: str = "") -> None:
     """Scatter PNG: x latency (ms), y mAP50-95, one point per row (keys 'model', 'latency ms', 'mAP50-95',
-    optional 'verdict' for its colour), named in the legend with its numbers.
+    optional 'kind' (check.Kind value) for its colour), named in the legend with its numbers.
 
     The mAP axis is zoomed to the rows near the top (and ``threshold``, the lowest passing INT8 mAP,
     drawn as a line); rows far below are drawn on the bottom edge as downward triangles, their value in the legend.
@@ -241,10 +233,10 @@ def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | N
             if row.get("verdict"):
                 label += f" — {row['verdict']}"
             ax.scatter(row["latency ms"], bottom + pad / 4 if off_scale else y, s=80, zorder=3,
-                       marker="v" if off_scale else _MARKERS[i % len(_MARKERS)], color=_verdict_colour(row.get("verdict")),
+                       marker="v" if off_scale else _MARKERS[i % len(_MARKERS)], color=VERDICT_COLOURS[_kind(row)],
                        edgecolors="black", linewidths=0.5, label=label)
         if threshold is not None:
-            ax.axhline(threshold, color=VERDICT_COLOURS["fail"], linestyle="--", linewidth=1,
+            ax.axhline(threshold, color=VERDICT_COLOURS["FAIL"], linestyle="--", linewidth=1,
                        label=f"gate: lowest passing INT8 mAP {threshold:.4f}")
         ax.set_ylim(bottom, high + pad)
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
@@ -257,14 +249,14 @@ def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | N
 
 
 def plot_sizes(rows: list[dict], path: str | Path, title: str = "") -> None:
-    """Bar chart PNG of 'size MB' per row['model'], coloured by row['verdict'] where present, each bar
+    """Bar chart PNG of 'size MB' per row['model'], coloured by row['kind'] where present, each bar
     labelled with its size and its ratio to the first row's; rows without a size are left out."""
     plt = _pyplot()
     sized = [r for r in rows if r.get("size MB") is not None]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 1.1 * len(sized)), 4.8))
     labels = [str(r.get("model")) for r in sized]
     bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized],
-                  color=[_verdict_colour(r.get("verdict")) for r in sized])
+                  color=[VERDICT_COLOURS[_kind(r)] for r in sized])
     base = sized[0]["size MB"] if sized else None
 
     def ratio(r) -> str:  # against the first row; none where the size is the same to two decimals
@@ -275,8 +267,8 @@ def plot_sizes(rows: list[dict], path: str | Path, title: str = "") -> None:
 
     ax.bar_label(bars, [f"{r['size MB']:.2f}" + ratio(r) for r in sized], fontsize="small")
     ax.set_xticks(range(len(sized)), labels, rotation=20, ha="right")
-    kinds = {_verdict_kind(r.get("verdict")) for r in sized}
-    if any(r.get("verdict") for r in sized):  # every colour drawn is in the legend
+    kinds = {_kind(r) for r in sized}
+    if any(r.get("kind") for r in sized):  # every colour drawn is in the legend
         from matplotlib.patches import Patch
 
         ax.legend(handles=[Patch(color=colour, label=f"row verdict: {kind}") for kind, colour in VERDICT_COLOURS.items()

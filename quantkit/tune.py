@@ -25,9 +25,9 @@ import onnx
 import onnxruntime as ort
 
 from . import gates
-from .measure.bench import interleaved, sample_input
+from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import load_calibration
-from .measure.layer_speed import conv_timings, fastest_deployable, slow_in_int8
+from .measure.layer_speed import conv_timings, slow_in_int8
 from .manifest import ConfigSpec, Manifest
 from .pipeline import CasePipeline
 from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
@@ -143,13 +143,11 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
     references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
     runners = {**{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
                **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs}}
-    runs = [interleaved(runners, sample_input(pipe.hw_nc[0])) for _ in range(2)]  # twice: the spread decides ties
-    ms = {name: (runs[0][name] + runs[1][name]) / 2 for name in runners}
+    ms, spread = timed_twice(runners, sample_input(pipe.hw_nc[0]), int(th["latency_rounds"]))  # the spread decides ties
     reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
     candidates = []
     for s in specs:
         q = pipe.quantized(s)
-        ratios = [run[s.id] / run[reference[s.id]] for run in runs]
         ratio = ms[s.id] / ms[reference[s.id]]
         results = (pipe.accuracy_gates(s, th, s.id) + gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
                    + [gates.check_latency(ratio, ep, th, s.id, ms[reference[s.id]], ms[s.id], threads=threads)])
@@ -159,15 +157,31 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
             results += gates.check_map(pipe.map(None), pipe.map(None), th, s.id)[:1]  # the FP32 floor
         failed = sorted({r.metric for r in results if not r.passed})
         candidates.append(Candidate(s, losses[s.id], ratio, ms[s.id], q.compression, not failed, failed,
-                                    abs(ratios[0] - ratios[1]) / ratio))
+                                    spread[s.id] + spread[reference[s.id]]))
     passing = [c for c in candidates if c.passed]
     chosen, tied = choose(passing)
-    deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates}, tuple(references))  # and FP32
+    deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates}, tuple(references), spread)  # and FP32
     return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "tied": tied, "fp32_ms": ms["fp32"],
             "fp32_rewritten_ms": ms.get(FAST_FP32), "evidence": pipe.evidence_text(),
             "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"], "conv_timings": timings,
             "float_for_speed": for_speed, "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
             "uniform": base.id, "mixed": mixed.id if mixed else None, "deployable": deployable}
+
+
+def fastest_deployable(ms: dict[str, float], passed: dict[str, bool], references: tuple[str, ...] = ("fp32",),
+                       spread: dict[str, float] | None = None) -> tuple[str, str]:
+    """(name, sentence) of the fastest model that meets the gates; the FP32 ``references`` (the source, and
+    FP32 with quantkit's Softmax rewrite where timed) always may, and win a tie: an INT8 model must beat them
+    by more than the timings' spread (``bench.fastest``)."""
+    best, tied = fastest(ms, [name for name in ms if name in references or passed.get(name)], spread)
+    best = next((name for name in tied if name in references), best)
+    if best in references:
+        label = "FP32" if best == "fp32" else f"FP32 with the Softmax rewrite ({best})"
+        return best, (f"FP32 is the right answer on this machine: {label}, {ms[best]:.2f} ms; no INT8 model that meets "
+                      "the gates is faster by more than the timings' spread")
+    against = ", ".join(f"{ms[best] / ms[r]:.2f}x {'FP32' if r == 'fp32' else 'FP32 with the Softmax rewrite'}"
+                        for r in references if r in ms)
+    return best, f"{best} is the fastest deployable: {ms[best]:.2f} ms, {against}"
 
 
 def config_toml(candidate: Candidate) -> str:

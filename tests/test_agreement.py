@@ -182,3 +182,14 @@ def test_the_fastest_deployable_is_chosen_by_interleaved_latency_among_deployabl
     best = quantkit.check.fastest_deployable(rows, verdicts, 10.0)
     assert best["model"] == "INT8 static-qdq @ cpu" and best["vs CPU FP32"] == 0.7
     assert quantkit.check.fastest_deployable(rows[3:], verdicts[3:], 10.0) is None
+
+
+def test_a_row_within_the_timing_spread_of_fp32_is_a_tie_and_fp32_stays_the_answer():
+    """(model, EP) rows: an INT8 row 2 % faster than FP32 with runs 5 % apart does not win; FP32 does, the tie named."""
+    rows = [{"model": "FP32 @ cpu", "latency ms": 10.0}, {"model": "INT8 static-qdq @ cpu", "latency ms": 9.8},
+            {"model": "INT8 static-qdq @ openvino", "latency ms": 5.0}]
+    verdicts = [quantkit.check.Verdict(k) for k in (Kind.REFERENCE, Kind.PASS, Kind.FAIL)]  # failed its own EP's gates
+    best = quantkit.check.fastest_deployable(rows, verdicts, 10.0, [0.05, 0.01, 0.0])
+    assert best["model"] == "FP32 @ cpu" and best["kind"] == "reference" and best["tied"] == ["INT8 static-qdq @ cpu"]
+    best = quantkit.check.fastest_deployable(rows, verdicts, 10.0, [0.0, 0.0, 0.0])
+    assert best["model"] == "INT8 static-qdq @ cpu" and best["tied"] == []

@@ -118,10 +118,10 @@ def test_a_run_that_fails_in_a_stream_is_an_error(tmp_path):
 def test_best_throughput_skips_what_does_not_run(tiny_model, tmp_path):
     clf = graphs.save(graphs.classifier(), tmp_path / "clf.onnx")
     eps = ["cpu"] + [ep for ep in EPS if ep not in available_eps()][:1]
-    row = best_throughput({"tiny": tiny_model, "clf": clf}, (32, 32), eps, seconds=0.1)
+    row = best_throughput([("tiny", tiny_model, ep) for ep in eps] + [("clf", clf, "cpu")], (32, 32), seconds=0.1)
     assert row["model"] == "tiny" and row["ep"] == "cpu" and row["fps"] > 0
     assert row["threads"] in default_counts() and row["streams"] in default_counts()
-    assert best_throughput({"clf": clf}, (32, 32), ["cpu"], seconds=0.1) is None
+    assert best_throughput([("clf", clf, "cpu")], (32, 32), seconds=0.1) is None
 
 
 @pytest.mark.parametrize("offered, expected", [(["cpu"], ["cpu"]), (["cuda", "openvino", "cpu"], ["cpu", "openvino"])])

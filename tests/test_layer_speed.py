@@ -6,9 +6,9 @@ import onnx
 import pytest
 
 from quantkit import quantize
-from quantkit.measure.layer_speed import ConvTiming, conv_timings, fastest_deployable, slow_in_int8
+from quantkit.measure.layer_speed import ConvTiming, conv_timings, slow_in_int8
 from quantkit.manifest import ConfigSpec, Manifest
-from quantkit.tune import Candidate, choose, tune
+from quantkit.tune import Candidate, choose, fastest_deployable, tune
 
 
 def test_every_quantized_conv_is_timed_both_ways(tiny_model, calib_dir, tmp_path):
@@ -20,14 +20,27 @@ def test_every_quantized_conv_is_timed_both_ways(tiny_model, calib_dir, tmp_path
     assert all(t.fp32_ms > 0 and t.int8_ms > 0 for t in timings)
 
 
-def planted(ratios: dict[str, float]) -> list[ConvTiming]:
-    return [ConvTiming(name, 16, 16, 1.0, ratio) for name, ratio in ratios.items()]
+def planted(ratios: dict[str, float], spread: float = 0.0) -> list[ConvTiming]:
+    return [ConvTiming(name, 16, 16, 1.0, ratio, spread) for name, ratio in ratios.items()]
 
 
 def test_a_planted_slow_layer_is_kept_float_for_speed():
     timings = planted({"stem": 3.1, "c2f": 0.55, "sppf": 0.6, "slow": 1.4, "even": 1.0})
-    assert slow_in_int8(timings) == ["even", "slow", "stem"]
-    assert slow_in_int8(timings, margin=0.5) == ["c2f", "even", "slow", "sppf", "stem"]
+    assert slow_in_int8(timings) == ["slow", "stem"]  # a tie stays INT8
+    assert slow_in_int8(timings, margin=0.5) == ["stem"]
+
+
+def test_a_layer_slower_only_within_the_timing_spread_stays_int8():
+    """1.02-1.04x FP32 with runs 5 % apart is noise, not a reason to keep a Conv float."""
+    assert slow_in_int8(planted({"a": 1.02, "b": 1.04}, spread=0.05)) == []
+    assert slow_in_int8(planted({"a": 1.02, "b": 1.08}, spread=0.05)) == ["b"]
+
+
+def test_a_candidate_within_the_spread_of_fp32_does_not_win():
+    ms = {"fp32": 10.0, "uniform": 9.8}
+    assert fastest_deployable(ms, {"uniform": True}, spread={"fp32": 0.0, "uniform": 0.0})[0] == "uniform"
+    name, sentence = fastest_deployable(ms, {"uniform": True}, spread={"fp32": 0.03, "uniform": 0.01})
+    assert name == "fp32" and "spread" in sentence
 
 
 def test_the_fastest_deployable_never_fails_a_gate_and_may_be_fp32():

@@ -146,9 +146,9 @@ def test_plots_are_png(tmp_path):
     write_results(tmp_path / "r", "1.32.0", record(drop=0.4, ratio=0.7), record(config="dyn", latency=False))
     rows, _ = history(tmp_path / "r")
     plot_history(rows, tmp_path / "h.png")
-    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1, "verdict": "reference"},
-              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2, "verdict": "pass"},
-              {"model": "naive", "latency ms": 14.0, "mAP50-95": 0.0, "size MB": 3.3, "verdict": "FAIL: mAP"},
+    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1, "kind": "reference"},
+              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2, "kind": "pass"},
+              {"model": "naive", "latency ms": 14.0, "mAP50-95": 0.0, "size MB": 3.3, "kind": "FAIL"},
               {"model": "no-latency", "latency ms": None, "mAP50-95": 0.5, "size MB": None}]
     plot_latency_vs_map(models, tmp_path / "scatter.png", threshold=0.595, title="latency vs mAP50-95: m")
     plot_sizes(models, tmp_path / "sizes.png")
@@ -163,18 +163,18 @@ def test_sizes_plot_names_every_colour_and_gives_no_ratio_of_one(tmp_path, monke
 
     figures = []
     monkeypatch.setattr(quantkit.report, "_save", lambda plt, fig, path: figures.append(fig))
-    rows = [{"model": "FP32 @ cpu", "size MB": 12.13, "verdict": "reference"},
+    rows = [{"model": "FP32 @ cpu", "size MB": 12.13, "kind": "reference"},
             {"model": "FP32, Softmax rewritten @ cpu", "size MB": 12.13,
-             "verdict": "reference (not deployable: its accuracy was not measured)"},
-            {"model": "INT8 static-qdq @ cpu", "size MB": 3.38, "verdict": "pass"},
-            {"model": "INT8 weights @ cpu", "size MB": 3.17, "verdict": "pass, size only: 1.00x FP32 latency"},
-            {"model": "INT8 naive @ cpu", "size MB": 3.31, "verdict": "FAIL: latency, mAP"},
-            {"model": "INT8 dynamic @ cpu", "size MB": 3.21, "verdict": "size only, 1.88x FP32 latency"},
-            {"model": "INT8 qoperator @ cpu", "size MB": 3.3, "verdict": "not verified, size and latency passed"}]
+             "kind": "contrast"},
+            {"model": "INT8 static-qdq @ cpu", "size MB": 3.38, "kind": "pass"},
+            {"model": "INT8 weights @ cpu", "size MB": 3.17, "kind": "size only"},
+            {"model": "INT8 naive @ cpu", "size MB": 3.31, "kind": "FAIL"},
+            {"model": "INT8 dynamic @ cpu", "size MB": 3.21, "kind": "size only"},
+            {"model": "INT8 qoperator @ cpu", "size MB": 3.3, "kind": "not verified"}]
     plot_sizes(rows, tmp_path / "sizes.png")
     ax = figures[0].axes[0]
     legend = {patch.get_label(): patch.get_facecolor() for patch in ax.get_legend().get_patches()}
-    assert set(legend) == {f"row verdict: {kind}" for kind in ("reference", "pass", "size only", "fail", "not verified")}
+    assert set(legend) == {f"row verdict: {kind}" for kind in ("reference", "contrast", "pass", "size only", "FAIL", "not verified")}
     assert {bar.get_facecolor() for bar in ax.patches} == set(legend.values())
     labels = [text.get_text() for text in ax.texts]
     assert labels[:2] == ["12.13", "12.13"] and labels[2] == "3.38\n3.59x smaller"

@@ -30,6 +30,26 @@ def interleaved(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
+def timed_twice(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30) -> tuple[dict[str, float], dict[str, float]]:
+    """``interleaved`` twice: (mean of the two medians, relative spread |a - b| / mean) per runner.
+
+    The spread is the run-to-run noise a comparison must beat before one model is called faster."""
+    runs = [interleaved(runners, tensor, rounds) for _ in range(2)]
+    ms = {name: (runs[0][name] + runs[1][name]) / 2 for name in runners}
+    return ms, {name: abs(runs[0][name] - runs[1][name]) / ms[name] for name in runners}
+
+
+def fastest(ms: dict[str, float], allowed, spread: dict[str, float] | None = None) -> tuple[str | None, list[str]]:
+    """The fastest of ``allowed`` by ``ms``, and every allowed name within the larger of the two timings'
+    spreads of it (the tie, fastest first); (None, []) when none of them was timed."""
+    timed = sorted((name for name in allowed if ms.get(name)), key=ms.get)
+    if not timed:
+        return None, []
+    best, spread = timed[0], spread or {}
+    tied = [n for n in timed if ms[n] <= ms[best] * (1 + max(spread.get(n, 0.0), spread.get(best, 0.0)))]
+    return best, tied
+
+
 def sample_input(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
     """A fixed input tensor of the model's size (latency does not depend on content here)."""
     return np.random.default_rng(seed).random((1, 3, *hw), dtype=np.float32)

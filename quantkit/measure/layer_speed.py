@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, utils
 
-from .bench import interleaved
+from ..manifest import THRESHOLDS
+from .bench import timed_twice
 from .session import Runner
 
 
@@ -29,6 +30,7 @@ class ConvTiming:
     out_channels: int
     fp32_ms: float
     int8_ms: float
+    spread: float = 0.0  # the two timing runs' relative difference of the INT8/FP32 ratio
 
     @property
     def ratio(self) -> float:
@@ -36,7 +38,7 @@ class ConvTiming:
 
     def row(self) -> dict:
         return {"conv": self.name, "channels": f"{self.in_channels}->{self.out_channels}", "fp32 ms": round(self.fp32_ms, 4),
-                "int8 ms": round(self.int8_ms, 4), "int8/fp32": round(self.ratio, 3)}
+                "int8 ms": round(self.int8_ms, 4), "int8/fp32": round(self.ratio, 3), "spread": round(self.spread, 3)}
 
 
 def _quantized_convs(int8: onnx.ModelProto) -> list[tuple[onnx.NodeProto, str, str]]:
@@ -65,8 +67,10 @@ def _cut(model_path: Path, inputs: list[str], outputs: list[str], path: Path) ->
 
 
 def conv_timings(fp32_path: str | Path, int8_path: str | Path, ep: str = "cpu", threads: int | None = 1,
-                 rounds: int = 20) -> list[ConvTiming]:
-    """FP32 and INT8 time of every quantized Conv of the QDQ model ``int8_path``, in graph order."""
+                 rounds: int | None = None) -> list[ConvTiming]:
+    """FP32 and INT8 time of every quantized Conv of the QDQ model ``int8_path``, in graph order, each
+    timed in two interleaved runs of ``rounds`` (THRESHOLDS' ``layer_rounds``) with their spread."""
+    rounds = rounds or int(THRESHOLDS["layer_rounds"])
     int8 = onnx.shape_inference.infer_shapes(onnx.load(str(int8_path)))
     fp32 = onnx.load(str(fp32_path))
     fp32_convs = {n.output[0]: n for n in fp32.graph.node if n.op_type == "Conv"}
@@ -86,9 +90,10 @@ def conv_timings(fp32_path: str | Path, int8_path: str | Path, ep: str = "cpu", 
             b = _cut(inferred, [x], [y], Path(tmp) / f"q{i}.onnx")
             runners = {"fp32": Runner(a, ep, threads, spin=False), "int8": Runner(b, ep, threads, spin=False)}
             tensor = np.random.default_rng(i).random(shape, dtype=np.float32)
-            ms = interleaved(runners, tensor, rounds, warmup=3)
+            ms, spread = timed_twice(runners, tensor, rounds)
             w_shape = _weight_shape(weights, int8, conv)
-            timings.append(ConvTiming(conv.name, w_shape[1] * max(1, _group(conv)), w_shape[0], ms["fp32"], ms["int8"]))
+            timings.append(ConvTiming(conv.name, w_shape[1] * max(1, _group(conv)), w_shape[0], ms["fp32"], ms["int8"],
+                                      spread["fp32"] + spread["int8"]))
     return timings
 
 
@@ -101,20 +106,8 @@ def _weight_shape(weights: dict, model: onnx.ModelProto, conv: onnx.NodeProto) -
     return tuple(numpy_helper.to_array(weights[dq.input[0]]).shape)
 
 
-def slow_in_int8(timings: list[ConvTiming], margin: float = 0.0) -> list[str]:
-    """Convs whose INT8 time is not below FP32's (by ``margin``): INT8 does not pay there."""
-    return sorted(t.name for t in timings if t.ratio >= 1.0 - margin)
-
-
-def fastest_deployable(ms: dict[str, float], passed: dict[str, bool], references: tuple[str, ...] = ("fp32",)) -> tuple[str, str]:
-    """(name, sentence) of the fastest model that meets the gates; the FP32 ``references`` (the source,
-    and FP32 with quantkit's Softmax rewrite where timed) always may."""
-    allowed = {name: t for name, t in ms.items() if name in references or passed.get(name)}
-    best = min(allowed, key=allowed.get)
-    if best in references:
-        label = "FP32" if best == "fp32" else f"FP32 with the Softmax rewrite ({best})"
-        return best, (f"FP32 is the right answer on this machine: {label}, {ms[best]:.2f} ms; no INT8 model that meets "
-                      "the gates is faster")
-    against = ", ".join(f"{ms[best] / ms[r]:.2f}x {'FP32' if r == 'fp32' else 'FP32 with the Softmax rewrite'}"
-                        for r in references if r in ms)
-    return best, f"{best} is the fastest deployable: {ms[best]:.2f} ms, {against}"
+def slow_in_int8(timings: list[ConvTiming], margin: float | None = None) -> list[str]:
+    """Convs whose INT8 kernel is slower than FP32's by more than the timings' spread (and ``margin``,
+    THRESHOLDS' ``layer_float_margin``): INT8 does not pay there. A tie stays INT8 (smaller, no boundary)."""
+    margin = THRESHOLDS["layer_float_margin"] if margin is None else margin
+    return sorted(t.name for t in timings if t.ratio > 1.0 + max(margin, t.spread))

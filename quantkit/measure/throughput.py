@@ -122,17 +122,16 @@ def machine() -> dict:
     return {"cpu": cpu_info(), "cores": cores(), "onnxruntime": compat.ORT_VERSION, "load_before": load}
 
 
-def best_throughput(models: dict[str, Path], hw: tuple[int, int], eps: list[str], seconds: float = 1.0) -> dict | None:
-    """The highest-throughput setting of ``models`` ({name: path}) over eps x default threads x streams;
-    a model that does not run on an EP is left out there. None when nothing ran."""
+def best_throughput(pairs: list[tuple[str, Path, str]], hw: tuple[int, int], seconds: float = 1.0) -> dict | None:
+    """The highest-throughput setting over default threads x streams of each (name, path, EP) pair (check passes
+    only the pairs that passed that EP's gates); a pair that does not run is left out. None when nothing ran."""
     rows = []
-    for name, path in models.items():
-        for ep in eps:
-            try:
-                rows += [{**measure(path, hw, ep, t, s, seconds), "model": name}
-                         for t in default_counts() for s in default_counts()]
-            except QuantkitError:
-                continue
+    for name, path, ep in pairs:
+        try:
+            rows += [{**measure(path, hw, ep, t, s, seconds), "model": name}
+                     for t in default_counts() for s in default_counts()]
+        except QuantkitError:
+            continue
     return max(rows, key=lambda r: r["fps"]) if rows else None
 
 
