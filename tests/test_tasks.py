@@ -67,6 +67,15 @@ def test_protos_policy_sets_what_of_the_prototype_branch_stays_float(policy, ext
         assert set(ops(model, nodes - base)) == extra | {"Sigmoid", "Mul"}
 
 
+def test_segment_head_is_found_on_outputs_without_shapes():
+    """Some tools drop the outputs' shapes: the structure alone tells the detection output from the protos."""
+    model = graphs.tiny_seg()
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    model.graph.output.insert(0, model.graph.output.pop())  # the prototypes first, too
+    assert heads.find(model).nodes == heads.find(graphs.tiny_seg()).nodes
+
+
 def test_pose_head_holds_the_keypoint_decode():
     model = graphs.tiny_pose()
     head = heads.find(model)

@@ -177,12 +177,19 @@ class Segment(HeadFamily):
         if len(graph.output) != 2:
             return None
         ranks = [len(_shape(o)) for o in graph.output]
-        if sorted(ranks) != [3, 4]:
+        if sorted(ranks) == [3, 4]:
+            orders = [(0, 1) if ranks[0] == 3 else (1, 0)]
+        elif not any(ranks):  # outputs without shapes: the structure says which is which
+            orders = [(0, 1), (1, 0)]
+        else:
             return None
-        det_out, proto_out = (graph.output[0], graph.output[1]) if ranks[0] == 3 else (graph.output[1], graph.output[0])
-        found = detect_with_extra(graph, det_out.name)
-        if found is None:
+        for det, proto in orders:
+            found = detect_with_extra(graph, graph.output[det].name)
+            if found is not None:
+                break
+        else:
             return None
+        proto_out = graph.output[proto]
         walked, feeding, _ = found
         float_protos, proto_feeding = proto_nodes(graph, proto_out.name, self.protos)
         nodes = sorted({n.name for n in walked} | set(float_protos))
