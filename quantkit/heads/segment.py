@@ -7,7 +7,7 @@ anchor, and a second output of ``nm`` prototype masks at a quarter of the input 
 The coefficients are raw Conv outputs concatenated into output0 beside box pixels and class
 probabilities, so the head's float region is the Detect head's (the walk from output0 back to the
 last Conv of each branch). Which part of the prototype branch stays float is ``PROTOS_FLOAT``,
-decided by measurement (docs/measurements.md, benchmarks/segment_protos.py).
+decided by measurement (docs/measurements.md, ``benchmarks/tasks.py --protos``).
 
 A mask is decoded as Ultralytics decodes it: sigmoid(coefficients . protos) > 0.5 (the logit > 0),
 cropped to its box, upsampled bilinearly and mapped back through the letterbox. Here the logits are
@@ -83,8 +83,9 @@ def detect_with_extra(graph: onnx.GraphProto, output: str) -> tuple[list[onnx.No
 def proto_nodes(graph: onnx.GraphProto, output: str, policy: str) -> tuple[list[str], list[str]]:
     """The prototype branch's nodes kept float under ``policy`` (PROTOS_CHOICES) and the Convs that feed them.
 
-    "activation": back from ``output`` to its last Conv. "branch": every node whose outputs reach only
-    ``output`` (back to the feature map the Detect head shares), so its Convs and ConvTranspose too."""
+    "activation": back from ``output`` to its last Conv (which feeds them). "branch": every node whose
+    outputs reach only ``output``, back to the feature map the Detect head shares (no Conv of its own feeds
+    them), so its Convs and ConvTranspose too."""
     by_output = producers(graph)
     last = by_output.get(output)
     if policy == "none" or last is None:
@@ -106,9 +107,7 @@ def proto_nodes(graph: onnx.GraphProto, output: str, policy: str) -> tuple[list[
             if used and all(r in branch for r in used) and not any(o.name in node.output for o in graph.output):
                 branch.add(node.name)
                 grown = True
-    feeding = sorted({by_output[name].name for n in graph.node if n.name in branch for name in n.input
-                      if name in by_output and by_output[name].name not in branch})
-    return sorted(branch), feeding
+    return sorted(branch), []
 
 
 def rle_from_region(region: np.ndarray, top: int, left: int, hw: tuple[int, int]) -> dict:
