@@ -285,6 +285,12 @@ def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list
         results.append(GateResult("baseline", "int8_map50_95_loss_pt", 100 * (then - now) if None not in (then, now) else None,
                                   "<=", th["baseline_map_drop_pt"], case_id, then, now, label,
                                   None if None not in (then, now) else "only one of the runs had annotated images"))
+    for kind in ("mask", "keypoints"):  # segmentation / pose heads: their INT8 mAP may not get worse either
+        then, now = ((r.get(kind) or {}).get("int8_map50_95") for r in (baseline, record))
+        if then is not None or now is not None:
+            results.append(GateResult("baseline", f"int8_{kind}_map50_95_loss_pt", 100 * (then - now) if None not in (then, now)
+                                      else None, "<=", th["baseline_map_drop_pt"], case_id, then, now, label,
+                                      None if None not in (then, now) else f"only one of the runs measured {kind} mAP"))
     then, now = (r.get("agreement", {}).get("map50_95") for r in (baseline, record))
     results.append(GateResult("baseline", "agreement_map50_95_loss", then - now if None not in (then, now) else None, "<=",
                               th["baseline_agreement_drop"], case_id, then, now, label,

@@ -234,3 +234,17 @@ def test_two_empty_masks_are_no_evidence_of_mask_parity():
     pairs = [(0.9, 0.9, 1.0, 0, 0), (0.8, 0.8, 1.0, 1, 1)]
     assert mask_pair_ious(a, b, pairs) == [1.0]
     assert mask_pair_ious(a, Detections(b.boxes, b.scores, b.classes, [empty, empty]), pairs) == [0.0]
+
+
+@pytest.mark.parametrize("kind", ["mask", "keypoints"])
+def test_baseline_catches_a_mask_or_keypoint_map_regression(kind):
+    """--quantkit-compare: the INT8 mask / keypoint mAP may lose at most ``baseline_map_drop_pt`` against the baseline's."""
+    base = {"int8_map50_95": 0.50, "agreement": {"map50_95": 0.95}, "parity": {"recall": 0.97}, "int8_bytes": 3_000_000,
+            kind: {"int8_map50_95": 0.45}}
+    assert failed(gates.check_baseline(base, base, TH, "planted")) == set()
+    worse = {**base, kind: {"int8_map50_95": 0.43}}
+    results = gates.check_baseline(worse, base, TH, "planted")
+    assert failed(results) == {f"int8_{kind}_map50_95_loss_pt"}
+    assert "(baseline 0.45, now 0.43)" in gates.failures(results)[0]
+    unmeasured = {k: v for k, v in base.items() if k != kind}
+    assert failed(gates.check_baseline(unmeasured, base, TH, "planted")) == {f"int8_{kind}_map50_95_loss_pt"}
