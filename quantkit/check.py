@@ -29,6 +29,7 @@ from .files import copy_atomic, write_text_atomic
 from .measure.evaluate import predict, score
 from .manifest import THRESHOLDS, ConfigSpec, Manifest
 from .pipeline import CasePipeline
+from .quantization.quantizer import QuantResult
 from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
 from .measure.session import Runner, available_eps, model_session_config
 from .quantization.weights import SESSION_CONFIG
@@ -176,33 +177,51 @@ def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool) -> 
     return eps or available_eps()
 
 
-def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | None = None,
-              cache_dir: Path | None = None, progress: bool = True, rounds: int | None = None, accuracy: bool = True) -> CheckReport:
-    """The main job on the manifest's first case; thresholds per config come from the manifest.
+@dataclass
+class Quantized:
+    """Phase 1: every configuration quantized, with its size and accuracy gate results."""
 
-    ``accuracy=False`` (--no-accuracy) skips validation: verdicts then say "size and latency only"."""
-    case = manifest.cases[0]
-    pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
-    eps = _check_inputs(pipe, eps, accuracy)
-    hw = pipe.hw_nc[0]
-    measured = accuracy and pipe.evidence is not None
-    notes: list[str] = []
+    specs: list[ConfigSpec]
+    results: dict[str, QuantResult]
+    th: dict[str, dict]  # per config: its thresholds
+    gates: dict[str, list[gates.GateResult]]
+    notes: list[str]
+
+
+@dataclass
+class Timings:
+    """Phase 2: every model timed per EP (interleaved twice, block), and its session memory."""
+
+    models: dict[str, Path]  # name -> file: FP32, FP32 with the Softmax rewrite, every config
+    latency: dict[str, dict[str, float]]  # EP -> name -> interleaved ms
+    spread: dict[str, dict[str, float]]  # EP -> name -> the two runs' relative difference
+    block: dict[str, dict[str, float]]  # EP -> name -> ms alone, with the runtime's defaults
+    memory: dict[str, dict]  # name -> session memory
+    reference: dict[str, str]  # config -> the FP32 model it is timed against
+    notes: list[str]
+
+
+def _evidence(pipe: CasePipeline, eps: list[str], accuracy: bool) -> tuple[str, list[str]]:
+    """What the accuracy verdicts rest on, in words, and the notes that qualify it."""
     if not accuracy:
-        evidence = "accuracy: not measured (--no-accuracy): size and latency only"
-    elif measured:
-        evidence = pipe.evidence_text() + ", on the CPU EP"
-        if eps != ["cpu"]:
-            notes.append("accuracy (mAP50-95, agreement mAP, parity) was measured on the CPU EP; rows of other EPs "
-                         "show the CPU EP's figures beside their own latency")
-        if pipe.holdout:
-            notes.append(f"validation: {len(pipe.holdout)} images of --calib held out (seeded), calibration drew from "
-                         "the rest; --val-images DIR validates on a folder of its own")
-    else:
-        evidence = "accuracy: NOT measured (no validation images)"
+        return "accuracy: not measured (--no-accuracy): size and latency only", []
+    if pipe.evidence is None:
+        return "accuracy: NOT measured (no validation images)", []
+    notes = []
+    if eps != ["cpu"]:
+        notes.append("accuracy (mAP50-95, agreement mAP, parity) was measured on the CPU EP; rows of other EPs "
+                     "show the CPU EP's figures beside their own latency")
+    if pipe.holdout:
+        notes.append(f"validation: {len(pipe.holdout)} images of --calib held out (seeded), calibration drew from "
+                     "the rest; --val-images DIR validates on a folder of its own")
+    return pipe.evidence_text() + ", on the CPU EP", notes
 
-    specs = list(CHECK_CONFIGS)
-    th_for = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
-    rounds = rounds or int(th_for[GATED]["latency_rounds"])
+
+def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progress: bool) -> Quantized:
+    """Quantize every CHECK_CONFIGS entry, gate its size and (``measured``) its accuracy; the weights file
+    once more as plain onnxruntime runs it (``WEIGHTS_PLAIN``: the same file, its gates carried over)."""
+    case, specs = pipe.case, list(CHECK_CONFIGS)
+    th = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
     results, gate_results, by_note = {}, {}, {}
     for spec in specs:
         _phase(progress, f"quantizing {spec.id}")
@@ -211,29 +230,36 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                                f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}"]:
             by_note.setdefault(note, []).append(spec.id)
         case_id = f"{case.id}/{spec.id}"
-        checks = gates.check_size(q.source_bytes, q.output_bytes, th_for[spec.id], case_id)
+        checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id)
         if measured:
             _phase(progress, f"evaluating {spec.id} ({'mAP, ' if pipe.annotated else ''}agreement with FP32, parity)")
-            checks += pipe.accuracy_gates(spec, th_for[spec.id], case_id)
+            checks += pipe.accuracy_gates(spec, th[spec.id], case_id)
         gate_results[spec.id] = checks
-
-    notes += [f"{', '.join(ids)}: {note}" for note, ids in by_note.items()]  # each note once, with every config it is of
+    notes = [f"{', '.join(ids)}: {note}" for note, ids in by_note.items()]  # each note once, with every config it is of
     if WEIGHTS in results and model_session_config(Path(results[WEIGHTS].output)):
-        plain = ConfigSpec(WEIGHTS_PLAIN, WEIGHTS, size_only=True)  # the same file; size and accuracy gates carry over
+        plain = ConfigSpec(WEIGHTS_PLAIN, WEIGHTS, size_only=True)
         specs.insert([s.id for s in specs].index(WEIGHTS) + 1, plain)  # its row beside the weights row
-        results[plain.id], th_for[plain.id], gate_results[plain.id] = results[WEIGHTS], th_for[WEIGHTS], list(gate_results[WEIGHTS])
-    models = {"fp32": case.model, **{spec.id: Path(results[spec.id].output) for spec in specs}}
+        results[plain.id], th[plain.id], gate_results[plain.id] = results[WEIGHTS], th[WEIGHTS], list(gate_results[WEIGHTS])
+    return Quantized(specs, results, th, gate_results, notes)
+
+
+def _time_all(pipe: CasePipeline, quantized: Quantized, eps: list[str], threads: int | None, rounds: int,
+              progress: bool) -> Timings:
+    """Time FP32 (and FP32 with the Softmax rewrite, the reference of INT8's own gain) and every config on
+    every EP: interleaved twice, then each alone by block; then each model's session memory. An EP where FP32
+    does not run is dropped with a note; EPUnavailableError when none is left."""
+    case, hw, notes = pipe.case, pipe.hw_nc[0], []
+    models = {"fp32": case.model, **{spec.id: Path(quantized.results[spec.id].output) for spec in quantized.specs}}
     rewritten = fast_softmax_fp32(case.model, pipe.cache_dir, hw)
     if rewritten:  # beside the INT8 rows, so the table separates the rewrite's gain from INT8's
         path, diff = rewritten
         models = {"fp32": case.model, FAST_FP32: path, **{k: v for k, v in models.items() if k != "fp32"}}
         notes.append(f"FP32, Softmax rewritten: the FP32 model with the rewrite every INT8 model here carries "
-                     f"(quantkit.quantization.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the reference of "
-                     "'INT8 gain %' and the latency gates, not a deliverable")
-    latency: dict[str, dict[str, float]] = {}
-    spread: dict[str, dict[str, float]] = {}  # per EP and model: the two timing runs' relative difference
+                     f"(quantkit.quantization.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the "
+                     "reference of 'INT8 gain %' and the latency gates, not a deliverable")
+    latency, spread = {}, {}
     for ep in eps:
-        _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds)")
+        _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds, twice)")
         runners = {}
         for name, path in models.items():
             try:
@@ -245,77 +271,107 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
             continue
         latency[ep], spread[ep] = timed_twice(runners, sample_input(hw), rounds)
     if not latency:
-        raise EPUnavailableError(f"none of the execution providers {', '.join(eps)} ran the model: "
-                                 + "; ".join(notes[-len(eps):]))
-    eps = list(latency)
-    # each EP's INT8 against that EP's own FP32, with the same Softmax rewrite where the INT8 model carries it
-    reference = {spec.id: FAST_FP32 if FAST_FP32 in models and carries_rewrite(models[spec.id]) else "fp32" for spec in specs}
-    for spec in specs:
-        for ep, ms in latency.items():
-            ref = reference[spec.id] if reference[spec.id] in ms else "fp32"
-            case_id = f"{case.id}/{spec.id}/{ep}"
-            if spec.id not in ms:  # did not run there: a failed row for that EP, never a pass
-                gate_results[spec.id].append(gates.GateResult(
-                    "latency", f"int8/fp32 interleaved median on {ep}", None, "<=",
-                    th_for[spec.id][gates.latency_threshold_key(ep, spec.size_only)], case_id,
-                    no_evidence=f"the INT8 model did not run on {ep}"))
-                continue
-            result = gates.check_latency(ms[spec.id] / ms[ref], ep, th_for[spec.id], case_id, ms[ref], ms[spec.id],
-                                         spec.size_only, threads)
-            if ref == FAST_FP32:
-                result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
-            gate_results[spec.id].append(result)
+        raise EPUnavailableError(f"none of the execution providers {', '.join(eps)} ran the model: " + "; ".join(notes[-len(eps):]))
     # what else ran while we timed: the 1-minute load average less the one core this process kept busy
     load = max(0.0, os.getloadavg()[0] - 1) if hasattr(os, "getloadavg") else 0.0
-    if load > th_for[GATED]["max_other_load_per_core"] * (os.cpu_count() or 1):
+    if load > quantized.th[GATED]["max_other_load_per_core"] * (os.cpu_count() or 1):
         notes.append(f"the machine was loaded while timing (load average {load:.1f} beside quantkit's own, on "
-                     f"{os.cpu_count()} cores): "
-                     "'deploy ms' and throughput are not reliable; 'latency ms' (interleaved) still compares models")
+                     f"{os.cpu_count()} cores): 'deploy ms' and throughput are not reliable; 'latency ms' "
+                     "(interleaved) still compares models")
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
     block = {ep: {name: peer.block_ms(Runner(path, ep, threads, model_config=name != WEIGHTS_PLAIN), sample_input(hw), rounds)
-                  for name, path in models.items() if name in latency[ep]} for ep in eps}
+                  for name, path in models.items() if name in by_model} for ep, by_model in latency.items()}
     _phase(progress, "memory of each model in a fresh process")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one process each; their peaks are their own
         memory = dict(zip(models, pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN),
                                            models.items())))
+    # each config against its EP's FP32, with the same Softmax rewrite where the INT8 model carries it
+    reference = {spec.id: FAST_FP32 if FAST_FP32 in models and carries_rewrite(models[spec.id]) else "fp32"
+                 for spec in quantized.specs}
+    return Timings(models, latency, spread, block, memory, reference, notes)
 
-    fp32_bytes = results[specs[0].id].source_bytes
+
+def _gate_latency(quantized: Quantized, timings: Timings, case_id: str, threads: int | None) -> None:
+    """Append each config's latency gate per EP to its gate results; an INT8 model that did not run on an EP
+    fails there (no evidence is never a pass)."""
+    for spec in quantized.specs:
+        th = quantized.th[spec.id]
+        for ep, ms in timings.latency.items():
+            ref = timings.reference[spec.id] if timings.reference[spec.id] in ms else "fp32"
+            where = f"{case_id}/{spec.id}/{ep}"
+            if spec.id not in ms:
+                result = gates.GateResult("latency", f"int8/fp32 interleaved median on {ep}", None, "<=",
+                                          th[gates.latency_threshold_key(ep, spec.size_only)], where,
+                                          no_evidence=f"the INT8 model did not run on {ep}")
+            else:
+                result = gates.check_latency(ms[spec.id] / ms[ref], ep, th, where, ms[ref], ms[spec.id], spec.size_only, threads)
+                if ref == FAST_FP32:
+                    result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
+            quantized.gates[spec.id].append(result)
+
+
+def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: bool, accuracy: bool):
+    """The table: a row per (model, EP), its verdict from its gate results, and its timing spread."""
+    fp32_bytes = quantized.results[GATED].source_bytes
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
     task_maps = [label for label in ("mask", "keypoints") if fp32_map is not None and pipe.map(None).get(label)]
-    spec_of = {spec.id: spec for spec in specs}
+    spec_of = {spec.id: spec for spec in quantized.specs}
     rows, verdicts, spreads, row_eps = [], [], [], []
-    for ep in eps:
-        for name in models:
-            spec, q, ms = spec_of.get(name), results.get(name), latency[ep].get(name)
+    for ep, latency in timings.latency.items():
+        for name in timings.models:
+            spec, q, ms = spec_of.get(name), quantized.results.get(name), latency.get(name)
             measured_spec = spec_of[WEIGHTS] if name == WEIGHTS_PLAIN else spec  # the same file: its accuracy
-            verdict = _verdict(name, spec, gate_results, ep, measured, accuracy, reference, th_for.get(name))
+            verdict = _verdict(name, spec, quantized.gates, ep, measured, accuracy, timings.reference,
+                               quantized.th.get(name))
             size = q.output_bytes if q else fp32_bytes
             label = LABELS.get(name, f"INT8 {name}")
-            map_ = pipe.map(measured_spec)["map50_95"] if fp32_map is not None and name != FAST_FP32 else None
+            scores = pipe.map(measured_spec) if fp32_map is not None and name != FAST_FP32 else None
             agree = pipe.agreement(measured_spec)["map50_95"] if spec and measured else None
-            ep_base, ref_ms = latency[ep].get("fp32"), latency[ep].get(reference.get(name, "fp32"))
+            ep_base, ref_ms = latency.get("fp32"), latency.get(timings.reference.get(name, "fp32"))
             rows.append({
                 "model": f"{label} @ {ep}", "size MB": round(size / 1e6, 2),
                 "latency ms": round(ms, 3) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
-                "deploy ms": round(block[ep][name], 3) if name in block[ep] else None,
+                "deploy ms": round(timings.block[ep][name], 3) if name in timings.block[ep] else None,
                 "size change %": round(100 * (size / fp32_bytes - 1), 1),
                 "speed change %": round(100 * (ep_base / ms - 1), 1) if ms and ep_base else None,
                 "INT8 gain %": round(100 * (ref_ms / ms - 1), 1) if spec and ms and ref_ms else None,
-                "peak memory MB": memory[name]["session_mb"],
-                "mAP50-95": round(map_, 4) if map_ is not None else None,
-                "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
-                **{f"{label} mAP50-95": round(pipe.map(measured_spec)[label]["map50_95"], 4) if map_ is not None else None
-                   for label in task_maps},  # segmentation / pose heads
+                "peak memory MB": timings.memory[name]["session_mb"],
+                "mAP50-95": round(scores["map50_95"], 4) if scores else None,
+                "mAP drop": round(100 * (fp32_map - scores["map50_95"]), 2) if scores else None,
+                **{f"{task} mAP50-95": round(scores[task]["map50_95"], 4) if scores else None
+                   for task in task_maps},  # segmentation / pose heads
                 "agreement mAP": round(agree, 4) if agree is not None else None,
                 "quantize s": round(q.seconds, 1) if q else None,
                 "verdict": verdict.text(),
             })
             verdicts.append(verdict)
-            spreads.append(spread[ep].get(name, 0.0))
+            spreads.append(timings.spread[ep].get(name, 0.0))
             row_eps.append(ep)
+    return rows, verdicts, spreads, row_eps
+
+
+def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | None = None,
+              cache_dir: Path | None = None, progress: bool = True, rounds: int | None = None, accuracy: bool = True) -> CheckReport:
+    """The main job on the manifest's first case, in phases: quantize and gate size and accuracy; time;
+    gate latency; the table and its verdicts; the peer; throughput. Thresholds per config come from the manifest.
+
+    ``accuracy=False`` (--no-accuracy) skips validation: verdicts then say "size and latency only"."""
+    case = manifest.cases[0]
+    pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
+    eps = _check_inputs(pipe, eps, accuracy)
+    hw = pipe.hw_nc[0]
+    measured = accuracy and pipe.evidence is not None
+    evidence, notes = _evidence(pipe, eps, accuracy)
+    quantized = _quantize_all(pipe, manifest, measured, progress)
+    rounds = rounds or int(quantized.th[GATED]["latency_rounds"])
+    timings = _time_all(pipe, quantized, eps, threads, rounds, progress)
+    _gate_latency(quantized, timings, case.id, threads)
+    notes += quantized.notes + timings.notes
+    rows, verdicts, spreads, row_eps = _rows(pipe, quantized, timings, measured, accuracy)
+    fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
     if peer.available():
         _phase(progress, "the peer: OpenVINO + NNCF INT8")
-        rows.append(_peer_row(pipe, threads, rounds, fp32_bytes, fp32_map))
+        rows.append(_peer_row(pipe, threads, rounds, quantized.results[GATED].source_bytes, fp32_map))
         verdicts.append(Verdict(Kind.PEER))
         spreads.append(0.0)
         row_eps.append(peer.EP)
@@ -323,19 +379,20 @@ def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | N
                      "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'")
     else:
         notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
-    best = fastest_deployable(rows, verdicts, latency.get("cpu", {}).get("fp32"), spreads)
+    best = fastest_deployable(rows, verdicts, timings.latency.get("cpu", {}).get("fp32"), spreads)
+    eps = list(timings.latency)
     machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
                "rounds": rounds, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     _phase(progress, "throughput of the deployable models (threads x streams)")
-    names = [n for _ in eps for n in models]  # the rows' model names, EP by EP (the peer's row comes after)
-    passed = [(name, models[name], ep) for name, v, ep in zip(names, verdicts, row_eps)
+    names = [n for _ in eps for n in timings.models]  # the rows' model names, EP by EP (the peer's row comes after)
+    passed = [(name, timings.models[name], ep) for name, v, ep in zip(names, verdicts, row_eps)
               if v.kind.deployable and name != WEIGHTS_PLAIN]  # throughput sessions read the model's own options
     # a window of about 200 inferences of the slowest model, within 0.25..1 s: the fixture keeps 1 s,
     # a tiny graph is not timed for 1 s per setting
-    window = min(1.0, max(0.25, 0.2 * max(ms for by_model in block.values() for ms in by_model.values())))
-    return CheckReport(rows=rows, gate_results=gate_results, fastest=best, machine=machine, notes=notes,
+    window = min(1.0, max(0.25, 0.2 * max(ms for by_model in timings.block.values() for ms in by_model.values())))
+    return CheckReport(rows=rows, gate_results=quantized.gates, fastest=best, machine=machine, notes=notes,
                        throughput=best_throughput(passed, hw, window),
-                       gated_model=str(models[GATED]), case_id=case.id, evidence=evidence,
+                       gated_model=str(timings.models[GATED]), case_id=case.id, evidence=evidence,
                        accuracy=pipe.evidence if measured else ("skipped" if not accuracy else "not measured"),
                        kinds=[v.kind for v in verdicts], row_eps=row_eps)
 
