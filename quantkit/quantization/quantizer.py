@@ -309,6 +309,59 @@ def _check_loads(path: Path) -> None:
                             "try another --format or --mode") from None
 
 
+@dataclass
+class Prepared:
+    """What a mode quantizes: the pre-processed float model in the private folder, and the choices made on it."""
+
+    path: Path  # the model to quantize (pre-processed, nodes named)
+    proto: onnx.ModelProto
+    input_name: str
+    batch: int | str | None  # the input's batch dim (the calibration reader's batch)
+    float_nodes: list[str]  # kept float: the head (when kept), config.exclude, the non-quantize_only nodes
+    kwargs: dict  # onnxruntime quantizer keyword arguments (``_ort_kwargs``)
+
+
+def _weights_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
+    converted = quantize_weights(prepared.proto, set(prepared.float_nodes))
+    onnx.save(prepared.proto, str(out))
+    notes.append(f"{converted} Conv weights stored as int8; run with " + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
+                 + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
+
+
+def _static_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
+    events: list[str] = []
+    with fast_calibration(calib_set.tensors, prepared.input_name, range_dir, events, notes):
+        reader = calib_set.reader(prepared.input_name, batch=prepared.batch)
+        notes += compat.quantize_static(str(prepared.path), str(out), reader, preprocessed=config.preprocess, **prepared.kwargs)
+    notes.append({"cached": "calibration: activation ranges reused from the range cache (no inference)",
+                  "batched": f"calibration: {len(calib_set.files)} images in batches of {BATCH}",
+                  "per image": f"calibration: {len(calib_set.files)} images, one per inference"}
+                 .get(events[0] if events else "", "calibration: ranges from onnxruntime"))
+
+
+def _dynamic_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
+    notes += compat.quantize_dynamic(str(prepared.path), str(out), preprocessed=config.preprocess, **prepared.kwargs)
+
+
+MODE_RUNNERS = {"static": _static_mode, "dynamic": _dynamic_mode, "weights": _weights_mode}  # QuantConfig.mode -> how
+
+
+def _float_nodes(proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]) -> tuple[list[str], list[str]]:
+    """(nodes kept float, the head's nodes): the head a family finds (when kept float), config.exclude, and every
+    node outside ``quantize_only``. A head-keeping preset without a head and without --exclude stops here."""
+    head = heads.find(proto)
+    if config.keep_head_float and head is None:
+        if not config.exclude:
+            raise ModelError(f"{name}: no supported YOLO head found (quantkit knows: {heads.supported()}); quantizing "
+                             "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
+                             "in float, or --preset naive to quantize the whole graph knowingly")
+        notes.append(f"no supported YOLO head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
+    kept = set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude)
+    if config.quantize_only:
+        kept |= {n.name for n in proto.graph.node if n.op_type not in config.quantize_only}
+    return sorted(kept), head.nodes if head else []
+
+
 def quantize(model: str | Path, output: str | Path, *, preset: str = "default", mode: str | None = None,
              calib: str | Path | CalibrationSet | None = None, calib_count: int = DEFAULT_COUNT,
              imgsz: tuple[int, ...] | None = None, seed: int = 0, progress: bool = True,
@@ -319,6 +372,10 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     of ``preset``; pass ``config`` instead to use a full QuantConfig as is. ``calib`` is an image
     folder or an already loaded CalibrationSet (static mode only). ``range_cache``: where activation
     ranges are kept and reused (True: the quantkit cache folder's ``ranges``; False: not kept).
+
+    Steps: check the output path; load, refuse an already-INT8 model, fix dims and dtypes, fit the opset;
+    in a private folder pre-process and pick the float nodes, run the config's mode (``MODE_RUNNERS``),
+    stamp and check the result; write it atomically.
     """
     started = time.perf_counter()
     src, out = Path(model), Path(output)
@@ -336,7 +393,6 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
                      "the compression is against the float16 source")
     proto, config = _fit_opset(proto, config, src.name, notes)
     name_nodes(proto)
-
     calib_set = None
     if config.mode == "static":
         if calib is None:
@@ -344,56 +400,29 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
 
     with private_dir() as tmp:
-        fixed, prepared, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
+        fixed, prepared_path, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
         onnx.save(proto, str(fixed))
         if config.preprocess:
-            _pre_process(fixed, prepared, notes, tmp)
+            _pre_process(fixed, prepared_path, notes, tmp)
         else:
-            prepared = fixed
-        prepared_proto = onnx.load(str(prepared))
+            prepared_path = fixed
+        prepared_proto = onnx.load(str(prepared_path))
         name_nodes(prepared_proto)
-        onnx.save(prepared_proto, str(prepared))
-        head = heads.find(prepared_proto)
-        if config.keep_head_float and head is None:
-            if not config.exclude:
-                raise ModelError(f"{src.name}: no supported YOLO head found (quantkit knows: {heads.supported()}); quantizing "
-                                 "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
-                                 "in float, or --preset naive to quantize the whole graph knowingly")
-            notes.append(f"no supported YOLO head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
-        float_nodes = sorted(set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude)
-                             | {n.name for n in prepared_proto.graph.node if config.quantize_only
-                                and n.op_type not in config.quantize_only})
+        onnx.save(prepared_proto, str(prepared_path))
+        float_nodes, head_nodes = _float_nodes(prepared_proto, config, src.name, notes)
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
+        prepared = Prepared(prepared_path, prepared_proto, info.input_name, info.input_shape[0], float_nodes, kwargs)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
             with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
-                if config.mode == "weights":
-                    converted = quantize_weights(prepared_proto, set(float_nodes))
-                    onnx.save(prepared_proto, str(quant))
-                    notes.append(f"{converted} Conv weights stored as int8; run with "
-                                 + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
-                                 + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
-                elif config.mode == "static":
-                    events: list[str] = []
-                    ranges_dir = _range_cache_dir(range_cache, notes)
-                    with fast_calibration(calib_set.tensors, info.input_name, ranges_dir, events, notes):
-                        reader = calib_set.reader(info.input_name, batch=info.input_shape[0])
-                        notes += compat.quantize_static(str(prepared), str(quant), reader,
-                                                        preprocessed=config.preprocess, **kwargs)
-                    notes.append({"cached": "calibration: activation ranges reused from the range cache (no inference)",
-                                  "batched": f"calibration: {len(calib_set.files)} images in batches of {BATCH}",
-                                  "per image": f"calibration: {len(calib_set.files)} images, one per inference"}
-                                 .get(events[0] if events else "", "calibration: ranges from onnxruntime"))
-                else:
-                    notes += compat.quantize_dynamic(str(prepared), str(quant), preprocessed=config.preprocess, **kwargs)
+                MODE_RUNNERS[config.mode](prepared, quant, config, calib_set, _range_cache_dir(range_cache, notes), notes)
         except QuantkitError:
             raise
         except ImportError as exc:
             raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
                                 f"configuration: pip install {exc.name}") from None
         except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
-            first = compat.error_line(exc)
-            raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: {first}): "
-                             "check the model runs in onnxruntime as FP32 first") from None
+            raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: "
+                             f"{compat.error_line(exc)}): check the model runs in onnxruntime as FP32 first") from None
         stamps = {"quantkit_target_cpu": used["target_cpu"], "quantkit_reduce_range": str(used["reduce_range"]).lower(),
                   "quantkit_preset": preset, "quantkit_onnxruntime": compat.ORT_VERSION}
         if config.mode == "weights":
@@ -411,5 +440,5 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     return QuantResult(
         source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=model_bytes(src),
         output_bytes=out.stat().st_size, seconds=time.perf_counter() - started, float_nodes=float_nodes,
-        head_nodes=head.nodes if head else [], calibration=calibration, notes=notes,
+        head_nodes=head_nodes, calibration=calibration, notes=notes,
     )
