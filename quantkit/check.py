@@ -300,8 +300,8 @@ def _gate_latency(quantized: Quantized, timings: Timings, case_id: str, threads:
             ref = timings.reference[spec.id] if timings.reference[spec.id] in ms else "fp32"
             where = f"{case_id}/{spec.id}/{ep}"
             if spec.id not in ms:
-                result = gates.GateResult("latency", f"int8/fp32 interleaved median on {ep}", None, "<=",
-                                          th[gates.latency_threshold_key(ep, spec.size_only)], where,
+                result = gates.GateResult(gate="latency", metric=f"int8/fp32 interleaved median on {ep}", value=None, op="<=",
+                                          threshold=th[gates.latency_threshold_key(ep, spec.size_only)], case_id=where,
                                           no_evidence=f"the INT8 model did not run on {ep}")
             else:
                 result = gates.check_latency(ms[spec.id] / ms[ref], ep, th, where, ms[ref], ms[spec.id], spec.size_only, threads)

@@ -228,7 +228,7 @@ class CasePipeline:
         detection parity on any validation images; with annotations also the mAP and F1 gates. No
         validation images at all is one failed gate: accuracy is never passed unmeasured."""
         if self.evidence is None:
-            return [gates.GateResult("accuracy", "validation_images", None, ">=", th["min_val_images"], case_id,
+            return [gates.GateResult(gate="accuracy", metric="validation_images", value=None, op=">=", threshold=th["min_val_images"], case_id=case_id,
                                      no_evidence="no validation images (pass --val-images DIR, annotated images, "
                                                  "or a --calib folder to hold images out of)")]
         results = gates.check_agreement(self.agreement(spec), th, case_id) + gates.check_parity(self.parity(spec), th, case_id)
@@ -267,18 +267,12 @@ class CasePipeline:
 
     def latency_gate(self, spec: ConfigSpec, threads: int, th: dict, case_id: str) -> tuple[gates.GateResult, dict]:
         """FP32 and INT8 timed interleaved at ``threads`` intra-op threads, gated by the CPU class's
-        threshold. A ratio over it is timed once more, twice as long, and that run decides: a real
-        regression fails both, a burst of noise on a shared runner rarely does."""
+        threshold (retried once when over it: ``gates.latency_with_retry``)."""
         int8, fp32 = self.model_path(spec), self.fp32_reference(spec)
-        measured = latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads)
-        result = gates.check_latency(measured["ratio"], self.ep, th, case_id, measured["fp32_ms"], measured["int8_ms"],
-                                     spec.size_only, threads)
-        if not result.passed:
-            first = measured["ratio"]
-            measured = latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds=60)
-            result = gates.check_latency(measured["ratio"], self.ep, th, case_id, measured["fp32_ms"], measured["int8_ms"],
-                                         spec.size_only, threads)
-            result.note += f"; the first run read {first:.3f}, this is the second, twice as long"
+        result, measured = gates.latency_with_retry(
+            lambda rounds: latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds),
+            lambda m: gates.check_latency(m["ratio"], self.ep, th, case_id, m["fp32_ms"], m["int8_ms"], spec.size_only, threads),
+            th)
         if fp32 != self.case.model:
             result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
         return result, measured

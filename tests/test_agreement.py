@@ -115,7 +115,7 @@ def test_an_already_quantized_model_is_refused_before_any_work(tiny_model, calib
 
 
 def _report(accuracy: str, failed: bool = False) -> CheckReport:
-    gate = gates.GateResult("size", "compression", 2.0 if failed else 4.0, ">=", 3.3, "tiny/static-qdq")
+    gate = gates.GateResult(gate="size", metric="compression", value=2.0 if failed else 4.0, op=">=", threshold=3.3, case_id="tiny/static-qdq")
     return CheckReport([{"model": "FP32 @ cpu", "size MB": 1.0, "verdict": "reference"}], {"static-qdq": [gate]}, None,
                        {"cpu": {"brand": "cpu", "flags": []}, "onnxruntime": "1", "eps": ["cpu"], "threads": 1, "rounds": 30},
                        evidence=f"accuracy: {accuracy}", accuracy=accuracy)
@@ -145,10 +145,10 @@ def test_check_exit_code_names_the_evidence(monkeypatch, tmp_path, capsys, accur
 
 def test_a_model_that_did_not_run_on_an_ep_fails_that_row():
     spec = ConfigSpec("static-qdq", "default")
-    untimed = gates.GateResult("latency", "int8/fp32 interleaved median on openvino", None, "<=", 1.0,
-                               "tiny/static-qdq/openvino", no_evidence="the INT8 model did not run on openvino")
-    timed = gates.GateResult("latency", "int8/fp32 interleaved median on cpu", 0.8, "<=", 1.15, "tiny/static-qdq/cpu")
-    results = {"static-qdq": [gates.GateResult("size", "compression", 4.0, ">=", 3.3, "tiny/static-qdq"), timed, untimed]}
+    untimed = gates.GateResult(gate="latency", metric="int8/fp32 interleaved median on openvino", value=None, op="<=", threshold=1.0,
+                               case_id="tiny/static-qdq/openvino", no_evidence="the INT8 model did not run on openvino")
+    timed = gates.GateResult(gate="latency", metric="int8/fp32 interleaved median on cpu", value=0.8, op="<=", threshold=1.15, case_id="tiny/static-qdq/cpu")
+    results = {"static-qdq": [gates.GateResult(gate="size", metric="compression", value=4.0, op=">=", threshold=3.3, case_id="tiny/static-qdq"), timed, untimed]}
     args = (results, "openvino", True, True, {"static-qdq": "fp32"})
     verdict = _verdict("static-qdq", spec, *args)
     assert verdict.kind is Kind.FAIL and verdict.failed == ["latency"] and not verdict.kind.deployable
