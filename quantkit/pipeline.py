@@ -1,66 +1,52 @@
 """One case through the whole pipeline, each step done once: quantize -> run -> evaluate.
 
-Used by the pytest plugin and by `quantkit check`, so the pipeline is written once. Quantized
-models are cached on disk under a key of content hashes (model bytes, resolved config,
-calibration files, onnxruntime version); a file lock makes the cache safe under ``pytest -n``.
+Used by the pytest plugin and by `quantkit check`, so the pipeline is written once. The quantized
+models come from ``quantization/cached.py`` (on disk, keyed by content hashes, safe under ``pytest -n``);
+everything here is computed in memory once per pipeline.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict
 from functools import cached_property
+from typing import Callable
 from pathlib import Path
 
 import onnx
-from filelock import FileLock
 
 from .measure import bootstrap
-from . import cache, compat, gates
+from . import compat, gates
 from .measure.bench import latency_ratio
-from .quantization.calibration import DEFAULT_COUNT, files_digest, load_calibration, split_folder
-from .measure.cpu import has_vnni
-from .errors import CalibrationError, QuantkitError
+from .quantization.calibration import DEFAULT_COUNT, split_folder
+from .errors import QuantkitError
 from .measure.evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report, annotated_sizes, coco_items, folder_items,
                        model_hw, model_names, parity_report, predict, score)
 from .heads import head_is_float
 from .manifest import Case, ConfigSpec
 from .measure.metrics import SCORED, ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
-from .quantization.quantizer import QuantResult, quantize, resolve_config
+from .quantization.cached import QuantCache
+from .quantization.quantizer import QuantResult
 from .quantization.rewrite import carries_rewrite, rewritten_copy
 from .measure.session import Runner, default_cache_dir
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-_code_digest = cache.code_digest  # every module of the package (lru_cached): a moved file cannot slip past the key
 
 
 class CasePipeline:
     """Lazily computed, memoised results for one case on one execution provider."""
 
     def __init__(self, case: Case, ep: str = "cpu", cache_dir: Path | None = None, threads: int | None = None,
-                 preset: str | None = None, progress: bool = False):
+                 preset: str | None = None, progress: bool = False,
+                 model_paths: Callable[[ConfigSpec | None], Path] | None = None):
+        """``model_paths`` (spec or None for FP32 -> file) stands in for the quantizer, e.g. a planted model in a test."""
         self.case, self.ep, self.threads, self.progress = case, ep, threads, progress
         self.preset = preset  # forces every config onto one preset (e.g. 'naive')
         self.cache_dir = Path(cache_dir or default_cache_dir())
-        self._quantized: dict[str, QuantResult] = {}
+        self._model_paths = model_paths
         self._preds: dict[str, Predictions] = {}
         self._deployed: dict[str, dict] = {}  # detections at the case's conf/iou, per model
         self._maps: dict[str, dict] = {}
         self._tables: dict[str, bootstrap.MatchTable] = {}
 
     # -- inputs ------------------------------------------------------------------------------
-    @cached_property
-    def model_bytes(self) -> bytes:
-        if not self.case.model.is_file():
-            raise QuantkitError(f"case '{self.case.id}': model not found: {self.case.model}: fix the manifest path")
-        return self.case.model.read_bytes()
-
     @cached_property
     def hw_nc(self) -> tuple[tuple[int, int], int | None]:
         return model_hw(self.case.model, self.case.imgsz)
@@ -118,45 +104,20 @@ class CasePipeline:
                             "(--coco-images/--coco-ann), or a --calib folder of two or more images to hold some out")
 
     # -- quantize ----------------------------------------------------------------------------
-    def config_for(self, spec: ConfigSpec):
-        return resolve_config(self.preset) if self.preset else resolve_config(spec.preset, **spec.overrides)
-
-    def cache_key(self, spec: ConfigSpec) -> str:
-        """Everything that shapes the quantized bytes: model, resolved config (CPU-dependent defaults
-        included), calibration files, input size, onnxruntime/onnx versions and quantkit's own code."""
-        config = self.config_for(spec)
-        calib = files_digest(self.case.calib, DEFAULT_COUNT, exclude=self.holdout) if config.mode == "static" else "-"
-        parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), f"vnni={has_vnni()}",
-                 f"s8convinteger={compat.conv_integer_int8_weights()}", calib, str(self.case.imgsz),
-                 compat.ORT_VERSION, compat.ONNX_VERSION, _code_digest()]
-        return _sha("|".join(parts).encode())
+    @cached_property
+    def models(self) -> QuantCache:
+        """The case's INT8 models, quantized once per cache key (``quantization/cached.py``)."""
+        return QuantCache(self.case, self.cache_dir, self.preset, self.progress,
+                          holdout=lambda: self.holdout, hw=lambda: self.hw_nc[0])
 
     def quantized(self, spec: ConfigSpec) -> QuantResult:
-        """The (case, config) INT8 model, quantized once per cache key across runs and workers."""
-        if spec.id in self._quantized:
-            return self._quantized[spec.id]
-        if self.config_for(spec).mode == "static" and not self.case.calib:
-            raise CalibrationError(f"case '{self.case.id}' has no calibration folder: static quantization needs "
-                                   "calibration images (--calib DIR, or calib in the manifest)")
-        key = self.cache_key(spec)
-        notes: list[str] = []  # what the cache had to say: this run's, never stored with the entry
-        model_path = cache.kind_folder(self.cache_dir, "models", notes) / f"{self.case.id}--{spec.id}--{key}.onnx"
-        with FileLock(str(model_path) + ".lock"):
-            entry = cache.read(model_path, notes)
-            if entry is None:
-                config = self.config_for(spec)
-                calib = (load_calibration(self.case.calib, self.hw_nc[0], progress=self.progress, exclude=self.holdout)
-                         if config.mode == "static" else None)
-                model_path, entry = cache.store(model_path, lambda path: {"result": asdict(quantize(
-                    self.case.model, path, preset=self.preset or spec.preset, config=config, calib=calib,
-                    imgsz=self.case.imgsz, progress=self.progress, range_cache=self.cache_dir / "ranges"))}, notes)
-        result = QuantResult(**{**entry["result"], "output": str(model_path)})  # the cache may have moved (CI restores)
-        result.notes = notes + result.notes
-        self._quantized[spec.id] = result
-        return result
+        return self.models.quantized(spec)
 
     # -- run and evaluate ----------------------------------------------------------------------
     def model_path(self, spec: ConfigSpec | None) -> Path:
+        """FP32 (``spec=None``) or the config's INT8 file; a ``model_paths`` given to the constructor decides first."""
+        if self._model_paths is not None:
+            return Path(self._model_paths(spec))
         return self.case.model if spec is None else Path(self.quantized(spec).output)
 
     def predictions(self, spec: ConfigSpec | None = None) -> Predictions:

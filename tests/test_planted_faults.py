@@ -301,9 +301,8 @@ def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_pat
     """(fixture) The "INT8" model is FP32 plus a side branch of full-resolution Convs: several times
     slower, and the gate says so on every CPU class (size_only would cap it at 2x, and fails too)."""
     slow = graphs.save(graphs.slowed(onnx.load(str(fixture_case.model))), tmp_path / "slow.onnx")
-    pipe = CasePipeline(fixture_case, threads=1)
-    spec = ConfigSpec("planted-slow", "default")
-    pipe.model_path = lambda s: slow if s is spec else fixture_case.model  # the planted model stands in for INT8
+    spec = ConfigSpec("planted-slow", "default")  # the planted model stands in for INT8
+    pipe = CasePipeline(fixture_case, threads=1, model_paths=lambda s: slow if s is spec else fixture_case.model)
     result, measured = pipe.latency_gate(spec, 1, TH, "planted/slow/cpu/1t")
     assert not result.passed and measured["ratio"] > 2.0, result.message()
     assert result.message().startswith("latency gate FAILED: int8/fp32") and "CPU" in result.message()
@@ -318,9 +317,9 @@ def test_the_softmax_rewrite_cannot_pass_for_an_int8_gain(fixture_case, tmp_path
     decompose_softmax(planted)
     planted.metadata_props.add(key=REWRITES_KEY, value="softmax:/model.22/dfl/Softmax")
     rewritten_only = graphs.save(planted, tmp_path / "rewritten-only.onnx")
-    pipe = CasePipeline(fixture_case, cache_dir=tmp_path / "cache", threads=1)
     spec = ConfigSpec("planted-rewrite", "default")
-    pipe.model_path = lambda s: rewritten_only if s is spec else fixture_case.model
+    pipe = CasePipeline(fixture_case, cache_dir=tmp_path / "cache", threads=1,
+                        model_paths=lambda s: rewritten_only if s is spec else fixture_case.model)
     reference = pipe.fp32_reference(spec)
     assert reference != fixture_case.model and not any(n.op_type == "Softmax" for n in onnx.load(str(reference)).graph.node)
     vnni = {**TH, "max_latency_ratio_cpu": TH["max_latency_ratio_cpu_vnni"]}  # the gate a VNNI CPU applies, anywhere
@@ -328,7 +327,8 @@ def test_the_softmax_rewrite_cannot_pass_for_an_int8_gain(fixture_case, tmp_path
     assert not result.passed and "same Softmax rewrite" in result.message(), result.message()
     assert 0.8 < measured["ratio"] < 1.25, result.message()
     unmarked = graphs.save(onnx.load(str(fixture_case.model)), tmp_path / "unmarked.onnx")
-    pipe.model_path = lambda s: unmarked if s is spec else fixture_case.model
+    pipe = CasePipeline(fixture_case, cache_dir=tmp_path / "cache", threads=1,
+                        model_paths=lambda s: unmarked if s is spec else fixture_case.model)
     assert pipe.fp32_reference(spec) == fixture_case.model
 
 
