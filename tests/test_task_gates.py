@@ -160,17 +160,22 @@ def scored(gt, dets: dict, family):
     return score(gt, preds, images, ClassMap(CATS, "explicit"))
 
 
-def task_gates(gt, fp32: dict, int8: dict, family, th=None):
-    iou_type = family.scored_on[1]
+def evidence(gt, fp32: dict, int8: dict, family) -> dict:
+    """What the mAP gates see of a (FP32, INT8) pair: both models' scores and the paired bootstraps of the
+    box drop and of the family's mask / keypoint drop."""
+    iou_type, ids = family.scored_on[1], sorted(fp32)
     a, b = scored(gt, fp32, family), scored(gt, int8, family)
-    ids = sorted(fp32)
-    tables = [bootstrap.MatchTable.from_evaluator(s["evaluators"][iou_type], ids) for s in (a, b)]
     label = "mask" if iou_type == "segm" else "keypoints"
-    boot = {label: bootstrap.paired_drop(*tables)}
+    tables = [bootstrap.MatchTable.from_evaluator(s["evaluators"][iou_type], ids) for s in (a, b)]
+    box = [bootstrap.MatchTable.from_evaluator(s["evaluator"], ids) for s in (a, b)]
+    return {"a": a["metrics"], "b": b["metrics"], "box": bootstrap.paired_drop(*box, resamples=300),
+            "boot": {label: bootstrap.paired_drop(*tables, resamples=300)}}
+
+
+def task_gates(ev: dict, th=None) -> list:
     th = {**TH, **(th or {})}
-    box_boot = bootstrap.paired_drop(*(bootstrap.MatchTable.from_evaluator(s["evaluator"], ids) for s in (a, b)))
-    box = gates.check_map(a["metrics"], b["metrics"], th, "planted", box_boot)
-    return box + gates.check_task_maps(a["metrics"], b["metrics"], th, "planted", boot, "best_class"), a, b, boot
+    return (gates.check_map(ev["a"], ev["b"], th, "planted", ev["box"])
+            + gates.check_task_maps(ev["a"], ev["b"], th, "planted", ev["boot"], "best_class"))
 
 
 TASK_MAP_ROWS = {  # metric: (family, INT8 edit)
@@ -180,28 +185,33 @@ TASK_MAP_ROWS = {  # metric: (family, INT8 edit)
 }
 
 
-@pytest.mark.parametrize("metric", TASK_MAP_ROWS)
-def test_task_map_fault_fails_exactly_its_metric(world, metric):
+@pytest.fixture(scope="module")
+def planted(world):
+    """metric -> (clean pair's evidence, faulty pair's evidence), each scored once for the tests below."""
     gt, fp32 = world
-    family, make_int8 = TASK_MAP_ROWS[metric]
-    clean, *_ = task_gates(gt, fp32, fp32, family)
-    assert failed(clean) == set() and metric in {r.metric for r in clean}
-    results, a, b, boot = task_gates(gt, fp32, make_int8(fp32), family)
+    return {metric: (evidence(gt, fp32, fp32, family), evidence(gt, fp32, make_int8(fp32), family))
+            for metric, (family, make_int8) in TASK_MAP_ROWS.items()}
+
+
+@pytest.mark.parametrize("metric", TASK_MAP_ROWS)
+def test_task_map_fault_fails_exactly_its_metric(planted, metric):
+    clean, faulty = planted[metric]
+    results = task_gates(clean)
+    assert failed(results) == set() and metric in {r.metric for r in results}
+    results = task_gates(faulty)
     assert failed(results) == {metric}, gates.failures(results)  # boxes, untouched, pass
     label = metric.split("_map50")[0]
-    f, q = a["metrics"][label]["map50_95"], b["metrics"][label]["map50_95"]
+    f, q = faulty["a"][label]["map50_95"], faulty["b"][label]["map50_95"]
     assert f > 0.8 and f - q > 0.05  # the fault is visible in the figure itself, not only in the gate
-    lo, hi = boot[label]["ci95"]
+    lo, hi = faulty["boot"][label]["ci95"]
     line = gates.failures(results)[0]
     assert f"FP32 {f:.4g}, INT8 {q:.4g}), CI95 [{lo:.2f}, {hi:.2f}], NMS best_class" in line and "planted" in line
     assert lo > 1.5  # 60 images resolve it: the interval lies wholly above the threshold
 
 
 @pytest.mark.parametrize("metric", TASK_MAP_ROWS)
-def test_task_map_drop_gates_the_ci95_upper_end_on_request(world, metric):
-    gt, fp32 = world
-    family, make_int8 = TASK_MAP_ROWS[metric]
-    results, *_ = task_gates(gt, fp32, make_int8(fp32), family, {"map_drop_gate_upper": 1})
+def test_task_map_drop_gates_the_ci95_upper_end_on_request(planted, metric):
+    results = task_gates(planted[metric][1], {"map_drop_gate_upper": 1})
     upper = metric.replace("_drop_pt", "_drop_ci95_upper_pt")
     assert failed(results) == {upper} and "point drop" in gates.failures(results)[0]
 

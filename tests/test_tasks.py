@@ -21,6 +21,7 @@ from pycocotools.cocoeval import COCOeval
 
 import graphs
 from quantkit import heads, quantize
+from quantkit.cli import main
 from quantkit.errors import ManifestError, ModelError, QuantkitError
 from quantkit.heads import pose, segment
 from quantkit.manifest import Case, load_manifest
@@ -268,7 +269,7 @@ def test_eval_json_matches_pycocotools_on_the_same_predictions(task, tmp_path, r
     assert 0.05 < direct < 0.99, direct  # a figure that can disagree
 
 
-def test_eval_without_masks_in_the_annotations_scores_boxes_and_says_so(tmp_path, run_cli):
+def test_eval_without_masks_in_the_annotations_scores_boxes_and_says_so(tmp_path, capsys):
     path = graphs.save(graphs.tiny_seg(metadata=SEG_META), tmp_path / "m.onnx")
     images = graphs.write_images(tmp_path / "val", count=4, seed=3)
     ann = annotations_from(path, images, tmp_path / "ann.json")
@@ -276,8 +277,8 @@ def test_eval_without_masks_in_the_annotations_scores_boxes_and_says_so(tmp_path
     for a in data["annotations"]:
         a.pop("segmentation")
     ann.write_text(json.dumps(data))
-    code, out, err = run_cli("eval", path, "--images", images, "--ann", ann, "--json")
-    stats = json.loads(out)
+    code = main(["eval", path, "--images", images, "--ann", str(ann), "--json"])
+    stats = json.loads(capsys.readouterr().out)
     assert code == 0 and stats["mask"] is None and stats["map50_95"] >= 0
     assert any("carry no masks" in note for note in stats["notes"])
 
@@ -313,19 +314,20 @@ def test_a_case_declares_its_task_and_a_wrong_one_stops(tmp_path):
 # ---- the other surfaces: compare, check ----------------------------------------------------------------
 
 @pytest.mark.parametrize("task", ["segment", "pose"])
-def test_compare_reports_and_gates_the_task_parity(task, tmp_path, calib_dir, run_cli):
+def test_compare_reports_and_gates_the_task_parity(task, tmp_path, calib_dir, capsys):
     model = graphs.tiny_seg(metadata=SEG_META) if task == "segment" else graphs.tiny_pose(metadata=POSE_META)
     src = graphs.save(model, tmp_path / "m.onnx")
     q = quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False, range_cache=False)
     images = graphs.write_images(tmp_path / "val", count=6, seed=5)
-    code, out, err = run_cli("compare", src, q.output, "--images", images, "--json")
-    report = json.loads(out)
+    main(["compare", src, q.output, "--images", images, "--json"])
+    report = json.loads(capsys.readouterr().out)
     metric, key = (("matched_mask_iou_mean", "mask_iou_mean") if task == "segment"
                    else ("matched_keypoint_distance_mean", "keypoint_distance_mean"))
     gate = next(g for g in report["gates"] if g["metric"] == metric)
     assert report[key] is not None and gate["value"] == pytest.approx(report[key])
     assert set(report["raw"]) == {"box", "cls"}  # the coefficients / keypoints are judged by what they make
-    code, out, err = run_cli("compare", src, q.output, "--images", images)
+    main(["compare", src, q.output, "--images", images])
+    out = capsys.readouterr().out
     assert ("IoU of matched masks (mean / min)" if task == "segment" else "keypoint distance / box size") in out
 
 
