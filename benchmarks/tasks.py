@@ -2,6 +2,7 @@
 of the task fixtures' INT8 recipes, and (``--protos``) which part of the prototype branch stays float.
 
     PYTHONPATH=. python benchmarks/tasks.py [--protos] [--images N] [--threads 1 2]
+    PYTHONPATH=. python benchmarks/tasks.py --protos --latency-only --model yolo11n-seg.onnx
 
 For ``shapes-11n-seg-160x256`` and ``shapes-11n-pose-160x256`` (fixtures/models) and the recipes
 static-qdq (quantkit's default) and naive (onnxruntime's defaults), prints FP32 and INT8 mAP50-95 of
@@ -9,7 +10,10 @@ boxes and of masks or keypoints with the drop's paired CI95, the parity figures 
 (recall, mask IoU or keypoint distance of matched detections), and INT8 / FP32 latency (interleaved
 medians, 60 rounds, per thread count). ``--protos`` quantizes the segmentation fixture once per
 ``segment.PROTOS_CHOICES`` policy (each in its own cache folder) and prints the same figures per
-policy: what PROTOS_FLOAT rests on. The CPU, its INT8 flags and onnxruntime are printed with them.
+policy: what PROTOS_FLOAT rests on. ``--latency-only --model PATH`` times the policies on any segmentation
+export (no annotations, no accuracy: an untrained ``YOLO("yolo11n-seg.yaml").export(format="onnx",
+imgsz=(160, 256), opset=17, simplify=True)`` serves, since latency does not depend on the weights'
+values). The CPU, its INT8 flags and onnxruntime are printed with them.
 """
 
 from __future__ import annotations
@@ -73,6 +77,18 @@ def row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str) ->
     return out
 
 
+def latency_row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str, repeats: int = 2) -> dict:
+    """Float nodes and Convs of the recipe, and INT8 / FP32 interleaved (60 rounds) ``repeats`` times per thread count."""
+    q = pipe.quantized(spec)
+    out = {"recipe": label, "float nodes": len(q.float_nodes), "float Convs": len(float_convs(onnx.load(q.output)))}
+    for t in threads:
+        runs = [latency_ratio(pipe.fp32_reference(spec), pipe.model_path(spec), pipe.hw_nc[0], "cpu", t, rounds=60)
+                for _ in range(repeats)]
+        out[f"INT8/FP32 {t}t"] = " / ".join(f"{r['ratio']:.3f}" for r in runs)
+        out[f"INT8 ms {t}t"] = " / ".join(f"{r['int8_ms']:.2f}" for r in runs)
+    return out
+
+
 def table(rows: list[dict]) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -85,25 +101,32 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, help="only the first N val images (default: all 200)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tasks", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--model", type=Path, help="the segmentation model (default: the fixture)")
+    parser.add_argument("--latency-only", action="store_true", help="time the recipes only (no annotations used)")
     args = parser.parse_args(argv)
+    if args.model:
+        args.tasks = ["segment"]
     print(f"CPU {cpu_info()['brand']} [{', '.join(cpu_info()['flags'])}], CPU EP, onnxruntime {compat.ORT_VERSION}")
     with tempfile.TemporaryDirectory() as tmp:
         ann = subset(DATA / "val" / "annotations.json", args.images, Path(tmp) / "ann.json")
         for task in args.tasks:
-            model = ROOT / "fixtures" / "models" / f"{MODELS[task]}.onnx"
-            case = single_case(model, DATA / "calib" / "images", DATA / "val" / "images", ann).cases[0]
+            model = args.model or ROOT / "fixtures" / "models" / f"{MODELS[task]}.onnx"
+            case = single_case(model, DATA / "calib" / "images", *(() if args.latency_only else
+                                                                   (DATA / "val" / "images", ann))).cases[0]
+            measure = latency_row if args.latency_only else row
             rows = []
             if args.protos and task == "segment":
                 default = segment.FAMILY.protos
                 for policy in segment.PROTOS_CHOICES:
                     segment.FAMILY.protos = policy  # a cache folder per policy: the cache key does not see it
                     pipe = CasePipeline(case, cache_dir=Path(tmp) / policy, progress=False)
-                    rows.append(row(pipe, RECIPES[0], args.threads, f"static-qdq, protos float: {policy}"))
+                    rows.append(measure(pipe, RECIPES[0], args.threads, f"static-qdq, protos float: {policy}"))
                 segment.FAMILY.protos = default
             else:
                 pipe = CasePipeline(case, progress=False)
-                rows = [row(pipe, spec, args.threads, spec.id) for spec in RECIPES]
-            print(f"\n{MODELS[task]} ({len(pipe.images.ids)} val images)\n" + table(rows))
+                rows = [measure(pipe, spec, args.threads, spec.id) for spec in RECIPES]
+            where = "" if args.latency_only else f" ({len(pipe.images.ids)} val images)"
+            print(f"\n{model.name}{where}\n" + table(rows))
     return 0
 
 
