@@ -41,7 +41,7 @@ THRESHOLDS: dict[str, float] = {
     "min_iou_mean": 0.90,
     "max_collapsed_fraction": 0.05,  # images whose INT8 best score fell below half of FP32's; fixture: 0.0; naive: 1.0
     "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
-    # segmentation and pose heads (docs/thresholds.md has the measurements): the mask / keypoint mAP50-95 drop
+    # segmentation and pose heads (docs/thresholds.md says where they come from): the mask / keypoint mAP50-95 drop
     # (annotated images, with its paired CI95 like the box drop) and, on any images, the matched pairs' mean mask
     # IoU and mean keypoint distance in units of sqrt(FP32 box area)
     "max_mask_map_drop_pt": 1.5,
