@@ -116,16 +116,18 @@ def rle_from_region(region: np.ndarray, top: int, left: int, hw: tuple[int, int]
     so a small mask on a large image costs what the mask costs."""
     h, w = hw
     rh, rw = region.shape
-    padded = np.zeros((rh + 2, rw), np.uint8)
-    padded[1:-1] = region
-    flat = padded.ravel(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # every column starts and ends with 0: changes pair up
-    full = (left + change // (rh + 2)) * h + top + change % (rh + 2) - 1
+    padded = np.zeros((rw, rh + 2), np.uint8)  # one region column per row, a 0 above and below it
+    padded[:, 1:-1] = region.T
+    flat = padded.reshape(-1)
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # each column: on, off, on, off, ...
+    full = (left + change // (rh + 2)) * h + top + change % (rh + 2) - 1  # the image pixel a run starts / ends at
     starts, ends = full[0::2], full[1::2]
     if starts.size:
-        joined = np.r_[False, starts[1:] == ends[:-1]]  # a run that goes on into the next column
-        starts, ends = starts[~joined], ends[np.r_[~joined[1:], True]]
-    counts = np.diff(np.r_[0, np.stack([starts, ends], 1).reshape(-1), h * w])
+        joined = np.concatenate([[False], starts[1:] == ends[:-1]])  # a run that goes on into the next column
+        starts, ends = starts[~joined], ends[np.concatenate([~joined[1:], [True]])]
+    edges = np.empty(2 * starts.size + 2, np.int64)
+    edges[0], edges[1:-1:2], edges[2:-1:2], edges[-1] = 0, starts, ends, h * w
+    counts = np.diff(edges)
     if counts.size > 1 and counts[-1] == 0:  # the last run reaches the last pixel: no trailing zeros to count
         counts = counts[:-1]
     rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts.tolist()}, h, w)
@@ -140,10 +142,9 @@ def masks_from_protos(coefficients: np.ndarray, protos: np.ndarray, boxes_xyxy: 
     logits = (coefficients.astype(np.float32) @ protos.reshape(nm, -1).astype(np.float32)).reshape(-1, mh, mw)
     # the letterbox's resize, per axis, exactly as letterbox_image rounds it
     gx, gy = max(1, int(round(w * lb.scale))) / w, max(1, int(round(h * lb.scale))) / h
+    edges = np.ceil(boxes_xyxy.astype(np.float64)).clip(0, [w, h, w, h]).astype(np.int64).tolist()
     out = []
-    for logit, (x0, y0, x1, y1) in zip(logits, boxes_xyxy.astype(np.float64)):
-        c0, c1 = int(np.clip(np.ceil(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
-        r0, r1 = int(np.clip(np.ceil(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
+    for logit, (c0, r0, c1, r1) in zip(logits, edges):
         if c1 <= c0 or r1 <= r0:
             out.append(rle_from_region(np.zeros((0, 0), bool), 0, 0, (h, w)))
             continue
