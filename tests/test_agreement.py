@@ -160,6 +160,7 @@ def test_a_model_that_did_not_run_on_an_ep_fails_that_row():
     assert "accuracy NOT measured" in accepted.text() and "accuracy NOT measured" in unmeasured.text()
 
 
+@pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
 def test_the_suite_judges_unlabelled_images_instead_of_stopping(tmp_path, calib_dir, run_suite):
     """Only --quantkit-calib: the parity and agreement gates run on images held out of it (no exit 4), and
     6 random images are too little evidence, which fails with the numbers."""

@@ -334,6 +334,7 @@ def test_the_softmax_rewrite_cannot_pass_for_an_int8_gain(fixture_case, tmp_path
 
 # ---- the plugin's own refusals, through the real suite -------------------------------------------
 
+@pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
 def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path, run_suite):
     data = json.loads(fixture_case.coco_ann.read_text())
     for i, category in enumerate(data["categories"]):
@@ -346,6 +347,7 @@ def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path, run_suite):
     assert "no overlap at all" in proc.stderr and "--quantkit-class-map" in proc.stderr
 
 
+@pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
 def test_unreadable_calibration_images_fail_the_suite(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     (calib_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")

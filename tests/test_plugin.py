@@ -8,6 +8,7 @@ import pytest
 import graphs
 
 
+@pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
 def test_missing_model_is_one_usage_error(tmp_path, run_suite):
     proc = run_suite(tmp_path, "--quantkit-model", tmp_path / "missing.onnx")
     assert proc.returncode == 4, proc.stdout[-2000:]
