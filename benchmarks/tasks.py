@@ -4,7 +4,7 @@ of the task fixtures' INT8 recipes, and (``--protos``) which part of the prototy
     PYTHONPATH=. python benchmarks/tasks.py [--protos] [--images N] [--threads 1 2]
     PYTHONPATH=. python benchmarks/tasks.py --protos --latency-only --model yolo11n-seg.onnx
 
-For ``shapes-11n-seg-160x256`` and ``shapes-11n-pose-160x256`` (fixtures/models) and the recipes
+For the segmentation and pose fixtures (the cases of fixtures/manifest.toml that declare a task) and the recipes
 static-qdq (quantkit's default) and naive (onnxruntime's defaults), prints FP32 and INT8 mAP50-95 of
 boxes and of masks or keypoints with the drop's paired CI95, the parity figures the gates read
 (recall, mask IoU or keypoint distance of matched detections), and INT8 / FP32 latency (interleaved
@@ -27,7 +27,7 @@ import onnx
 
 from quantkit import compat
 from quantkit.heads import segment
-from quantkit.manifest import ConfigSpec, single_case
+from quantkit.manifest import ConfigSpec, load_manifest, single_case
 from quantkit.measure.bench import latency_ratio
 from quantkit.measure.cpu import cpu_info
 from quantkit.measure.metrics import SCORED
@@ -36,7 +36,8 @@ from quantkit.pipeline import CasePipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "fixtures" / "data"
-MODELS = {"segment": "shapes-11n-seg-160x256", "pose": "shapes-11n-pose-160x256"}
+MODELS = {case.task: case.model for case in load_manifest(ROOT / "fixtures" / "manifest.toml").cases
+          if case.task in ("segment", "pose")}
 RECIPES = (ConfigSpec("static-qdq", "default"), ConfigSpec("naive", "naive"))
 
 
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--protos", action="store_true", help="sweep the segmentation fixture's prototype policies")
     parser.add_argument("--images", type=int, help="only the first N val images (default: all 200)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--tasks", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--tasks", nargs="+", default=list(MODELS), choices=("segment", "pose"))
     parser.add_argument("--model", type=Path, help="the segmentation model (default: the fixture)")
     parser.add_argument("--latency-only", action="store_true", help="time the recipes only (no annotations used)")
     args = parser.parse_args(argv)
@@ -110,7 +111,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ann = subset(DATA / "val" / "annotations.json", args.images, Path(tmp) / "ann.json")
         for task in args.tasks:
-            model = args.model or ROOT / "fixtures" / "models" / f"{MODELS[task]}.onnx"
+            model = args.model or MODELS.get(task)
+            if model is None:
+                parser.error(f"fixtures/manifest.toml has no case with task = \"{task}\": pass --model PATH")
             case = single_case(model, DATA / "calib" / "images", *(() if args.latency_only else
                                                                    (DATA / "val" / "images", ann))).cases[0]
             measure = latency_row if args.latency_only else row
