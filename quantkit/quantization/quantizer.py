@@ -58,10 +58,9 @@ class QuantConfig:
     calibrate_method: str = "minmax"
     keep_head_float: bool = True
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + optimization)
-    # The CPU class the model is made for: avx2 (7-bit weights, safe everywhere), vnni, auto (this
-    # machine). Default avx2: on the fixture reduce_range cost no accuracy (mAP50-95 0.5025 vs 0.5010
-    # full range) and no speed on a VNNI CPU (0.66-0.68x vs 0.68-0.71x FP32), while full-range
-    # weights made on a VNNI runner can saturate on a CPU without VNNI, where no gate sees it.
+    # The CPU class the model is made for: avx2 (7-bit weights, safe everywhere), vnni, auto (this machine).
+    # Default avx2: full-range weights made on a VNNI runner can saturate on a CPU without VNNI, where no gate
+    # sees it, and 7-bit weights cost neither accuracy nor speed where measured (docs/quantization.md).
     target_cpu: str = "avx2"
     exclude: tuple[str, ...] = ()  # extra nodes kept in float (e.g. chosen by `quantkit tune`)
     fast_softmax: bool = True  # the float head's Softmax on a non-last axis decomposed (rewrite.py: same values, faster)
@@ -87,8 +86,8 @@ PRESETS: dict[str, QuantConfig] = {
     # head in float, per-channel U8S8 weights: the CPU choice measured best (benchmarks/README.md).
     "default": QuantConfig(),
     "qoperator": QuantConfig(format="qoperator"),
-    # uint8 weights: ConvInteger(u8, u8) runs on every onnxruntime, and measured 3.5x faster than the
-    # int8-weight kernel that 1.24+ added (benchmarks/README.md).
+    # uint8 weights: ConvInteger(u8, u8) runs on every onnxruntime, and faster than the int8-weight kernel
+    # that 1.24+ added (benchmarks/README.md).
     "dynamic": QuantConfig(mode="dynamic", per_channel=False, weight_type="uint8"),
     # size only, at FP32 speed: per-channel symmetric int8 Conv weights behind DequantizeLinear,
     # activations float; sessions need session.disable_quant_qdq=1 (stamped in the model, weights.py)

@@ -1,10 +1,9 @@
 """Float graph rewrites that keep every value (to float rounding) and cost onnxruntime less time.
 
 onnxruntime's Softmax on an axis other than the last transposes its input to the last axis and
-back around a kernel over short rows: the YOLOv8 DFL's Softmax over 16 bins (axis 1 of
-[1, 16, 4, N]) took 1.69 ms per inference at 1 thread on the fixture, where OpenVINO spends 0.07 ms.
-The same values come from ReduceMax, Sub, Exp, ReduceSum and Div along that axis; the INT8 model
-runs 1.5 ms faster for it (benchmarks/README.md, "Closing the gap").
+back around a kernel over short rows, as the YOLOv8 DFL's Softmax over 16 bins (axis 1 of
+[1, 16, 4, N]) does. The same values come from ReduceMax, Sub, Exp, ReduceSum and Div along that
+axis, which onnxruntime runs without the transposes (measured in benchmarks/README.md, "Closing the gap").
 """
 
 from __future__ import annotations

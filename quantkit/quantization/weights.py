@@ -3,7 +3,7 @@ DequantizeLinear, activations left in float. The file shrinks ~4x; inference sta
 
 onnxruntime fuses DequantizeLinear with the Conv after it into QDQ kernels unless the session sets
 ``session.disable_quant_qdq=1``; with that option it folds the weight DequantizeLinear at load and
-runs the plain FP32 graph (1.00x FP32 measured, against 1.26-1.40x without). The option travels in
+runs the plain FP32 graph (`quantkit check` times both ways). The option travels in
 the model's metadata (``SESSION_CONFIG_KEY``), which quantkit's own sessions apply.
 """
 
