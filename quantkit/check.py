@@ -304,7 +304,8 @@ def _gate_latency(quantized: Quantized, timings: Timings, case_id: str, threads:
                                           threshold=th[gates.latency_threshold_key(ep, spec.size_only)], case_id=where,
                                           no_evidence=f"the INT8 model did not run on {ep}")
             else:
-                result = gates.check_latency(ms[spec.id] / ms[ref], ep, th, where, ms[ref], ms[spec.id], spec.size_only, threads)
+                measured = {"ep": ep, "threads": threads, "fp32_ms": ms[ref], "int8_ms": ms[spec.id], "ratio": ms[spec.id] / ms[ref]}
+                result = gates.check_latency(measured, th, where, spec.size_only)
                 if ref == FAST_FP32:
                     result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
             quantized.gates[spec.id].append(result)

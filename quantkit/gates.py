@@ -279,14 +279,17 @@ def latency_threshold_key(ep: str, size_only: bool = False) -> str:
     return f"max_latency_ratio_{ep}"
 
 
-def check_latency(ratio: float, ep: str, th: dict, case_id: str, fp32_ms: float, int8_ms: float,
-                  size_only: bool = False, threads: int | None = None) -> GateResult:
+def check_latency(measured: dict, th: dict, case_id: str, size_only: bool = False) -> GateResult:
+    """INT8/FP32 of one interleaved timing (``measured``: ep, threads, fp32_ms, int8_ms, ratio, as
+    ``bench.latency_ratio`` returns it) against the EP's and CPU class's threshold (or the size-only cap)."""
+    ep, threads = measured["ep"], measured.get("threads")
     key = latency_threshold_key(ep, size_only)
     flags = ",".join(f for f in cpu_info()["flags"] if f != "avx512f") or "none"
     where = f"{threads} thread{'s' if threads != 1 else ''}, " if threads else ""
     note = f"{key}; {where}CPU {cpu_info()['brand']} [{flags}]"
-    return GateResult(gate="latency", metric=f"int8/fp32 interleaved median on {ep}", value=ratio, op="<=", threshold=th[key], case_id=case_id,
-                      fp32=fp32_ms, int8=int8_ms, labels=("FP32 ms", "INT8 ms"), note=note)
+    return GateResult(gate="latency", metric=f"int8/fp32 interleaved median on {ep}", value=measured["ratio"], op="<=",
+                      threshold=th[key], case_id=case_id, fp32=measured["fp32_ms"], int8=measured["int8_ms"],
+                      labels=("FP32 ms", "INT8 ms"), note=note)
 
 
 def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list[GateResult]:

@@ -232,7 +232,7 @@ class CasePipeline:
         int8, fp32 = self.model_path(spec), self.fp32_reference(spec)
         result, measured = gates.latency_with_retry(
             lambda rounds: latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds),
-            lambda m: gates.check_latency(m["ratio"], self.ep, th, case_id, m["fp32_ms"], m["int8_ms"], spec.size_only, threads),
+            lambda m: gates.check_latency(m, th, case_id, spec.size_only),
             th)
         if fp32 != self.case.model:
             result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"

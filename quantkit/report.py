@@ -68,7 +68,8 @@ def _row(version: str, record: dict) -> dict:
             "compression": record.get("compression"), "int8 MB": int8_bytes / 1e6 if int8_bytes is not None else None,
             "fp32 mAP50-95": record.get("fp32_map50_95"), "int8 mAP50-95": record.get("int8_map50_95"),
             "mAP drop pt": drop, "parity recall": parity.get("recall"), "int8 max score": parity.get("int8_max_score"),
-            "latency ratio": latency.get("ratio"), "quantize s": record.get("quantize_seconds"),
+            "latency ratio": latency.get("ratio"), "CPU class": (record.get("machine") or {}).get("class") or "not recorded",
+            "quantize s": record.get("quantize_seconds"),
             "quantized ops": ops_summary(record.get("ops")), "_ops": record.get("ops"),
             "_machine": _machine_class(record.get("machine"))}
 

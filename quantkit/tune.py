@@ -150,7 +150,8 @@ def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir
         q = pipe.quantized(s)
         ratio = ms[s.id] / ms[reference[s.id]]
         results = (pipe.accuracy_gates(s, th, s.id) + gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
-                   + [gates.check_latency(ratio, ep, th, s.id, ms[reference[s.id]], ms[s.id], threads=threads)])
+                   + [gates.check_latency({"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id],
+                                           "ratio": ratio}, th, s.id)])
         if q.calibration:
             results += gates.check_inputs("calib", q.calibration["images"], q.calibration["skipped"], th, s.id)
         if pipe.annotated:

@@ -282,7 +282,8 @@ def test_baseline_latency_growth_alone(growth):
     baseline = {"latency": {"ratio": 0.50}}
     assert failed([gates.check_baseline_latency(baseline, baseline, TH, "planted")]) == set()
     slower = {"latency": {"ratio": 0.50 * growth}}
-    assert gates.check_latency(slower["latency"]["ratio"], "cpu", TH, "planted", 10.0, 5.0 * growth).passed or not has_vnni()
+    assert gates.check_latency({"ep": "cpu", "fp32_ms": 10.0, "int8_ms": 5.0 * growth, "ratio": slower["latency"]["ratio"]},
+                              TH, "planted").passed or not has_vnni()
     assert failed([gates.check_baseline_latency(slower, baseline, TH, "planted")]) == {"latency_ratio_growth"}
 
 
@@ -290,7 +291,8 @@ def test_baseline_latency_growth_alone(growth):
 def test_the_size_only_cap_fails_a_catastrophic_slowdown(ratio, verdict):
     """A size-only config is reported "no gain" while slower than FP32 up to its cap, and fails beyond it,
     whatever the CPU class (its own threshold, not the per-CPU one)."""
-    result = gates.check_latency(ratio, "cpu", TH, "planted/size-only", 10.0, 10.0 * ratio, size_only=True)
+    result = gates.check_latency({"ep": "cpu", "fp32_ms": 10.0, "int8_ms": 10.0 * ratio, "ratio": ratio}, TH,
+                                 "planted/size-only", size_only=True)
     assert result.verdict == verdict and "max_latency_ratio_size_only" in result.message(), result.message()
 
 
