@@ -61,3 +61,15 @@ def test_readme_fixture_table_is_the_committed_check_report():
                                                                       row["mAP50-95"], row["verdict"])
         assert (float(agree) if agree else None) == row["agreement mAP"]
     assert report["machine"]["onnxruntime"] in README and report["machine"]["cpu"]["brand"] in README
+
+
+def test_history_page_is_quantkit_history_of_the_committed_results():
+    """docs/history/history.md is what `quantkit history results --out docs/history` writes for the committed
+    results/ (rerun with `pytest quantkit/suite --quantkit-results results` or `tox`), so no figure is typed."""
+    from quantkit.report import history, markdown_table
+
+    rows, flags = history(ROOT / "results")
+    page = (ROOT / "docs" / "history" / "history.md").read_text()
+    assert markdown_table(rows) in page
+    assert all(f"- {flag}" in page for flag in flags)
+    assert all(row["CPU class"] != "not recorded" for row in rows), "every results row names its CPU class"
