@@ -64,14 +64,15 @@ def test_bench_adds_the_peer_over_the_same_grid(tiny_model, calib_dir, cache, ca
     report = bench(capsys, tiny_model, "--calib", calib_dir, "--threads", "1,2", "--streams", "1,2")
     rows = report["rows"]
     assert all(set(r) == ROW_KEYS for r in rows)
-    ours, theirs = [r for r in rows if r["ep"] == "cpu"], [r for r in rows if r["model"] == peer.LABEL]
-    assert len(ours) == len(theirs) == 4 and len(rows) == 8
+    ours, theirs = [r for r in rows if r["model"] == str(tiny_model)], [r for r in rows if r["model"] == peer.LABEL]
+    ultralytics = [r for r in rows if peer.ULTRALYTICS_PRESET in r["model"]]  # the one-flag export's row, same grid
+    assert len(ours) == len(theirs) == len(ultralytics) == 4 and len(rows) == 12
     grid = sorted(itertools.product([1, 2], [1, 2]))
     assert sorted((r["threads"], r["streams"]) for r in theirs) == sorted((r["threads"], r["streams"]) for r in ours) == grid
     assert all(r["ep"] == peer.EP and r["latency_ms"] > 0 and r["fps"] > 0 for r in theirs)
     assert made == [1] + [1] * 3 + [2] * 3  # compiled once before timing, then each setting's streams
     assert report["best"][peer.LABEL]["latency"]["model"] == peer.LABEL
-    assert len(report["notes"]) == 1 and peer.versions() in report["notes"][0] and "preset MIXED" in report["notes"][0]
+    assert len(report["notes"]) == 2 and peer.versions() in report["notes"][0] and "preset MIXED" in report["notes"][0]
     assert list((cache / "peer").glob("tiny-nncf-*.xml"))  # made in quantkit's cache, reused by check
 
 
@@ -88,7 +89,7 @@ def test_bench_of_an_int8_first_model_says_to_put_the_fp32_source_first(tiny_mod
     int8 = quantize(tiny_model, tmp_path / "int8.onnx", calib=calib_dir, progress=False).output
     report = bench(capsys, int8, "--calib", calib_dir, "--threads", "1", "--streams", "1")
     assert [r["model"] for r in report["rows"]] == [int8]
-    assert "already quantized: put its FP32 source first" in report["notes"][0]
+    assert all("already quantized: put its FP32 source first" in note for note in report["notes"])
 
 
 @pytest.mark.parametrize("calib, missing", [(True, ["pip install 'quantkit-yolo[openvino]'"]),
@@ -97,13 +98,17 @@ def test_bench_without_the_extra_notes_how_to_add_the_peer(tiny_model, calib_dir
     monkeypatch.setattr(peer, "available", lambda: False)
     args = ["--threads", "1", "--streams", "1"] + (["--calib", calib_dir] if calib else [])
     report = bench(capsys, tiny_model, *args)
-    assert [r["ep"] for r in report["rows"]] == ["cpu"]
-    assert len(report["notes"]) == 1
+    models = [r["model"] for r in report["rows"]]
+    assert models[0] == str(tiny_model) and all(r["ep"] == "cpu" for r in report["rows"])
+    assert len(report["notes"]) == 1 + calib  # with --calib: the Ultralytics-ORT row and its note
     note = report["notes"][0]
     assert all(m in note for m in missing) and ("--calib" in note) == (not calib) and "\n" not in note
-    assert not cache.exists()  # nothing was quantized
+    if calib:
+        assert len(models) == 2 and peer.ULTRALYTICS_PRESET in models[1] and "yolo export format=onnx int8=True" in report["notes"][1]
+    else:
+        assert len(models) == 1 and not cache.exists()  # nothing was quantized
     out = bench(capsys, tiny_model, *args, json_out=False)
-    assert [line for line in out.splitlines() if line.startswith("note: ")] == [f"note: {note}"]
+    assert [line for line in out.splitlines() if line.startswith("note: ")] == [f"note: {n}" for n in report["notes"]]
     assert peer.LABEL + " |" not in out
 
 
