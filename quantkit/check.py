@@ -351,7 +351,7 @@ def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: 
     return rows, verdicts, spreads, row_eps
 
 
-def run_check(manifest: Manifest, eps: list[str] | None = None, threads: int | None = None,
+def run_check(manifest: Manifest, *, eps: list[str] | None = None, threads: int | None = None,
               cache_dir: Path | None = None, progress: bool = True, rounds: int | None = None, accuracy: bool = True) -> CheckReport:
     """The main job on the manifest's first case, in phases: quantize and gate size and accuracy; time;
     gate latency; the table and its verdicts; the peer; throughput. Thresholds per config come from the manifest.

@@ -105,7 +105,7 @@ def choose(passing: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]
     return min(tied, key=lambda c: (c.loss_pt, c.ratio)), tied
 
 
-def tune(manifest: Manifest, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
+def tune(manifest: Manifest, *, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
          thresholds: dict | None = None, progress: bool = True, grid=GRID, top_k=EXCLUDE_TOP_K) -> dict:
     """Search on the manifest's first case, gated by its thresholds (``thresholds`` on top)."""
     case = manifest.cases[0]

@@ -183,7 +183,7 @@ def check_keypoints(coco, preds: Predictions) -> None:
                            "evaluate on the keypoint annotations the model was trained for")
 
 
-def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, ep: str = "cpu", imgsz=None,
+def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, *, ep: str = "cpu", imgsz=None,
              threads: int | None = None, class_map=None, progress: bool = True, detections_out: str | Path | None = None,
              nms: str = "best_class") -> dict:
     """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job).
