@@ -163,7 +163,7 @@ def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: f
     return [GateResult(gate="operating point", metric="f1_drop_pt", value=100 * (fp32["f1"] - int8["f1"]) if measured else None, op="<=",
                        threshold=th["max_f1_drop_pt"], case_id=case_id, fp32=fp32["f1"], int8=int8["f1"], labels=("FP32 F1", "INT8 F1"),
                        no_evidence=None if measured else "the images have no annotation of the mapped classes",
-                       note=f"{where}: FP32 {pr(fp32)}, INT8 {pr(int8)} (greedy matching, IoU >= 0.5, same class)")]
+                       note=f"{where}: FP32 {pr(fp32)}, INT8 {pr(int8)} (greedy matching, IoU >= {th['match_iou']:g}, same class)")]
 
 
 def latency_with_retry(measure: Callable[[int], dict], check: Callable[[dict], GateResult], th: dict) -> tuple[GateResult, dict]:

@@ -34,13 +34,15 @@ THRESHOLDS: dict[str, float] = {
     "max_class_ap_drop_pt": 100.0,
     # the deployed operating point (the case's conf/iou): F1 against the annotations, FP32 - INT8 in points
     "max_f1_drop_pt": 2.0,  # wide enough for a 60-image subset's sampling noise
-    # detection-level parity, FP32 vs INT8 on the same images (scores >= the case's conf, same class, IoU >= 0.5)
+    # detection-level parity, FP32 vs INT8 on the same images (scores >= the case's conf, same class, IoU >= match_iou)
     "min_parity_recall": 0.90,  # share of FP32 detections INT8 has (onnxruntime's defaults read 0: the head collapsed)
     "min_parity_precision": 0.90,  # share of INT8 detections FP32 has
     "min_parity_matches": 20,  # drift and IoU are judged only on at least this many matched detections
     "max_score_drift_mean": 0.05,
     "min_iou_mean": 0.90,
-    "max_collapsed_fraction": 0.05,  # images whose INT8 best score fell below half of FP32's
+    "max_collapsed_fraction": 0.05,  # images whose INT8 best score fell below collapse_score_ratio of FP32's
+    "collapse_score_ratio": 0.5,  # an image "collapsed" when INT8's best score is below this share of FP32's
+    "match_iou": 0.5,  # a detection matches another (parity, operating point) of the same class at this IoU
     "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
     # segmentation and pose heads (docs/thresholds.md says where they come from): the mask / keypoint mAP50-95 drop
     # (annotated images, with its paired CI95 like the box drop) and, on any images, the matched pairs' mean mask

@@ -21,7 +21,7 @@ from .errors import QuantkitError
 from .measure.evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report, annotated_sizes, coco_items, folder_items,
                        model_hw, model_names, parity_report, predict, score)
 from .heads import head_is_float
-from .manifest import Case, ConfigSpec
+from .manifest import THRESHOLDS, Case, ConfigSpec
 from .measure.metrics import SCORED, ClassMap, coco_results, map_classes, operating_point
 from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
 from .quantization.cached import QuantCache
@@ -202,7 +202,8 @@ class CasePipeline:
         """Precision, recall and F1 at the case's conf and NMS IoU against the annotations."""
         key = (spec.id if spec else "fp32") + "@op"
         if key not in self._maps:
-            self._maps[key] = operating_point(self.coco[0], self.deployed(spec), self.classes.cat_ids, self.case.conf)
+            self._maps[key] = operating_point(self.coco[0], self.deployed(spec), self.classes.cat_ids, self.case.conf,
+                                              iou_thr={**THRESHOLDS, **self.case.thresholds}["match_iou"])
         return self._maps[key]
 
     def agreement(self, spec: ConfigSpec) -> dict:
@@ -215,7 +216,8 @@ class CasePipeline:
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
-        return parity_report(self.predictions(None), self.predictions(spec), score_thr=self.case.conf)
+        return parity_report(self.predictions(None), self.predictions(spec), score_thr=self.case.conf,
+                             th={**THRESHOLDS, **self.case.thresholds})
 
     def graph(self, spec: ConfigSpec) -> dict:
         """Op counts of the INT8 model, its float Convs, and whether the head stayed float."""

@@ -20,6 +20,7 @@ from ..heads import boxes
 from ..errors import DatasetError, ModelError
 from ..model import inspect_model, load_model, resolve_imgsz
 from ..files import write_text_atomic
+from ..manifest import THRESHOLDS
 from ..preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
 from .session import Runner
 
@@ -203,11 +204,14 @@ def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, *, ep: 
 
 
 def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,
-                  raw_int8: np.ndarray | None = None, score_thr: float = 0.25) -> dict:
-    """Detection-level parity of detections scoring at least ``score_thr`` (the deployed confidence),
-    plus raw-output statistics per channel group when tensors are given."""
+                  raw_int8: np.ndarray | None = None, score_thr: float = 0.25, th: dict | None = None) -> dict:
+    """Detection-level parity of detections scoring at least ``score_thr`` (the deployed confidence), matched
+    and judged collapsed by ``th`` (``match_iou``, ``collapse_score_ratio``; THRESHOLDS by default), plus
+    raw-output statistics per channel group when tensors are given."""
+    th = th or THRESHOLDS
     ids = sorted(fp32.dets)
-    report = metrics.parity([fp32.dets[i] for i in ids], [int8.dets[i] for i in ids], score_thr)
+    report = metrics.parity([fp32.dets[i] for i in ids], [int8.dets[i] for i in ids], score_thr, th["match_iou"],
+                            th["collapse_score_ratio"])
     report["score_thr"] = score_thr
     if raw_fp32 is not None:
         report["raw"] = metrics.raw_output_stats(raw_fp32, raw_int8)

@@ -348,7 +348,8 @@ def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float)
     return pairs, fi.size, ii.size
 
 
-def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.25, iou_thr: float = 0.5) -> dict:
+def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.25, iou_thr: float = 0.5,
+           collapse_ratio: float = 0.5) -> dict:
     """FP32 vs INT8 detections in both directions: how many FP32 detections INT8 reproduces (same
     class, IoU >= ``iou_thr``; ``recall``), how many INT8 detections FP32 also has (``precision``),
     how closely the matched ones agree, and on how many images INT8's best score collapsed.
@@ -372,7 +373,7 @@ def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.
         fp32_best = float(f.scores.max()) if len(f) else 0.0
         if fp32_best >= score_thr:
             scored_images += 1
-            collapsed += (float(q.scores.max()) if len(q) else 0.0) < fp32_best / 2
+            collapsed += (float(q.scores.max()) if len(q) else 0.0) < fp32_best * collapse_ratio
     arr = np.asarray(pairs, np.float64).reshape(-1, 5)
     drift = np.abs(arr[:, 0] - arr[:, 1])
     return {**task_parity(fp32, mask_ious, kpt_distances),
