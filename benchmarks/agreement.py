@@ -21,8 +21,11 @@ from quantkit.pipeline import CasePipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "fixtures" / "data"
-RECIPES = (ConfigSpec("static-qdq", "default"), ConfigSpec("per-tensor", "default", {"per_channel": False, "target_cpu": "vnni"}),
-           ConfigSpec("naive", "naive"))
+RECIPES = (
+    ConfigSpec("static-qdq", "default"),
+    ConfigSpec("per-tensor", "default", {"per_channel": False, "target_cpu": "vnni"}),
+    ConfigSpec("naive", "naive"),
+)
 
 
 def main(argv=None) -> int:
@@ -33,8 +36,12 @@ def main(argv=None) -> int:
     print("| model | recipe | agreement mAP50-95 | CI95 | FP32 detections | annotated mAP drop pt |")
     print("|---|---|---|---|---|---|")
     for name in ("shapes-v8n-192x320", "shapes-v8n-pruned-192x320"):
-        case = single_case(ROOT / "fixtures" / "models" / f"{name}.onnx", DATA / "calib" / "images", DATA / "val" / "images",
-                           DATA / "val" / "annotations.json").cases[0]
+        case = single_case(
+            ROOT / "fixtures" / "models" / f"{name}.onnx",
+            DATA / "calib" / "images",
+            DATA / "val" / "images",
+            DATA / "val" / "annotations.json",
+        ).cases[0]
         pipe = CasePipeline(case, progress=False)
         for spec in RECIPES:
             a = pipe.agreement(spec)
@@ -45,8 +52,10 @@ def main(argv=None) -> int:
         case = single_case(ROOT / "fixtures" / "models" / "shapes-v8n-192x320.onnx", DATA / "calib" / "images").cases[0]
         pipe = CasePipeline(case, progress=False)
         a = pipe.agreement(RECIPES[0])
-        print(f"held out of fixtures/data/calib: {a['images']} images, {a['fp32_detections']} FP32 detections, "
-              f"static-qdq agreement {a['map50_95']:.4f}, CI95 half-width {a['halfwidth']:.4f}")
+        print(
+            f"held out of fixtures/data/calib: {a['images']} images, {a['fp32_detections']} FP32 detections, "
+            f"static-qdq agreement {a['map50_95']:.4f}, CI95 half-width {a['halfwidth']:.4f}"
+        )
     return 0
 
 

@@ -55,33 +55,53 @@ def _measure(model: str, hw: tuple[int, int], threads: int, streams: int, second
 def _ratio_line(name: str, pairs: list[tuple[dict, dict]], n: int) -> str:
     ratios = [two["fps"] / one["fps"] for one, two in pairs]
     quiet = [two["fps"] / one["fps"] for one, two in pairs if max(one.get("others", 9), two.get("others", 9)) < QUIET]
-    line = f"- {name}: {n} single-thread streams give {statistics.median(ratios):.2f}x the images/s of one " \
-           f"(range {_spread(ratios)} over {len(ratios)} repeats)"
+    line = (
+        f"- {name}: {n} single-thread streams give {statistics.median(ratios):.2f}x the images/s of one "
+        f"(range {_spread(ratios)} over {len(ratios)} repeats)"
+    )
     if quiet:
-        line += f"; {statistics.median(quiet):.2f}x (range {_spread(quiet)}) over the {len(quiet)} repeats where other " \
-                f"processes used < {QUIET} cores in both windows"
+        line += (
+            f"; {statistics.median(quiet):.2f}x (range {_spread(quiet)}) over the {len(quiet)} repeats where other "
+            f"processes used < {QUIET} cores in both windows"
+        )
     return line
 
 
 def table(int8: Path, threads: list[int], streams: list[int], seconds: float, repeat: int) -> str:
     models = {str(FP32): "FP32", str(int8): "INT8 static-qdq"}
     hw = model_hw(FP32)[0]
-    runs = [{(m, t, s): _measure(m, hw, t, s, seconds) for m in models for t in threads for s in streams} for _ in range(repeat)]
+    runs = [
+        {(m, t, s): _measure(m, hw, t, s, seconds) for m in models for t in threads for s in streams}
+        for _ in range(repeat)
+    ]
     rows = []
     for key in runs[0]:
         fps, ms = [run[key]["fps"] for run in runs], [run[key]["latency_ms"] for run in runs]
         others = [run[key]["others"] for run in runs if "others" in run[key]]
-        rows.append({"model": models[key[0]], "threads": key[1], "streams": key[2], "latency ms (median)": statistics.median(ms),
-                     "images/s (median)": statistics.median(fps), "images/s (min-max)": _spread(fps),
-                     "other processes' cores (min-max)": _spread(others) if others else "",
-                     "note": "oversubscribed" if key[1] * key[2] > cores() else ""})
+        rows.append(
+            {
+                "model": models[key[0]],
+                "threads": key[1],
+                "streams": key[2],
+                "latency ms (median)": statistics.median(ms),
+                "images/s (median)": statistics.median(fps),
+                "images/s (min-max)": _spread(fps),
+                "other processes' cores (min-max)": _spread(others) if others else "",
+                "note": "oversubscribed" if key[1] * key[2] > cores() else "",
+            }
+        )
     lines = [markdown_table(rows)]
     if 1 in threads and 1 in streams and max(streams) > 1:
         n = max(streams)
-        lines += [_ratio_line(name, [(run[(path, 1, 1)], run[(path, 1, n)]) for run in runs], n) for path, name in models.items()]
+        lines += [
+            _ratio_line(name, [(run[(path, 1, 1)], run[(path, 1, n)]) for run in runs], n)
+            for path, name in models.items()
+        ]
     info = machine()
-    lines.append(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), INT8 flags {', '.join(info['cpu']['flags'])}; "
-                 f"onnxruntime {info['onnxruntime']}; cpu EP; {seconds} s per setting, {repeat} repeats, settings in turn")
+    lines.append(
+        f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), INT8 flags {', '.join(info['cpu']['flags'])}; "
+        f"onnxruntime {info['onnxruntime']}; cpu EP; {seconds} s per setting, {repeat} repeats, settings in turn"
+    )
     return "\n".join(lines)
 
 
@@ -96,8 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         int8 = args.int8
         if int8 is None:
-            int8 = Path(quantize(FP32, Path(tmp) / "int8.onnx", preset="default", calib=FIXTURES / "data" / "calib" / "images",
-                                 progress=False).output)
+            int8 = Path(
+                quantize(
+                    FP32,
+                    Path(tmp) / "int8.onnx",
+                    preset="default",
+                    calib=FIXTURES / "data" / "calib" / "images",
+                    progress=False,
+                ).output
+            )
         print(table(int8, args.threads, args.streams, args.seconds, args.repeat))
     return 0
 

@@ -16,6 +16,11 @@ from quantkit.measure.session import available_eps
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Record what decides INT8 speed: onnxruntime, its EPs, the CPU's INT8 flags."""
     info = cpu_info()
-    machine_info["quantkit"] = {"onnxruntime": compat.ORT_VERSION, "onnx": compat.ONNX_VERSION,
-                                "providers": compat.available_providers(), "eps": available_eps(),
-                                "cpu_brand": info["brand"], "cpu_int8_flags": info["flags"]}
+    machine_info["quantkit"] = {
+        "onnxruntime": compat.ORT_VERSION,
+        "onnx": compat.ONNX_VERSION,
+        "providers": compat.available_providers(),
+        "eps": available_eps(),
+        "cpu_brand": info["brand"],
+        "cpu_int8_flags": info["flags"],
+    }

@@ -45,12 +45,16 @@ def main(argv=None) -> int:
                     print(f"run {run + 1}: {result.message()}", file=sys.stderr)
         print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
     info = cpu_info()
-    print(f"latency gate false alarms, {args.runs} runs; CPU {info['brand']} [{', '.join(info['flags'])}]; "
-          f"onnxruntime {compat.ORT_VERSION}\n")
+    print(
+        f"latency gate false alarms, {args.runs} runs; CPU {info['brand']} [{', '.join(info['flags'])}]; "
+        f"onnxruntime {compat.ORT_VERSION}\n"
+    )
     print("| gate | failed | ratio min | median | max |\n|---|---|---|---|---|")
     for gate_id, values in ratios.items():
-        print(f"| {gate_id} | {failures[gate_id]}/{args.runs} | {min(values):.3f} | {statistics.median(values):.3f} | "
-              f"{max(values):.3f} |")
+        print(
+            f"| {gate_id} | {failures[gate_id]}/{args.runs} | {min(values):.3f} | {statistics.median(values):.3f} | "
+            f"{max(values):.3f} |"
+        )
     return 0
 
 

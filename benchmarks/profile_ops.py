@@ -41,8 +41,10 @@ def op_profile(model: Path, threads: int, runs: int) -> list[dict]:
             totals[event["args"]["op_name"]] += event["dur"]
     total = sum(totals.values())
     per_run = runs + 5
-    return [{"op": op, "ms / inference": round(us / per_run / 1e3, 3), "share %": round(100 * us / total, 1)}
-            for op, us in sorted(totals.items(), key=lambda kv: -kv[1])]
+    return [
+        {"op": op, "ms / inference": round(us / per_run / 1e3, 3), "share %": round(100 * us / total, 1)}
+        for op, us in sorted(totals.items(), key=lambda kv: -kv[1])
+    ]
 
 
 def main() -> None:

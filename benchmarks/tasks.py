@@ -36,8 +36,11 @@ from quantkit.pipeline import CasePipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "fixtures" / "data"
-MODELS = {case.task: case.model for case in load_manifest(ROOT / "fixtures" / "manifest.toml").cases
-          if case.task in ("segment", "pose")}
+MODELS = {
+    case.task: case.model
+    for case in load_manifest(ROOT / "fixtures" / "manifest.toml").cases
+    if case.task in ("segment", "pose")
+}
 RECIPES = (ConfigSpec("static-qdq", "default"), ConfigSpec("naive", "naive"))
 
 
@@ -60,18 +63,25 @@ def row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str) ->
     box, task = pipe.map_bootstrap(spec), pipe.map_bootstrap(spec, iou_type)
     par = pipe.parity(spec)
     q = pipe.quantized(spec)
-    out = {"recipe": label, "float nodes": len(q.float_nodes), "float Convs": len(float_convs(onnx.load(q.output))),
-           "box mAP FP32 / INT8": f"{fp32['map50_95']:.4f} / {int8['map50_95']:.4f}",
-           "box drop pt [CI95]": f"{100 * (fp32['map50_95'] - int8['map50_95']):.2f} [{box['ci95'][0]:.2f}, {box['ci95'][1]:.2f}]",
-           f"{kind} mAP FP32 / INT8": f"{fp32[kind]['map50_95']:.4f} / {int8[kind]['map50_95']:.4f}",
-           f"{kind} drop pt [CI95]": f"{100 * (fp32[kind]['map50_95'] - int8[kind]['map50_95']):.2f} "
-                                    f"[{task['ci95'][0]:.2f}, {task['ci95'][1]:.2f}]",
-           "recall / precision": f"{par['recall'] or 0:.3f} / {par['precision'] or 0:.3f}",
-           "INT8 detections kept": f"{int8['detections'] / max(fp32['detections'], 1):.3f}"}
+    out = {
+        "recipe": label,
+        "float nodes": len(q.float_nodes),
+        "float Convs": len(float_convs(onnx.load(q.output))),
+        "box mAP FP32 / INT8": f"{fp32['map50_95']:.4f} / {int8['map50_95']:.4f}",
+        "box drop pt [CI95]": f"{100 * (fp32['map50_95'] - int8['map50_95']):.2f} [{box['ci95'][0]:.2f}, "
+        "{box['ci95'][1]:.2f}]",
+        f"{kind} mAP FP32 / INT8": f"{fp32[kind]['map50_95']:.4f} / {int8[kind]['map50_95']:.4f}",
+        f"{kind} drop pt [CI95]": f"{100 * (fp32[kind]['map50_95'] - int8[kind]['map50_95']):.2f} "
+        f"[{task['ci95'][0]:.2f}, {task['ci95'][1]:.2f}]",
+        "recall / precision": f"{par['recall'] or 0:.3f} / {par['precision'] or 0:.3f}",
+        "INT8 detections kept": f"{int8['detections'] / max(fp32['detections'], 1):.3f}",
+    }
     if "mask_iou_mean" in par:
         out["mask IoU mean"] = f"{par['mask_iou_mean']:.4f}" if par["mask_iou_mean"] is not None else "-"
     if "keypoint_distance_mean" in par:
-        out["kpt distance mean"] = f"{par['keypoint_distance_mean']:.4f}" if par["keypoint_distance_mean"] is not None else "-"
+        out["kpt distance mean"] = (
+            f"{par['keypoint_distance_mean']:.4f}" if par["keypoint_distance_mean"] is not None else "-"
+        )
     for t in threads:
         lat = latency_ratio(pipe.fp32_reference(spec), pipe.model_path(spec), pipe.hw_nc[0], "cpu", t, rounds=60)
         out[f"INT8/FP32 {t}t (ms)"] = f"{lat['ratio']:.3f} ({lat['int8_ms']:.2f}/{lat['fp32_ms']:.2f})"
@@ -79,12 +89,15 @@ def row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str) ->
 
 
 def latency_row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str, repeats: int = 2) -> dict:
-    """Float nodes and Convs of the recipe, and INT8 / FP32 interleaved (60 rounds) ``repeats`` times per thread count."""
+    """Float nodes and Convs of the recipe, and INT8 / FP32 interleaved (60 rounds) ``repeats`` times per thread
+    count."""
     q = pipe.quantized(spec)
     out = {"recipe": label, "float nodes": len(q.float_nodes), "float Convs": len(float_convs(onnx.load(q.output)))}
     for t in threads:
-        runs = [latency_ratio(pipe.fp32_reference(spec), pipe.model_path(spec), pipe.hw_nc[0], "cpu", t, rounds=60)
-                for _ in range(repeats)]
+        runs = [
+            latency_ratio(pipe.fp32_reference(spec), pipe.model_path(spec), pipe.hw_nc[0], "cpu", t, rounds=60)
+            for _ in range(repeats)
+        ]
         out[f"INT8/FP32 {t}t"] = " / ".join(f"{r['ratio']:.3f}" for r in runs)
         out[f"INT8 ms {t}t"] = " / ".join(f"{r['int8_ms']:.2f}" for r in runs)
     return out
@@ -113,9 +126,10 @@ def main(argv=None) -> int:
         for task in args.tasks:
             model = args.model or MODELS.get(task)
             if model is None:
-                parser.error(f"fixtures/manifest.toml has no case with task = \"{task}\": pass --model PATH")
-            case = single_case(model, DATA / "calib" / "images", *(() if args.latency_only else
-                                                                   (DATA / "val" / "images", ann))).cases[0]
+                parser.error(f'fixtures/manifest.toml has no case with task = "{task}": pass --model PATH')
+            case = single_case(
+                model, DATA / "calib" / "images", *(() if args.latency_only else (DATA / "val" / "images", ann))
+            ).cases[0]
             measure = latency_row if args.latency_only else row
             rows = []
             if args.protos and task == "segment":

@@ -28,10 +28,12 @@ def test_evaluation_overhead(request, threads, benchmark, record_property):
     preds = benchmark.pedantic(predict, args=(runner, images, pipe.hw_nc[1]), rounds=1, warmup_rounds=1, iterations=1)
     coco = pipe.coco[0]
     metrics = score(coco, preds, images, pipe.classes)["metrics"]
-    line = (f"{len(images.ids)} images, {threads} thread(s): inference {preds.seconds_inference:.2f} s, "
-            f"decode+NMS+copies {preds.seconds_total - preds.seconds_inference:.2f} s = {100 * preds.overhead:.1f} % "
-            f"(limit {100 * MAX_OVERHEAD:.0f} %); COCOeval {metrics['seconds_cocoeval']:.2f} s; "
-            f"image decode+letterbox {load_s:.2f} s once per case")
+    line = (
+        f"{len(images.ids)} images, {threads} thread(s): inference {preds.seconds_inference:.2f} s, "
+        f"decode+NMS+copies {preds.seconds_total - preds.seconds_inference:.2f} s = {100 * preds.overhead:.1f} % "
+        f"(limit {100 * MAX_OVERHEAD:.0f} %); COCOeval {metrics['seconds_cocoeval']:.2f} s; "
+        f"image decode+letterbox {load_s:.2f} s once per case"
+    )
     record_property("evaluation_overhead", line)
     print("\n" + line)
     assert preds.overhead <= MAX_OVERHEAD, line
@@ -47,7 +49,8 @@ def test_bootstrap_time(request, record_property):
     start = time.perf_counter()
     boot = pipe.map_bootstrap(spec)
     seconds = time.perf_counter() - start
-    line = f"bootstrap: {boot['resamples']} resamples of {boot['images']} images, matches included: {seconds:.2f} s (limit 10 s)"
+    line = (f"bootstrap: {boot['resamples']} resamples of {boot['images']} images, matches included: "
+            f"{seconds:.2f} s (limit 10 s)")
     record_property("bootstrap_seconds", line)
     print("\n" + line)
     assert seconds <= 10, line

@@ -40,8 +40,10 @@ def _id(target):
 
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
-        params = [pytest.param(t, id=_id(t), marks=[pytest.mark.gpu] if t[2] in GPU_EPS else [])
-                  for t in _targets(metafunc.config)]
+        params = [
+            pytest.param(t, id=_id(t), marks=[pytest.mark.gpu] if t[2] in GPU_EPS else [])
+            for t in _targets(metafunc.config)
+        ]
         metafunc.parametrize("target", params)
 
 
@@ -56,8 +58,9 @@ def test_latency(target, benchmark, request):
     info.update(threads=threads, ep=ep, precision=spec.id if spec else "fp32", model=path.name)
     tensor = sample_input(pipe.hw_nc[0])
     if spec is not None:  # timed against FP32, interleaved, by the plugin after the last test
-        request.node.user_properties.append((LATENCY_REQUEST, {"id": _id(target), "case": case.id, "config": spec.id,
-                                                               "ep": ep, "threads": threads}))
+        request.node.user_properties.append(
+            (LATENCY_REQUEST, {"id": _id(target), "case": case.id, "config": spec.id, "ep": ep, "threads": threads})
+        )
     benchmark.pedantic(runner.run, args=(tensor,), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
 
 
@@ -68,4 +71,3 @@ def test_session_creation(benchmark, request):
     case = s.manifest.cases[0]
     path = pipeline(request.config, case).model_path(s.manifest.pairs()[0][1])
     benchmark.pedantic(Runner, args=(path, "cpu", 1), rounds=5, warmup_rounds=1, iterations=1)
-

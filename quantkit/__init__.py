@@ -6,6 +6,16 @@ Pipeline: preprocess -> quantize -> session (run) -> detect / metrics (evaluate)
 from .errors import CalibrationError, DatasetError, ManifestError, ModelError, OutputError, QuantkitError
 from .quantization.quantizer import PRESETS, QuantConfig, QuantResult, quantize
 
-__all__ = ["quantize", "QuantConfig", "QuantResult", "PRESETS", "QuantkitError", "ModelError",
-           "CalibrationError", "DatasetError", "OutputError", "ManifestError"]
+__all__ = [
+    "quantize",
+    "QuantConfig",
+    "QuantResult",
+    "PRESETS",
+    "QuantkitError",
+    "ModelError",
+    "CalibrationError",
+    "DatasetError",
+    "OutputError",
+    "ManifestError",
+]
 __version__ = "0.1.0"

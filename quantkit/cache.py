@@ -35,9 +35,11 @@ META = ".meta.json"
 KINDS = ("models", "ranges", "rewritten", "trt")  # anything else in the folder is "other"
 ENTRY_KINDS = ("models", "ranges", "rewritten")  # folders whose files carry a record
 TAG = "CACHEDIR.TAG"
-TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
-            "# This file is a cache directory tag created by quantkit (https://bford.info/cachedir/).\n"
-            "# Everything here can be rebuilt: `quantkit cache prune` or delete the folder.\n")
+TAG_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by quantkit (https://bford.info/cachedir/).\n"
+    "# Everything here can be rebuilt: `quantkit cache prune` or delete the folder.\n"
+)
 KNOWN = (*KINDS, "peer", TAG)  # what a quantkit cache holds at its top, tag or not (caches made before the tag)
 IN_PROGRESS_S = 3600  # files without a record, temp files and locks younger than this may belong to a running writer
 
@@ -130,8 +132,10 @@ def fall_back(path: Path, exc: OSError, notes: list[str] | None = None) -> Path:
         atexit.register(shutil.rmtree, standin, ignore_errors=True)
         _STANDINS[path] = standin
         if not _fallback_note:
-            _fallback_note.append(f"cache: {path} cannot take files ({exc.strerror or exc}): this run caches in a "
-                                  "temporary folder, removed at exit (point $QUANTKIT_CACHE at a writable folder)")
+            _fallback_note.append(
+                f"cache: {path} cannot take files ({exc.strerror or exc}): this run caches in a "
+                "temporary folder, removed at exit (point $QUANTKIT_CACHE at a writable folder)"
+            )
     note(notes)
     return _STANDINS[path]
 
@@ -244,8 +248,13 @@ def info(root: Path) -> dict:
         kind["bytes"] += _size(path)
         if not (path.name.endswith((META, ".lock", ".tmp")) and _kind(root, path) in ENTRY_KINDS):
             kind["entries"] += 1
-    return {"path": str(root), "exists": root.is_dir(), "bytes": sum(k["bytes"] for k in kinds.values()),
-            "entries": sum(k["entries"] for k in kinds.values()), "kinds": kinds}
+    return {
+        "path": str(root),
+        "exists": root.is_dir(),
+        "bytes": sum(k["bytes"] for k in kinds.values()),
+        "entries": sum(k["entries"] for k in kinds.values()),
+        "kinds": kinds,
+    }
 
 
 def looks_like_cache(root: Path) -> bool:
@@ -277,7 +286,7 @@ def _why(root: Path, path: Path, now: float, cutoff: float | None, current: dict
     if path.name.startswith(".") and path.name.endswith(".tmp"):
         return None if young else "unfinished write"
     if _kind(root, path) in ENTRY_KINDS and not path.is_symlink() and path.parent.parent == root:
-        data = path.with_name(path.name[:-len(META)]) if path.name.endswith(META) else path
+        data = path.with_name(path.name[: -len(META)]) if path.name.endswith(META) else path
         if data != path and data.exists():
             return None  # decided with its data file
         meta, problem = _problem(data)
@@ -294,8 +303,9 @@ def _why(root: Path, path: Path, now: float, cutoff: float | None, current: dict
     return None
 
 
-def prune(root: Path, older_than_days: float | None = None, everything: bool = False,
-          dry_run: bool = False) -> list[Removal]:
+def prune(
+    root: Path, older_than_days: float | None = None, everything: bool = False, dry_run: bool = False
+) -> list[Removal]:
     """Remove entries of other quantkit/onnxruntime versions, orphaned or corrupt files, stale locks and
     unfinished writes; with ``older_than_days`` also what was not used for that long; with ``everything``
     all but the tag. Never leaves ``root`` (links are removed, not followed). Returns what went (would go)."""
@@ -303,8 +313,10 @@ def prune(root: Path, older_than_days: float | None = None, everything: bool = F
     if not root.exists():
         return []
     if not looks_like_cache(root):
-        raise CacheError(f"{root} does not look like a quantkit cache (no quantkit {TAG}, and it holds "
-                         f"more than {'/, '.join(KNOWN[:-1])}/): refusing to prune it; check $QUANTKIT_CACHE")
+        raise CacheError(
+            f"{root} does not look like a quantkit cache (no quantkit {TAG}, and it holds "
+            f"more than {'/, '.join(KNOWN[:-1])}/): refusing to prune it; check $QUANTKIT_CACHE"
+        )
     now, current = time.time(), versions()
     cutoff = now - older_than_days * 86400 if older_than_days is not None else None
     removals: dict[Path, Removal] = {}
@@ -312,7 +324,7 @@ def prune(root: Path, older_than_days: float | None = None, everything: bool = F
         reason = "--all" if everything else _why(root, path, now, cutoff, current)
         if reason is None:
             continue
-        data = path.with_name(path.name[:-len(META)]) if path.name.endswith(META) else path
+        data = path.with_name(path.name[: -len(META)]) if path.name.endswith(META) else path
         for item in dict.fromkeys([data, meta_path(data)] if _kind(root, path) in ENTRY_KINDS else [path]):
             if (item.is_symlink() or item.exists()) and item not in removals:
                 removals[item] = Removal(item, _size(item), reason)

@@ -1,6 +1,7 @@
 """`quantkit check`: the main job end to end — the seed report's table, complete, with a verdict.
 
-Quantize (default static, weight-only, dynamic; onnxruntime's defaults and Ultralytics' own ONNX INT8 export for contrast), evaluate mAP and detection parity,
+Quantize (default static, weight-only, dynamic; onnxruntime's defaults and Ultralytics' own ONNX INT8 export
+for contrast), evaluate mAP and detection parity,
 time FP32 and every INT8 model interleaved on every available EP, measure each session's memory
 in a fresh process, and name the fastest deployable combination.
 """
@@ -35,21 +36,30 @@ from .measure.session import Runner, available_eps, model_session_config
 from .quantization.weights import SESSION_CONFIG
 from .measure.throughput import best_throughput, describe
 
-CHECK_CONFIGS = (ConfigSpec("static-qdq", "default"), ConfigSpec("weights", "weights", size_only=True),
-                 ConfigSpec("dynamic", "dynamic", size_only=True), ConfigSpec("naive", "naive"),
-                 ConfigSpec("ultralytics-ort", "ultralytics-ort"))  # the last two for contrast, gated all the same
+CHECK_CONFIGS = (
+    ConfigSpec("static-qdq", "default"),
+    ConfigSpec("weights", "weights", size_only=True),
+    ConfigSpec("dynamic", "dynamic", size_only=True),
+    ConfigSpec("naive", "naive"),
+    ConfigSpec("ultralytics-ort", "ultralytics-ort"),
+)  # the last two for contrast, gated all the same
 GATED = "static-qdq"  # the configuration quantkit recommends: its gates decide the exit code
 # The weights preset runs at FP32 speed only with the session option it stamps in the model: its file is also
 # timed and gated as plain onnxruntime runs it, each row labelled with the option it ran with.
 WEIGHTS, WEIGHTS_PLAIN = "weights", "weights, plain onnxruntime"
-LABELS = {"fp32": "FP32", FAST_FP32: "FP32, Softmax rewritten",
-          WEIGHTS: f"INT8 weights, with {', '.join(f'{k}={v}' for k, v in SESSION_CONFIG.items())}",
-          WEIGHTS_PLAIN: "INT8 weights, plain onnxruntime (no session option)"}
-LATENCY_STORY = ("latency ms: the headline, FP32 and every model interleaved in one process ({threads} threads, medians "
-                 "of {rounds} rounds), so a loaded machine slows all alike; the gates and 'fastest deployable' use it. "
-                 "deploy ms: each model alone with its runtime's defaults (block timing, thread spinning on): what one "
-                 "deployed model sees on a quiet machine, and what the peer is compared by. best throughput: "
-                 "threads x streams (quantkit bench).")
+LABELS = {
+    "fp32": "FP32",
+    FAST_FP32: "FP32, Softmax rewritten",
+    WEIGHTS: f"INT8 weights, with {', '.join(f'{k}={v}' for k, v in SESSION_CONFIG.items())}",
+    WEIGHTS_PLAIN: "INT8 weights, plain onnxruntime (no session option)",
+}
+LATENCY_STORY = (
+    "latency ms: the headline, FP32 and every model interleaved in one process ({threads} threads, medians "
+    "of {rounds} rounds), so a loaded machine slows all alike; the gates and 'fastest deployable' use it. "
+    "deploy ms: each model alone with its runtime's defaults (block timing, thread spinning on): what one "
+    "deployed model sees on a quiet machine, and what the peer is compared by. best throughput: "
+    "threads x streams (quantkit bench)."
+)
 
 _MEMORY_PROBE = """
 import json, sys, numpy as np, onnxruntime as ort
@@ -82,10 +92,16 @@ def session_memory_mb(model: Path, hw: tuple[int, int], model_config: bool = Tru
         return {"peak_rss_mb": None, "session_mb": None}
     try:
         config = json.dumps(model_session_config(model) if model_config else {})
-        proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(model), str(hw[0]), str(hw[1]), config],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, str(model), str(hw[0]), str(hw[1]), config],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except subprocess.TimeoutExpired:
-        raise QuantkitError(f"memory probe for {model.name} ran over 300 s: check the model runs on the CPU EP") from None
+        raise QuantkitError(
+            f"memory probe for {model.name} ran over 300 s: check the model runs on the CPU EP"
+        ) from None
     if proc.returncode != 0:
         raise QuantkitError(f"memory probe failed for {model.name}: {proc.stderr.strip().splitlines()[-1:]}")
     before, peak = (float(v) for v in proc.stdout.split())
@@ -155,17 +171,28 @@ class CheckReport:
 
     def to_json(self) -> dict:
         rows = [{**row, "kind": kind.value, "ep": ep} for row, kind, ep in zip(self.rows, self.kinds, self.row_eps)]
-        return {"rows": rows, "fastest_deployable": self.fastest, "machine": self.machine, "notes": self.notes,
-                "best_throughput": self.throughput, "evidence": self.evidence, "accuracy": self.accuracy,
-                "gates": {cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
-                          for cid, results in self.gate_results.items()}}
+        return {
+            "rows": rows,
+            "fastest_deployable": self.fastest,
+            "machine": self.machine,
+            "notes": self.notes,
+            "best_throughput": self.throughput,
+            "evidence": self.evidence,
+            "accuracy": self.accuracy,
+            "gates": {
+                cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
+                for cid, results in self.gate_results.items()
+            },
+        }
 
 
 def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool) -> list[str]:
     """Every input checked in one line each before the first long phase; returns the EPs to run on."""
     unknown = sorted(set(eps or []) - set(available_eps()))
     if unknown:
-        raise QuantkitError(f"execution provider {', '.join(unknown)} is not available here: choose from {', '.join(available_eps())}")
+        raise QuantkitError(
+            f"execution provider {', '.join(unknown)} is not available here: choose from {', '.join(available_eps())}"
+        )
     if not pipe.case.calib:
         raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
     choose_files(pipe.case.calib, exclude=pipe.holdout)
@@ -209,11 +236,15 @@ def _evidence(pipe: CasePipeline, eps: list[str], accuracy: bool) -> tuple[str, 
         return "accuracy: NOT measured (no validation images)", []
     notes = []
     if eps != ["cpu"]:
-        notes.append("accuracy (mAP50-95, agreement mAP, parity) was measured on the CPU EP; rows of other EPs "
-                     "show the CPU EP's figures beside their own latency")
+        notes.append(
+            "accuracy (mAP50-95, agreement mAP, parity) was measured on the CPU EP; rows of other EPs "
+            "show the CPU EP's figures beside their own latency"
+        )
     if pipe.holdout:
-        notes.append(f"validation: {len(pipe.holdout)} images of --calib held out (seeded), calibration drew from "
-                     "the rest; --val-images DIR validates on a folder of its own")
+        notes.append(
+            f"validation: {len(pipe.holdout)} images of --calib held out (seeded), calibration drew from "
+            "the rest; --val-images DIR validates on a folder of its own"
+        )
     return pipe.evidence_text() + ", on the CPU EP", notes
 
 
@@ -226,8 +257,10 @@ def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progre
     for spec in specs:
         _phase(progress, f"quantizing {spec.id}")
         q = results[spec.id] = pipe.quantized(spec)
-        for note in q.notes + [f"made for target CPU '{q.config.get('target_cpu')}'"
-                               f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}"]:
+        for note in q.notes + [
+            f"made for target CPU '{q.config.get('target_cpu')}'"
+            f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}"
+        ]:
             by_note.setdefault(note, []).append(spec.id)
         case_id = f"{case.id}/{spec.id}"
         checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id)
@@ -239,12 +272,17 @@ def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progre
     if WEIGHTS in results and model_session_config(Path(results[WEIGHTS].output)):
         plain = ConfigSpec(WEIGHTS_PLAIN, WEIGHTS, size_only=True)
         specs.insert([s.id for s in specs].index(WEIGHTS) + 1, plain)  # its row beside the weights row
-        results[plain.id], th[plain.id], gate_results[plain.id] = results[WEIGHTS], th[WEIGHTS], list(gate_results[WEIGHTS])
+        results[plain.id], th[plain.id], gate_results[plain.id] = (
+            results[WEIGHTS],
+            th[WEIGHTS],
+            list(gate_results[WEIGHTS]),
+        )
     return Quantized(specs, results, th, gate_results, notes)
 
 
-def _time_all(pipe: CasePipeline, quantized: Quantized, eps: list[str], threads: int | None, rounds: int,
-              progress: bool) -> Timings:
+def _time_all(
+    pipe: CasePipeline, quantized: Quantized, eps: list[str], threads: int | None, rounds: int, progress: bool
+) -> Timings:
     """Time FP32 (and FP32 with the Softmax rewrite, the reference of INT8's own gain) and every config on
     every EP: interleaved twice, then each alone by block; then each model's session memory. An EP where FP32
     does not run is dropped with a note; EPUnavailableError when none is left."""
@@ -254,9 +292,11 @@ def _time_all(pipe: CasePipeline, quantized: Quantized, eps: list[str], threads:
     if rewritten:  # beside the INT8 rows, so the table separates the rewrite's gain from INT8's
         path, diff = rewritten
         models = {"fp32": case.model, FAST_FP32: path, **{k: v for k, v in models.items() if k != "fp32"}}
-        notes.append(f"FP32, Softmax rewritten: the FP32 model with the rewrite every INT8 model here carries "
-                     f"(quantkit.quantization.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the "
-                     "reference of 'INT8 gain %' and the latency gates, not a deliverable")
+        notes.append(
+            f"FP32, Softmax rewritten: the FP32 model with the rewrite every INT8 model here carries "
+            f"(quantkit.quantization.rewrite; outputs within {diff:.1e} of FP32's on the timing input): the "
+            "reference of 'INT8 gain %' and the latency gates, not a deliverable"
+        )
     latency, spread = {}, {}
     for ep in eps:
         _phase(progress, f"timing FP32 and INT8 on {ep} ({rounds} rounds, twice)")
@@ -271,23 +311,36 @@ def _time_all(pipe: CasePipeline, quantized: Quantized, eps: list[str], threads:
             continue
         latency[ep], spread[ep] = timed_twice(runners, sample_input(hw), rounds)
     if not latency:
-        raise EPUnavailableError(f"none of the execution providers {', '.join(eps)} ran the model: " + "; ".join(notes[-len(eps):]))
+        raise EPUnavailableError(
+            f"none of the execution providers {', '.join(eps)} ran the model: " + "; ".join(notes[-len(eps) :])
+        )
     # what else ran while we timed: the 1-minute load average less the one core this process kept busy
     load = max(0.0, os.getloadavg()[0] - 1) if hasattr(os, "getloadavg") else 0.0
     if load > quantized.th[GATED]["max_other_load_per_core"] * (os.cpu_count() or 1):
-        notes.append(f"the machine was loaded while timing (load average {load:.1f} beside quantkit's own, on "
-                     f"{os.cpu_count()} cores): 'deploy ms' and throughput are not reliable; 'latency ms' "
-                     "(interleaved) still compares models")
+        notes.append(
+            f"the machine was loaded while timing (load average {load:.1f} beside quantkit's own, on "
+            f"{os.cpu_count()} cores): 'deploy ms' and throughput are not reliable; 'latency ms' "
+            "(interleaved) still compares models"
+        )
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
-    block = {ep: {name: peer.block_ms(Runner(path, ep, threads, model_config=name != WEIGHTS_PLAIN), sample_input(hw), rounds)
-                  for name, path in models.items() if name in by_model} for ep, by_model in latency.items()}
+    block = {
+        ep: {
+            name: peer.block_ms(Runner(path, ep, threads, model_config=name != WEIGHTS_PLAIN), sample_input(hw), rounds)
+            for name, path in models.items()
+            if name in by_model
+        }
+        for ep, by_model in latency.items()
+    }
     _phase(progress, "memory of each model in a fresh process")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one process each; their peaks are their own
-        memory = dict(zip(models, pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN),
-                                           models.items())))
+        memory = dict(
+            zip(models, pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN), models.items()))
+        )
     # each config against its EP's FP32, with the same Softmax rewrite where the INT8 model carries it
-    reference = {spec.id: FAST_FP32 if FAST_FP32 in models and carries_rewrite(models[spec.id]) else "fp32"
-                 for spec in quantized.specs}
+    reference = {
+        spec.id: FAST_FP32 if FAST_FP32 in models and carries_rewrite(models[spec.id]) else "fp32"
+        for spec in quantized.specs
+    }
     return Timings(models, latency, spread, block, memory, reference, notes)
 
 
@@ -300,11 +353,23 @@ def _gate_latency(quantized: Quantized, timings: Timings, case_id: str, threads:
             ref = timings.reference[spec.id] if timings.reference[spec.id] in ms else "fp32"
             where = f"{case_id}/{spec.id}/{ep}"
             if spec.id not in ms:
-                result = gates.GateResult(gate="latency", metric=f"int8/fp32 interleaved median on {ep}", value=None, op="<=",
-                                          threshold=th[gates.latency_threshold_key(ep, spec.size_only)], case_id=where,
-                                          no_evidence=f"the INT8 model did not run on {ep}")
+                result = gates.GateResult(
+                    gate="latency",
+                    metric=f"int8/fp32 interleaved median on {ep}",
+                    value=None,
+                    op="<=",
+                    threshold=th[gates.latency_threshold_key(ep, spec.size_only)],
+                    case_id=where,
+                    no_evidence=f"the INT8 model did not run on {ep}",
+                )
             else:
-                measured = {"ep": ep, "threads": threads, "fp32_ms": ms[ref], "int8_ms": ms[spec.id], "ratio": ms[spec.id] / ms[ref]}
+                measured = {
+                    "ep": ep,
+                    "threads": threads,
+                    "fp32_ms": ms[ref],
+                    "int8_ms": ms[spec.id],
+                    "ratio": ms[spec.id] / ms[ref],
+                }
                 result = gates.check_latency(measured, th, where, spec.size_only)
                 if ref == FAST_FP32:
                     result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
@@ -322,37 +387,51 @@ def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: 
         for name in timings.models:
             spec, q, ms = spec_of.get(name), quantized.results.get(name), latency.get(name)
             measured_spec = spec_of[WEIGHTS] if name == WEIGHTS_PLAIN else spec  # the same file: its accuracy
-            verdict = _verdict(name, spec, quantized.gates, ep, measured, accuracy, timings.reference,
-                               quantized.th.get(name))
+            verdict = _verdict(
+                name, spec, quantized.gates, ep, measured, accuracy, timings.reference, quantized.th.get(name)
+            )
             size = q.output_bytes if q else fp32_bytes
             label = LABELS.get(name, f"INT8 {name}")
             scores = pipe.map(measured_spec) if fp32_map is not None and name != FAST_FP32 else None
             agree = pipe.agreement(measured_spec)["map50_95"] if spec and measured else None
             ep_base, ref_ms = latency.get("fp32"), latency.get(timings.reference.get(name, "fp32"))
-            rows.append({
-                "model": f"{label} @ {ep}", "size MB": round(size / 1e6, 2),
-                "latency ms": round(ms, 3) if ms else None, "FPS": round(1000 / ms, 1) if ms else None,
-                "deploy ms": round(timings.block[ep][name], 3) if name in timings.block[ep] else None,
-                "size change %": round(100 * (size / fp32_bytes - 1), 1),
-                "speed change %": round(100 * (ep_base / ms - 1), 1) if ms and ep_base else None,
-                "INT8 gain %": round(100 * (ref_ms / ms - 1), 1) if spec and ms and ref_ms else None,
-                "peak memory MB": timings.memory[name]["session_mb"],
-                "mAP50-95": round(scores["map50_95"], 4) if scores else None,
-                "mAP drop": round(100 * (fp32_map - scores["map50_95"]), 2) if scores else None,
-                **{f"{task} mAP50-95": round(scores[task]["map50_95"], 4) if scores else None
-                   for task in task_maps},  # segmentation / pose heads
-                "agreement mAP": round(agree, 4) if agree is not None else None,
-                "quantize s": round(q.seconds, 1) if q else None,
-                "verdict": verdict.text(),
-            })
+            rows.append(
+                {
+                    "model": f"{label} @ {ep}",
+                    "size MB": round(size / 1e6, 2),
+                    "latency ms": round(ms, 3) if ms else None,
+                    "FPS": round(1000 / ms, 1) if ms else None,
+                    "deploy ms": round(timings.block[ep][name], 3) if name in timings.block[ep] else None,
+                    "size change %": round(100 * (size / fp32_bytes - 1), 1),
+                    "speed change %": round(100 * (ep_base / ms - 1), 1) if ms and ep_base else None,
+                    "INT8 gain %": round(100 * (ref_ms / ms - 1), 1) if spec and ms and ref_ms else None,
+                    "peak memory MB": timings.memory[name]["session_mb"],
+                    "mAP50-95": round(scores["map50_95"], 4) if scores else None,
+                    "mAP drop": round(100 * (fp32_map - scores["map50_95"]), 2) if scores else None,
+                    **{
+                        f"{task} mAP50-95": round(scores[task]["map50_95"], 4) if scores else None for task in task_maps
+                    },  # segmentation / pose heads
+                    "agreement mAP": round(agree, 4) if agree is not None else None,
+                    "quantize s": round(q.seconds, 1) if q else None,
+                    "verdict": verdict.text(),
+                }
+            )
             verdicts.append(verdict)
             spreads.append(timings.spread[ep].get(name, 0.0))
             row_eps.append(ep)
     return rows, verdicts, spreads, row_eps
 
 
-def run_check(manifest: Manifest, *, eps: list[str] | None = None, threads: int | None = None,
-              cache_dir: Path | None = None, progress: bool = True, rounds: int | None = None, accuracy: bool = True) -> CheckReport:
+def run_check(
+    manifest: Manifest,
+    *,
+    eps: list[str] | None = None,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    rounds: int | None = None,
+    accuracy: bool = True,
+) -> CheckReport:
     """The main job on the manifest's first case, in phases: quantize and gate size and accuracy; time;
     gate latency; the table and its verdicts; the peer; throughput. Thresholds per config come from the manifest.
 
@@ -376,30 +455,51 @@ def run_check(manifest: Manifest, *, eps: list[str] | None = None, threads: int 
         verdicts.append(Verdict(Kind.PEER))
         spreads.append(0.0)
         row_eps.append(peer.EP)
-        notes.append(f"peer: {peer.versions()} — quantized like `yolo export format=openvino int8=True` (preset MIXED, "
-                     "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'")
+        notes.append(
+            f"peer: {peer.versions()} — quantized like `yolo export format=openvino int8=True` (preset MIXED, "
+            "head in float, found by quantkit's head finder), timed by block like every 'deploy ms'"
+        )
     else:
         notes.append(f"peer: OpenVINO + NNCF not installed ({peer.INSTALL} adds its row)")
     best = fastest_deployable(rows, verdicts, timings.latency.get("cpu", {}).get("fp32"), spreads)
     eps = list(timings.latency)
-    machine = {"cpu": cpu_info(), "onnxruntime": compat.ORT_VERSION, "eps": eps, "threads": threads or "default",
-               "rounds": rounds, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    machine = {
+        "cpu": cpu_info(),
+        "onnxruntime": compat.ORT_VERSION,
+        "eps": eps,
+        "threads": threads or "default",
+        "rounds": rounds,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     _phase(progress, "throughput of the deployable models (threads x streams)")
     names = [n for _ in eps for n in timings.models]  # the rows' model names, EP by EP (the peer's row comes after)
-    passed = [(name, timings.models[name], ep) for name, v, ep in zip(names, verdicts, row_eps)
-              if v.kind.deployable and name != WEIGHTS_PLAIN]  # throughput sessions read the model's own options
+    passed = [
+        (name, timings.models[name], ep)
+        for name, v, ep in zip(names, verdicts, row_eps)
+        if v.kind.deployable and name != WEIGHTS_PLAIN
+    ]  # throughput sessions read the model's own options
     # a window of about 200 inferences of the slowest model, within 0.25..1 s: the fixture keeps 1 s,
     # a tiny graph is not timed for 1 s per setting
     window = min(1.0, max(0.25, 0.2 * max(ms for by_model in timings.block.values() for ms in by_model.values())))
-    return CheckReport(rows=rows, gate_results=quantized.gates, fastest=best, machine=machine, notes=notes,
-                       throughput=best_throughput(passed, hw, window),
-                       gated_model=str(timings.models[GATED]), case_id=case.id, evidence=evidence,
-                       accuracy=pipe.evidence if measured else ("skipped" if not accuracy else "not measured"),
-                       kinds=[v.kind for v in verdicts], row_eps=row_eps)
+    return CheckReport(
+        rows=rows,
+        gate_results=quantized.gates,
+        fastest=best,
+        machine=machine,
+        notes=notes,
+        throughput=best_throughput(passed, hw, window),
+        gated_model=str(timings.models[GATED]),
+        case_id=case.id,
+        evidence=evidence,
+        accuracy=pipe.evidence if measured else ("skipped" if not accuracy else "not measured"),
+        kinds=[v.kind for v in verdicts],
+        row_eps=row_eps,
+    )
 
 
-def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float | None,
-                       spreads: list[float] | None = None) -> dict | None:
+def fastest_deployable(
+    rows: list[dict], verdicts: list[Verdict], fp32_ms: float | None, spreads: list[float] | None = None
+) -> dict | None:
     """The deployable row (reference or passing its own EP's gates; every (model, EP) a row) with the lowest
     interleaved latency, with its ratio to the CPU FP32 row and the rows tied with it (within the timings'
     spread, ``bench.fastest``); a tie with a reference row goes to the reference. None when none was timed."""
@@ -409,12 +509,24 @@ def fastest_deployable(rows: list[dict], verdicts: list[Verdict], fp32_ms: float
         return None
     best = next((i for i in tied if verdicts[i].kind is Kind.REFERENCE), best)
     row = rows[best]
-    return {**row, "vs CPU FP32": round(row["latency ms"] / fp32_ms, 3) if fp32_ms else None,
-            "kind": verdicts[best].kind.value, "tied": [rows[i]["model"] for i in tied if i != best]}
+    return {
+        **row,
+        "vs CPU FP32": round(row["latency ms"] / fp32_ms, 3) if fp32_ms else None,
+        "kind": verdicts[best].kind.value,
+        "tied": [rows[i]["model"] for i in tied if i != best],
+    }
 
 
-def _verdict(name: str, spec: ConfigSpec | None, gate_results: dict, ep: str, measured: bool, accuracy: bool,
-             reference: dict, th: dict | None = None) -> Verdict:
+def _verdict(
+    name: str,
+    spec: ConfigSpec | None,
+    gate_results: dict,
+    ep: str,
+    measured: bool,
+    accuracy: bool,
+    reference: dict,
+    th: dict | None = None,
+) -> Verdict:
     """The verdict of one (model, EP) row from its gate results: failed gates first; without measured
     accuracy it is "not verified" (or, with --no-accuracy, "size and latency only"), never a pass."""
     if spec is None:
@@ -455,11 +567,20 @@ def _peer_row(pipe: CasePipeline, threads: int | None, rounds: int, fp32_bytes: 
     if fp32_map is not None:
         preds = predict(runner, pipe.images, pipe.hw_nc[1])
         map_ = score(pipe.coco[0], preds, pipe.images, pipe.classes)["metrics"]["map50_95"]
-    return {"model": peer.LABEL, "size MB": round(size / 1e6, 2), "latency ms": None, "FPS": round(1000 / ms, 1),
-            "deploy ms": round(ms, 3), "size change %": round(100 * (size / fp32_bytes - 1), 1), "speed change %": None,
-            "peak memory MB": None, "mAP50-95": round(map_, 4) if map_ is not None else None,
-            "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None, "quantize s": None,
-            "verdict": "peer"}
+    return {
+        "model": peer.LABEL,
+        "size MB": round(size / 1e6, 2),
+        "latency ms": None,
+        "FPS": round(1000 / ms, 1),
+        "deploy ms": round(ms, 3),
+        "size change %": round(100 * (size / fp32_bytes - 1), 1),
+        "speed change %": None,
+        "peak memory MB": None,
+        "mAP50-95": round(map_, 4) if map_ is not None else None,
+        "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
+        "quantize s": None,
+        "verdict": "peer",
+    }
 
 
 def write_report(report: CheckReport, out: Path) -> list[Path]:
@@ -469,32 +590,49 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     md = ["# quantkit check", "", render.markdown_table(report.rows), "", f"**Evidence:** {report.evidence}", ""]
     if report.fastest:
-        md.append(f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['latency ms']} ms interleaved, "
-                  f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency.")
+        md.append(
+            f"**Fastest deployable:** {report.fastest['model']} — {report.fastest['latency ms']} ms interleaved, "
+            f"{report.fastest['vs CPU FP32']}x the CPU FP32 latency."
+        )
     md.append("\n" + report.latency_story())
     md.append(f"\n**Best throughput:** {describe(report.throughput)}")
     md += ["", "## Gates", ""]
     for cid, results in report.gate_results.items():
         md += [f"- {r.message()}" for r in results]
-    md += ["", "## Machine", "", f"CPU {report.machine['cpu']['brand']}, flags {', '.join(report.machine['cpu']['flags'])}; "
-           f"onnxruntime {report.machine['onnxruntime']}; EPs {', '.join(report.machine['eps'])}; threads {report.machine['threads']}"]
+    md += [
+        "",
+        "## Machine",
+        "",
+        f"CPU {report.machine['cpu']['brand']}, flags {', '.join(report.machine['cpu']['flags'])}; "
+        f"onnxruntime {report.machine['onnxruntime']}; EPs {', '.join(report.machine['eps'])}; threads "
+        f"{report.machine['threads']}",
+    ]
     md += [f"- note: {n}" for n in report.notes]
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
     write_text_atomic(paths[0], "\n".join(md) + "\n")
     write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
     gated = report.gate_results[GATED]
     drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
-    title = (f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
-             f"onnxruntime {report.machine['onnxruntime']}")
+    title = (
+        f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
+        f"onnxruntime {report.machine['onnxruntime']}"
+    )
     typed = [{**row, "kind": kind.value} for row, kind in zip(report.rows, report.kinds)]
     rows = [r for r in typed if r["latency ms"] and r["mAP50-95"] is not None]  # measured rows only
     if rows:
-        render.plot_latency_vs_map(rows, paths[2], threshold=drop.fp32 - drop.threshold / 100 if drop else None,
-                                   title=f"latency vs mAP50-95: {title}")
+        render.plot_latency_vs_map(
+            rows,
+            paths[2],
+            threshold=drop.fp32 - drop.threshold / 100 if drop else None,
+            title=f"latency vs mAP50-95: {title}",
+        )
     else:
         paths.remove(paths[2])
-    render.plot_sizes([r for r, ep in zip(typed, report.row_eps) if ep == report.machine["eps"][0]], paths[-1],
-                      title=f"model sizes: {title}")
+    render.plot_sizes(
+        [r for r, ep in zip(typed, report.row_eps) if ep == report.machine["eps"][0]],
+        paths[-1],
+        title=f"model sizes: {title}",
+    )
     if report.gated_model:  # the very file the verdict is about, so what is deployed is what was gated
         paths.append(out / f"{report.case_id}.{GATED}.int8.onnx")
         copy_atomic(report.gated_model, paths[-1])

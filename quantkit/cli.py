@@ -18,7 +18,9 @@ from .errors import QuantkitError
 from .quantization.quantizer import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-EXIT_UNVERIFIED = 3  # `check`: size and latency passed, accuracy was not measured (0 pass, 1 a gate failed, 2 bad input)
+EXIT_UNVERIFIED = (
+    3  # `check`: size and latency passed, accuracy was not measured (0 pass, 1 a gate failed, 2 bad input)
+)
 FLOAT_NODES_SHOWN = 12  # `quantize` lists this many float nodes; --json lists all
 DISTRIBUTION = "quantkit-yolo"
 
@@ -32,7 +34,7 @@ def _join_imgsz(args: list[str]) -> list[str]:
     args = list(args)
     for i, arg in enumerate(args[:-2]):
         if arg == "--imgsz" and args[i + 1].isdigit() and args[i + 2].isdigit():
-            args[i + 1:i + 3] = [f"{args[i + 1]},{args[i + 2]}"]
+            args[i + 1 : i + 3] = [f"{args[i + 1]},{args[i + 2]}"]
             break
     return args
 
@@ -82,7 +84,9 @@ def version_text() -> str:
         version = metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         from . import __version__ as version
-    return f"quantkit {version} ({DISTRIBUTION}), onnxruntime {onnxruntime.__version__}, Python {sys.version.split()[0]}"
+    return (
+        f"quantkit {version} ({DISTRIBUTION}), onnxruntime {onnxruntime.__version__}, Python {sys.version.split()[0]}"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,9 +112,12 @@ class _Imgsz(argparse.Action):
     """``--imgsz 640``, ``640x640`` or ``640,640`` (one token; ``H W`` is joined into one by _Parser)."""
 
     def __init__(self, option_strings, dest, **kwargs):
-        kwargs.setdefault("help", "input height and width in pixels for dynamic H/W: 640 (square), 640x640 or "
-                                  "640,640; a multiple of the model's stride (its metadata's, else its head's, else 32), "
-                                  "32..4096")
+        kwargs.setdefault(
+            "help",
+            "input height and width in pixels for dynamic H/W: 640 (square), 640x640 or "
+            "640,640; a multiple of the model's stride (its metadata's, else its head's, else 32), "
+            "32..4096",
+        )
         super().__init__(option_strings, dest, metavar="HxW", **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -150,23 +157,49 @@ def _print_table(rows: list[dict]) -> None:
 def cmd_quantize(args) -> int:
     from .quantization.quantizer import quantize
 
-    result = quantize(args.model, args.output, preset=args.preset, mode=args.mode, calib=args.calib,
-                      calib_count=args.calib_count, imgsz=_imgsz(args.imgsz), format=args.format,
-                      per_channel=args.per_channel, calibrate_method=args.calibrate_method, exclude=args.exclude,
-                      target_cpu=args.target_cpu,
-                      progress=not args.json)
+    result = quantize(
+        args.model,
+        args.output,
+        preset=args.preset,
+        mode=args.mode,
+        calib=args.calib,
+        calib_count=args.calib_count,
+        imgsz=_imgsz(args.imgsz),
+        format=args.format,
+        per_channel=args.per_channel,
+        calibrate_method=args.calibrate_method,
+        exclude=args.exclude,
+        target_cpu=args.target_cpu,
+        progress=not args.json,
+    )
     if args.json:
-        print(json.dumps({**result.summary(), "output": result.output, "notes": result.notes, "float_nodes": result.float_nodes,
-                          "calibration": result.calibration}))
+        print(
+            json.dumps(
+                {
+                    **result.summary(),
+                    "output": result.output,
+                    "notes": result.notes,
+                    "float_nodes": result.float_nodes,
+                    "calibration": result.calibration,
+                }
+            )
+        )
         return 0
     _print_table([result.summary()])
     if result.calibration:
         c = result.calibration
-        print(f"calibration: {c['images']} images used, {c['skipped']} unreadable skipped ({c['available']} in the folder)")
+        print(
+            f"calibration: {c['images']} images used, {c['skipped']} unreadable skipped ({c['available']} in the "
+            "folder)"
+        )
     if result.float_nodes:
         shown = result.float_nodes[:FLOAT_NODES_SHOWN]
         more = len(result.float_nodes) - len(shown)
-        print(f"kept in float ({len(result.float_nodes)}): " + ", ".join(shown) + (f", ... ({more} more; --json lists all)" if more else ""))
+        print(
+            f"kept in float ({len(result.float_nodes)}): "
+            + ", ".join(shown)
+            + (f", ... ({more} more; --json lists all)" if more else "")
+        )
     for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {result.output}")
@@ -183,15 +216,26 @@ def cmd_eval(args) -> int:
         raise QuantkitError("--coco80 and --class-map both map classes: pass one of them")
     if args.detections:
         _check_output_file(args.detections, "--detections")
-    stats = evaluate(args.model, args.images, args.ann, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
-                     class_map=COCO80_TO_91 if args.coco80 else load_class_map(args.class_map), progress=not args.json,
-                     detections_out=args.detections, nms=args.nms)
+    stats = evaluate(
+        args.model,
+        args.images,
+        args.ann,
+        ep=args.ep,
+        imgsz=_imgsz(args.imgsz),
+        threads=args.threads,
+        class_map=COCO80_TO_91 if args.coco80 else load_class_map(args.class_map),
+        progress=not args.json,
+        detections_out=args.detections,
+        nms=args.nms,
+    )
     if args.json:
         print(json.dumps(stats))
     else:
-        print(f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
-              f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
-              f"classes mapped by {stats['class_map']}, NMS {stats['nms']}, {stats['seconds_total']:.1f} s)")
+        print(
+            f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
+            f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
+            f"classes mapped by {stats['class_map']}, NMS {stats['nms']}, {stats['seconds_total']:.1f} s)"
+        )
         for label in ("mask", "keypoints"):  # segmentation / pose heads, where the annotations carry them
             if stats.get(label):
                 print(f"{label} mAP50-95 {stats[label]['map50_95']:.4f}  {label} mAP50 {stats[label]['map50']:.4f}")
@@ -205,16 +249,34 @@ def cmd_compare(args) -> int:
     from .measure.evaluate import compare
     from .manifest import THRESHOLDS
 
-    report = compare(args.fp32, args.int8, args.images, ep=args.ep, imgsz=_imgsz(args.imgsz), threads=args.threads,
-                     progress=not args.json, conf=args.conf)
+    report = compare(
+        args.fp32,
+        args.int8,
+        args.images,
+        ep=args.ep,
+        imgsz=_imgsz(args.imgsz),
+        threads=args.threads,
+        progress=not args.json,
+        conf=args.conf,
+    )
     case_id = f"{args.int8.name} vs {args.fp32.name} on {report['images']} images"
-    results = (gates.check_agreement(report["agreement"], THRESHOLDS, case_id)
-               + gates.check_parity(report, THRESHOLDS, case_id))
+    results = gates.check_agreement(report["agreement"], THRESHOLDS, case_id) + gates.check_parity(
+        report, THRESHOLDS, case_id
+    )
     failed = gates.failures(results)
     if args.json:
-        print(json.dumps({**report, "passed": not failed, "gates": [
-            {"metric": r.metric, "value": r.value, "threshold": r.threshold, "op": r.op, "passed": r.passed}
-            for r in results]}))
+        print(
+            json.dumps(
+                {
+                    **report,
+                    "passed": not failed,
+                    "gates": [
+                        {"metric": r.metric, "value": r.value, "threshold": r.threshold, "op": r.op, "passed": r.passed}
+                        for r in results
+                    ],
+                }
+            )
+        )
         return 1 if failed else 0
 
     def num(value, digits=4):
@@ -222,26 +284,39 @@ def cmd_compare(args) -> int:
 
     agree = report["agreement"]
     ci = f"  CI95 [{agree['ci95'][0]:.3f}, {agree['ci95'][1]:.3f}]" if agree.get("ci95") else ""
-    print(f"agreement mAP50-95 with FP32       {num(agree['map50_95'], 3)}{ci}  "
-          f"({agree['fp32_detections']} FP32 detections on {agree['images']} images)")
-    print(f"recall of FP32 detections by INT8  {num(report['recall'], 3)}  ({report['matched']}/{report['fp32_count']})")
-    print(f"INT8 detections also in FP32       {num(report['precision'], 3)}  ({report['matched']}/{report['int8_count']})")
-    print(f"images whose best score collapsed  {num(report['collapsed_fraction'], 3)}  "
-          f"({report['collapsed_images']}/{report['scored_images']})")
+    print(
+        f"agreement mAP50-95 with FP32       {num(agree['map50_95'], 3)}{ci}  "
+        f"({agree['fp32_detections']} FP32 detections on {agree['images']} images)"
+    )
+    print(
+        f"recall of FP32 detections by INT8  {num(report['recall'], 3)}  ({report['matched']}/{report['fp32_count']})"
+    )
+    print(
+        f"INT8 detections also in FP32       {num(report['precision'], 3)}  "
+        f"({report['matched']}/{report['int8_count']})"
+    )
+    print(
+        f"images whose best score collapsed  {num(report['collapsed_fraction'], 3)}  "
+        f"({report['collapsed_images']}/{report['scored_images']})"
+    )
     print(f"score drift (mean / max)           {num(report['score_drift_mean'])} / {num(report['score_drift_max'])}")
     print(f"IoU of matched boxes (mean)        {num(report['iou_mean'])}")
     if "mask_iou_mean" in report:
         print(f"IoU of matched masks (mean / min)  {num(report['mask_iou_mean'])} / {num(report['mask_iou_min'])}")
     if "keypoint_distance_mean" in report:
-        print(f"keypoint distance / box size       {num(report['keypoint_distance_mean'])}  "
-              f"({report['keypoint_pairs']} matched pairs)")
+        print(
+            f"keypoint distance / box size       {num(report['keypoint_distance_mean'])}  "
+            f"({report['keypoint_pairs']} matched pairs)"
+        )
     print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
     for group, stats in report.get("raw", {}).items():
         print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
     for line in failed:
         print(line)
-    print(f"verdict: {'FAIL' if failed else 'pass'} — parity and agreement at score >= {args.conf:g}, "
-          "thresholds of quantkit's table")
+    print(
+        f"verdict: {'FAIL' if failed else 'pass'} — parity and agreement at score >= {args.conf:g}, "
+        "thresholds of quantkit's table"
+    )
     return 1 if failed else 0
 
 
@@ -257,7 +332,9 @@ def cmd_history(args) -> int:
     print(table)
     print(flag_text)
     try:
-        write_text_atomic(out / "history.md", f"# quantkit results by onnxruntime version\n\n{table}\n## Flags\n\n{flag_text}\n")
+        write_text_atomic(
+            out / "history.md", f"# quantkit results by onnxruntime version\n\n{table}\n## Flags\n\n{flag_text}\n"
+        )
         plot_history(rows, out / "history.png")
     except OSError as exc:
         raise QuantkitError(f"cannot write into --out {out} ({exc}): pass a writable folder") from None
@@ -289,16 +366,35 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps({"rows": rows, "best": picks, "machine": info, "seconds": args.seconds, "notes": notes}))
         return 0
-    _print_table([{"model": r["model"], "ep": r["ep"], "threads": r["threads"], "streams": r["streams"],
-                   "latency ms": r["latency_ms"], "images/s": r["fps"],
-                   "note": f"oversubscribed ({r['threads'] * r['streams']} threads on {info['cores']} cores)" if r["oversubscribed"] else ""}
-                  for r in rows])
+    _print_table(
+        [
+            {
+                "model": r["model"],
+                "ep": r["ep"],
+                "threads": r["threads"],
+                "streams": r["streams"],
+                "latency ms": r["latency_ms"],
+                "images/s": r["fps"],
+                "note": f"oversubscribed ({r['threads'] * r['streams']} threads on {info['cores']} cores)"
+                if r["oversubscribed"]
+                else "",
+            }
+            for r in rows
+        ]
+    )
     for model, pick in picks.items():
         lat, thr = pick["latency"], pick["throughput"]
-        print(f"{model}: best latency {lat['latency_ms']} ms ({lat['ep']}, {lat['threads']} thread(s), {lat['streams']} stream(s)); "
-              f"best throughput {thr['fps']} images/s ({thr['ep']}, {thr['threads']} thread(s), {thr['streams']} stream(s))")
-    print(f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), flags {', '.join(info['cpu']['flags'])}; "
-          f"onnxruntime {info['onnxruntime']}; load average {info['load_before']} before the run; {args.seconds} s per setting")
+        print(
+            f"{model}: best latency {lat['latency_ms']} ms ({lat['ep']}, {lat['threads']} thread(s), {lat['streams']} "
+            "stream(s)); "
+            f"best throughput {thr['fps']} images/s ({thr['ep']}, {thr['threads']} thread(s), {thr['streams']} "
+            "stream(s))"
+        )
+    print(
+        f"\nCPU {info['cpu']['brand']} ({info['cores']} cores), flags {', '.join(info['cpu']['flags'])}; "
+        f"onnxruntime {info['onnxruntime']}; load average {info['load_before']} before the run; {args.seconds} s per "
+        "setting"
+    )
     for note in notes:
         print(f"note: {note}")
     return 0
@@ -312,12 +408,15 @@ def _manifest_from_args(args):
         have, lack = ("--coco-images", "--coco-ann JSON") if args.coco_images else ("--coco-ann", "--coco-images DIR")
         raise QuantkitError(f"{have} needs {lack} too: mAP is measured on annotated images, so pass both or neither")
     if args.model:
-        return single_case(args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map,
-                           args.val_images)
+        return single_case(
+            args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map, args.val_images
+        )
     manifest = FIXTURES / "manifest.toml"
     if not manifest.is_file():
-        raise QuantkitError(f"no embedded fixture at {FIXTURES} (it ships with a source checkout): "
-                            "pass MODEL --calib DIR --coco-images DIR --coco-ann JSON")
+        raise QuantkitError(
+            f"no embedded fixture at {FIXTURES} (it ships with a source checkout): "
+            "pass MODEL --calib DIR --coco-images DIR --coco-ann JSON"
+        )
     return load_manifest(manifest)
 
 
@@ -330,17 +429,24 @@ def cmd_check(args) -> int:
     report = run_check(_manifest_from_args(args), eps=args.ep, threads=args.threads, accuracy=not args.no_accuracy)
     _print_table(report.rows)
     if report.fastest:
-        print(f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms interleaved, "
-              f"{report.fastest['vs CPU FP32']}x CPU FP32)")
+        print(
+            f"\nfastest deployable: {report.fastest['model']} ({report.fastest['latency ms']} ms interleaved, "
+            f"{report.fastest['vs CPU FP32']}x CPU FP32)"
+        )
         peer_row = next((r for r, kind in zip(report.rows, report.kinds) if kind is Kind.PEER), None)
         if peer_row:
-            print(f"peer: {peer_row['model']} {peer_row['deploy ms']} ms (mAP50-95 {peer_row['mAP50-95']}); quantkit's "
-                  f"fastest deployable takes {report.fastest['deploy ms'] / peer_row['deploy ms']:.2f}x that, by block timing")
+            print(
+                f"peer: {peer_row['model']} {peer_row['deploy ms']} ms (mAP50-95 {peer_row['mAP50-95']}); quantkit's "
+                f"fastest deployable takes {report.fastest['deploy ms'] / peer_row['deploy ms']:.2f}x that, by block "
+                "timing"
+            )
         if report.fastest["tied"]:
             print(f"tied within the timings' spread: {', '.join(report.fastest['tied'])}")
         if report.fastest["kind"] == Kind.REFERENCE.value:
-            print("FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here "
-                  "by more than the timings' spread")
+            print(
+                "FP32 is the right answer on this machine: no INT8 model that meets the gates is faster here "
+                "by more than the timings' spread"
+            )
     print(f"best throughput: {describe(report.throughput)}")
     print(report.latency_story())
     for result in report.gate_results[GATED]:
@@ -355,8 +461,10 @@ def cmd_check(args) -> int:
         print(f"verdict: FAIL — the {GATED} configuration failed a gate (see above)")
         return 1
     if report.accuracy == "not measured":
-        print(f"verdict: NOT VERIFIED — {GATED} INT8 passed size and latency, but its accuracy was not measured: pass "
-              "--val-images DIR (any images), --coco-images/--coco-ann, or --no-accuracy to accept size and latency only")
+        print(
+            f"verdict: NOT VERIFIED — {GATED} INT8 passed size and latency, but its accuracy was not measured: pass "
+            "--val-images DIR (any images), --coco-images/--coco-ann, or --no-accuracy to accept size and latency only"
+        )
         return EXIT_UNVERIFIED
     if report.accuracy == "skipped":
         print(f"verdict: size and latency only — {GATED} INT8 meets those gates; accuracy NOT measured (--no-accuracy)")
@@ -371,27 +479,49 @@ def cmd_tune(args) -> int:
     from .tune import config_toml, tune
 
     _check_output_file(args.output, "-o")
-    result = tune(_manifest_from_args(args), ep=args.ep, threads=args.threads,
-                  thresholds={"max_map_drop_pt": args.max_drop} if args.max_drop is not None else None)
+    result = tune(
+        _manifest_from_args(args),
+        ep=args.ep,
+        threads=args.threads,
+        thresholds={"max_map_drop_pt": args.max_drop} if args.max_drop is not None else None,
+    )
     print(markdown_table([c.row() for c in result["candidates"]]))
-    rewritten = (f"; FP32 with the Softmax rewrite every candidate carries {result['fp32_rewritten_ms']:.2f} ms, the "
-                 "reference of the latency ratios" if result["fp32_rewritten_ms"] else "")
-    print(f"\nFP32 {result['fp32_ms']:.2f} ms on {args.ep}, {args.threads} thread(s){rewritten}; "
-          f"{result['evidence']}" + (f", mAP-drop threshold {result['threshold_pt']} pt" if "annotated" in result["evidence"]
-                                       else ", agreement gate min_agreement_map"))
-    print("most sensitive Convs (relative output error): " +
-          ", ".join(f"{name} {err:.3g}" for name, err in result["sensitivity"][:5]))
+    rewritten = (
+        f"; FP32 with the Softmax rewrite every candidate carries {result['fp32_rewritten_ms']:.2f} ms, the "
+        "reference of the latency ratios"
+        if result["fp32_rewritten_ms"]
+        else ""
+    )
+    print(
+        f"\nFP32 {result['fp32_ms']:.2f} ms on {args.ep}, {args.threads} thread(s){rewritten}; "
+        f"{result['evidence']}"
+        + (
+            f", mAP-drop threshold {result['threshold_pt']} pt"
+            if "annotated" in result["evidence"]
+            else ", agreement gate min_agreement_map"
+        )
+    )
+    print(
+        "most sensitive Convs (relative output error): "
+        + ", ".join(f"{name} {err:.3g}" for name, err in result["sensitivity"][:5])
+    )
     timings = result["conv_timings"]
-    print(f"\nper-Conv INT8/FP32 on {args.ep}, {args.threads} thread(s): {sum(t.ratio < 1 for t in timings)} of "
-          f"{len(timings)} Convs are faster in INT8")
+    print(
+        f"\nper-Conv INT8/FP32 on {args.ep}, {args.threads} thread(s): {sum(t.ratio < 1 for t in timings)} of "
+        f"{len(timings)} Convs are faster in INT8"
+    )
     slow = [t.row() for t in timings if t.name in result["float_for_speed"]]
     if slow:
         print(f"kept float for speed in {result['mixed']} (INT8 does not pay):")
         print(markdown_table(slow))
-    print("Convs kept float for accuracy (most sensitive first, in the -floatK candidates): "
-          + ", ".join(result["float_for_accuracy"]))
-    print(f"fastest deployable of FP32 and every candidate (uniform {result['uniform']}, mixed "
-          f"{result['mixed'] or '-'}): {result['deployable'][1]}")
+    print(
+        "Convs kept float for accuracy (most sensitive first, in the -floatK candidates): "
+        + ", ".join(result["float_for_accuracy"])
+    )
+    print(
+        f"fastest deployable of FP32 and every candidate (uniform {result['uniform']}, mixed "
+        f"{result['mixed'] or '-'}): {result['deployable'][1]}"
+    )
     print("\nPareto set (latency ratio vs mAP drop):")
     print(markdown_table([c.row() for c in result["pareto"]]))
     chosen = result["chosen"]
@@ -400,10 +530,14 @@ def cmd_tune(args) -> int:
         return 1
     write_text_atomic(args.output, config_toml(chosen))
     if len(result["tied"]) > 1:
-        print(f"\ntie: {', '.join(c.spec.id for c in result['tied'])} are within the timings' spread of the fastest; "
-              "the most accurate of them is chosen")
-    print(f"\nchosen: {chosen.spec.id} ({chosen.ratio:.3f}x FP32 latency, {chosen.loss_pt:.2f} pt accuracy loss); "
-          f"wrote its [[config]] to {args.output}")
+        print(
+            f"\ntie: {', '.join(c.spec.id for c in result['tied'])} are within the timings' spread of the fastest; "
+            "the most accurate of them is chosen"
+        )
+    print(
+        f"\nchosen: {chosen.spec.id} ({chosen.ratio:.3f}x FP32 latency, {chosen.loss_pt:.2f} pt accuracy loss); "
+        f"wrote its [[config]] to {args.output}"
+    )
     return 0
 
 
@@ -419,8 +553,17 @@ def cmd_cache(args) -> int:
         removed = cache.prune(root, args.older_than, args.all, args.dry_run)
         freed = sum(r.bytes for r in removed)
         if args.json:
-            print(json.dumps({"path": str(root), "dry_run": args.dry_run, "bytes_freed": freed, "removed": [
-                {"path": str(r.path), "bytes": r.bytes, "reason": r.reason} for r in removed]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "path": str(root),
+                        "dry_run": args.dry_run,
+                        "bytes_freed": freed,
+                        "removed": [{"path": str(r.path), "bytes": r.bytes, "reason": r.reason} for r in removed],
+                    },
+                    indent=2,
+                )
+            )
             return 0
         verb = "would remove" if args.dry_run else "removed"
         for r in removed:
@@ -441,29 +584,52 @@ def cmd_cache(args) -> int:
 
 def _add_case_args(parser) -> None:
     """MODEL and its data; all optional, defaulting to the embedded fixture."""
-    parser.add_argument("model", type=Path, nargs="?", metavar="MODEL",
-                        help="FP32 ONNX detector (default: the fixture in fixtures/, with its data)")
+    parser.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        metavar="MODEL",
+        help="FP32 ONNX detector (default: the fixture in fixtures/, with its data)",
+    )
     parser.add_argument("--calib", type=Path, metavar="DIR", help="calibration image folder (static configurations)")
     parser.add_argument("--coco-images", type=Path, metavar="DIR", help="evaluation image folder")
     parser.add_argument("--coco-ann", type=Path, metavar="JSON", help="COCO instances JSON of the evaluation images")
-    parser.add_argument("--val-images", type=Path, metavar="DIR",
-                        help="unlabelled validation images: accuracy as agreement with FP32 (default without "
-                             "annotations: images held out of --calib with a fixed seed)")
+    parser.add_argument(
+        "--val-images",
+        type=Path,
+        metavar="DIR",
+        help="unlabelled validation images: accuracy as agreement with FP32 (default without "
+        "annotations: images held out of --calib with a fixed seed)",
+    )
     parser.add_argument("--imgsz", action=_Imgsz)
-    parser.add_argument("--class-map", type=Path, metavar="FILE",
-                        help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
+    parser.add_argument(
+        "--class-map",
+        type=Path,
+        metavar="FILE",
+        help="JSON/TOML of class index -> category id or name (default: match the model's class names)",
+    )
 
 
 def _add_run_args(parser, ep_nargs=None) -> None:
     if ep_nargs:
-        parser.add_argument("--ep", nargs=ep_nargs, action="extend", metavar="EP",
-                            help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or "
-                                 "--ep cuda --ep cpu (default: every available one)")
+        parser.add_argument(
+            "--ep",
+            nargs=ep_nargs,
+            action="extend",
+            metavar="EP",
+            help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or "
+            "--ep cuda --ep cpu (default: every available one)",
+        )
     else:
-        parser.add_argument("--ep", default="cpu", metavar="EP",
-                            help="execution provider: cpu, cuda, tensorrt, openvino or dml")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="intra-op threads per session (default: onnxruntime's choice)")
+        parser.add_argument(
+            "--ep", default="cpu", metavar="EP", help="execution provider: cpu, cuda, tensorrt, openvino or dml"
+        )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="intra-op threads per session (default: onnxruntime's choice)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -474,33 +640,67 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name, help, description=None):
         return sub.add_parser(name, help=help, description=description or help, formatter_class=_Formatter)
 
-    q = command("quantize", "quantize an FP32 ONNX detector to INT8",
-                "Quantize an FP32 ONNX detector to INT8; the preset gives the recipe, the options below override it.")
+    q = command(
+        "quantize",
+        "quantize an FP32 ONNX detector to INT8",
+        "Quantize an FP32 ONNX detector to INT8; the preset gives the recipe, the options below override it.",
+    )
     q.add_argument("model", type=Path, metavar="MODEL", help="FP32 ONNX detector (read only, never modified)")
-    q.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
-                   help="INT8 ONNX file to write (its folder must exist; written atomically)")
-    q.add_argument("--mode", choices=MODES,
-                   help="static: calibrated activations (needs --calib); weights: the 'weights' preset; dynamic: the "
-                        "'dynamic' preset (default: the preset's)")
+    q.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="INT8 ONNX file to write (its folder must exist; written atomically)",
+    )
+    q.add_argument(
+        "--mode",
+        choices=MODES,
+        help="static: calibrated activations (needs --calib); weights: the 'weights' preset; dynamic: the "
+        "'dynamic' preset (default: the preset's)",
+    )
     q.add_argument("--calib", type=Path, metavar="DIR", help="folder of calibration images (static mode)")
-    q.add_argument("--calib-count", type=_positive_int, default=100, metavar="N",
-                   help="calibration images drawn from --calib with a fixed seed")
+    q.add_argument(
+        "--calib-count",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="calibration images drawn from --calib with a fixed seed",
+    )
     q.add_argument("--imgsz", action=_Imgsz)
-    q.add_argument("--preset", default="default", choices=sorted(PRESETS, key=lambda name: name != "default"),
-                   help="default: static QDQ, per-channel, head in float; qoperator: the same in QOperator format; "
-                        "weights: int8 weights, float activations (size only, FP32 speed with "
-                        "session.disable_quant_qdq=1); dynamic: onnxruntime's dynamic quantization (size only); "
-                        "naive: onnxruntime's own defaults; ultralytics-ort: what `yolo export format=onnx int8=True` makes "
-                        "(both kept for contrast)")
+    q.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS, key=lambda name: name != "default"),
+        help="default: static QDQ, per-channel, head in float; qoperator: the same in QOperator format; "
+        "weights: int8 weights, float activations (size only, FP32 speed with "
+        "session.disable_quant_qdq=1); dynamic: onnxruntime's dynamic quantization (size only); "
+        "naive: onnxruntime's own defaults; ultralytics-ort: what `yolo export format=onnx int8=True` makes "
+        "(both kept for contrast)",
+    )
     q.add_argument("--format", choices=FORMATS, help="static quantization format (default: the preset's)")
-    q.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
-                   help="per-channel weight scales (default: the preset's)")
-    q.add_argument("--calibrate-method", choices=CALIBRATE_METHODS, help="activation range calibration (default: the preset's)")
-    q.add_argument("--target-cpu", choices=TARGET_CPUS,
-                   help="CPU class the model is for: avx2 uses 7-bit weights (reduce_range) so CPUs without VNNI "
-                        "cannot saturate; vnni full 8-bit; auto: this machine's class (default: the preset's)")
-    q.add_argument("--exclude", nargs="+", metavar="NODE",
-                   help="node names to keep in float (e.g. the head of a model whose head quantkit cannot find)")
+    q.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="per-channel weight scales (default: the preset's)",
+    )
+    q.add_argument(
+        "--calibrate-method", choices=CALIBRATE_METHODS, help="activation range calibration (default: the preset's)"
+    )
+    q.add_argument(
+        "--target-cpu",
+        choices=TARGET_CPUS,
+        help="CPU class the model is for: avx2 uses 7-bit weights (reduce_range) so CPUs without VNNI "
+        "cannot saturate; vnni full 8-bit; auto: this machine's class (default: the preset's)",
+    )
+    q.add_argument(
+        "--exclude",
+        nargs="+",
+        metavar="NODE",
+        help="node names to keep in float (e.g. the head of a model whose head quantkit cannot find)",
+    )
     q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     q.set_defaults(func=cmd_quantize)
 
@@ -512,80 +712,134 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(e)
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     e.add_argument("--detections", type=Path, metavar="OUT.json", help="write the COCO results JSON that was scored")
-    e.add_argument("--class-map", type=Path, metavar="FILE",
-                   help="JSON/TOML of class index -> category id or name (default: match the model's class names)")
-    e.add_argument("--nms", choices=("best-class", "multi-label"), default="best-class",
-                   help="best-class: one label per box, its best class (what a deployed detector reports); "
-                        "multi-label: every class score > 0.001 of a box is a candidate, as `yolo val` decodes")
-    e.add_argument("--coco80", action="store_true",
-                   help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)")
+    e.add_argument(
+        "--class-map",
+        type=Path,
+        metavar="FILE",
+        help="JSON/TOML of class index -> category id or name (default: match the model's class names)",
+    )
+    e.add_argument(
+        "--nms",
+        choices=("best-class", "multi-label"),
+        default="best-class",
+        help="best-class: one label per box, its best class (what a deployed detector reports); "
+        "multi-label: every class score > 0.001 of a box is a candidate, as `yolo val` decodes",
+    )
+    e.add_argument(
+        "--coco80",
+        action="store_true",
+        help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)",
+    )
     e.set_defaults(func=cmd_eval)
 
     c = command("compare", "detection-level parity of an INT8 model against its FP32 source")
     c.add_argument("fp32", type=Path, metavar="FP32.onnx", help="the FP32 source model")
     c.add_argument("int8", type=Path, metavar="INT8.onnx", help="the INT8 model quantized from it (same input size)")
     c.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of images to run both on")
-    c.add_argument("--conf", type=_unit_float, default=0.25, metavar="CONF",
-                   help="the deployed confidence: FP32's detections at or above it are what INT8 must reproduce")
+    c.add_argument(
+        "--conf",
+        type=_unit_float,
+        default=0.25,
+        metavar="CONF",
+        help="the deployed confidence: FP32's detections at or above it are what INT8 must reproduce",
+    )
     c.add_argument("--imgsz", action=_Imgsz)
     _add_run_args(c)
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
     c.set_defaults(func=cmd_compare)
 
-    b = command("bench", "latency and throughput per model x EP x intra-op threads x concurrent streams",
-                "Latency and throughput per model x EP x intra-op threads x concurrent streams. Each stream is its own "
-                "session in its own thread; all start together after a warm-up and run for the same --seconds. Sessions "
-                "keep onnxruntime's default thread spinning (deployment defaults), unlike the interleaved timing of "
-                "check and tune. With the openvino extra and --calib, the OpenVINO NNCF INT8 peer of the first MODEL "
-                "runs over the same grid (threads: INFERENCE_NUM_THREADS; each stream its own compiled model).")
+    b = command(
+        "bench",
+        "latency and throughput per model x EP x intra-op threads x concurrent streams",
+        "Latency and throughput per model x EP x intra-op threads x concurrent streams. Each stream is its own "
+        "session in its own thread; all start together after a warm-up and run for the same --seconds. Sessions "
+        "keep onnxruntime's default thread spinning (deployment defaults), unlike the interleaved timing of "
+        "check and tune. With the openvino extra and --calib, the OpenVINO NNCF INT8 peer of the first MODEL "
+        "runs over the same grid (threads: INFERENCE_NUM_THREADS; each stream its own compiled model).",
+    )
     b.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="ONNX models, FP32 or INT8")
-    b.add_argument("--ep", nargs="+", action="extend", metavar="EP",
-                   help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or --ep cuda --ep cpu "
-                        "(default: cpu, and openvino where onnxruntime-openvino is installed)")
-    b.add_argument("--threads", type=_counts, metavar="N,N", help="intra-op threads per session (default: 1 and every core)")
+    b.add_argument(
+        "--ep",
+        nargs="+",
+        action="extend",
+        metavar="EP",
+        help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or --ep cuda --ep cpu "
+        "(default: cpu, and openvino where onnxruntime-openvino is installed)",
+    )
+    b.add_argument(
+        "--threads", type=_counts, metavar="N,N", help="intra-op threads per session (default: 1 and every core)"
+    )
     b.add_argument("--streams", type=_counts, metavar="N,N", help="concurrent streams (default: 1 and every core)")
     b.add_argument("--seconds", type=_positive_float, default=2.0, metavar="S", help="timed window per setting")
     b.add_argument("--imgsz", action=_Imgsz)
-    b.add_argument("--calib", type=Path, metavar="DIR",
-                   help="calibration images: with the openvino extra, adds the OpenVINO NNCF INT8 peer of the first MODEL "
-                        "(its FP32 source) over the same threads x streams")
+    b.add_argument(
+        "--calib",
+        type=Path,
+        metavar="DIR",
+        help="calibration images: with the openvino extra, adds the OpenVINO NNCF INT8 peer of the first MODEL "
+        "(its FP32 source) over the same threads x streams",
+    )
     b.add_argument("--json", action="store_true", help="print one JSON object: rows, best per model, machine, notes")
     b.set_defaults(func=cmd_bench)
 
     k = command("check", "the main job: quantize, evaluate, time, report (default: the embedded fixture)")
     _add_case_args(k)
-    k.add_argument("--no-accuracy", action="store_true",
-                   help="skip validation and accept a 'size and latency only' verdict (exit 0 instead of 3)")
-    k.add_argument("--out", type=Path, default=Path("quantkit-report"), metavar="DIR",
-                   help="folder for report.md, report.json and the PNG plots (checked before any work)")
+    k.add_argument(
+        "--no-accuracy",
+        action="store_true",
+        help="skip validation and accept a 'size and latency only' verdict (exit 0 instead of 3)",
+    )
+    k.add_argument(
+        "--out",
+        type=Path,
+        default=Path("quantkit-report"),
+        metavar="DIR",
+        help="folder for report.md, report.json and the PNG plots (checked before any work)",
+    )
     _add_run_args(k, ep_nargs="+")
     k.set_defaults(func=cmd_check)
 
     t = command("tune", "accuracy-aware search: the fastest configuration within the mAP-drop threshold")
     _add_case_args(t)
-    t.add_argument("--max-drop", type=float, metavar="PT",
-                   help="mAP50-95 drop allowed, in points (default: the threshold table's max_map_drop_pt)")
+    t.add_argument(
+        "--max-drop",
+        type=float,
+        metavar="PT",
+        help="mAP50-95 drop allowed, in points (default: the threshold table's max_map_drop_pt)",
+    )
     t.add_argument("--ep", default="cpu", metavar="EP", help="execution provider to tune for")
     t.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="intra-op threads per session")
-    t.add_argument("-o", "--output", type=Path, default=Path("tuned-config.toml"), metavar="OUT.toml",
-                   help="where the chosen [[config]] is written")
+    t.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("tuned-config.toml"),
+        metavar="OUT.toml",
+        help="where the chosen [[config]] is written",
+    )
     t.set_defaults(func=cmd_tune)
 
-    ca = command("cache", "where the cache is, its size by kind; prune what no longer serves",
-                 "quantkit's cache ($QUANTKIT_CACHE, else ~/.cache/quantkit): quantized models, activation ranges, "
-                 "rewritten FP32 models, TensorRT engines. Every entry can be rebuilt. Without ACTION: info.")
+    ca = command(
+        "cache",
+        "where the cache is, its size by kind; prune what no longer serves",
+        "quantkit's cache ($QUANTKIT_CACHE, else ~/.cache/quantkit): quantized models, activation ranges, "
+        "rewritten FP32 models, TensorRT engines. Every entry can be rebuilt. Without ACTION: info.",
+    )
     cache_actions = ca.add_subparsers(dest="cache_command", metavar="ACTION", help="info (the default) or prune")
     ca.set_defaults(func=cmd_cache, cache_command="info", json=False, dir=None)
-    for action, help in (("info", "where the cache is, its size, and its entries by kind"),
-                         ("prune", "remove entries of other quantkit/onnxruntime versions, orphaned or corrupt files "
-                                   "and stale locks")):
+    for action, help in (
+        ("info", "where the cache is, its size, and its entries by kind"),
+        ("prune", "remove entries of other quantkit/onnxruntime versions, orphaned or corrupt files and stale locks"),
+    ):
         a = cache_actions.add_parser(action, help=help, description=help, formatter_class=_Formatter)
-        a.add_argument("--dir", type=Path, metavar="DIR",
-                       help="the cache folder (default: $QUANTKIT_CACHE or ~/.cache/quantkit)")
+        a.add_argument(
+            "--dir", type=Path, metavar="DIR", help="the cache folder (default: $QUANTKIT_CACHE or ~/.cache/quantkit)"
+        )
         a.add_argument("--json", action="store_true", help="print one JSON object")
     which = a.add_mutually_exclusive_group()
-    which.add_argument("--older-than", type=_positive_float, metavar="DAYS",
-                       help="also remove entries not used for DAYS days")
+    which.add_argument(
+        "--older-than", type=_positive_float, metavar="DAYS", help="also remove entries not used for DAYS days"
+    )
     which.add_argument("--all", action="store_true", help="empty the cache (its CACHEDIR.TAG stays)")
     a.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
 
@@ -610,15 +864,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quantkit: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output path that cannot be written, a disk that is full
-        print(f"quantkit: error: {exc.strerror or exc}: {exc.filename or ''}: check the path and free space", file=sys.stderr)
+        print(
+            f"quantkit: error: {exc.strerror or exc}: {exc.filename or ''}: check the path and free space",
+            file=sys.stderr,
+        )
         return 2
     except Exception as exc:  # noqa: BLE001 - unforeseen: still one line; QUANTKIT_TRACEBACK=1 shows the traceback
         if os.environ.get("QUANTKIT_TRACEBACK"):
             raise
         from .compat import error_line
 
-        print(f"quantkit: error: unexpected {type(exc).__name__}: {error_line(exc)}: rerun with QUANTKIT_TRACEBACK=1 and report it",
-              file=sys.stderr)
+        print(
+            f"quantkit: error: unexpected {type(exc).__name__}: {error_line(exc)}: rerun with QUANTKIT_TRACEBACK=1 "
+            "and report it",
+            file=sys.stderr,
+        )
         return 2
 
 

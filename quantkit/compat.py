@@ -45,7 +45,10 @@ def _filtered_kwargs(func: Callable, wanted: dict, what: str) -> tuple[dict, lis
             kept[key] = value
         elif key == "optimize_model":  # gone in 1.16: quant_pre_process does the optimization
             if value:
-                notes.append(f"{what}: 'optimize_model' is gone in onnxruntime {ORT_VERSION}; quant_pre_process optimizes instead")
+                notes.append(
+                    f"{what}: 'optimize_model' is gone in onnxruntime {ORT_VERSION}; quant_pre_process optimizes "
+                    "instead"
+                )
         else:
             notes.append(f"{what}: onnxruntime {ORT_VERSION} has no '{key}' option; dropped")
             warnings.warn(notes[-1], stacklevel=3)
@@ -100,8 +103,9 @@ def quant_pre_process(model_input: str, model_output: str, workdir: str | Path, 
     kwargs, notes = _filtered_kwargs(_pre, options, "quant_pre_process")
     args = {"input": str(Path(model_input).resolve()), "output": str(Path(model_output).resolve()), "options": kwargs}
     env = {**os.environ, "TMPDIR": str(workdir), "TEMP": str(workdir), "TMP": str(workdir)}
-    proc = subprocess.run([sys.executable, "-c", _PRE_PROCESS, json.dumps(args)], cwd=workdir, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PRE_PROCESS, json.dumps(args)], cwd=workdir, env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
         raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
@@ -246,11 +250,18 @@ def quantized_loads_at(opset: int, mode: str, quant_format: str, per_channel: bo
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])
     rng = np.random.default_rng(0)
-    inits = [helper.make_tensor("w", TensorProto.FLOAT, [2, 2, 1, 1], rng.normal(size=4).tolist()),
-             helper.make_tensor("b", TensorProto.FLOAT, [2], [0.1, -0.1]),
-             helper.make_tensor("m", TensorProto.FLOAT, [4, 4], rng.normal(size=16).tolist())]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"), helper.make_node("MatMul", ["c", "m"], ["y"], name="matmul")]
-    model = helper.make_model(helper.make_graph(nodes, "probe", [x], [y], inits), opset_imports=[helper.make_opsetid("", opset)])
+    inits = [
+        helper.make_tensor("w", TensorProto.FLOAT, [2, 2, 1, 1], rng.normal(size=4).tolist()),
+        helper.make_tensor("b", TensorProto.FLOAT, [2], [0.1, -0.1]),
+        helper.make_tensor("m", TensorProto.FLOAT, [4, 4], rng.normal(size=16).tolist()),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
+        helper.make_node("MatMul", ["c", "m"], ["y"], name="matmul"),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "probe", [x], [y], inits), opset_imports=[helper.make_opsetid("", opset)]
+    )
     model.ir_version = min(max_ir_version(), _min_ir_for_opset(opset) or max_ir_version())
     with private_dir() as tmp:
         src, out = str(tmp / "probe.onnx"), str(tmp / "probe-q.onnx")
@@ -258,8 +269,15 @@ def quantized_loads_at(opset: int, mode: str, quant_format: str, per_channel: bo
         try:
             if mode == "static":
                 fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
-                _static(src, out, _ProbeReader(), quant_format=fmt, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                _static(
+                    src,
+                    out,
+                    _ProbeReader(),
+                    quant_format=fmt,
+                    per_channel=per_channel,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                )
             else:
                 _dynamic(src, out, per_channel=per_channel, weight_type=QuantType.QUInt8)
             ort.InferenceSession(out, providers=["CPUExecutionProvider"])

@@ -38,7 +38,9 @@ def check_writable_folder(folder: str | Path, option: str = "--out") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:
-        raise OutputError(f"cannot write into {option} {folder} ({exc.strerror or exc}): pass a writable folder") from None
+        raise OutputError(
+            f"cannot write into {option} {folder} ({exc.strerror or exc}): pass a writable folder"
+        ) from None
     finally:
         for made in created:
             with contextlib.suppress(OSError):

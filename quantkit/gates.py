@@ -1,7 +1,8 @@
 """The gates: numbers in, verdicts out, with messages that carry every number.
 
 Each check returns one GateResult per metric; a failed one reads like
-``mAP gate FAILED: map50_95_drop_pt 5.2100 > 1.5000 (FP32 0.6123, INT8 0.5602) [shapes-v8n-192x320/static-qdq/cpu, onnxruntime 1.32.0]``.
+``mAP gate FAILED: map50_95_drop_pt 5.2100 > 1.5000 (FP32 0.6123, INT8 0.5602)
+[shapes-v8n-192x320/static-qdq/cpu, onnxruntime 1.32.0]``.
 Used by the pytest suite (assertions) and by `quantkit check` (verdict column, exit code).
 """
 
@@ -40,7 +41,7 @@ class GateResult:
 
     @property
     def verdict(self) -> str:
-        """"passed", "FAILED", or "no gain" for a latency gate that passed with INT8 slower than FP32."""
+        """ "passed", "FAILED", or "no gain" for a latency gate that passed with INT8 slower than FP32."""
         if not self.passed:
             return "FAILED"
         return "no gain" if self.gate == "latency" and self.value > 1.0 else "passed"
@@ -49,15 +50,24 @@ class GateResult:
         where = f"[{self.case_id}, onnxruntime {compat.ORT_VERSION}]"
         note = f" — {self.note}" if self.note else ""
         if self.no_evidence is not None or self.value is None:
-            return (f"{self.gate} gate FAILED: {self.metric} not measured: {self.no_evidence or 'no value'} "
-                    f"(threshold {self.op} {self.threshold:.4f}) {where}{note}")
+            return (
+                f"{self.gate} gate FAILED: {self.metric} not measured: {self.no_evidence or 'no value'} "
+                f"(threshold {self.op} {self.threshold:.4f}) {where}{note}"
+            )
         inverse = {"<=": ">", ">=": "<", "==": "!="}[self.op]
         shown = self.op if self.passed else inverse
-        extra = f" ({self.labels[0]} {self.fp32:.4g}, {self.labels[1]} {self.int8:.4g})" if self.fp32 is not None and self.int8 is not None else ""
+        extra = (
+            f" ({self.labels[0]} {self.fp32:.4g}, {self.labels[1]} {self.int8:.4g})"
+            if self.fp32 is not None and self.int8 is not None
+            else ""
+        )
         if self.verdict == "no gain":
-            note = f" — INT8 is {self.value:.2f}x FP32, slower: size only, no speed gain{'; ' + self.note if self.note else ''}"
-        return (f"{self.gate} gate {self.verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra}"
-                f"{self.detail} {where}{note}")
+            extra = "; " + self.note if self.note else ""
+            note = f" — INT8 is {self.value:.2f}x FP32, slower: size only, no speed gain{extra}"
+        return (
+            f"{self.gate} gate {self.verdict}: {self.metric} {self.value:.4f} {shown} {self.threshold:.4f}{extra}"
+            f"{self.detail} {where}{note}"
+        )
 
 
 def failures(results: list[GateResult]) -> list[str]:
@@ -72,61 +82,136 @@ def assert_passed(results: list[GateResult]) -> None:
 
 
 def check_size(fp32_bytes: int, int8_bytes: int, th: dict, case_id: str) -> list[GateResult]:
-    return [GateResult(gate="size", metric="compression", value=fp32_bytes / int8_bytes, op=">=", threshold=th["min_compression"], case_id=case_id,
-                       fp32=fp32_bytes / 1e6, int8=int8_bytes / 1e6)]
+    return [
+        GateResult(
+            gate="size",
+            metric="compression",
+            value=fp32_bytes / int8_bytes,
+            op=">=",
+            threshold=th["min_compression"],
+            case_id=case_id,
+            fp32=fp32_bytes / 1e6,
+            int8=int8_bytes / 1e6,
+        )
+    ]
 
 
-def check_map(fp32: dict, int8: dict, th: dict, case_id: str, bootstrap: dict | None = None,
-              nms: str | None = None) -> list[GateResult]:
+def check_map(
+    fp32: dict, int8: dict, th: dict, case_id: str, bootstrap: dict | None = None, nms: str | None = None
+) -> list[GateResult]:
     """The FP32 floor and the mAP50-95 drop; with a paired ``bootstrap`` (``quantkit.measure.bootstrap.paired_drop``)
     the drop carries its CI95, ``map_drop_gate_upper`` = 1 gates the interval's upper end instead of the
     point, and when the interval holds the threshold, a half-width over ``max_map_drop_pt`` fails as an
     evaluation set too small to decide (an interval wholly on one side of the threshold has decided).
     ``max_map_drop_pt_small`` and ``max_class_ap_drop_pt`` gate small objects and the worst class when on."""
     drop = 100 * (fp32["map50_95"] - int8["map50_95"])
-    floor = GateResult(gate="mAP", metric="fp32_map50_95", value=fp32["map50_95"], op=">=", threshold=th["min_fp32_map"], case_id=case_id)
+    floor = GateResult(
+        gate="mAP",
+        metric="fp32_map50_95",
+        value=fp32["map50_95"],
+        op=">=",
+        threshold=th["min_fp32_map"],
+        case_id=case_id,
+    )
     if not floor.passed:
-        floor.note = ("the FP32 model itself scores below the floor: the setup is broken (class mapping, "
-                      "preprocessing or the wrong data), not the quantization")
+        floor.note = (
+            "the FP32 model itself scores below the floor: the setup is broken (class mapping, "
+            "preprocessing or the wrong data), not the quantization"
+        )
     limit, upper = th["max_map_drop_pt"], bool(th["map_drop_gate_upper"])
     named = f", NMS {nms}" if nms else ""
     detail = (f", CI95 [{bootstrap['ci95'][0]:.2f}, {bootstrap['ci95'][1]:.2f}]" if bootstrap else "") + named
     if upper:
-        gated = GateResult(gate="mAP", metric="map50_95_drop_ci95_upper_pt", value=bootstrap["ci95"][1] if bootstrap else None, op="<=", threshold=limit,
-                           case_id=case_id, fp32=fp32["map50_95"], int8=int8["map50_95"], detail=detail + f", point drop {drop:.4f}",
-                           no_evidence=None if bootstrap else "map_drop_gate_upper needs the bootstrap interval")
+        gated = GateResult(
+            gate="mAP",
+            metric="map50_95_drop_ci95_upper_pt",
+            value=bootstrap["ci95"][1] if bootstrap else None,
+            op="<=",
+            threshold=limit,
+            case_id=case_id,
+            fp32=fp32["map50_95"],
+            int8=int8["map50_95"],
+            detail=detail + f", point drop {drop:.4f}",
+            no_evidence=None if bootstrap else "map_drop_gate_upper needs the bootstrap interval",
+        )
     else:
-        gated = GateResult(gate="mAP", metric="map50_95_drop_pt", value=drop, op="<=", threshold=limit, case_id=case_id, fp32=fp32["map50_95"], int8=int8["map50_95"],
-                           detail=detail)
+        gated = GateResult(
+            gate="mAP",
+            metric="map50_95_drop_pt",
+            value=drop,
+            op="<=",
+            threshold=limit,
+            case_id=case_id,
+            fp32=fp32["map50_95"],
+            int8=int8["map50_95"],
+            detail=detail,
+        )
     results = [floor, gated]
     if bootstrap and bootstrap["ci95"][0] <= limit <= bootstrap["ci95"][1]:  # the interval holds the threshold
         half, n = bootstrap["halfwidth"], bootstrap["images"]
-        resolution = GateResult(gate="mAP", metric="map_drop_ci95_halfwidth_pt", value=half, op="<=", threshold=limit, case_id=case_id, detail=detail,
-                                note=f"{bootstrap['resamples']} paired resamples of {n} images")
+        resolution = GateResult(
+            gate="mAP",
+            metric="map_drop_ci95_halfwidth_pt",
+            value=half,
+            op="<=",
+            threshold=limit,
+            case_id=case_id,
+            detail=detail,
+            note=f"{bootstrap['resamples']} paired resamples of {n} images",
+        )
         if not resolution.passed:
-            resolution.note = (f"the evaluation set is too small to decide against {limit:g} pt: about "
-                               f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}")
+            resolution.note = (
+                f"the evaluation set is too small to decide against {limit:g} pt: about "
+                f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}"
+            )
         results.append(resolution)
     if th["max_map_drop_pt_small"] < OFF:
         measured = fp32["aps"] >= 0 and int8["aps"] >= 0
-        results.append(GateResult(gate="mAP", metric="map50_95_drop_pt_small", value=100 * (fp32["aps"] - int8["aps"]) if measured else None,
-                                  op="<=", threshold=th["max_map_drop_pt_small"], case_id=case_id, fp32=fp32["aps"], int8=int8["aps"], detail=named,
-                                  no_evidence=None if measured else "no small objects (area < 32^2) in the annotations"))
+        results.append(
+            GateResult(
+                gate="mAP",
+                metric="map50_95_drop_pt_small",
+                value=100 * (fp32["aps"] - int8["aps"]) if measured else None,
+                op="<=",
+                threshold=th["max_map_drop_pt_small"],
+                case_id=case_id,
+                fp32=fp32["aps"],
+                int8=int8["aps"],
+                detail=named,
+                no_evidence=None if measured else "no small objects (area < 32^2) in the annotations",
+            )
+        )
     if th["max_class_ap_drop_pt"] < OFF:
-        drops = {name: 100 * (ap - int8["per_class"].get(name, -1.0)) for name, ap in fp32["per_class"].items()
-                 if ap >= 0 and int8["per_class"].get(name, -1.0) >= 0}
+        drops = {
+            name: 100 * (ap - int8["per_class"].get(name, -1.0))
+            for name, ap in fp32["per_class"].items()
+            if ap >= 0 and int8["per_class"].get(name, -1.0) >= 0
+        }
         worst = max(drops, key=drops.get) if drops else None
-        results.append(GateResult(gate="mAP", metric="class_ap_drop_pt_worst", value=drops.get(worst), op="<=", threshold=th["max_class_ap_drop_pt"],
-                                  case_id=case_id, fp32=fp32["per_class"].get(worst), int8=int8["per_class"].get(worst), detail=named,
-                                  note=f"worst class '{worst}'" if worst else "",
-                                  no_evidence=None if drops else "no class has annotations to score"))
+        results.append(
+            GateResult(
+                gate="mAP",
+                metric="class_ap_drop_pt_worst",
+                value=drops.get(worst),
+                op="<=",
+                threshold=th["max_class_ap_drop_pt"],
+                case_id=case_id,
+                fp32=fp32["per_class"].get(worst),
+                int8=int8["per_class"].get(worst),
+                detail=named,
+                note=f"worst class '{worst}'" if worst else "",
+                no_evidence=None if drops else "no class has annotations to score",
+            )
+        )
     return results
 
 
 TASK_MAPS = {"mask": "max_mask_map_drop_pt", "keypoints": "max_keypoint_map_drop_pt"}  # stats label -> threshold
 
 
-def check_task_maps(fp32: dict, int8: dict, th: dict, case_id: str, bootstraps: dict, nms: str | None = None) -> list[GateResult]:
+def check_task_maps(
+    fp32: dict, int8: dict, th: dict, case_id: str, bootstraps: dict, nms: str | None = None
+) -> list[GateResult]:
     """Mask and keypoint mAP50-95 drops (segmentation and pose heads, ``fp32["mask"]`` / ``fp32["keypoints"]``),
     each gated like the box drop: the point drop (or, with ``map_drop_gate_upper``, its CI95's upper end from
     ``bootstraps[label]``), and "too small to decide" when the interval holds the threshold and is wider than it."""
@@ -136,20 +221,55 @@ def check_task_maps(fp32: dict, int8: dict, th: dict, case_id: str, bootstraps: 
             continue
         f, q, boot, limit = fp32[label]["map50_95"], int8[label]["map50_95"], bootstraps.get(label), th[key]
         drop = 100 * (f - q)
-        detail = (f", CI95 [{boot['ci95'][0]:.2f}, {boot['ci95'][1]:.2f}]" if boot else "") + (f", NMS {nms}" if nms else "")
+        detail = (f", CI95 [{boot['ci95'][0]:.2f}, {boot['ci95'][1]:.2f}]" if boot else "") + (
+            f", NMS {nms}" if nms else ""
+        )
         if upper:
-            results.append(GateResult(gate="mAP", metric=f"{label}_map50_95_drop_ci95_upper_pt", value=boot["ci95"][1] if boot else None, op="<=",
-                                      threshold=limit, case_id=case_id, fp32=f, int8=q, detail=detail + f", point drop {drop:.4f}",
-                                      no_evidence=None if boot else "map_drop_gate_upper needs the bootstrap interval"))
+            results.append(
+                GateResult(
+                    gate="mAP",
+                    metric=f"{label}_map50_95_drop_ci95_upper_pt",
+                    value=boot["ci95"][1] if boot else None,
+                    op="<=",
+                    threshold=limit,
+                    case_id=case_id,
+                    fp32=f,
+                    int8=q,
+                    detail=detail + f", point drop {drop:.4f}",
+                    no_evidence=None if boot else "map_drop_gate_upper needs the bootstrap interval",
+                )
+            )
         else:
-            results.append(GateResult(gate="mAP", metric=f"{label}_map50_95_drop_pt", value=drop, op="<=", threshold=limit, case_id=case_id, fp32=f, int8=q, detail=detail))
+            results.append(
+                GateResult(
+                    gate="mAP",
+                    metric=f"{label}_map50_95_drop_pt",
+                    value=drop,
+                    op="<=",
+                    threshold=limit,
+                    case_id=case_id,
+                    fp32=f,
+                    int8=q,
+                    detail=detail,
+                )
+            )
         if boot and boot["ci95"][0] <= limit <= boot["ci95"][1]:  # the interval holds the threshold
             n, half = boot["images"], boot["halfwidth"]
-            resolution = GateResult(gate="mAP", metric=f"{label}_map_drop_ci95_halfwidth_pt", value=half, op="<=", threshold=limit, case_id=case_id, detail=detail,
-                                    note=f"{boot['resamples']} paired resamples of {n} images")
+            resolution = GateResult(
+                gate="mAP",
+                metric=f"{label}_map_drop_ci95_halfwidth_pt",
+                value=half,
+                op="<=",
+                threshold=limit,
+                case_id=case_id,
+                detail=detail,
+                note=f"{boot['resamples']} paired resamples of {n} images",
+            )
             if not resolution.passed:
-                resolution.note = (f"the evaluation set is too small to decide against {limit:g} pt: about "
-                                   f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}")
+                resolution.note = (
+                    f"the evaluation set is too small to decide against {limit:g} pt: about "
+                    f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}"
+                )
             results.append(resolution)
     return results
 
@@ -157,16 +277,31 @@ def check_task_maps(fp32: dict, int8: dict, th: dict, case_id: str, bootstraps: 
 def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: float | None = None) -> list[GateResult]:
     """F1 at the deployed confidence (``metrics.operating_point``) may drop at most ``max_f1_drop_pt`` points."""
     measured = fp32["f1"] is not None and int8["f1"] is not None
+
     def pr(op):  # noqa: E306
         return "no detection" if op["precision"] is None else f"P {op['precision']:.3f} R {op['recall']:.3f}"
+
     where = f"conf {fp32['conf']:g}" + (f", NMS IoU {iou:g}" if iou is not None else "")
-    return [GateResult(gate="operating point", metric="f1_drop_pt", value=100 * (fp32["f1"] - int8["f1"]) if measured else None, op="<=",
-                       threshold=th["max_f1_drop_pt"], case_id=case_id, fp32=fp32["f1"], int8=int8["f1"], labels=("FP32 F1", "INT8 F1"),
-                       no_evidence=None if measured else "the images have no annotation of the mapped classes",
-                       note=f"{where}: FP32 {pr(fp32)}, INT8 {pr(int8)} (greedy matching, IoU >= {th['match_iou']:g}, same class)")]
+    return [
+        GateResult(
+            gate="operating point",
+            metric="f1_drop_pt",
+            value=100 * (fp32["f1"] - int8["f1"]) if measured else None,
+            op="<=",
+            threshold=th["max_f1_drop_pt"],
+            case_id=case_id,
+            fp32=fp32["f1"],
+            int8=int8["f1"],
+            labels=("FP32 F1", "INT8 F1"),
+            no_evidence=None if measured else "the images have no annotation of the mapped classes",
+            note=f"{where}: FP32 {pr(fp32)}, INT8 {pr(int8)} (greedy matching, IoU >= {th['match_iou']:g}, same class)",
+        )
+    ]
 
 
-def latency_with_retry(measure: Callable[[int], dict], check: Callable[[dict], GateResult], th: dict) -> tuple[GateResult, dict]:
+def latency_with_retry(
+    measure: Callable[[int], dict], check: Callable[[dict], GateResult], th: dict
+) -> tuple[GateResult, dict]:
     """``check(measure(rounds))``; a ratio over its gate is measured once more with ``latency_retry_rounds`` and
     that run decides: a real regression fails both, a burst of noise on a shared runner rarely does."""
     measured = measure(int(th["latency_rounds"]))
@@ -174,8 +309,10 @@ def latency_with_retry(measure: Callable[[int], dict], check: Callable[[dict], G
     if not result.passed:
         first, measured = measured["ratio"], measure(int(th["latency_retry_rounds"]))
         result = check(measured)
-        result.note += (f"; the first run ({th['latency_rounds']:g} rounds) read {first:.3f}, this is the second "
-                        f"({th['latency_retry_rounds']:g} rounds)")
+        result.note += (
+            f"; the first run ({th['latency_rounds']:g} rounds) read {first:.3f}, this is the second "
+            f"({th['latency_retry_rounds']:g} rounds)"
+        )
     return result, measured
 
 
@@ -184,22 +321,78 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
     pairs (only with at least ``min_parity_matches`` of them), collapsed images, and scores above 1."""
     at = f"score >= {parity.get('score_thr', 0.25):g}"
     few = parity["matched"] < th["min_parity_matches"]
-    thin = f"only {parity['matched']} FP32 detections were matched by INT8 (need >= {th['min_parity_matches']:g})" if few else None
+    thin = (
+        f"only {parity['matched']} FP32 detections were matched by INT8 (need >= {th['min_parity_matches']:g})"
+        if few
+        else None
+    )
     return [
-        GateResult(gate="parity", metric="recall_of_fp32_detections", value=parity["recall"], op=">=", threshold=th["min_parity_recall"], case_id=case_id,
-                   fp32=parity["fp32_count"], int8=parity["matched"], labels=("FP32 detections", "matched by INT8"),
-                   no_evidence=None if parity["recall"] is not None else f"FP32 made no detection at {at} on these images"),
-        GateResult(gate="parity", metric="precision_of_int8_detections", value=parity["precision"], op=">=", threshold=th["min_parity_precision"], case_id=case_id,
-                   fp32=parity["int8_count"], int8=parity["matched"], labels=("INT8 detections", "also in FP32"),
-                   no_evidence=None if parity["precision"] is not None else f"INT8 made no detection at {at} on these images"),
-        GateResult(gate="parity", metric="score_drift_mean", value=parity["score_drift_mean"], op="<=", threshold=th["max_score_drift_mean"], case_id=case_id,
-                   no_evidence=thin),
-        GateResult(gate="parity", metric="matched_iou_mean", value=parity["iou_mean"], op=">=", threshold=th["min_iou_mean"], case_id=case_id, no_evidence=thin),
-        GateResult(gate="parity", metric="collapsed_image_fraction", value=parity["collapsed_fraction"], op="<=", threshold=th["max_collapsed_fraction"],
-                   case_id=case_id, fp32=parity["scored_images"], int8=parity["collapsed_images"], labels=("images with FP32 detections", "collapsed"),
-                   no_evidence=None if parity["collapsed_fraction"] is not None else f"FP32 made no detection at {at} on these images"),
-        GateResult(gate="parity", metric="max_class_score", value=parity["int8_max_score"], op="<=", threshold=th["max_int8_score"], case_id=case_id,
-                   fp32=parity["fp32_max_score"], int8=parity["int8_max_score"]),
+        GateResult(
+            gate="parity",
+            metric="recall_of_fp32_detections",
+            value=parity["recall"],
+            op=">=",
+            threshold=th["min_parity_recall"],
+            case_id=case_id,
+            fp32=parity["fp32_count"],
+            int8=parity["matched"],
+            labels=("FP32 detections", "matched by INT8"),
+            no_evidence=None if parity["recall"] is not None else f"FP32 made no detection at {at} on these images",
+        ),
+        GateResult(
+            gate="parity",
+            metric="precision_of_int8_detections",
+            value=parity["precision"],
+            op=">=",
+            threshold=th["min_parity_precision"],
+            case_id=case_id,
+            fp32=parity["int8_count"],
+            int8=parity["matched"],
+            labels=("INT8 detections", "also in FP32"),
+            no_evidence=None if parity["precision"] is not None else f"INT8 made no detection at {at} on these images",
+        ),
+        GateResult(
+            gate="parity",
+            metric="score_drift_mean",
+            value=parity["score_drift_mean"],
+            op="<=",
+            threshold=th["max_score_drift_mean"],
+            case_id=case_id,
+            no_evidence=thin,
+        ),
+        GateResult(
+            gate="parity",
+            metric="matched_iou_mean",
+            value=parity["iou_mean"],
+            op=">=",
+            threshold=th["min_iou_mean"],
+            case_id=case_id,
+            no_evidence=thin,
+        ),
+        GateResult(
+            gate="parity",
+            metric="collapsed_image_fraction",
+            value=parity["collapsed_fraction"],
+            op="<=",
+            threshold=th["max_collapsed_fraction"],
+            case_id=case_id,
+            fp32=parity["scored_images"],
+            int8=parity["collapsed_images"],
+            labels=("images with FP32 detections", "collapsed"),
+            no_evidence=None
+            if parity["collapsed_fraction"] is not None
+            else f"FP32 made no detection at {at} on these images",
+        ),
+        GateResult(
+            gate="parity",
+            metric="max_class_score",
+            value=parity["int8_max_score"],
+            op="<=",
+            threshold=th["max_int8_score"],
+            case_id=case_id,
+            fp32=parity["fp32_max_score"],
+            int8=parity["int8_max_score"],
+        ),
     ] + check_task_parity(parity, th, case_id, thin)
 
 
@@ -209,25 +402,63 @@ def check_task_parity(parity: dict, th: dict, case_id: str, thin: str | None = N
     results = []
     if "mask_iou_mean" in parity:
         value = parity["mask_iou_mean"]
-        results.append(GateResult(gate="parity", metric="matched_mask_iou_mean", value=value, op=">=", threshold=th["min_mask_iou_mean"], case_id=case_id,
-                                  fp32=parity["mask_pairs"], int8=parity.get("mask_iou_min"), labels=("matched pairs", "lowest mask IoU"),
-                                  no_evidence=thin or (None if value is not None else "no matched detection pair has masks")))
+        results.append(
+            GateResult(
+                gate="parity",
+                metric="matched_mask_iou_mean",
+                value=value,
+                op=">=",
+                threshold=th["min_mask_iou_mean"],
+                case_id=case_id,
+                fp32=parity["mask_pairs"],
+                int8=parity.get("mask_iou_min"),
+                labels=("matched pairs", "lowest mask IoU"),
+                no_evidence=thin or (None if value is not None else "no matched detection pair has masks"),
+            )
+        )
     if "keypoint_distance_mean" in parity:
         value = parity["keypoint_distance_mean"]
-        results.append(GateResult(gate="parity", metric="matched_keypoint_distance_mean", value=value, op="<=", threshold=th["max_keypoint_distance_mean"],
-                                  case_id=case_id, no_evidence=thin or (None if value is not None else
-                                                                "no matched detection pair has a visible FP32 keypoint"),
-                                  note=f"{parity['keypoint_pairs']} matched pairs; distance / sqrt(FP32 box area)"))
+        results.append(
+            GateResult(
+                gate="parity",
+                metric="matched_keypoint_distance_mean",
+                value=value,
+                op="<=",
+                threshold=th["max_keypoint_distance_mean"],
+                case_id=case_id,
+                no_evidence=thin
+                or (None if value is not None else "no matched detection pair has a visible FP32 keypoint"),
+                note=f"{parity['keypoint_pairs']} matched pairs; distance / sqrt(FP32 box area)",
+            )
+        )
     return results
 
 
 def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) -> list[GateResult]:
     """Enough validation images and FP32 detections to judge accuracy at all; fewer fail, never pass."""
     need = f"need {th['min_val_images']:g} images and {th['min_val_fp32_detections']:g} FP32 detections"
-    note = (f"too little evidence: {images} images, {fp32_detections} detections — {need} "
-            "(add images: --val-images DIR, or more in --calib)")
-    results = [GateResult(gate="evidence", metric="validation_images", value=images, op=">=", threshold=th["min_val_images"], case_id=case_id),
-               GateResult(gate="evidence", metric="fp32_detections", value=fp32_detections, op=">=", threshold=th["min_val_fp32_detections"], case_id=case_id)]
+    note = (
+        f"too little evidence: {images} images, {fp32_detections} detections — {need} "
+        "(add images: --val-images DIR, or more in --calib)"
+    )
+    results = [
+        GateResult(
+            gate="evidence",
+            metric="validation_images",
+            value=images,
+            op=">=",
+            threshold=th["min_val_images"],
+            case_id=case_id,
+        ),
+        GateResult(
+            gate="evidence",
+            metric="fp32_detections",
+            value=fp32_detections,
+            op=">=",
+            threshold=th["min_val_fp32_detections"],
+            case_id=case_id,
+        ),
+    ]
     for r in results:
         r.note = "" if r.passed else note
     return results
@@ -238,22 +469,55 @@ def check_agreement(agreement: dict, th: dict, case_id: str) -> list[GateResult]
     ci = agreement.get("ci95")
     detail = f", CI95 [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     return check_evidence(agreement["images"], agreement["fp32_detections"], th, case_id) + [
-        GateResult(gate="agreement", metric="agreement_map50_95", value=agreement["map50_95"], op=">=", threshold=th["min_agreement_map"], case_id=case_id,
-                   fp32=1.0 if agreement["map50_95"] is not None else None, int8=agreement["map50_95"], detail=detail,
-                   no_evidence=None if agreement["map50_95"] is not None else "FP32 made no detection on these images",
-                   note=f"INT8 scored against FP32's {agreement['fp32_detections']} detections on {agreement['images']} images")]
+        GateResult(
+            gate="agreement",
+            metric="agreement_map50_95",
+            value=agreement["map50_95"],
+            op=">=",
+            threshold=th["min_agreement_map"],
+            case_id=case_id,
+            fp32=1.0 if agreement["map50_95"] is not None else None,
+            int8=agreement["map50_95"],
+            detail=detail,
+            no_evidence=None if agreement["map50_95"] is not None else "FP32 made no detection on these images",
+            note=f"INT8 scored against FP32's {agreement['fp32_detections']} detections on "
+            f"{agreement['images']} images",
+        )
+    ]
 
 
 def check_inputs(kind: str, used: int, skipped: int, th: dict, case_id: str, mismatched: int = 0) -> list[GateResult]:
     """Images that could not be read (or whose size disagrees with the annotations) are evidence lost."""
     total = used + skipped
-    results = [GateResult(gate="inputs", metric=f"{kind}_skipped_fraction", value=skipped / total if total else None, op="<=",
-                          threshold=th["max_skipped_fraction"], case_id=case_id, fp32=total, int8=skipped, labels=(f"{kind} images", "unreadable"),
-                          no_evidence=None if total else f"no {kind} images")]
+    results = [
+        GateResult(
+            gate="inputs",
+            metric=f"{kind}_skipped_fraction",
+            value=skipped / total if total else None,
+            op="<=",
+            threshold=th["max_skipped_fraction"],
+            case_id=case_id,
+            fp32=total,
+            int8=skipped,
+            labels=(f"{kind} images", "unreadable"),
+            no_evidence=None if total else f"no {kind} images",
+        )
+    ]
     if kind == "eval":
-        results.append(GateResult(gate="inputs", metric="eval_size_mismatch_fraction", value=mismatched / used if used else None, op="<=",
-                                  threshold=th["max_skipped_fraction"], case_id=case_id, fp32=used, int8=mismatched, labels=("eval images", "size differs from annotation"),
-                                  no_evidence=None if used else "no readable eval images"))
+        results.append(
+            GateResult(
+                gate="inputs",
+                metric="eval_size_mismatch_fraction",
+                value=mismatched / used if used else None,
+                op="<=",
+                threshold=th["max_skipped_fraction"],
+                case_id=case_id,
+                fp32=used,
+                int8=mismatched,
+                labels=("eval images", "size differs from annotation"),
+                no_evidence=None if used else "no readable eval images",
+            )
+        )
     return results
 
 
@@ -261,11 +525,38 @@ def check_graph(graph: dict, config: dict, th: dict, case_id: str) -> list[GateR
     """Static and weight-only models keep no float Conv beyond the allowance; head-aware configs keep the head float."""
     results = []
     if config["mode"] in ("static", "weights"):
-        results.append(GateResult(gate="graph", metric="float_convs", value=len(graph["float_convs"]), op="<=", threshold=th["max_float_conv"], case_id=case_id))
+        results.append(
+            GateResult(
+                gate="graph",
+                metric="float_convs",
+                value=len(graph["float_convs"]),
+                op="<=",
+                threshold=th["max_float_conv"],
+                case_id=case_id,
+            )
+        )
     if config["keep_head_float"]:
-        results.append(GateResult(gate="graph", metric="head_found", value=float(graph["head_found"]), op="==", threshold=1.0, case_id=case_id))
+        results.append(
+            GateResult(
+                gate="graph",
+                metric="head_found",
+                value=float(graph["head_found"]),
+                op="==",
+                threshold=1.0,
+                case_id=case_id,
+            )
+        )
         if graph["head_found"]:
-            results.append(GateResult(gate="graph", metric="head_float", value=float(graph["head_float"]), op="==", threshold=1.0, case_id=case_id))
+            results.append(
+                GateResult(
+                    gate="graph",
+                    metric="head_float",
+                    value=float(graph["head_float"]),
+                    op="==",
+                    threshold=1.0,
+                    case_id=case_id,
+                )
+            )
     return results
 
 
@@ -287,9 +578,18 @@ def check_latency(measured: dict, th: dict, case_id: str, size_only: bool = Fals
     flags = ",".join(f for f in cpu_info()["flags"] if f != "avx512f") or "none"
     where = f"{threads} thread{'s' if threads != 1 else ''}, " if threads else ""
     note = f"{key}; {where}CPU {cpu_info()['brand']} [{flags}]"
-    return GateResult(gate="latency", metric=f"int8/fp32 interleaved median on {ep}", value=measured["ratio"], op="<=",
-                      threshold=th[key], case_id=case_id, fp32=measured["fp32_ms"], int8=measured["int8_ms"],
-                      labels=("FP32 ms", "INT8 ms"), note=note)
+    return GateResult(
+        gate="latency",
+        metric=f"int8/fp32 interleaved median on {ep}",
+        value=measured["ratio"],
+        op="<=",
+        threshold=th[key],
+        case_id=case_id,
+        fp32=measured["fp32_ms"],
+        int8=measured["int8_ms"],
+        labels=("FP32 ms", "INT8 ms"),
+        note=note,
+    )
 
 
 def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list[GateResult]:
@@ -299,24 +599,75 @@ def check_baseline(record: dict, baseline: dict, th: dict, case_id: str) -> list
     results = []
     if record.get("int8_map50_95") is not None or baseline.get("int8_map50_95") is not None:
         then, now = baseline.get("int8_map50_95"), record.get("int8_map50_95")
-        results.append(GateResult(gate="baseline", metric="int8_map50_95_loss_pt", value=100 * (then - now) if None not in (then, now) else None,
-                                  op="<=", threshold=th["baseline_map_drop_pt"], case_id=case_id, fp32=then, int8=now, labels=label,
-                                  no_evidence=None if None not in (then, now) else "only one of the runs had annotated images"))
+        results.append(
+            GateResult(
+                gate="baseline",
+                metric="int8_map50_95_loss_pt",
+                value=100 * (then - now) if None not in (then, now) else None,
+                op="<=",
+                threshold=th["baseline_map_drop_pt"],
+                case_id=case_id,
+                fp32=then,
+                int8=now,
+                labels=label,
+                no_evidence=None if None not in (then, now) else "only one of the runs had annotated images",
+            )
+        )
     for kind in ("mask", "keypoints"):  # segmentation / pose heads: their INT8 mAP may not get worse either
         then, now = ((r.get(kind) or {}).get("int8_map50_95") for r in (baseline, record))
         if then is not None or now is not None:
-            results.append(GateResult(gate="baseline", metric=f"int8_{kind}_map50_95_loss_pt", value=100 * (then - now) if None not in (then, now)
-                                      else None, op="<=", threshold=th["baseline_map_drop_pt"], case_id=case_id, fp32=then, int8=now, labels=label,
-                                      no_evidence=None if None not in (then, now) else f"only one of the runs measured {kind} mAP"))
+            results.append(
+                GateResult(
+                    gate="baseline",
+                    metric=f"int8_{kind}_map50_95_loss_pt",
+                    value=100 * (then - now) if None not in (then, now) else None,
+                    op="<=",
+                    threshold=th["baseline_map_drop_pt"],
+                    case_id=case_id,
+                    fp32=then,
+                    int8=now,
+                    labels=label,
+                    no_evidence=None if None not in (then, now) else f"only one of the runs measured {kind} mAP",
+                )
+            )
     then, now = (r.get("agreement", {}).get("map50_95") for r in (baseline, record))
-    results.append(GateResult(gate="baseline", metric="agreement_map50_95_loss", value=then - now if None not in (then, now) else None, op="<=",
-                              threshold=th["baseline_agreement_drop"], case_id=case_id, fp32=then, int8=now, labels=label,
-                              no_evidence=None if None not in (then, now) else "the baseline or this run has no agreement mAP"))
+    results.append(
+        GateResult(
+            gate="baseline",
+            metric="agreement_map50_95_loss",
+            value=then - now if None not in (then, now) else None,
+            op="<=",
+            threshold=th["baseline_agreement_drop"],
+            case_id=case_id,
+            fp32=then,
+            int8=now,
+            labels=label,
+            no_evidence=None if None not in (then, now) else "the baseline or this run has no agreement mAP",
+        )
+    )
     return results + [
-        GateResult(gate="baseline", metric="parity_recall_loss", value=baseline["parity"]["recall"] - record["parity"]["recall"], op="<=",
-                   threshold=th["baseline_recall_drop"], case_id=case_id, fp32=baseline["parity"]["recall"], int8=record["parity"]["recall"], labels=label),
-        GateResult(gate="baseline", metric="int8_size_growth", value=record["int8_bytes"] / baseline["int8_bytes"] - 1, op="<=",
-                   threshold=th["baseline_size_growth"], case_id=case_id, fp32=baseline["int8_bytes"] / 1e6, int8=record["int8_bytes"] / 1e6, labels=("baseline MB", "now MB")),
+        GateResult(
+            gate="baseline",
+            metric="parity_recall_loss",
+            value=baseline["parity"]["recall"] - record["parity"]["recall"],
+            op="<=",
+            threshold=th["baseline_recall_drop"],
+            case_id=case_id,
+            fp32=baseline["parity"]["recall"],
+            int8=record["parity"]["recall"],
+            labels=label,
+        ),
+        GateResult(
+            gate="baseline",
+            metric="int8_size_growth",
+            value=record["int8_bytes"] / baseline["int8_bytes"] - 1,
+            op="<=",
+            threshold=th["baseline_size_growth"],
+            case_id=case_id,
+            fp32=baseline["int8_bytes"] / 1e6,
+            int8=record["int8_bytes"] / 1e6,
+            labels=("baseline MB", "now MB"),
+        ),
     ]
 
 
@@ -324,5 +675,14 @@ def check_baseline_latency(record: dict, baseline: dict, th: dict, case_id: str)
     """The INT8/FP32 ratio may grow by at most ``baseline_latency_ratio_growth`` over the baseline's
     (the caller makes sure both were timed on the same CPU class, ``cpu.cpu_class``)."""
     now, then = record["latency"]["ratio"], baseline["latency"]["ratio"]
-    return GateResult(gate="baseline", metric="latency_ratio_growth", value=now / then - 1, op="<=", threshold=th["baseline_latency_ratio_growth"],
-                      case_id=case_id, fp32=then, int8=now, labels=("baseline ratio", "now"))
+    return GateResult(
+        gate="baseline",
+        metric="latency_ratio_growth",
+        value=now / then - 1,
+        op="<=",
+        threshold=th["baseline_latency_ratio_growth"],
+        case_id=case_id,
+        fp32=then,
+        int8=now,
+        labels=("baseline ratio", "now"),
+    )

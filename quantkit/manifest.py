@@ -103,8 +103,21 @@ DEFAULT_CONFIGS = (
     {"id": "weights", "preset": "weights", "size_only": True},
     {"id": "dynamic", "preset": "dynamic", "size_only": True},
 )
-CONFIG_KEYS = {"format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method",
-               "keep_head_float", "preprocess", "exclude", "op_types", "mode", "target_cpu", "quantize_only"}
+CONFIG_KEYS = {
+    "format",
+    "per_channel",
+    "reduce_range",
+    "activation_type",
+    "weight_type",
+    "calibrate_method",
+    "keep_head_float",
+    "preprocess",
+    "exclude",
+    "op_types",
+    "mode",
+    "target_cpu",
+    "quantize_only",
+}
 
 
 @dataclass
@@ -160,15 +173,18 @@ class Manifest:
         """Every case under one config that is exactly ``preset`` (e.g. 'naive' to show the gates bite);
         the manifest's own configs, their thresholds and the cases' config lists are set aside."""
         cases = [Case(**{**c.__dict__, "configs": None}) for c in self.cases]
-        return Manifest(cases, [ConfigSpec(preset, preset, size_only=preset in ("dynamic", "weights"))], self.thresholds,
-                        self.path)
+        return Manifest(
+            cases, [ConfigSpec(preset, preset, size_only=preset in ("dynamic", "weights"))], self.thresholds, self.path
+        )
 
     def select_configs(self, ids: list[str]) -> "Manifest":
         """Only the configs named in ``ids``."""
         unknown = sorted(set(ids) - {k.id for k in self.configs})
         if unknown:
             raise ManifestError(f"unknown config id(s) {unknown}: the manifest has {[k.id for k in self.configs]}")
-        cases = [Case(**{**c.__dict__, "configs": tuple(k for k in (c.configs or ids) if k in ids)}) for c in self.cases]
+        cases = [
+            Case(**{**c.__dict__, "configs": tuple(k for k in (c.configs or ids) if k in ids)}) for c in self.cases
+        ]
         return Manifest(cases, [k for k in self.configs if k.id in ids], self.thresholds, self.path)
 
     def spec(self, config_id: str) -> ConfigSpec | None:
@@ -205,8 +221,10 @@ def _config_specs(raw: list[dict]) -> list[ConfigSpec]:
         size_only = entry.pop("size_only", False)
         unknown = set(entry) - CONFIG_KEYS
         if unknown:
-            raise ManifestError(f"config '{cid}': unknown key(s) {sorted(unknown)}: known are "
-                                f"{sorted(CONFIG_KEYS | {'size_only', 'thresholds'})}")
+            raise ManifestError(
+                f"config '{cid}': unknown key(s) {sorted(unknown)}: known are "
+                f"{sorted(CONFIG_KEYS | {'size_only', 'thresholds'})}"
+            )
         if not isinstance(size_only, bool):
             raise ManifestError(f"config '{cid}': size_only must be true or false, got {size_only!r}")
         specs.append(ConfigSpec(cid, preset, entry, thresholds, size_only))
@@ -219,18 +237,24 @@ def load_class_map(value, base: Path | None = None):
         return value
     path = Path(value) if base is None else (base / value)
     if not path.is_file():
-        raise ManifestError(f"class map file not found: {path}: pass a JSON or TOML file of class index -> category id or name")
+        raise ManifestError(
+            f"class map file not found: {path}: pass a JSON or TOML file of class index -> category id or name"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ManifestError(f"class map {path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'} ({exc}): fix the file") from None
+        raise ManifestError(
+            f"class map {path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'} ({exc}): fix the file"
+        ) from None
     if not isinstance(data, (dict, list)) or not data:
-        raise ManifestError(f"class map {path} holds no mapping: write {{\"0\": 1, \"1\": \"person\"}} (index -> id or name)")
+        raise ManifestError(f'class map {path} holds no mapping: write {{"0": 1, "1": "person"}} (index -> id or name)')
     try:
         return {int(k): v for k, v in data.items()} if isinstance(data, dict) else data
     except ValueError:
-        raise ManifestError(f"class map {path}: keys must be class indices (0, 1, ...), got {sorted(data)[:5]}") from None
+        raise ManifestError(
+            f"class map {path}: keys must be class indices (0, 1, ...), got {sorted(data)[:5]}"
+        ) from None
 
 
 def _operating_point(entry: dict) -> dict:
@@ -259,8 +283,10 @@ def _task(entry: dict) -> str | None:
     """A case's declared task, one of TASKS, or None (taken from the model's head and metadata)."""
     task = entry.get("task")
     if task is not None and task not in TASKS:
-        raise ManifestError(f"case '{entry['id']}': task = {task!r} is not one of {', '.join(TASKS)} (or leave it out: "
-                            "the model's head says)")
+        raise ManifestError(
+            f"case '{entry['id']}': task = {task!r} is not one of {', '.join(TASKS)} (or leave it out: "
+            "the model's head says)"
+        )
     return task
 
 
@@ -281,11 +307,22 @@ def load_manifest(path: str | Path) -> Manifest:
     for entry in raw.get("case", []):
         if "id" not in entry or "model" not in entry:
             raise ManifestError(f"a [[case]] in {path} lacks 'id' or 'model': {entry}")
-        cases.append(Case(entry["id"], rel(entry["model"]), rel(entry.get("calib")), rel(entry.get("coco_images")),
-                          rel(entry.get("coco_ann")), parse_imgsz(entry.get("imgsz")),
-                          entry.get("thresholds", {}), tuple(entry["configs"]) if entry.get("configs") else None,
-                          load_class_map(entry.get("class_map"), base), **_operating_point(entry),
-                          val_images=rel(entry.get("val_images")), task=_task(entry)))
+        cases.append(
+            Case(
+                entry["id"],
+                rel(entry["model"]),
+                rel(entry.get("calib")),
+                rel(entry.get("coco_images")),
+                rel(entry.get("coco_ann")),
+                parse_imgsz(entry.get("imgsz")),
+                entry.get("thresholds", {}),
+                tuple(entry["configs"]) if entry.get("configs") else None,
+                load_class_map(entry.get("class_map"), base),
+                **_operating_point(entry),
+                val_images=rel(entry.get("val_images")),
+                task=_task(entry),
+            )
+        )
     if not cases:
         raise ManifestError(f"manifest {path} has no [[case]]: add at least one")
     configs = _config_specs(raw.get("config", DEFAULT_CONFIGS))
@@ -295,7 +332,9 @@ def load_manifest(path: str | Path) -> Manifest:
     for case in cases:
         unknown = sorted(set(case.configs or ()) - known)
         if unknown:
-            raise ManifestError(f"{path}: case '{case.id}' names unknown config(s) {unknown}: known are {sorted(known)}")
+            raise ManifestError(
+                f"{path}: case '{case.id}' names unknown config(s) {unknown}: known are {sorted(known)}"
+            )
     manifest = Manifest(cases, configs, raw.get("thresholds", {}), path)
     for case in cases:
         for config in configs:
@@ -303,11 +342,17 @@ def load_manifest(path: str | Path) -> Manifest:
     return manifest
 
 
-def single_case(model, calib=None, coco_images=None, coco_ann=None, imgsz=None, class_map=None,
-                val_images=None) -> Manifest:
+def single_case(
+    model, calib=None, coco_images=None, coco_ann=None, imgsz=None, class_map=None, val_images=None
+) -> Manifest:
     """A manifest for one model given on the command line, with the default configs."""
     model = Path(model)
-    case = Case(model.stem, model.resolve(), *(Path(p).resolve() if p else None for p in (calib, coco_images, coco_ann)),
-                parse_imgsz(imgsz), class_map=load_class_map(class_map),
-                val_images=Path(val_images).resolve() if val_images else None)
+    case = Case(
+        model.stem,
+        model.resolve(),
+        *(Path(p).resolve() if p else None for p in (calib, coco_images, coco_ann)),
+        parse_imgsz(imgsz),
+        class_map=load_class_map(class_map),
+        val_images=Path(val_images).resolve() if val_images else None,
+    )
     return Manifest([case], _config_specs(list(DEFAULT_CONFIGS)))

@@ -49,7 +49,9 @@ def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelPr
     try:
         model = onnx.load_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path} is not a readable ONNX file ({type(exc).__name__}): it is truncated or not ONNX; re-export it") from None
+        raise ModelError(
+            f"{path} is not a readable ONNX file ({type(exc).__name__}): it is truncated or not ONNX; re-export it"
+        ) from None
     if not model.graph.node or model.ir_version == 0:
         raise ModelError(f"{path} is not an ONNX model (no graph found): pass an exported .onnx detector")
     files = external_files(model)
@@ -57,9 +59,11 @@ def load_model(path: str | Path, notes: list[str] | None = None) -> onnx.ModelPr
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            raise ModelError(f"{path.name} keeps its weights in external data ({', '.join(files)}) that cannot be read "
-                             f"from {path.parent} ({compat.error_line(exc, 120)}): keep the .onnx and its data files in "
-                             "one folder") from None
+            raise ModelError(
+                f"{path.name} keeps its weights in external data ({', '.join(files)}) that cannot be read "
+                f"from {path.parent} ({compat.error_line(exc, 120)}): keep the .onnx and its data files in "
+                "one folder"
+            ) from None
         if notes is not None:
             notes.append(f"weights read from external data ({', '.join(files)}); the INT8 model is one file")
     lowered = compat.lower_ir_version(model)
@@ -79,7 +83,7 @@ def _tensors(graph: onnx.GraphProto):
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR:
                 yield attr.t
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
                 yield from _tensors(sub)
 
 
@@ -96,8 +100,9 @@ def model_bytes(path: str | Path) -> int:
     """Size of a model on disk: the .onnx file plus the external data files it names."""
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
-    return path.stat().st_size + sum((path.parent / f).stat().st_size for f in external_files(model)
-                                     if (path.parent / f).is_file())
+    return path.stat().st_size + sum(
+        (path.parent / f).stat().st_size for f in external_files(model) if (path.parent / f).is_file()
+    )
 
 
 def upcast_float16(model: onnx.ModelProto) -> int:
@@ -140,15 +145,22 @@ def inspect_model(model: onnx.ModelProto, source: str | Path = "model") -> Model
     images = [i for i in inputs if len(d := _dims(i)) == 4 and (d[1] == 3 or not isinstance(d[1], int))]
     nhwc = [i for i in inputs if len(d := _dims(i)) == 4 and d[3] == 3 and i not in images]
     if not images and len(nhwc) == 1:
-        raise ModelError(f"{source}: input '{nhwc[0].name}' {_dims(nhwc[0])} is NHWC (channels last): quantkit calibrates "
-                         "and evaluates with [N, 3, H, W] images; re-export the detector with an NCHW input (Ultralytics' default)")
+        raise ModelError(
+            f"{source}: input '{nhwc[0].name}' {_dims(nhwc[0])} is NHWC (channels last): quantkit calibrates "
+            "and evaluates with [N, 3, H, W] images; re-export the detector with an NCHW input (Ultralytics' default)"
+        )
     if len(images) != 1:
         found = ", ".join(f"{i.name}{_dims(i)}" for i in inputs) or "none"
-        raise ModelError(f"{source}: no single rank-4 NCHW image input (inputs: {found}): quantkit handles image detectors with one [N,3,H,W] input")
+        raise ModelError(
+            f"{source}: no single rank-4 NCHW image input (inputs: {found}): quantkit handles image detectors with "
+            "one [N,3,H,W] input"
+        )
     if images[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         kind = onnx.helper.tensor_dtype_to_np_dtype(images[0].type.tensor_type.elem_type).name
-        raise ModelError(f"{source}: input '{images[0].name}' is {kind}: quantkit feeds float32 images; export with "
-                         "half=False (quantize the FP32 model), or convert with float32 inputs (keep_io_types=True)")
+        raise ModelError(
+            f"{source}: input '{images[0].name}' is {kind}: quantkit feeds float32 images; export with "
+            "half=False (quantize the FP32 model), or convert with float32 inputs (keep_io_types=True)"
+        )
     meta = _metadata(model)
     info = ModelInfo(images[0].name, _dims(images[0]), [_dims(o) for o in model.graph.output])
     try:
@@ -215,13 +227,19 @@ def resolve_imgsz(info: ModelInfo, imgsz: tuple[int, ...] | None, source: str | 
         if min(hw) <= 0:
             raise ModelError(f"--imgsz must be positive, got {'x'.join(map(str, imgsz))}: pass H W such as 640 640")
         if fixed and tuple(fixed) != hw:
-            raise ModelError(f"{source}: input is fixed at {fixed[0]}x{fixed[1]} but --imgsz is {hw[0]}x{hw[1]}: drop --imgsz or re-export")
+            raise ModelError(
+                f"{source}: input is fixed at {fixed[0]}x{fixed[1]} but --imgsz is {hw[0]}x{hw[1]}: drop --imgsz or "
+                "re-export"
+            )
         if not fixed:
             check_imgsz(hw, info.stride)
         return hw
     if info.imgsz:
         return info.imgsz
-    raise ModelError(f"{source}: input '{info.input_name}' has dynamic axes {info.input_shape} and no imgsz metadata: pass --imgsz H W")
+    raise ModelError(
+        f"{source}: input '{info.input_name}' has dynamic axes {info.input_shape} and no imgsz metadata: pass --imgsz "
+        "H W"
+    )
 
 
 def fix_input_dims(model: onnx.ModelProto, info: ModelInfo, hw: tuple[int, int]) -> bool:
@@ -264,8 +282,10 @@ def refuse_quantized(model: onnx.ModelProto, source: str | Path) -> None:
     """ModelError when ``model`` is already quantized: quantizing it again only wastes minutes."""
     found = quantized_nodes(model)
     if found:
-        raise ModelError(f"{Path(source).name} is already INT8: {' / '.join(f'{n} {op}' for op, n in found.items())} "
-                         "nodes: quantize the FP32 model it came from (or compare the two with `quantkit compare`)")
+        raise ModelError(
+            f"{Path(source).name} is already INT8: {' / '.join(f'{n} {op}' for op, n in found.items())} "
+            "nodes: quantize the FP32 model it came from (or compare the two with `quantkit compare`)"
+        )
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
@@ -278,12 +298,18 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 def float_convs(model: onnx.ModelProto) -> list[str]:
     """Conv nodes that still compute in float: their weight is a float initializer, not a DequantizeLinear output."""
-    floats = {i.name for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    floats = {
+        i.name for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    }
     return [n.name for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in floats]
 
 
 def quantized_convs(model: onnx.ModelProto) -> int:
     """Convs that compute in INT8: QLinearConv, ConvInteger, or (QDQ) a Conv whose weight is dequantized."""
     dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    return sum(1 for n in model.graph.node if n.op_type in ("QLinearConv", "ConvInteger")
-               or (n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in dequantized))
+    return sum(
+        1
+        for n in model.graph.node
+        if n.op_type in ("QLinearConv", "ConvInteger")
+        or (n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in dequantized)
+    )

@@ -18,8 +18,20 @@ from . import compat, gates
 from .measure.bench import latency_ratio
 from .quantization.calibration import DEFAULT_COUNT, split_folder
 from .errors import QuantkitError
-from .measure.evaluate import (EVAL_IOU, ImageSet, Predictions, agreement_report, annotated_sizes, coco_items, folder_items,
-                       model_hw, model_names, parity_report, predict, score)
+from .measure.evaluate import (
+    EVAL_IOU,
+    ImageSet,
+    Predictions,
+    agreement_report,
+    annotated_sizes,
+    coco_items,
+    folder_items,
+    model_hw,
+    model_names,
+    parity_report,
+    predict,
+    score,
+)
 from .heads import head_is_float
 from .manifest import THRESHOLDS, Case, ConfigSpec
 from .measure.metrics import SCORED, ClassMap, coco_results, map_classes, operating_point
@@ -33,10 +45,18 @@ from .measure.session import Runner, default_cache_dir
 class CasePipeline:
     """Lazily computed, memoised results for one case on one execution provider."""
 
-    def __init__(self, case: Case, ep: str = "cpu", cache_dir: Path | None = None, threads: int | None = None,
-                 preset: str | None = None, progress: bool = False,
-                 model_paths: Callable[[ConfigSpec | None], Path] | None = None):
-        """``model_paths`` (spec or None for FP32 -> file) stands in for the quantizer, e.g. a planted model in a test."""
+    def __init__(
+        self,
+        case: Case,
+        ep: str = "cpu",
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        preset: str | None = None,
+        progress: bool = False,
+        model_paths: Callable[[ConfigSpec | None], Path] | None = None,
+    ):
+        """``model_paths`` (spec or None for FP32 -> file) stands in for the quantizer, e.g. a planted model in a
+        test."""
         self.case, self.ep, self.threads, self.progress = case, ep, threads, progress
         self.preset = preset  # forces every config onto one preset (e.g. 'naive')
         self.cache_dir = Path(cache_dir or default_cache_dir())
@@ -54,7 +74,9 @@ class CasePipeline:
     @cached_property
     def coco(self):
         if not (self.case.coco_images and self.case.coco_ann):
-            raise QuantkitError(f"case '{self.case.id}' has no coco_images/coco_ann: add them to evaluate mAP and parity")
+            raise QuantkitError(
+                f"case '{self.case.id}' has no coco_images/coco_ann: add them to evaluate mAP and parity"
+            )
         return coco_items(self.case.coco_ann, self.case.coco_images)
 
     @cached_property
@@ -100,15 +122,23 @@ class CasePipeline:
             return ImageSet.load(folder_items(self.case.val_images), self.hw_nc[0], self.progress)
         if self.holdout:
             return ImageSet.load(list(enumerate(self.holdout)), self.hw_nc[0], self.progress)
-        raise QuantkitError(f"case '{self.case.id}' has no validation images: pass --val-images DIR, annotated images "
-                            "(--coco-images/--coco-ann), or a --calib folder of two or more images to hold some out")
+        raise QuantkitError(
+            f"case '{self.case.id}' has no validation images: pass --val-images DIR, annotated images "
+            "(--coco-images/--coco-ann), or a --calib folder of two or more images to hold some out"
+        )
 
     # -- quantize ----------------------------------------------------------------------------
     @cached_property
     def models(self) -> QuantCache:
         """The case's INT8 models, quantized once per cache key (``quantization/cached.py``)."""
-        return QuantCache(self.case, self.cache_dir, self.preset, self.progress,
-                          holdout=lambda: self.holdout, hw=lambda: self.hw_nc[0])
+        return QuantCache(
+            self.case,
+            self.cache_dir,
+            self.preset,
+            self.progress,
+            holdout=lambda: self.holdout,
+            hw=lambda: self.hw_nc[0],
+        )
 
     def quantized(self, spec: ConfigSpec) -> QuantResult:
         return self.models.quantized(spec)
@@ -128,8 +158,10 @@ class CasePipeline:
             self._preds[key] = predict(runner, self.images, self.hw_nc[1], progress=self.progress, nms=self.case.nms)
             family = self._preds[key].family
             if self.case.task and family is not None and family.task != self.case.task:
-                raise QuantkitError(f"case '{self.case.id}' declares task = \"{self.case.task}\" but {self.model_path(spec).name} "
-                                    f"is a {family.task} model ({family.covers}): fix the case's task or its model")
+                raise QuantkitError(
+                    f"case '{self.case.id}' declares task = \"{self.case.task}\" but {self.model_path(spec).name} "
+                    f"is a {family.task} model ({family.covers}): fix the case's task or its model"
+                )
         return self._preds[key]
 
     def map(self, spec: ConfigSpec | None = None) -> dict:
@@ -153,8 +185,9 @@ class CasePipeline:
             key = key if iou_type == "bbox" else f"{key}@{iou_type}"
             if key not in self._tables:  # no detections at all: matches against the annotations alone
                 results = coco_results(self.predictions(s).dets, self.classes.cat_ids, iou_type)
-                self._tables[key] = bootstrap.MatchTable.from_results(self.coco[0], results, self.images.ids,
-                                                                      self.classes.cat_ids, iou_type)
+                self._tables[key] = bootstrap.MatchTable.from_results(
+                    self.coco[0], results, self.images.ids, self.classes.cat_ids, iou_type
+                )
             tables.append(self._tables[key])
         return bootstrap.paired_drop(*tables)
 
@@ -179,9 +212,15 @@ class CasePipeline:
                 conf = self.case.conf
                 self._deployed[key] = {i: d.above(conf) for i, d in self.predictions(spec).dets.items()}
             else:
-                self._deployed[key] = predict(Runner(self.model_path(spec), self.ep, self.threads), self.images,
-                                              self.hw_nc[1], self.case.conf, self.progress, self.case.iou,
-                                              self.case.nms).dets
+                self._deployed[key] = predict(
+                    Runner(self.model_path(spec), self.ep, self.threads),
+                    self.images,
+                    self.hw_nc[1],
+                    self.case.conf,
+                    self.progress,
+                    self.case.iou,
+                    self.case.nms,
+                ).dets
         return self._deployed[key]
 
     def accuracy_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
@@ -189,21 +228,43 @@ class CasePipeline:
         detection parity on any validation images; with annotations also the mAP and F1 gates. No
         validation images at all is one failed gate: accuracy is never passed unmeasured."""
         if self.evidence is None:
-            return [gates.GateResult(gate="accuracy", metric="validation_images", value=None, op=">=", threshold=th["min_val_images"], case_id=case_id,
-                                     no_evidence="no validation images (pass --val-images DIR, annotated images, "
-                                                 "or a --calib folder to hold images out of)")]
-        results = gates.check_agreement(self.agreement(spec), th, case_id) + gates.check_parity(self.parity(spec), th, case_id)
+            return [
+                gates.GateResult(
+                    gate="accuracy",
+                    metric="validation_images",
+                    value=None,
+                    op=">=",
+                    threshold=th["min_val_images"],
+                    case_id=case_id,
+                    no_evidence="no validation images (pass --val-images DIR, annotated images, "
+                    "or a --calib folder to hold images out of)",
+                )
+            ]
+        results = gates.check_agreement(self.agreement(spec), th, case_id) + gates.check_parity(
+            self.parity(spec), th, case_id
+        )
         if self.annotated:
-            results = (self.map_gates(spec, th, case_id) + self.task_map_gates(spec, th, case_id) + gates.check_operating_point(
-                self.operating_point(None), self.operating_point(spec), th, case_id, self.case.iou) + results)
+            results = (
+                self.map_gates(spec, th, case_id)
+                + self.task_map_gates(spec, th, case_id)
+                + gates.check_operating_point(
+                    self.operating_point(None), self.operating_point(spec), th, case_id, self.case.iou
+                )
+                + results
+            )
         return results
 
     def operating_point(self, spec: ConfigSpec | None = None) -> dict:
         """Precision, recall and F1 at the case's conf and NMS IoU against the annotations."""
         key = (spec.id if spec else "fp32") + "@op"
         if key not in self._maps:
-            self._maps[key] = operating_point(self.coco[0], self.deployed(spec), self.classes.cat_ids, self.case.conf,
-                                              iou_thr={**THRESHOLDS, **self.case.thresholds}["match_iou"])
+            self._maps[key] = operating_point(
+                self.coco[0],
+                self.deployed(spec),
+                self.classes.cat_ids,
+                self.case.conf,
+                iou_thr={**THRESHOLDS, **self.case.thresholds}["match_iou"],
+            )
         return self._maps[key]
 
     def agreement(self, spec: ConfigSpec) -> dict:
@@ -211,22 +272,33 @@ class CasePipeline:
         case's conf are the ground truth) on the validation images, with its bootstrap CI95."""
         key = spec.id + "@agreement"
         if key not in self._maps:
-            self._maps[key] = agreement_report(self.deployed(None), self.predictions(spec).dets, self.images,
-                                               self.hw_nc[1])
+            self._maps[key] = agreement_report(
+                self.deployed(None), self.predictions(spec).dets, self.images, self.hw_nc[1]
+            )
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
-        return parity_report(self.predictions(None), self.predictions(spec), score_thr=self.case.conf,
-                             th={**THRESHOLDS, **self.case.thresholds})
+        return parity_report(
+            self.predictions(None),
+            self.predictions(spec),
+            score_thr=self.case.conf,
+            th={**THRESHOLDS, **self.case.thresholds},
+        )
 
     def graph(self, spec: ConfigSpec) -> dict:
         """Op counts of the INT8 model, its float Convs, and whether the head stayed float."""
         q = self.quantized(spec)
         model = onnx.load(q.output)
         counts = op_counts(model)
-        return {"ops": counts, "float_convs": float_convs(model), "quantized_convs": quantized_convs(model),
-                "head_found": bool(q.head_nodes), "head_float": bool(q.head_nodes) and head_is_float(model, q.head_nodes),
-                "quantize_linear": counts.get("QuantizeLinear", 0), "dequantize_linear": counts.get("DequantizeLinear", 0)}
+        return {
+            "ops": counts,
+            "float_convs": float_convs(model),
+            "quantized_convs": quantized_convs(model),
+            "head_found": bool(q.head_nodes),
+            "head_float": bool(q.head_nodes) and head_is_float(model, q.head_nodes),
+            "quantize_linear": counts.get("QuantizeLinear", 0),
+            "dequantize_linear": counts.get("DequantizeLinear", 0),
+        }
 
     def latency_gate(self, spec: ConfigSpec, threads: int, th: dict, case_id: str) -> tuple[gates.GateResult, dict]:
         """FP32 and INT8 timed interleaved at ``threads`` intra-op threads, gated by the CPU class's
@@ -235,7 +307,8 @@ class CasePipeline:
         result, measured = gates.latency_with_retry(
             lambda rounds: latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds),
             lambda m: gates.check_latency(m, th, case_id, spec.size_only),
-            th)
+            th,
+        )
         if fp32 != self.case.model:
             result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
         return result, measured
@@ -259,21 +332,35 @@ class CasePipeline:
         name_nodes(model)
         return {n.name for n in model.graph.node if n.op_type == "Conv"}
 
-
     def record(self, spec: ConfigSpec) -> dict:
         """Every number of one (case, config), for results files and baselines: size, parity and agreement
         on any validation images; with annotations also mAP, its CI95, AP by size and class, and F1."""
         q = self.quantized(spec)
         agreement = self.agreement(spec)
-        record = {"case": self.case.id, "config": spec.id, "ep": self.ep, "onnxruntime": compat.ORT_VERSION,
-                  "fp32_bytes": q.source_bytes, "int8_bytes": q.output_bytes, "compression": round(q.compression, 4),
-                  "quantize_seconds": round(q.seconds, 2), "evidence": self.evidence,
-                  "agreement": {k: agreement.get(k) for k in ("map50_95", "map50", "ci95", "images", "fp32_detections")},
-                  "parity": {k: v for k, v in self.parity(spec).items() if k != "raw"}, "ops": self.graph(spec)["ops"],
-                  "float_nodes": len(q.float_nodes), "notes": q.notes,
-                  "target_cpu": q.config.get("target_cpu"), "reduce_range": q.config.get("reduce_range"),
-                  "inputs": {"calibration": q.calibration, "eval_images": len(self.images.ids),
-                             "eval_skipped": len(self.images.skipped), "eval_size_mismatched": len(self.images.mismatched)}}
+        record = {
+            "case": self.case.id,
+            "config": spec.id,
+            "ep": self.ep,
+            "onnxruntime": compat.ORT_VERSION,
+            "fp32_bytes": q.source_bytes,
+            "int8_bytes": q.output_bytes,
+            "compression": round(q.compression, 4),
+            "quantize_seconds": round(q.seconds, 2),
+            "evidence": self.evidence,
+            "agreement": {k: agreement.get(k) for k in ("map50_95", "map50", "ci95", "images", "fp32_detections")},
+            "parity": {k: v for k, v in self.parity(spec).items() if k != "raw"},
+            "ops": self.graph(spec)["ops"],
+            "float_nodes": len(q.float_nodes),
+            "notes": q.notes,
+            "target_cpu": q.config.get("target_cpu"),
+            "reduce_range": q.config.get("reduce_range"),
+            "inputs": {
+                "calibration": q.calibration,
+                "eval_images": len(self.images.ids),
+                "eval_skipped": len(self.images.skipped),
+                "eval_size_mismatched": len(self.images.mismatched),
+            },
+        }
         family = self.predictions(None).family
         record["task"] = family.task if family is not None else "detect"
         if not self.annotated:
@@ -283,16 +370,31 @@ class CasePipeline:
             label = SCORED[iou_type]
             if fp32.get(label) is not None:
                 drop = self.map_bootstrap(spec, iou_type)
-                record[label] = {"fp32_map50_95": fp32[label]["map50_95"], "int8_map50_95": int8[label]["map50_95"],
-                                 "map_drop_pt": round(100 * (fp32[label]["map50_95"] - int8[label]["map50_95"]), 3),
-                                 "map_drop_ci95": [round(v, 3) for v in drop["ci95"]]}
-        return {**record, "fp32_map50_95": fp32["map50_95"], "int8_map50_95": int8["map50_95"],
-                "fp32_map50": fp32["map50"], "int8_map50": int8["map50"], "class_map": self.classes.how,
-                "map_drop_pt": round(100 * (fp32["map50_95"] - int8["map50_95"]), 3),
-                "fp32_ap_by_size": {k: fp32[k] for k in ("aps", "apm", "apl")},
-                "int8_ap_by_size": {k: int8[k] for k in ("aps", "apm", "apl")},
-                "nms": self.case.nms, "map_drop_ci95": [round(v, 3) for v in boot["ci95"]],
-                "map_drop_bootstrap": {k: boot[k] for k in ("resamples", "seed", "images")},
-                "fp32_per_class": fp32["per_class"], "int8_per_class": int8["per_class"],
-                "operating_point": {"conf": self.case.conf, "iou": self.case.iou,
-                                    "fp32": self.operating_point(None), "int8": self.operating_point(spec)}}
+                record[label] = {
+                    "fp32_map50_95": fp32[label]["map50_95"],
+                    "int8_map50_95": int8[label]["map50_95"],
+                    "map_drop_pt": round(100 * (fp32[label]["map50_95"] - int8[label]["map50_95"]), 3),
+                    "map_drop_ci95": [round(v, 3) for v in drop["ci95"]],
+                }
+        return {
+            **record,
+            "fp32_map50_95": fp32["map50_95"],
+            "int8_map50_95": int8["map50_95"],
+            "fp32_map50": fp32["map50"],
+            "int8_map50": int8["map50"],
+            "class_map": self.classes.how,
+            "map_drop_pt": round(100 * (fp32["map50_95"] - int8["map50_95"]), 3),
+            "fp32_ap_by_size": {k: fp32[k] for k in ("aps", "apm", "apl")},
+            "int8_ap_by_size": {k: int8[k] for k in ("aps", "apm", "apl")},
+            "nms": self.case.nms,
+            "map_drop_ci95": [round(v, 3) for v in boot["ci95"]],
+            "map_drop_bootstrap": {k: boot[k] for k in ("resamples", "seed", "images")},
+            "fp32_per_class": fp32["per_class"],
+            "int8_per_class": int8["per_class"],
+            "operating_point": {
+                "conf": self.case.conf,
+                "iou": self.case.iou,
+                "fp32": self.operating_point(None),
+                "int8": self.operating_point(spec),
+            },
+        }

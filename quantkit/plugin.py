@@ -45,10 +45,33 @@ from .pipeline import CasePipeline
 from .measure.session import default_cache_dir
 from .files import write_text_atomic
 
-OPTIONS = ("manifest", "model", "calib", "coco_images", "coco_ann", "val_images", "imgsz", "class_map", "preset", "config",
-           "ep", "latency_threads", "save_baseline", "compare", "results", "cache_dir")
-CASE_KEYS = {"model": "model", "calib": "calib", "coco_images": "coco_images", "coco_ann": "coco_ann", "imgsz": "imgsz",
-             "class_map": "class_map", "val_images": "val_images"}
+OPTIONS = (
+    "manifest",
+    "model",
+    "calib",
+    "coco_images",
+    "coco_ann",
+    "val_images",
+    "imgsz",
+    "class_map",
+    "preset",
+    "config",
+    "ep",
+    "latency_threads",
+    "save_baseline",
+    "compare",
+    "results",
+    "cache_dir",
+)
+CASE_KEYS = {
+    "model": "model",
+    "calib": "calib",
+    "coco_images": "coco_images",
+    "coco_ann": "coco_ann",
+    "imgsz": "imgsz",
+    "class_map": "class_map",
+    "val_images": "val_images",
+}
 DEFAULT_LATENCY_THREADS = (1, 2)
 LATENCY_REQUEST, NOTES = "quantkit_latency_request", "quantkit_notes"  # user_properties keys
 DEFAULT_MANIFEST = "fixtures/manifest.toml"
@@ -130,8 +153,15 @@ def _resolve(config) -> Settings:
     rootdir = Path(config.rootpath)
     get = lambda name: _setting(config, name)  # noqa: E731
     if get("model"):
-        manifest = single_case(get("model"), get("calib"), get("coco_images"), get("coco_ann"), get("imgsz"),
-                               get("class_map"), get("val_images"))
+        manifest = single_case(
+            get("model"),
+            get("calib"),
+            get("coco_images"),
+            get("coco_ann"),
+            get("imgsz"),
+            get("class_map"),
+            get("val_images"),
+        )
     else:
         path = Path(get("manifest") or DEFAULT_MANIFEST)
         manifest = load_manifest(path if path.is_absolute() else rootdir / path)
@@ -142,9 +172,17 @@ def _resolve(config) -> Settings:
     if preset:
         manifest = manifest.with_preset(preset)
     results = get("results")
-    return Settings(manifest, get("ep") or "cpu", Path(get("cache_dir") or default_cache_dir()), preset,
-                    get("save_baseline"), get("compare"), Path(results) if results else None, rootdir,
-                    _threads(get("latency_threads")))
+    return Settings(
+        manifest,
+        get("ep") or "cpu",
+        Path(get("cache_dir") or default_cache_dir()),
+        preset,
+        get("save_baseline"),
+        get("compare"),
+        Path(results) if results else None,
+        rootdir,
+        _threads(get("latency_threads")),
+    )
 
 
 def _fix(s: Settings, case, key: str) -> str:
@@ -171,12 +209,15 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
             raise QuantkitError(f"{exc} (fix {_fix(s, case, 'model')} or {_fix(s, case, 'imgsz')})") from None
         if case.calib or (any(_static(s, k) for k in specs) and "calib" in needs):
             if not case.calib:
-                raise QuantkitError(f"case '{case.id}': static quantization needs calibration images: "
-                                    f"pass {_fix(s, case, 'calib')}")
+                raise QuantkitError(
+                    f"case '{case.id}': static quantization needs calibration images: pass {_fix(s, case, 'calib')}"
+                )
             try:
                 choose_files(case.calib)
             except QuantkitError as exc:
-                raise QuantkitError(f"{exc.args[0].split(':')[0]}: {case.calib}: fix {_fix(s, case, 'calib')}") from None
+                raise QuantkitError(
+                    f"{exc.args[0].split(':')[0]}: {case.calib}: fix {_fix(s, case, 'calib')}"
+                ) from None
         if case.val_images:
             try:
                 folder_items(case.val_images)
@@ -184,21 +225,27 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
                 raise QuantkitError(f"case '{case.id}': {exc} (fix {_fix(s, case, 'val_images')})") from None
         unlabelled = case.val_images or (case.calib and split_folder(case.calib))
         if "val" in needs and not (case.coco_images or case.coco_ann or unlabelled):
-            raise QuantkitError(f"case '{case.id}': the parity and agreement gates need validation images: pass "
-                                f"{_fix(s, case, 'val_images')} (any images, no annotations needed), "
-                                f"{_fix(s, case, 'calib')} with two or more images, or annotated images")
+            raise QuantkitError(
+                f"case '{case.id}': the parity and agreement gates need validation images: pass "
+                f"{_fix(s, case, 'val_images')} (any images, no annotations needed), "
+                f"{_fix(s, case, 'calib')} with two or more images, or annotated images"
+            )
         if case.coco_images or case.coco_ann:  # without both, the mAP gates skip: agreement judges accuracy
             missing = [k for k in ("coco_images", "coco_ann") if not getattr(case, k)]
             if missing:
-                raise QuantkitError(f"case '{case.id}': annotated images come in pairs: pass "
-                                    + " and ".join(_fix(s, case, k) for k in missing)
-                                    + " too (or neither: accuracy is then judged by agreement with FP32)")
+                raise QuantkitError(
+                    f"case '{case.id}': annotated images come in pairs: pass "
+                    + " and ".join(_fix(s, case, k) for k in missing)
+                    + " too (or neither: accuracy is then judged by agreement with FP32)"
+                )
             try:
                 coco, _ = coco_items(case.coco_ann, case.coco_images)
                 map_classes(coco, model_names(case.model), case.class_map)
             except QuantkitError as exc:
-                raise QuantkitError(f"case '{case.id}': {exc} (fix {_fix(s, case, 'coco_ann')}, "
-                                    f"{_fix(s, case, 'coco_images')} or {_fix(s, case, 'class_map')})") from None
+                raise QuantkitError(
+                    f"case '{case.id}': {exc} (fix {_fix(s, case, 'coco_ann')}, "
+                    f"{_fix(s, case, 'coco_images')} or {_fix(s, case, 'class_map')})"
+                ) from None
 
 
 def _static(s: Settings, spec: ConfigSpec) -> bool:
@@ -214,8 +261,10 @@ def _cases_with_specs(manifest: Manifest):
 
 def _explicit(config) -> bool:
     """True when any quantkit setting was given (command line, [tool.quantkit], ini)."""
-    return any(config.getoption("quantkit_" + n) or state(config).pyproject.get(n) or config.getini("quantkit_" + n)
-               for n in OPTIONS)
+    return any(
+        config.getoption("quantkit_" + n) or state(config).pyproject.get(n) or config.getini("quantkit_" + n)
+        for n in OPTIONS
+    )
 
 
 @dataclass
@@ -225,7 +274,9 @@ class State:
     pyproject: dict  # [tool.quantkit] of pyproject.toml
     settings: Settings | None = None  # resolved on first use (``settings``)
     pipelines: dict = field(default_factory=dict)  # case id -> CasePipeline
-    deferred: dict = field(default_factory=dict)  # latency requests deferred by xdist workers / benchmarks: id -> request
+    deferred: dict = field(
+        default_factory=dict
+    )  # latency requests deferred by xdist workers / benchmarks: id -> request
     notes: dict = field(default_factory=dict)  # pair id -> the quantizer's notes
     latency_lines: list = field(default_factory=list)  # the deferred latency gates' messages, for the summary
     records: dict = field(default_factory=dict)  # pair id -> (results file name, record): made once per pair
@@ -239,11 +290,14 @@ def state(config) -> State:
 
 
 def pytest_configure(config):
-    for marker in ("slow: the longest checks", "gpu: needs a CUDA, TensorRT or DirectML execution provider",
-                   "benchmark: latency measurements",
-                   "quantkit_record: writes results/baselines; runs only with --quantkit-results/-save-baseline/-compare",
-                   "quantkit_needs(*inputs): the gate needs these case inputs ('calib', 'val', 'coco')",
-                   "quantkit_latency: a latency gate (timed last, serially)"):
+    for marker in (
+        "slow: the longest checks",
+        "gpu: needs a CUDA, TensorRT or DirectML execution provider",
+        "benchmark: latency measurements",
+        "quantkit_record: writes results/baselines; runs only with --quantkit-results/-save-baseline/-compare",
+        "quantkit_needs(*inputs): the gate needs these case inputs ('calib', 'val', 'coco')",
+        "quantkit_latency: a latency gate (timed last, serially)",
+    ):
         config.addinivalue_line("markers", marker)
     config.stash[STATE] = State(_pyproject_settings(Path(config.rootpath)))
     if not hasattr(config, "workerinput"):
@@ -306,14 +360,18 @@ def pytest_generate_tests(metafunc):
         pairs = s.manifest.pairs()
         metafunc.parametrize("qk_pair", pairs, ids=[f"{c.id}/{k.id}/{s.ep}" for c, k in pairs], indirect=True)
     else:
-        metafunc.parametrize("qk_case", s.manifest.cases, ids=[f"{c.id}/{s.ep}" for c in s.manifest.cases], indirect=True)
+        metafunc.parametrize(
+            "qk_case", s.manifest.cases, ids=[f"{c.id}/{s.ep}" for c in s.manifest.cases], indirect=True
+        )
 
 
 @pytest.fixture
 def qk_pair(request) -> Pair:
     case, spec = request.param
     s = settings(request.config)
-    return Pair(pipeline(request.config, case), spec, s.manifest.thresholds_for(case, spec), f"{case.id}/{spec.id}/{s.ep}")
+    return Pair(
+        pipeline(request.config, case), spec, s.manifest.thresholds_for(case, spec), f"{case.id}/{spec.id}/{s.ep}"
+    )
 
 
 @pytest.fixture
@@ -342,8 +400,11 @@ def pytest_collection_modifyitems(config, items):
     gates_selected = [item for item in items if {"qk_pair", "qk_case"} & set(getattr(item, "fixturenames", ()))]
     if gates_selected:
         needs = {need for item in gates_selected for mark in item.iter_markers("quantkit_needs") for need in mark.args}
-        if any(_static(settings(config), item.callspec.params["qk_pair"][1]) for item in gates_selected
-               if "qk_pair" in getattr(getattr(item, "callspec", None), "params", {})):
+        if any(
+            _static(settings(config), item.callspec.params["qk_pair"][1])
+            for item in gates_selected
+            if "qk_pair" in getattr(getattr(item, "callspec", None), "params", {})
+        ):
             needs.add("calib")
         try:
             validate(settings(config), needs)
@@ -380,7 +441,9 @@ def pytest_sessionfinish(session, exitstatus):
             spec = s.manifest.spec(request["config"]) if not s.preset else s.manifest.configs[0]
             ep = request.get("ep", s.ep)
             pipe = pipeline(config, case) if ep == s.ep else CasePipeline(case, ep, s.cache_dir, preset=s.preset)
-            result, _ = pipe.latency_gate(spec, request["threads"], s.manifest.thresholds_for(case, spec), request["id"])
+            result, _ = pipe.latency_gate(
+                spec, request["threads"], s.manifest.thresholds_for(case, spec), request["id"]
+            )
             line = result.message()
             failed |= not result.passed
         except Exception as exc:  # noqa: BLE001 - an untimed pair is a failure, never a silent pass

@@ -75,7 +75,9 @@ def letterbox_image(img: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, L
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     resized = img if (nh, nw) == (h, w) else cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     top, left = (th - nh) // 2, (tw - nw) // 2
-    out = cv2.copyMakeBorder(resized, top, th - nh - top, left, tw - nw - left, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    out = cv2.copyMakeBorder(
+        resized, top, th - nh - top, left, tw - nw - left, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
+    )
     return out, Letterbox(scale, left, top, (h, w))
 
 

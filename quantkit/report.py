@@ -64,14 +64,25 @@ def _row(version: str, record: dict) -> dict:
     if drop is None and record.get("fp32_map50_95") is not None and record.get("int8_map50_95") is not None:
         drop = round(100 * (record["fp32_map50_95"] - record["int8_map50_95"]), 3)
     int8_bytes = record.get("int8_bytes")
-    return {"onnxruntime": version, "case": record.get("case"), "config": record.get("config"), "ep": record.get("ep"),
-            "compression": record.get("compression"), "int8 MB": int8_bytes / 1e6 if int8_bytes is not None else None,
-            "fp32 mAP50-95": record.get("fp32_map50_95"), "int8 mAP50-95": record.get("int8_map50_95"),
-            "mAP drop pt": drop, "parity recall": parity.get("recall"), "int8 max score": parity.get("int8_max_score"),
-            "latency ratio": latency.get("ratio"), "CPU class": (record.get("machine") or {}).get("class") or "not recorded",
-            "quantize s": record.get("quantize_seconds"),
-            "quantized ops": ops_summary(record.get("ops")), "_ops": record.get("ops"),
-            "_machine": _machine_class(record.get("machine"))}
+    return {
+        "onnxruntime": version,
+        "case": record.get("case"),
+        "config": record.get("config"),
+        "ep": record.get("ep"),
+        "compression": record.get("compression"),
+        "int8 MB": int8_bytes / 1e6 if int8_bytes is not None else None,
+        "fp32 mAP50-95": record.get("fp32_map50_95"),
+        "int8 mAP50-95": record.get("int8_map50_95"),
+        "mAP drop pt": drop,
+        "parity recall": parity.get("recall"),
+        "int8 max score": parity.get("int8_max_score"),
+        "latency ratio": latency.get("ratio"),
+        "CPU class": (record.get("machine") or {}).get("class") or "not recorded",
+        "quantize s": record.get("quantize_seconds"),
+        "quantized ops": ops_summary(record.get("ops")),
+        "_ops": record.get("ops"),
+        "_machine": _machine_class(record.get("machine")),
+    }
 
 
 def _machine_class(machine: dict | None) -> tuple | None:
@@ -90,16 +101,24 @@ def _changed(old, new, limit: float, relative: bool) -> bool:
 
 def _flags(prev: dict, row: dict) -> list[str]:
     where = f"{row['onnxruntime']} {row['case']}/{row['config']}/{row['ep']}"
-    checks = (("mAP drop pt", THRESHOLDS["history_map_drop_change_pt"], False),
-              ("compression", THRESHOLDS["history_compression_change"], True))
+    checks = (
+        ("mAP drop pt", THRESHOLDS["history_map_drop_change_pt"], False),
+        ("compression", THRESHOLDS["history_compression_change"], True),
+    )
     if prev["_machine"] == row["_machine"]:  # latency ratios compare only on the same machine class
         checks += (("latency ratio", THRESHOLDS["history_latency_ratio_change"], True),)
-    flags = [f"{where}: {name} {_cell(prev[name])} -> {_cell(row[name])} (since {prev['onnxruntime']})"
-             for name, limit, relative in checks if _changed(prev[name], row[name], limit, relative)]
+    flags = [
+        f"{where}: {name} {_cell(prev[name])} -> {_cell(row[name])} (since {prev['onnxruntime']})"
+        for name, limit, relative in checks
+        if _changed(prev[name], row[name], limit, relative)
+    ]
     old_ops, new_ops = prev["_ops"], row["_ops"]
     if old_ops is not None and new_ops is not None and old_ops != new_ops:
-        diff = ", ".join(f"{op} {old_ops.get(op, 0)} -> {new_ops.get(op, 0)}"
-                         for op in sorted(set(old_ops) | set(new_ops)) if old_ops.get(op, 0) != new_ops.get(op, 0))
+        diff = ", ".join(
+            f"{op} {old_ops.get(op, 0)} -> {new_ops.get(op, 0)}"
+            for op in sorted(set(old_ops) | set(new_ops))
+            if old_ops.get(op, 0) != new_ops.get(op, 0)
+        )
         flags.append(f"{where}: ops {diff} (since {prev['onnxruntime']})")
     return flags
 
@@ -157,9 +176,17 @@ def _save(plt, fig, path: str | Path) -> None:
 
 
 # by the row's kind (check.Kind values: decided from gate results, never read back from the verdict text)
-VERDICT_COLOURS = {"reference": "#4c72b0", "contrast": "#8da0cb", "pass": "#2a9d4b", "size only": "#7f7f7f",
-                   "not verified": "#ff7f0e", "size and latency only": "#bcbd22", "FAIL": "#d62728", "peer": "#9467bd",
-                   "other": "#000000"}
+VERDICT_COLOURS = {
+    "reference": "#4c72b0",
+    "contrast": "#8da0cb",
+    "pass": "#2a9d4b",
+    "size only": "#7f7f7f",
+    "not verified": "#ff7f0e",
+    "size and latency only": "#bcbd22",
+    "FAIL": "#d62728",
+    "peer": "#9467bd",
+    "other": "#000000",
+}
 _MARKERS = "osD^vP*Xh<>p"
 
 
@@ -184,21 +211,38 @@ def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = N
     for ax in axes:
         ax.set_prop_cycle(color=colours)
     limits = {"mAP drop pt": th["max_map_drop_pt"], "latency ratio": None}  # latency gates differ per config
-    for ax, column, ylabel in ((axes[0], "mAP drop pt", "INT8 mAP50-95 drop (pt)"),
-                               (axes[1], "latency ratio", "INT8 / FP32 latency")):
+    for ax, column, ylabel in (
+        (axes[0], "mAP drop pt", "INT8 mAP50-95 drop (pt)"),
+        (axes[1], "latency ratio", "INT8 / FP32 latency"),
+    ):
         for label, points in series.items():
-            xy = [(versions.index(r["onnxruntime"]), r[column], limits[column] is not None and r[column] > limits[column])
-                  for r in points if r.get(column) is not None]
+            xy = [
+                (versions.index(r["onnxruntime"]), r[column], limits[column] is not None and r[column] > limits[column])
+                for r in points
+                if r.get(column) is not None
+            ]
             if xy:
                 ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=label)
                 over = [p for p in xy if p[2]]
                 if over:
-                    ax.scatter([p[0] for p in over], [p[1] for p in over], s=120, facecolors="none",
-                               edgecolors=VERDICT_COLOURS["FAIL"], linewidths=2, zorder=3)
+                    ax.scatter(
+                        [p[0] for p in over],
+                        [p[1] for p in over],
+                        s=120,
+                        facecolors="none",
+                        edgecolors=VERDICT_COLOURS["FAIL"],
+                        linewidths=2,
+                        zorder=3,
+                    )
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    axes[0].axhline(th["max_map_drop_pt"], color=VERDICT_COLOURS["FAIL"], linestyle="--", linewidth=1,
-                    label=f"gate: max_map_drop_pt {th['max_map_drop_pt']}")
+    axes[0].axhline(
+        th["max_map_drop_pt"],
+        color=VERDICT_COLOURS["FAIL"],
+        linestyle="--",
+        linewidth=1,
+        label=f"gate: max_map_drop_pt {th['max_map_drop_pt']}",
+    )
     axes[1].axhline(1.0, color="grey", linestyle="--", linewidth=1, label="INT8 as fast as FP32")
     for ax in axes:
         if ax.lines:
@@ -206,7 +250,9 @@ def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = N
     axes[1].set_xticks(range(len(versions)), versions, rotation=45)
     axes[1].set_xlabel("onnxruntime")
     cases = ", ".join(sorted({str(r.get("case")) for r in rows}))
-    fig.suptitle(f"quantkit results by onnxruntime version: {cases}\n(red rings: mAP drop beyond the gate)", fontsize="medium")
+    fig.suptitle(
+        f"quantkit results by onnxruntime version: {cases}\n(red rings: mAP drop beyond the gate)", fontsize="medium"
+    )
     fig.tight_layout()
     _save(plt, fig, path)
 
@@ -230,15 +276,30 @@ def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | N
         bottom = low - pad
         for i, row in enumerate(points):
             y, off_scale = row["mAP50-95"], row["mAP50-95"] < bottom
-            label = f"{row.get('model')}: {row['latency ms']:.2f} ms, mAP {y:.4f}" + (" (off scale)" if off_scale else "")
+            label = f"{row.get('model')}: {row['latency ms']:.2f} ms, mAP {y:.4f}" + (
+                " (off scale)" if off_scale else ""
+            )
             if row.get("verdict"):
                 label += f" — {row['verdict']}"
-            ax.scatter(row["latency ms"], bottom + pad / 4 if off_scale else y, s=80, zorder=3,
-                       marker="v" if off_scale else _MARKERS[i % len(_MARKERS)], color=VERDICT_COLOURS[_kind(row)],
-                       edgecolors="black", linewidths=0.5, label=label)
+            ax.scatter(
+                row["latency ms"],
+                bottom + pad / 4 if off_scale else y,
+                s=80,
+                zorder=3,
+                marker="v" if off_scale else _MARKERS[i % len(_MARKERS)],
+                color=VERDICT_COLOURS[_kind(row)],
+                edgecolors="black",
+                linewidths=0.5,
+                label=label,
+            )
         if threshold is not None:
-            ax.axhline(threshold, color=VERDICT_COLOURS["FAIL"], linestyle="--", linewidth=1,
-                       label=f"gate: lowest passing INT8 mAP {threshold:.4f}")
+            ax.axhline(
+                threshold,
+                color=VERDICT_COLOURS["FAIL"],
+                linestyle="--",
+                linewidth=1,
+                label=f"gate: lowest passing INT8 mAP {threshold:.4f}",
+            )
         ax.set_ylim(bottom, high + pad)
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     ax.set_xlabel("latency (ms, median)")
@@ -256,8 +317,7 @@ def plot_sizes(rows: list[dict], path: str | Path, title: str = "") -> None:
     sized = [r for r in rows if r.get("size MB") is not None]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 1.1 * len(sized)), 4.8))
     labels = [str(r.get("model")) for r in sized]
-    bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized],
-                  color=[VERDICT_COLOURS[_kind(r)] for r in sized])
+    bars = ax.bar(range(len(sized)), [r["size MB"] for r in sized], color=[VERDICT_COLOURS[_kind(r)] for r in sized])
     base = sized[0]["size MB"] if sized else None
 
     def ratio(r) -> str:  # against the first row; none where the size is the same to two decimals
@@ -272,8 +332,15 @@ def plot_sizes(rows: list[dict], path: str | Path, title: str = "") -> None:
     if any(r.get("kind") for r in sized):  # every colour drawn is in the legend
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=colour, label=f"row verdict: {kind}") for kind, colour in VERDICT_COLOURS.items()
-                           if kind in kinds], fontsize="small", loc="upper right")
+        ax.legend(
+            handles=[
+                Patch(color=colour, label=f"row verdict: {kind}")
+                for kind, colour in VERDICT_COLOURS.items()
+                if kind in kinds
+            ],
+            fontsize="small",
+            loc="upper right",
+        )
     ax.set_ylabel("size (MB)")
     ax.margins(y=0.2)
     ax.set_title(title or "model sizes", fontsize="medium")

@@ -82,17 +82,30 @@ class Candidate:
     spread: float = 0.0  # relative difference of the ratio between the two interleaved timings
 
     def row(self) -> dict:
-        return {"candidate": self.spec.id, "accuracy loss pt": round(self.loss_pt, 2), "latency ratio": round(self.ratio, 3),
-                "timing spread": round(self.spread, 3),
-                "int8 ms": round(self.int8_ms, 2), "compression": round(self.compression, 2),
-                "gates": "pass" if self.passed else "FAIL: " + ", ".join(self.failed)}
+        return {
+            "candidate": self.spec.id,
+            "accuracy loss pt": round(self.loss_pt, 2),
+            "latency ratio": round(self.ratio, 3),
+            "timing spread": round(self.spread, 3),
+            "int8 ms": round(self.int8_ms, 2),
+            "compression": round(self.compression, 2),
+            "gates": "pass" if self.passed else "FAIL: " + ", ".join(self.failed),
+        }
 
 
 def pareto(candidates: list[Candidate]) -> list[Candidate]:
     """Candidates no other candidate beats on both latency ratio and accuracy loss."""
-    return sorted((c for c in candidates if not any(
-        o.ratio <= c.ratio and o.loss_pt <= c.loss_pt and (o.ratio < c.ratio or o.loss_pt < c.loss_pt)
-        for o in candidates)), key=lambda c: c.ratio)
+    return sorted(
+        (
+            c
+            for c in candidates
+            if not any(
+                o.ratio <= c.ratio and o.loss_pt <= c.loss_pt and (o.ratio < c.ratio or o.loss_pt < c.loss_pt)
+                for o in candidates
+            )
+        ),
+        key=lambda c: c.ratio,
+    )
 
 
 def choose(passing: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
@@ -105,8 +118,17 @@ def choose(passing: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]
     return min(tied, key=lambda c: (c.loss_pt, c.ratio)), tied
 
 
-def tune(manifest: Manifest, *, ep: str = "cpu", threads: int | None = 1, cache_dir: Path | None = None,
-         thresholds: dict | None = None, progress: bool = True, grid=GRID, top_k=EXCLUDE_TOP_K) -> dict:
+def tune(
+    manifest: Manifest,
+    *,
+    ep: str = "cpu",
+    threads: int | None = 1,
+    cache_dir: Path | None = None,
+    thresholds: dict | None = None,
+    progress: bool = True,
+    grid=GRID,
+    top_k=EXCLUDE_TOP_K,
+) -> dict:
     """Search on the manifest's first case, gated by its thresholds (``thresholds`` on top)."""
     case = manifest.cases[0]
     th = {**manifest.thresholds_for(case), **(thresholds or {})}
@@ -139,38 +161,78 @@ def tune(manifest: Manifest, *, ep: str = "cpu", threads: int | None = 1, cache_
         specs.append(mixed)
         losses[mixed.id] = loss(mixed)
 
-    rewritten = rewritten_copy(case.model, pipe.cache_dir)  # the candidates carry the Softmax rewrite: so does their FP32
+    rewritten = rewritten_copy(
+        case.model, pipe.cache_dir
+    )  # the candidates carry the Softmax rewrite: so does their FP32
     references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
-    runners = {**{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
-               **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs}}
+    runners = {
+        **{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
+        **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs},
+    }
     ms, spread = timed_twice(runners, sample_input(pipe.hw_nc[0]), int(th["latency_rounds"]))  # the spread decides ties
     reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
     candidates = []
     for s in specs:
         q = pipe.quantized(s)
         ratio = ms[s.id] / ms[reference[s.id]]
-        results = (pipe.accuracy_gates(s, th, s.id) + gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
-                   + [gates.check_latency({"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id],
-                                           "ratio": ratio}, th, s.id)])
+        results = (
+            pipe.accuracy_gates(s, th, s.id)
+            + gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
+            + [
+                gates.check_latency(
+                    {"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id], "ratio": ratio},
+                    th,
+                    s.id,
+                )
+            ]
+        )
         if q.calibration:
             results += gates.check_inputs("calib", q.calibration["images"], q.calibration["skipped"], th, s.id)
         if pipe.annotated:
             results += gates.check_map(pipe.map(None), pipe.map(None), th, s.id)[:1]  # the FP32 floor
         failed = sorted({r.metric for r in results if not r.passed})
-        candidates.append(Candidate(s, losses[s.id], ratio, ms[s.id], q.compression, not failed, failed,
-                                    spread[s.id] + spread[reference[s.id]]))
+        candidates.append(
+            Candidate(
+                s,
+                losses[s.id],
+                ratio,
+                ms[s.id],
+                q.compression,
+                not failed,
+                failed,
+                spread[s.id] + spread[reference[s.id]],
+            )
+        )
     passing = [c for c in candidates if c.passed]
     chosen, tied = choose(passing)
-    deployable = fastest_deployable(ms, {c.spec.id: c.passed for c in candidates}, tuple(references), spread)  # and FP32
-    return {"candidates": candidates, "pareto": pareto(candidates), "chosen": chosen, "tied": tied, "fp32_ms": ms["fp32"],
-            "fp32_rewritten_ms": ms.get(FAST_FP32), "evidence": pipe.evidence_text(),
-            "sensitivity": ranking[: max(top_k)], "threshold_pt": th["max_map_drop_pt"], "conv_timings": timings,
-            "float_for_speed": for_speed, "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
-            "uniform": base.id, "mixed": mixed.id if mixed else None, "deployable": deployable}
+    deployable = fastest_deployable(
+        ms, {c.spec.id: c.passed for c in candidates}, tuple(references), spread
+    )  # and FP32
+    return {
+        "candidates": candidates,
+        "pareto": pareto(candidates),
+        "chosen": chosen,
+        "tied": tied,
+        "fp32_ms": ms["fp32"],
+        "fp32_rewritten_ms": ms.get(FAST_FP32),
+        "evidence": pipe.evidence_text(),
+        "sensitivity": ranking[: max(top_k)],
+        "threshold_pt": th["max_map_drop_pt"],
+        "conv_timings": timings,
+        "float_for_speed": for_speed,
+        "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
+        "uniform": base.id,
+        "mixed": mixed.id if mixed else None,
+        "deployable": deployable,
+    }
 
 
-def fastest_deployable(ms: dict[str, float], passed: dict[str, bool], references: tuple[str, ...] = ("fp32",),
-                       spread: dict[str, float] | None = None) -> tuple[str, str]:
+def fastest_deployable(
+    ms: dict[str, float],
+    passed: dict[str, bool],
+    references: tuple[str, ...] = ("fp32",),
+    spread: dict[str, float] | None = None,
+) -> tuple[str, str]:
     """(name, sentence) of the fastest model that meets the gates; the FP32 ``references`` (the source, and
     FP32 with quantkit's Softmax rewrite where timed) always may, and win a tie: an INT8 model must beat them
     by more than the timings' spread (``bench.fastest``)."""
@@ -178,10 +240,15 @@ def fastest_deployable(ms: dict[str, float], passed: dict[str, bool], references
     best = next((name for name in tied if name in references), best)
     if best in references:
         label = "FP32" if best == "fp32" else f"FP32 with the Softmax rewrite ({best})"
-        return best, (f"FP32 is the right answer on this machine: {label}, {ms[best]:.2f} ms; no INT8 model that meets "
-                      "the gates is faster by more than the timings' spread")
-    against = ", ".join(f"{ms[best] / ms[r]:.2f}x {'FP32' if r == 'fp32' else 'FP32 with the Softmax rewrite'}"
-                        for r in references if r in ms)
+        return best, (
+            f"FP32 is the right answer on this machine: {label}, {ms[best]:.2f} ms; no INT8 model that meets "
+            "the gates is faster by more than the timings' spread"
+        )
+    against = ", ".join(
+        f"{ms[best] / ms[r]:.2f}x {'FP32' if r == 'fp32' else 'FP32 with the Softmax rewrite'}"
+        for r in references
+        if r in ms
+    )
     return best, f"{best} is the fastest deployable: {ms[best]:.2f} ms, {against}"
 
 

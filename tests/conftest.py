@@ -53,7 +53,9 @@ def fixture_pipeline(request, fixture_case):
 @pytest.fixture
 def run_cli():
     def run(*args, cwd=None):
-        proc = subprocess.run([sys.executable, "-m", "quantkit", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+        proc = subprocess.run(
+            [sys.executable, "-m", "quantkit", *map(str, args)], capture_output=True, text=True, cwd=cwd
+        )
         return proc.returncode, proc.stdout, proc.stderr
 
     return run
@@ -62,9 +64,22 @@ def run_cli():
 @pytest.fixture
 def run_suite():
     """The gate suite in a nested pytest session rooted at ``rootdir`` (this repo's addopts left out)."""
+
     def run(rootdir, *args):
-        cmd = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "-q", "-p", "no:cacheprovider",
-               f"--rootdir={rootdir}", "-o", "addopts=", *map(str, args)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "quantkit.suite",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={rootdir}",
+            "-o",
+            "addopts=",
+            *map(str, args),
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
 
     return run

@@ -53,7 +53,10 @@ def test_fp32_agrees_with_itself_and_a_shifted_model_does_not():
     results = gates.check_agreement(report, THRESHOLDS, "planted/shifted")
     assert [r.metric for r in results if not r.passed] == ["agreement_map50_95"]
     assert report["ci95"][0] <= report["map50_95"] <= report["ci95"][1]
-    assert "agreement gate FAILED: agreement_map50_95" in gates.failures(results)[0] and "CI95" in gates.failures(results)[0]
+    assert (
+        "agreement gate FAILED: agreement_map50_95" in gates.failures(results)[0]
+        and "CI95" in gates.failures(results)[0]
+    )
 
 
 def test_an_int8_model_that_detects_nothing_scores_zero_with_a_closed_interval():
@@ -68,8 +71,9 @@ def test_too_little_evidence_fails_never_passes():
     report = agreement_report(fp32, fp32, _images(fp32))
     assert report["map50_95"] == pytest.approx(1.0)  # perfect agreement on too few images is still no pass
     failed = gates.failures(gates.check_agreement(report, THRESHOLDS, "planted/tiny"))
-    assert len(failed) == 2 and all("too little evidence: 6 images, 18 detections — need 25 images and 100" in f
-                                    for f in failed)
+    assert len(failed) == 2 and all(
+        "too little evidence: 6 images, 18 detections — need 25 images and 100" in f for f in failed
+    )
     nothing = {i: Detections.empty() for i in fp32}
     results = gates.check_agreement(agreement_report(nothing, nothing, _images(nothing)), THRESHOLDS, "planted/none")
     assert not any(r.passed for r in results)
@@ -115,18 +119,38 @@ def test_an_already_quantized_model_is_refused_before_any_work(tiny_model, calib
 
 
 def _report(accuracy: str, failed: bool = False) -> CheckReport:
-    gate = gates.GateResult(gate="size", metric="compression", value=2.0 if failed else 4.0, op=">=", threshold=3.3, case_id="tiny/static-qdq")
-    return CheckReport([{"model": "FP32 @ cpu", "size MB": 1.0, "verdict": "reference"}], {"static-qdq": [gate]}, None,
-                       {"cpu": {"brand": "cpu", "flags": []}, "onnxruntime": "1", "eps": ["cpu"], "threads": 1, "rounds": 30},
-                       evidence=f"accuracy: {accuracy}", accuracy=accuracy)
+    gate = gates.GateResult(
+        gate="size",
+        metric="compression",
+        value=2.0 if failed else 4.0,
+        op=">=",
+        threshold=3.3,
+        case_id="tiny/static-qdq",
+    )
+    return CheckReport(
+        [{"model": "FP32 @ cpu", "size MB": 1.0, "verdict": "reference"}],
+        {"static-qdq": [gate]},
+        None,
+        {"cpu": {"brand": "cpu", "flags": []}, "onnxruntime": "1", "eps": ["cpu"], "threads": 1, "rounds": 30},
+        evidence=f"accuracy: {accuracy}",
+        accuracy=accuracy,
+    )
 
 
-@pytest.mark.parametrize("accuracy, failed, code, verdict", [
-    ("not measured", False, EXIT_UNVERIFIED, "verdict: NOT VERIFIED"),
-    ("skipped", False, 0, "verdict: size and latency only — static-qdq INT8 meets those gates; accuracy NOT measured"),
-    ("unlabelled", False, 0, "verdict: pass — static-qdq INT8 meets every gate (accuracy: unlabelled)"),
-    ("not measured", True, 1, "verdict: FAIL"),
-])
+@pytest.mark.parametrize(
+    "accuracy, failed, code, verdict",
+    [
+        ("not measured", False, EXIT_UNVERIFIED, "verdict: NOT VERIFIED"),
+        (
+            "skipped",
+            False,
+            0,
+            "verdict: size and latency only — static-qdq INT8 meets those gates; accuracy NOT measured",
+        ),
+        ("unlabelled", False, 0, "verdict: pass — static-qdq INT8 meets every gate (accuracy: unlabelled)"),
+        ("not measured", True, 1, "verdict: FAIL"),
+    ],
+)
 def test_check_exit_code_names_the_evidence(monkeypatch, tmp_path, capsys, accuracy, failed, code, verdict):
     """Unmeasured accuracy is never a pass: exit 3 unless --no-accuracy; a failed gate still decides first."""
     seen = {}
@@ -145,10 +169,32 @@ def test_check_exit_code_names_the_evidence(monkeypatch, tmp_path, capsys, accur
 
 def test_a_model_that_did_not_run_on_an_ep_fails_that_row():
     spec = ConfigSpec("static-qdq", "default")
-    untimed = gates.GateResult(gate="latency", metric="int8/fp32 interleaved median on openvino", value=None, op="<=", threshold=1.0,
-                               case_id="tiny/static-qdq/openvino", no_evidence="the INT8 model did not run on openvino")
-    timed = gates.GateResult(gate="latency", metric="int8/fp32 interleaved median on cpu", value=0.8, op="<=", threshold=1.15, case_id="tiny/static-qdq/cpu")
-    results = {"static-qdq": [gates.GateResult(gate="size", metric="compression", value=4.0, op=">=", threshold=3.3, case_id="tiny/static-qdq"), timed, untimed]}
+    untimed = gates.GateResult(
+        gate="latency",
+        metric="int8/fp32 interleaved median on openvino",
+        value=None,
+        op="<=",
+        threshold=1.0,
+        case_id="tiny/static-qdq/openvino",
+        no_evidence="the INT8 model did not run on openvino",
+    )
+    timed = gates.GateResult(
+        gate="latency",
+        metric="int8/fp32 interleaved median on cpu",
+        value=0.8,
+        op="<=",
+        threshold=1.15,
+        case_id="tiny/static-qdq/cpu",
+    )
+    results = {
+        "static-qdq": [
+            gates.GateResult(
+                gate="size", metric="compression", value=4.0, op=">=", threshold=3.3, case_id="tiny/static-qdq"
+            ),
+            timed,
+            untimed,
+        ]
+    }
     args = (results, "openvino", True, True, {"static-qdq": "fp32"})
     verdict = _verdict("static-qdq", spec, *args)
     assert verdict.kind is Kind.FAIL and verdict.failed == ["latency"] and not verdict.kind.deployable
@@ -165,8 +211,19 @@ def test_the_suite_judges_unlabelled_images_instead_of_stopping(tmp_path, calib_
     """Only --quantkit-calib: the parity and agreement gates run on images held out of it (no exit 4), and
     6 random images are too little evidence, which fails with the numbers."""
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
-    proc = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "--quantkit-cache-dir",
-                     tmp_path / "cache", "--quantkit-config", "static-qdq", "-k", "enough_evidence")
+    proc = run_suite(
+        tmp_path,
+        "--quantkit-model",
+        model,
+        "--quantkit-calib",
+        calib_dir,
+        "--quantkit-cache-dir",
+        tmp_path / "cache",
+        "--quantkit-config",
+        "static-qdq",
+        "-k",
+        "enough_evidence",
+    )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "evidence gate FAILED: validation_images 1.0000 < 25.0000" in proc.stdout
     assert "too little evidence: 1 images" in proc.stdout
@@ -175,10 +232,12 @@ def test_the_suite_judges_unlabelled_images_instead_of_stopping(tmp_path, calib_
 def test_the_fastest_deployable_is_chosen_by_interleaved_latency_among_deployable_rows():
     """Block timing moves with the machine's load; the interleaved figure does not favour one model, so it
     decides. A failed row and the rewritten FP32 (not a deliverable) are never chosen."""
-    rows = [{"model": "FP32 @ cpu", "latency ms": 10.0, "deploy ms": 9.0},
-            {"model": "FP32, Softmax rewritten @ cpu", "latency ms": 8.0, "deploy ms": 5.0},
-            {"model": "INT8 static-qdq @ cpu", "latency ms": 7.0, "deploy ms": 14.0},  # block timing hit by load
-            {"model": "INT8 naive @ cpu", "latency ms": 6.0, "deploy ms": 4.0}]
+    rows = [
+        {"model": "FP32 @ cpu", "latency ms": 10.0, "deploy ms": 9.0},
+        {"model": "FP32, Softmax rewritten @ cpu", "latency ms": 8.0, "deploy ms": 5.0},
+        {"model": "INT8 static-qdq @ cpu", "latency ms": 7.0, "deploy ms": 14.0},  # block timing hit by load
+        {"model": "INT8 naive @ cpu", "latency ms": 6.0, "deploy ms": 4.0},
+    ]
     verdicts = [quantkit.check.Verdict(k) for k in (Kind.REFERENCE, Kind.CONTRAST, Kind.PASS, Kind.FAIL)]
     best = quantkit.check.fastest_deployable(rows, verdicts, 10.0)
     assert best["model"] == "INT8 static-qdq @ cpu" and best["vs CPU FP32"] == 0.7
@@ -187,8 +246,11 @@ def test_the_fastest_deployable_is_chosen_by_interleaved_latency_among_deployabl
 
 def test_a_row_within_the_timing_spread_of_fp32_is_a_tie_and_fp32_stays_the_answer():
     """(model, EP) rows: an INT8 row 2 % faster than FP32 with runs 5 % apart does not win; FP32 does, the tie named."""
-    rows = [{"model": "FP32 @ cpu", "latency ms": 10.0}, {"model": "INT8 static-qdq @ cpu", "latency ms": 9.8},
-            {"model": "INT8 static-qdq @ openvino", "latency ms": 5.0}]
+    rows = [
+        {"model": "FP32 @ cpu", "latency ms": 10.0},
+        {"model": "INT8 static-qdq @ cpu", "latency ms": 9.8},
+        {"model": "INT8 static-qdq @ openvino", "latency ms": 5.0},
+    ]
     verdicts = [quantkit.check.Verdict(k) for k in (Kind.REFERENCE, Kind.PASS, Kind.FAIL)]  # failed its own EP's gates
     best = quantkit.check.fastest_deployable(rows, verdicts, 10.0, [0.05, 0.01, 0.0])
     assert best["model"] == "FP32 @ cpu" and best["kind"] == "reference" and best["tied"] == ["INT8 static-qdq @ cpu"]

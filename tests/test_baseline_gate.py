@@ -13,9 +13,20 @@ from onnx import numpy_helper
 @pytest.mark.slow  # three nested pytest sessions on 60 val images (out of the default run; `pytest -m slow`)
 def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
     def suite(model, *extra):
-        return run_suite(tmp_path, "-k", "record_and_compare and static-qdq", "--quantkit-model", model,
-                         "--quantkit-calib", fixture_case.calib, "--quantkit-coco-images", fixture_case.coco_images,
-                         "--quantkit-coco-ann", fixture_case.coco_ann.with_name("annotations-first60.json"), *extra)
+        return run_suite(
+            tmp_path,
+            "-k",
+            "record_and_compare and static-qdq",
+            "--quantkit-model",
+            model,
+            "--quantkit-calib",
+            fixture_case.calib,
+            "--quantkit-coco-images",
+            fixture_case.coco_images,
+            "--quantkit-coco-ann",
+            fixture_case.coco_ann.with_name("annotations-first60.json"),
+            *extra,
+        )
 
     good, bad = tmp_path / "good" / "detector.onnx", tmp_path / "bad" / "detector.onnx"
     for path in (good, bad):
@@ -26,7 +37,9 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
     for init in model.graph.initializer:
         w = numpy_helper.to_array(init)
         if w.ndim == 4 and w.shape[1] > 1:
-            init.CopyFrom(numpy_helper.from_array((w + rng.normal(0, 0.3 * w.std(), w.shape)).astype(w.dtype), init.name))
+            init.CopyFrom(
+                numpy_helper.from_array((w + rng.normal(0, 0.3 * w.std(), w.shape)).astype(w.dtype), init.name)
+            )
     onnx.save(model, str(bad))
 
     saved = suite(good, "--quantkit-save-baseline", "main", "--quantkit-results", tmp_path / "results")

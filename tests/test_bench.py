@@ -30,7 +30,8 @@ def test_bench_json_has_a_row_per_model_ep_threads_streams(tiny_model, tiny_dyna
     assert len(rows) == 8
     assert all(set(r) == ROW_KEYS for r in rows)
     assert sorted((r["model"], r["ep"], r["threads"], r["streams"]) for r in rows) == sorted(
-        itertools.product([str(tiny_model), str(tiny_dynamic)], ["cpu"], [1, 2], [1, 2]))
+        itertools.product([str(tiny_model), str(tiny_dynamic)], ["cpu"], [1, 2], [1, 2])
+    )
     assert all(r["latency_ms"] > 0 and r["fps"] > 0 for r in rows)
     assert all(r["oversubscribed"] == (r["threads"] * r["streams"] > os.cpu_count()) for r in rows)
     for model, pick in report["best"].items():
@@ -54,8 +55,12 @@ def test_bench_defaults_and_table(tiny_model, capsys):
 
 
 def test_best_picks_lowest_latency_and_highest_throughput():
-    rows = [{"model": "a", "latency_ms": 5.0, "fps": 200.0, "id": 1}, {"model": "a", "latency_ms": 9.0, "fps": 300.0, "id": 2},
-            {"model": "b", "latency_ms": 7.0, "fps": 100.0, "id": 3}, {"model": "a", "latency_ms": 6.0, "fps": 250.0, "id": 4}]
+    rows = [
+        {"model": "a", "latency_ms": 5.0, "fps": 200.0, "id": 1},
+        {"model": "a", "latency_ms": 9.0, "fps": 300.0, "id": 2},
+        {"model": "b", "latency_ms": 7.0, "fps": 100.0, "id": 3},
+        {"model": "a", "latency_ms": 6.0, "fps": 250.0, "id": 4},
+    ]
     picks = best(rows)
     assert {m: (p["latency"]["id"], p["throughput"]["id"]) for m, p in picks.items()} == {"a": (1, 2), "b": (3, 3)}
 
@@ -84,14 +89,17 @@ def _exit_code(argv: list[str]) -> int:
         return exc.code
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--ep", "nope"], "unknown execution provider 'nope'"),
-    (["--ep", "cpu", "UNAVAILABLE"], "is not available in this onnxruntime"),
-    (["--threads", "0"], "argument --threads: takes positive integers"),
-    (["--streams", "1,x"], "argument --streams: takes positive integers"),
-    (["--seconds", "0"], "argument --seconds: must be positive"),
-    (["--imgsz", "1", "2", "3"], "unrecognized arguments: 3"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--ep", "nope"], "unknown execution provider 'nope'"),
+        (["--ep", "cpu", "UNAVAILABLE"], "is not available in this onnxruntime"),
+        (["--threads", "0"], "argument --threads: takes positive integers"),
+        (["--streams", "1,x"], "argument --streams: takes positive integers"),
+        (["--seconds", "0"], "argument --seconds: must be positive"),
+        (["--imgsz", "1", "2", "3"], "unrecognized arguments: 3"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_and_no_table(tiny_model, capsys, extra, message):
     extra = [_unavailable_ep() if a == "UNAVAILABLE" else a for a in extra]
     assert _exit_code(["bench", str(tiny_model), "--seconds", "0.2", *extra]) == 2
@@ -125,7 +133,9 @@ def test_best_throughput_skips_what_does_not_run(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("offered, expected", [(["cpu"], ["cpu"]), (["cuda", "openvino", "cpu"], ["cpu", "openvino"])])
-def test_bench_times_the_openvino_ep_by_default_where_it_is_installed(offered, expected, tiny_model, capsys, monkeypatch):
+def test_bench_times_the_openvino_ep_by_default_where_it_is_installed(
+    offered, expected, tiny_model, capsys, monkeypatch
+):
     """onnxruntime-openvino's EP runs the same QDQ model beside the CPU EP; GPU EPs only when asked for."""
     import quantkit.measure.session
     import quantkit.measure.throughput

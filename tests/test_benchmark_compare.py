@@ -9,7 +9,7 @@ import pytest
 
 import graphs
 
-BENCH = '''
+BENCH = """
 import os
 import numpy as np
 from quantkit.measure.session import Runner
@@ -19,13 +19,26 @@ def test_tiny_latency(benchmark):
     hw = int(os.environ["QK_HW"])
     x = np.zeros((1, 3, hw, hw), np.float32)
     benchmark.pedantic(runner.run, args=(x,), rounds=20, warmup_rounds=3)
-'''
+"""
 
 
 def _run(tmp_path, model, hw, *extra):
     env = {"QK_MODEL": str(model), "QK_HW": str(hw), "PATH": "/usr/bin:/bin"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "addopts=",
-           f"--benchmark-storage=file://{tmp_path / 'store'}", str(tmp_path / "bench_tiny.py"), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-o",
+        "addopts=",
+        f"--benchmark-storage=file://{tmp_path / 'store'}",
+        str(tmp_path / "bench_tiny.py"),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**env, "HOME": str(tmp_path)})
 
 

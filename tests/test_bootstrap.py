@@ -31,8 +31,10 @@ def synthetic(gt):
 def tables(gt, synthetic):
     """(MatchTable, pycocotools' mAP50-95) of each synthetic detector over every val image."""
     image_ids = sorted(gt.getImgIds())
-    return [(MatchTable.from_results(gt, r, image_ids, gt.getCatIds()), coco_map(gt, r, image_ids)["map50_95"])
-            for r in synthetic]
+    return [
+        (MatchTable.from_results(gt, r, image_ids, gt.getCatIds()), coco_map(gt, r, image_ids)["map50_95"])
+        for r in synthetic
+    ]
 
 
 def test_identity_weights_reproduce_pycocotools(gt, tables):
@@ -60,8 +62,9 @@ def test_integer_weights_equal_pycocotools_on_the_replicated_set(gt, synthetic):
     with contextlib.redirect_stdout(io.StringIO()):
         replicated.createIndex()
     expected = coco_map(replicated, new_results, [c["id"] for c in copies])["map50_95"]
-    table = MatchTable.from_results(gt, [r for r in synthetic[0] if r["image_id"] in set(image_ids)], image_ids,
-                                    gt.getCatIds())
+    table = MatchTable.from_results(
+        gt, [r for r in synthetic[0] if r["image_id"] in set(image_ids)], image_ids, gt.getCatIds()
+    )
     assert table.map50_95(weights[None])[0] == pytest.approx(expected, abs=1e-6)
 
 

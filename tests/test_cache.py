@@ -32,8 +32,13 @@ STATIC = ConfigSpec("static", "default")
 @pytest.fixture(autouse=True)
 def fresh_process_state(monkeypatch):
     """Each test sees the cache as a new process would: no memoised hashes, folders or stand-in note."""
-    for name, value in (("_HASHES", {}), ("_CHECKED", set()), ("_STANDINS", {}), ("_fallback_note", []),
-                        ("_fallback_noted", False)):
+    for name, value in (
+        ("_HASHES", {}),
+        ("_CHECKED", set()),
+        ("_STANDINS", {}),
+        ("_fallback_note", []),
+        ("_fallback_noted", False),
+    ):
         monkeypatch.setattr(cache, name, value)
 
 
@@ -57,7 +62,7 @@ def test_a_truncated_model_is_rebuilt_not_served(pipe, tmp_path):
     first = pipe().quantized(STATIC)
     entry = _entry(tmp_path / "cache")
     good = entry.read_bytes()
-    entry.write_bytes(good[:len(good) // 2])
+    entry.write_bytes(good[: len(good) // 2])
     again = pipe().quantized(STATIC)
     _rebuilt(again, entry, "truncated")
     assert entry.read_bytes() == good and again.output == first.output
@@ -145,11 +150,22 @@ def read_only(monkeypatch, tmp_path):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
 
     real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
-    monkeypatch.setattr(builtins, "open", lambda file, mode="r", *a, **k: (
-        refuse(file, isinstance(file, (str, Path)) and any(c in mode for c in "wax+")),
-        real_open(file, mode, *a, **k))[1])
-    monkeypatch.setattr(os, "open", lambda path, flags, *a, **k: (
-        refuse(path, bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))), real_os_open(path, flags, *a, **k))[1])
+    monkeypatch.setattr(
+        builtins,
+        "open",
+        lambda file, mode="r", *a, **k: (
+            refuse(file, isinstance(file, (str, Path)) and any(c in mode for c in "wax+")),
+            real_open(file, mode, *a, **k),
+        )[1],
+    )
+    monkeypatch.setattr(
+        os,
+        "open",
+        lambda path, flags, *a, **k: (
+            refuse(path, bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))),
+            real_os_open(path, flags, *a, **k),
+        )[1],
+    )
     monkeypatch.setattr(os, "mkdir", lambda path, *a, **k: (refuse(path), real_mkdir(path, *a, **k))[1])
     return root
 
@@ -185,8 +201,10 @@ def test_a_full_disk_keeps_the_entry_in_the_stand_in(tmp_path):
 
 def test_the_stand_in_is_removed_at_exit(tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    code = ("import sys; from pathlib import Path; from quantkit import cache; "
-            f"print(cache.folder(Path({str(tmp_path / 'file' / 'cache')!r})))")
+    code = (
+        "import sys; from pathlib import Path; from quantkit import cache; "
+        f"print(cache.folder(Path({str(tmp_path / 'file' / 'cache')!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out and not Path(out).exists()
 
@@ -230,6 +248,7 @@ def _planted(root: Path) -> dict[str, Path]:
 @pytest.fixture
 def run_cli(capsys):
     """`quantkit ...` in this process (each subprocess would import onnxruntime again)."""
+
     def run(*args):
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()

@@ -39,14 +39,21 @@ def test_ci_recipe_runs_as_written(fixture_case, tmp_path):
     for folder in (fixture_case.calib, fixture_case.coco_images):
         for image in sorted(folder.iterdir()):
             (photos / f"{folder.parent.name}-{image.name}").symlink_to(image)
-    environ = {**os.environ, **env, "QUANTKIT_CACHE": str(tmp_path / "cache"),
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-               "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+    environ = {
+        **os.environ,
+        **env,
+        "QUANTKIT_CACHE": str(tmp_path / "cache"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     for command in [*_readme_block("bash").strip().splitlines(), *gate]:  # save + commit the baseline, then gate
         proc = subprocess.run(["bash", "-c", command], cwd=repo, env=environ, capture_output=True, text=True)
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
-    committed = subprocess.run(["git", "ls-files", ".quantkit/baselines/main"], cwd=repo, capture_output=True,
-                               text=True, check=True).stdout.split()
+    committed = subprocess.run(
+        ["git", "ls-files", ".quantkit/baselines/main"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert committed, "the baseline was not committed"

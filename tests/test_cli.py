@@ -36,8 +36,21 @@ def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path
     """`eval --nms multi-label --json` (in process): mAP, AP by size and per class equal pycocotools run on the
     saved detections, and mAP50-95 reproduces the model card's reference (pycocotools over `yolo val`'s detections)."""
     dets = tmp_path / "dets.json"
-    code = main(["eval", str(fixture_case.model), "--images", str(fixture_case.coco_images), "--ann",
-                 str(fixture_case.coco_ann), "--json", "--detections", str(dets), "--nms", "multi-label"])
+    code = main(
+        [
+            "eval",
+            str(fixture_case.model),
+            "--images",
+            str(fixture_case.coco_images),
+            "--ann",
+            str(fixture_case.coco_ann),
+            "--json",
+            "--detections",
+            str(dets),
+            "--nms",
+            "multi-label",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     stats = json.loads(out)
@@ -84,8 +97,17 @@ def test_compare_prints_detection_parity(fixture_pipeline, fixture_case, run_cli
 
 
 def test_quantize_json_is_one_object(tiny_model, calib_dir, tmp_path, run_cli):
-    code, out, err = run_cli("quantize", tiny_model, "-o", tmp_path / "q.onnx", "--calib", calib_dir,
-                             "--calibrate-method", "percentile", "--json")
+    code, out, err = run_cli(
+        "quantize",
+        tiny_model,
+        "-o",
+        tmp_path / "q.onnx",
+        "--calib",
+        calib_dir,
+        "--calibrate-method",
+        "percentile",
+        "--json",
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["output"].endswith("q.onnx") and result["float nodes"] == len(result["float_nodes"]) > 0
@@ -98,10 +120,18 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
     assert code == 1, err
     assert "size gate FAILED: compression" in out and "accuracy: agreement with FP32 on " in out
     assert "unlabelled images (held out of calib/)" in out
-    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.md", "report.json", "sizes.png",
-                                                                 "tiny.static-qdq.int8.onnx"}  # the gated file itself
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {
+        "report.md",
+        "report.json",
+        "sizes.png",
+        "tiny.static-qdq.int8.onnx",
+    }  # the gated file itself
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [r["model"] for r in report["rows"]][:3] == ["FP32 @ cpu", "FP32, Softmax rewritten @ cpu", "INT8 static-qdq @ cpu"]
+    assert [r["model"] for r in report["rows"]][:3] == [
+        "FP32 @ cpu",
+        "FP32, Softmax rewritten @ cpu",
+        "INT8 static-qdq @ cpu",
+    ]
     assert report["rows"][1]["verdict"].startswith("reference (not deployable")
     assert any(n.startswith("FP32, Softmax rewritten") for n in report["notes"])
     assert report["evidence"].startswith("accuracy: agreement with FP32") and report["accuracy"] == "unlabelled"
@@ -113,14 +143,20 @@ def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
         assert any("pip install 'quantkit-yolo[openvino]'" in note for note in report["notes"])
     phases = [line for line in err.splitlines() if line.startswith("quantkit: ")]  # no terminal: one line per phase
     assert [p for p in phases if "quantizing" in p][:3] == [
-        "quantkit: quantizing static-qdq ...", "quantkit: quantizing weights ...", "quantkit: quantizing dynamic ..."]
+        "quantkit: quantizing static-qdq ...",
+        "quantkit: quantizing weights ...",
+        "quantkit: quantizing dynamic ...",
+    ]
     assert "quantkit: evaluating static-qdq (agreement with FP32, parity) ..." in phases
     assert any(p.startswith("quantkit: timing FP32 and INT8 on cpu") for p in phases)
     assert any(p.startswith("quantkit: memory") for p in phases)
     assert phases[-1].startswith("quantkit: throughput")
     best = report["best_throughput"]  # of the models whose verdict is pass or reference: not the failed static-qdq
-    deployable = {r["model"] for r in report["rows"]
-                  if r["verdict"].startswith(("pass", "size only", "reference")) and "not deployable" not in r["verdict"]}
+    deployable = {
+        r["model"]
+        for r in report["rows"]
+        if r["verdict"].startswith(("pass", "size only", "reference")) and "not deployable" not in r["verdict"]
+    }
     label = {"fp32": "FP32", "fp32-fast-softmax": "FP32, Softmax rewritten"}.get(best["model"], f"INT8 {best['model']}")
     assert f"{label} @ {best['ep']}" in deployable
     assert best["model"] != "static-qdq" and f"best throughput: {best['model']} on cpu" in out
@@ -136,7 +172,9 @@ def test_eval_maps_classes_by_name_not_by_sorted_ids(request, tmp_path, capsys):
     reference = plugin.pipeline(request.config, case).map(None)["map50_95"]
     data = json.loads(case.coco_ann.read_text())
     shift = {c["id"]: i + 1 for i, c in enumerate(data["categories"])}
-    data["categories"] = [{"id": 0, "name": "shapes-dataset"}] + [{**c, "id": shift[c["id"]]} for c in data["categories"]]
+    data["categories"] = [{"id": 0, "name": "shapes-dataset"}] + [
+        {**c, "id": shift[c["id"]]} for c in data["categories"]
+    ]
     for ann in data["annotations"]:
         ann["category_id"] = shift[ann["category_id"]]
     shifted = tmp_path / "roboflow.json"
@@ -177,7 +215,9 @@ def test_check_refuses_an_unwritable_out_before_any_work(out, tmp_path, run_cli)
 
 def test_version_names_quantkit_and_onnxruntime(run_cli):
     code, out, _ = run_cli("--version")
-    assert code == 0 and out.startswith(f"quantkit {quantkit.__version__} (quantkit-yolo), onnxruntime {ort.__version__}")
+    assert code == 0 and out.startswith(
+        f"quantkit {quantkit.__version__} (quantkit-yolo), onnxruntime {ort.__version__}"
+    )
 
 
 def _subcommands():
@@ -192,7 +232,10 @@ def test_help_describes_every_argument_with_choices_and_defaults():
             assert action.help, f"quantkit {name}: {action.option_strings or action.dest} has no help"
     text = commands["quantize"].format_help()
     assert "[--imgsz HxW]" in text and "640x640 or 640,640" in " ".join(text.split())
-    assert "(default: 100)" in " ".join(text.split()) and "{default,naive,qoperator,dynamic,weights,ultralytics-ort}" in text
+    assert (
+        "(default: 100)" in " ".join(text.split())
+        and "{default,naive,qoperator,dynamic,weights,ultralytics-ort}" in text
+    )
     assert set(commands["quantize"]._option_string_actions["--preset"].choices) == set(PRESETS)
 
 
@@ -220,12 +263,23 @@ def test_imgsz_that_is_not_a_size_is_one_line(capsys):
 
 
 @pytest.mark.parametrize("given, missing", [("--coco-images", "--coco-ann"), ("--coco-ann", "--coco-images")])
-def test_coco_images_and_annotations_come_in_pairs(given, missing, tiny_model, calib_dir, tmp_path, monkeypatch,
-                                                   capsys):
+def test_coco_images_and_annotations_come_in_pairs(
+    given, missing, tiny_model, calib_dir, tmp_path, monkeypatch, capsys
+):
     """Half of the pair was silently ignored (the check ran without accuracy): now one line naming the other half."""
     monkeypatch.setattr(quantkit.check, "run_check", lambda *a, **k: pytest.fail("check ran with half a dataset"))
-    code = main(["check", str(tiny_model), "--calib", str(calib_dir), given, str(tmp_path / "half"),
-                 "--out", str(tmp_path / "report")])
+    code = main(
+        [
+            "check",
+            str(tiny_model),
+            "--calib",
+            str(calib_dir),
+            given,
+            str(tmp_path / "half"),
+            "--out",
+            str(tmp_path / "report"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"{given} needs {missing}" in err
     assert not (tmp_path / "report").exists()
@@ -239,8 +293,20 @@ def test_check_finds_a_class_name_mismatch_before_quantizing(fixture_case, tmp_p
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     quantized = []
     monkeypatch.setattr(quantkit.pipeline.CasePipeline, "quantized", lambda self, spec: quantized.append(spec) or 1 / 0)
-    code = main(["check", str(fixture_case.model), "--calib", str(fixture_case.calib), "--coco-images",
-                 str(fixture_case.coco_images), "--coco-ann", str(tmp_path / "ann.json"), "--out", str(tmp_path / "r")])
+    code = main(
+        [
+            "check",
+            str(fixture_case.model),
+            "--calib",
+            str(fixture_case.calib),
+            "--coco-images",
+            str(fixture_case.coco_images),
+            "--coco-ann",
+            str(tmp_path / "ann.json"),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err
     assert quantized == [] and code == 2, err
     assert err.startswith("quantkit: error: class names do not match the annotations") and err.count("\n") == 1
@@ -251,9 +317,24 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_no_temp_folder(fixture_case, tmp
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "QUANTKIT_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "quantkit", "check", str(fixture_case.model), "--calib",
-                             str(fixture_case.calib), "--out", str(tmp_path / "report")], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quantkit",
+            "check",
+            str(fixture_case.model),
+            "--calib",
+            str(fixture_case.calib),
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     first = proc.stderr.readline()
     assert first.startswith("quantkit: quantizing"), first + proc.stderr.read()
     time.sleep(0.5)
@@ -286,8 +367,9 @@ def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
 
     monkeypatch.setattr(quantkit.measure.evaluate, "compare", broken)
     assert main(["compare", "a.onnx", "b.onnx", "--images", "x"]) == 2
-    assert capsys.readouterr().err == ("quantkit: error: unexpected RuntimeError: boom: "
-                                       "rerun with QUANTKIT_TRACEBACK=1 and report it\n")
+    assert capsys.readouterr().err == (
+        "quantkit: error: unexpected RuntimeError: boom: rerun with QUANTKIT_TRACEBACK=1 and report it\n"
+    )
     monkeypatch.setenv("QUANTKIT_TRACEBACK", "1")
     with pytest.raises(RuntimeError):
         main(["compare", "a.onnx", "b.onnx", "--images", "x"])

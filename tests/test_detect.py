@@ -65,8 +65,12 @@ def test_conf_filter_is_inclusive():
 
 def test_nms_is_classwise():
     # Two pairs of heavily overlapping boxes (IoU ~0.82): one pair same class, one pair different classes.
-    anchors = [(100, 100, 100, 100, 0, 0.9), (105, 105, 100, 100, 0, 0.8),
-               (400, 400, 100, 100, 1, 0.9), (405, 405, 100, 100, 2, 0.8)]
+    anchors = [
+        (100, 100, 100, 100, 0, 0.9),
+        (105, 105, 100, 100, 0, 0.8),
+        (400, 400, 100, 100, 1, 0.9),
+        (405, 405, 100, 100, 2, 0.8),
+    ]
     dets = decode(head(anchors), IDENTITY, iou=0.7)
     assert len(dets) == 3
     assert dets.classes.tolist() == [0, 1, 2]
@@ -105,22 +109,34 @@ def test_boxes_mapped_through_letterbox_and_clipped():
     np.testing.assert_allclose(dets.boxes[1], [1080, 0, 1280, 80], atol=1e-3)
 
 
-@pytest.mark.parametrize("shape, nc, expected", [
-    ((1, 84, 8400), None, "channels_first"),
-    ((1, 8400, 84), None, "channels_last"),
-    ((1, 84, 8400), 80, "channels_first"),
-    ((1, 8400, 84), 80, "channels_last"),
-    ((1, 84, 50), 80, "channels_first"),  # fewer anchors than channels: only nc tells
-    ((1, 50, 84), None, "channels_first"),
-])
+@pytest.mark.parametrize(
+    "shape, nc, expected",
+    [
+        ((1, 84, 8400), None, "channels_first"),
+        ((1, 8400, 84), None, "channels_last"),
+        ((1, 84, 8400), 80, "channels_first"),
+        ((1, 8400, 84), 80, "channels_last"),
+        ((1, 84, 50), 80, "channels_first"),  # fewer anchors than channels: only nc tells
+        ((1, 50, 84), None, "channels_first"),
+    ],
+)
 def test_head_layout(shape, nc, expected):
     assert head_layout(shape, nc) == expected
 
 
-@pytest.mark.parametrize("shape, nc", [
-    ((1, 1000), None), ((2, 84, 8400), None), ((1, 84, 8400, 1), None), ((1, 4, 8400), None),
-    ((1, 300, 4), None), ((1, 10, 2100), 80), ((1, 84, "anchors"), None), ((None, 84, 8400), None),
-])
+@pytest.mark.parametrize(
+    "shape, nc",
+    [
+        ((1, 1000), None),
+        ((2, 84, 8400), None),
+        ((1, 84, 8400, 1), None),
+        ((1, 4, 8400), None),
+        ((1, 300, 4), None),
+        ((1, 10, 2100), 80),
+        ((1, 84, "anchors"), None),
+        ((None, 84, 8400), None),
+    ],
+)
 def test_bad_shapes_raise_model_error(shape, nc):
     with pytest.raises(ModelError) as info:
         head_layout(shape, nc)
@@ -135,6 +151,7 @@ def test_decode_rejects_end2end_output():
 
 
 # ---- multi_label: Ultralytics' non_max_suppression(multi_label=True), as `yolo val` decodes ----
+
 
 def test_multi_label_box_with_two_classes_above_conf_gives_two_detections():
     out = head([(100, 100, 50, 50, 0, 0.8)])

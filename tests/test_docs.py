@@ -17,7 +17,8 @@ def test_readme_opens_with_the_main_job_and_ci_s_test_command():
 
 
 def test_readme_states_the_measured_test_time_not_a_guess():
-    """What `bash .ci/run` printed for the default run on a clean clone, cold cache, in two runs (208.76 s and 258.87 s)."""
+    """What `bash .ci/run` printed for the default run on a clean clone, cold cache, in two runs (208.76 s and 258.87
+    s)."""
     assert "209-259 s cold on a 2-core AMD EPYC (AVX2)" in README and "about 3 minutes" not in README
 
 
@@ -50,15 +51,22 @@ def test_readme_fixture_table_is_the_committed_check_report():
 
     report = json.loads((ROOT / "docs" / "check-fixture" / "report.json").read_text())
     rows = {r["model"]: r for r in report["rows"]}
-    labels = {"FP32": "FP32 @ cpu", "INT8, onnxruntime's defaults (the seed's configuration)": "INT8 naive @ cpu",
-              "INT8, quantkit `static-qdq`": "INT8 static-qdq @ cpu"}
+    labels = {
+        "FP32": "FP32 @ cpu",
+        "INT8, onnxruntime's defaults (the seed's configuration)": "INT8 naive @ cpu",
+        "INT8, quantkit `static-qdq`": "INT8 static-qdq @ cpu",
+    }
     table = README.split("| model (fixture, 192x320) |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
     assert len(table) == len(labels)
     for line in table:
         label, size, latency, map_, agree, verdict = [cell.strip() for cell in line.strip("|").split("|")]
         row = rows[labels[label]]
-        assert (float(size), float(latency), float(map_), verdict) == (row["size MB"], row["latency ms"],
-                                                                      row["mAP50-95"], row["verdict"])
+        assert (float(size), float(latency), float(map_), verdict) == (
+            row["size MB"],
+            row["latency ms"],
+            row["mAP50-95"],
+            row["verdict"],
+        )
         assert (float(agree) if agree else None) == row["agreement mAP"]
     assert report["machine"]["onnxruntime"] in README and report["machine"]["cpu"]["brand"] in README
 

@@ -93,8 +93,12 @@ def test_unreadable_images_are_skipped_and_counted(tiny_model, calib_dir, tmp_pa
 def test_bad_output(target, tmp_path, tiny_model, calib_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    out = {"same": tiny_model, "missing-folder": tmp_path / "no" / "such" / "out.onnx",
-           "folder-is-a-file": blocker / "out.onnx", "a-folder": tmp_path}[target]
+    out = {
+        "same": tiny_model,
+        "missing-folder": tmp_path / "no" / "such" / "out.onnx",
+        "folder-is-a-file": blocker / "out.onnx",
+        "a-folder": tmp_path,
+    }[target]
     before = tiny_model.read_bytes()
     with pytest.raises(OutputError):
         quantize(tiny_model, out, calib=calib_dir, progress=False)
@@ -137,13 +141,22 @@ def test_an_ep_that_does_not_start_is_an_error_not_a_cpu_run(monkeypatch, capsys
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "execution provider 'tensorrt' did not start" in err and "fell back to CPUExecutionProvider" in err
     ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "img_0.jpg", "width": 56, "height": 40}],
-                               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9],
-                                                "area": 81, "iscrowd": 0}],
-                               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    ann.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "img_0.jpg", "width": 56, "height": 40}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9], "area": 81, "iscrowd": 0}
+                ],
+                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+            }
+        )
+    )
     code = cli.main(["eval", str(tiny_model), "--images", images, "--ann", str(ann), "--ep", "tensorrt", "--json"])
     out, err = capsys.readouterr()
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err  # no number under a name that did not run
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (
+        err
+    )  # no number under a name that did not run
     assert "execution provider 'tensorrt' did not start" in err
 
 
@@ -180,10 +193,14 @@ class Workspace:
     def coco(self, edit=None) -> tuple[Path, Path]:
         """A COCO set of six small images (two classes); ``edit(data)`` spoils the annotations."""
         images = Path(graphs.write_images(self.root / "val"))
-        data = {"images": [{"id": i, "file_name": f"img_{i}.jpg", "width": 56, "height": 40} for i in range(6)],
-                "annotations": [{"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [4, 4, 20, 16],
-                                 "area": 320, "iscrowd": 0} for i in range(6)],
-                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+        data = {
+            "images": [{"id": i, "file_name": f"img_{i}.jpg", "width": 56, "height": 40} for i in range(6)],
+            "annotations": [
+                {"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [4, 4, 20, 16], "area": 320, "iscrowd": 0}
+                for i in range(6)
+            ],
+            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+        }
         if edit:
             edit(data)
         ann = self.root / "ann.json"
@@ -205,6 +222,7 @@ def _eval(edit=None, *extra, images=None):
     def argv(ws):
         coco_images, ann = ws.coco(edit)
         return ["eval", ws.tiny(), "--images", images(ws) if images else coco_images, "--ann", ann, *extra]
+
     return argv
 
 
@@ -225,55 +243,88 @@ BAD_INPUTS = {  # id -> (argv from a Workspace, words the one stderr line must h
     "model-empty": (_quantize(lambda ws: ws.bad_model("empty"), "--mode", "dynamic"), "re-export the model"),
     "model-no-image-input": (_quantize(lambda ws: ws.bad_model("no-image-input"), "--mode", "dynamic"), "rank-4"),
     "dynamic-without-imgsz": (_quantize(lambda ws: ws.tiny(dynamic=True), "--mode", "dynamic"), "pass --imgsz H W"),
-    "imgsz-7x7-dynamic-fixture": (_quantize(lambda ws: DYNAMIC_FIXTURE, "--mode", "dynamic", "--imgsz", "7", "7"),
-                                  "--imgsz 7x7 is outside 32..4096: use 32x32"),
-    "imgsz-huge-dynamic-fixture": (_quantize(lambda ws: DYNAMIC_FIXTURE, "--mode", "dynamic", "--imgsz", "100000", "100000"),
-                                   "use 4096x4096"),
-    "imgsz-off-stride": (_quantize(lambda ws: ws.tiny(dynamic=True), "--mode", "dynamic", "--imgsz", "191", "320"),
-                         "not a multiple of the stride 4: use 192x320"),
+    "imgsz-7x7-dynamic-fixture": (
+        _quantize(lambda ws: DYNAMIC_FIXTURE, "--mode", "dynamic", "--imgsz", "7", "7"),
+        "--imgsz 7x7 is outside 32..4096: use 32x32",
+    ),
+    "imgsz-huge-dynamic-fixture": (
+        _quantize(lambda ws: DYNAMIC_FIXTURE, "--mode", "dynamic", "--imgsz", "100000", "100000"),
+        "use 4096x4096",
+    ),
+    "imgsz-off-stride": (
+        _quantize(lambda ws: ws.tiny(dynamic=True), "--mode", "dynamic", "--imgsz", "191", "320"),
+        "not a multiple of the stride 4: use 192x320",
+    ),
     "imgsz-three-values": (_quantize(lambda ws: ws.tiny(), "--imgsz", "1", "2", "3"), "unrecognized arguments: 3"),
     "imgsz-not-a-number": (_quantize(lambda ws: ws.tiny(), "--imgsz", "big"), "'big' is not a size: write 640"),
     "imgsz-on-fixed-input": (_quantize(lambda ws: ws.tiny(), "--mode", "dynamic", "--imgsz", "320"), "drop --imgsz"),
-    "calib-missing": (lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "o.onnx", "--calib", ws.bad_calib("missing")],
-                      "pass --calib DIR"),
-    "calib-empty": (lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "o.onnx", "--calib", ws.bad_calib("empty")],
-                    "no images"),
-    "calib-unreadable": (lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "o.onnx", "--calib", ws.bad_calib("unreadable")],
-                         "could be read: check the files"),
+    "calib-missing": (
+        lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "o.onnx", "--calib", ws.bad_calib("missing")],
+        "pass --calib DIR",
+    ),
+    "calib-empty": (
+        lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "o.onnx", "--calib", ws.bad_calib("empty")],
+        "no images",
+    ),
+    "calib-unreadable": (
+        lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "o.onnx", "--calib", ws.bad_calib("unreadable")],
+        "could be read: check the files",
+    ),
     "static-without-calib": (_quantize(lambda ws: ws.tiny()), "pass --calib DIR"),
     "calib-count-zero": (_quantize(lambda ws: ws.tiny(), "--calib-count", "0"), "must be a positive integer"),
     "unknown-preset": (_quantize(lambda ws: ws.tiny(), "--preset", "fast"), "invalid choice"),
     "output-missing": (lambda ws: ["quantize", ws.tiny(), "--mode", "dynamic"], "required: -o/--output"),
-    "output-is-the-model": (lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "tiny-32.onnx", "--mode", "dynamic"],
-                            "choose another -o path"),
-    "output-folder-missing": (_quantize(lambda ws: ws.tiny(), "--mode", "dynamic", out=lambda ws: ws.root / "no" / "o.onnx"),
-                              "create it first"),
-    "output-is-a-folder": (_quantize(lambda ws: ws.tiny(), "--mode", "dynamic", out=lambda ws: ws.root),
-                           "pass a file path"),
-    "ann-missing": (lambda ws: ["eval", ws.tiny(), "--images", ws.calib(), "--ann", ws.root / "none.json"],
-                    "pass the annotations JSON"),
+    "output-is-the-model": (
+        lambda ws: ["quantize", ws.tiny(), "-o", ws.root / "tiny-32.onnx", "--mode", "dynamic"],
+        "choose another -o path",
+    ),
+    "output-folder-missing": (
+        _quantize(lambda ws: ws.tiny(), "--mode", "dynamic", out=lambda ws: ws.root / "no" / "o.onnx"),
+        "create it first",
+    ),
+    "output-is-a-folder": (
+        _quantize(lambda ws: ws.tiny(), "--mode", "dynamic", out=lambda ws: ws.root),
+        "pass a file path",
+    ),
+    "ann-missing": (
+        lambda ws: ["eval", ws.tiny(), "--images", ws.calib(), "--ann", ws.root / "none.json"],
+        "pass the annotations JSON",
+    ),
     "ann-not-json": (_ann_not_json, "not valid JSON"),
     "ann-without-annotations": (_eval(lambda d: d.pop("annotations")), "needs images, annotations and categories"),
     "ann-bad-bbox": (_eval(lambda d: d["annotations"][0].update(bbox=[1, 2])), "is not [x, y, width, height]"),
     "ann-images-missing-on-disk": (_eval(_ghost), "point --images at the folder"),
     "eval-images-folder-missing": (_eval(None, images=lambda ws: ws.root / "nowhere"), "images folder not found"),
-    "eval-detections-under-a-file": (lambda ws: _eval()(ws) + ["--detections", ws.file() / "dets.json"],
-                                     "is a file, not a folder"),
+    "eval-detections-under-a-file": (
+        lambda ws: _eval()(ws) + ["--detections", ws.file() / "dets.json"],
+        "is a file, not a folder",
+    ),
     "eval-unknown-ep": (_eval(None, "--ep", "npu"), "choose one of cpu"),
-    "compare-different-sizes": (lambda ws: ["compare", ws.tiny(), ws.tiny((64, 64)), "--images", ws.calib()],
-                                "compare an INT8 model with the FP32 model it was quantized from"),
-    "compare-no-images": (lambda ws: ["compare", ws.tiny(), ws.tiny(), "--images", ws.bad_calib("empty")],
-                          "pass a folder with .jpg/.png images"),
-    "check-out-under-a-file": (lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--out", ws.file() / "out"],
-                               "is a file, not a folder"),
-    "check-out-in-proc": (lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--out", "/proc/quantkit-report"],
-                          "pass a writable folder"),
+    "compare-different-sizes": (
+        lambda ws: ["compare", ws.tiny(), ws.tiny((64, 64)), "--images", ws.calib()],
+        "compare an INT8 model with the FP32 model it was quantized from",
+    ),
+    "compare-no-images": (
+        lambda ws: ["compare", ws.tiny(), ws.tiny(), "--images", ws.bad_calib("empty")],
+        "pass a folder with .jpg/.png images",
+    ),
+    "check-out-under-a-file": (
+        lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--out", ws.file() / "out"],
+        "is a file, not a folder",
+    ),
+    "check-out-in-proc": (
+        lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--out", "/proc/quantkit-report"],
+        "pass a writable folder",
+    ),
     "check-without-calib": (lambda ws: ["check", ws.tiny()], "pass --calib DIR"),
     "check-unknown-ep": (lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--ep", "npu"], "choose from cpu"),
     "check-threads-zero": (lambda ws: ["check", "--threads", "0"], "must be a positive integer"),
     "tune-output-under-a-file": (lambda ws: ["tune", ws.tiny(), "-o", ws.file() / "t.toml"], "is a file, not a folder"),
     "history-missing": (lambda ws: ["history", ws.root / "results"], "to write results first"),
-    "history-out-under-a-file": (lambda ws: ["history", ws.results(), "--out", ws.file() / "h"], "is a file, not a folder"),
+    "history-out-under-a-file": (
+        lambda ws: ["history", ws.results(), "--out", ws.file() / "h"],
+        "is a file, not a folder",
+    ),
     "no-command": (lambda ws: [], "required: COMMAND"),
     "unknown-command": (lambda ws: ["quantise"], "invalid choice"),
 }

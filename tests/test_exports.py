@@ -51,7 +51,11 @@ def test_opset12_converted_only_when_the_configuration_needs_it(preset, opset, t
     before = src.read_bytes()
     q = quantize(src, tmp_path / "int8.onnx", preset=preset, calib=calib_dir, progress=False)
     model = onnx.load(q.output)
-    assert compat.model_opset(model) == opset and q.config["per_channel"] and q.config["format"] == preset.replace("default", "qdq")
+    assert (
+        compat.model_opset(model) == opset
+        and q.config["per_channel"]
+        and q.config["format"] == preset.replace("default", "qdq")
+    )
     assert head_is_float(model, q.head_nodes)
     assert ("converted to 13" in " ".join(q.notes)) == (opset == 13) and src.read_bytes() == before
 
@@ -65,8 +69,11 @@ def test_opset12_the_converter_cannot_take_falls_back_to_qoperator(tmp_path, cal
     src = graphs.save(graphs.tiny_yolo(opset=12), tmp_path / "v8-opset12.onnx")
     q = quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
     assert (q.config["format"], q.config["per_channel"]) == ("qoperator", True)
-    assert "could not be converted to 13 (No Adapter From Version $12 for Split): quantized per-channel qoperator instead " \
-           "of per-channel qdq, which does not load at opset 12; cost: the same quantization in another format" in " ".join(q.notes)
+    assert (
+        "could not be converted to 13 (No Adapter From Version $12 for Split): quantized per-channel qoperator instead "
+        "of per-channel qdq, which does not load at opset 12; cost: the same quantization in another format"
+        in " ".join(q.notes)
+    )
     assert compat.model_opset(onnx.load(q.output)) == 12 and head_is_float(onnx.load(q.output), q.head_nodes)
     Runner(q.output).run(np.zeros((1, 3, 32, 32), np.float32))
 
@@ -75,7 +82,9 @@ def test_opset12_stops_when_nothing_loads(tmp_path, calib_dir, monkeypatch):
     monkeypatch.setattr(compat, "convert_opset", _no_converter)
     monkeypatch.setattr(compat, "quantized_loads_at", lambda *key: False)
     src = graphs.save(graphs.tiny_yolo(opset=12), tmp_path / "v8-opset12.onnx")
-    with pytest.raises(ModelError, match=r"opset 12 could not be converted to 13 .*re-export the model at opset 13 or newer"):
+    with pytest.raises(
+        ModelError, match=r"opset 12 could not be converted to 13 .*re-export the model at opset 13 or newer"
+    ):
         quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
     assert not (tmp_path / "int8.onnx").exists()
 
@@ -109,8 +118,10 @@ def test_fixed_batch_calibrates_and_runs_like_batch_one(tmp_path):
 
 def test_fixed_batch_is_evaluated_in_batches_scoring_only_real_images(tmp_path):
     images = ImageSet.load(folder_items(graphs.write_images(tmp_path / "val", count=3)), (32, 32))
-    preds = [predict(Runner(graphs.save(graphs.tiny_yolo(batch=b), tmp_path / f"b{b}.onnx")), images, conf=0.25)
-             for b in (1, 2)]
+    preds = [
+        predict(Runner(graphs.save(graphs.tiny_yolo(batch=b), tmp_path / f"b{b}.onnx")), images, conf=0.25)
+        for b in (1, 2)
+    ]
     assert sorted(preds[1].dets) == images.ids
     for image_id in images.ids:
         one, two = preds[0].dets[image_id], preds[1].dets[image_id]
@@ -135,12 +146,15 @@ def test_external_data_is_counted_and_must_sit_next_to_the_model(tmp_path, calib
     data = tmp_path / "external.onnx.data"
     assert model_bytes(src) == src.stat().st_size + data.stat().st_size > 2 * src.stat().st_size
     data.unlink()
-    with pytest.raises(ModelError, match=r"keeps its weights in external data \(external.onnx.data\) that cannot be read"):
+    with pytest.raises(
+        ModelError, match=r"keeps its weights in external data \(external.onnx.data\) that cannot be read"
+    ):
         quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
 
 
 def test_float16_upcast_leaves_a_float32_model_that_matches():
-    """Weights, Casts and a float16 output (no Cast before it) all become float32; results stay within float16's error."""
+    """Weights, Casts and a float16 output (no Cast before it) all become float32; results stay within float16's
+    error."""
     model = graphs.float16(graphs.tiny_yolo())
     model.graph.node.pop()  # drop the output Cast: the graph now ends in float16
     model.graph.node[-1].output[0] = "output0"

@@ -67,8 +67,10 @@ def test_every_image_reads_at_its_recorded_size(split):
 
 
 def test_splits_are_disjoint_and_sized():
-    digests = {split: {hashlib.sha256(p.read_bytes()).hexdigest() for p in (FIXTURES / "data" / split / "images").iterdir()}
-               for split in SPLITS}
+    digests = {
+        split: {hashlib.sha256(p.read_bytes()).hexdigest() for p in (FIXTURES / "data" / split / "images").iterdir()}
+        for split in SPLITS
+    }
     assert not digests["calib"] & digests["val"]
     assert 100 <= len(digests["calib"]) <= 200 and len(digests["val"]) >= 200
     sizes = {(im["width"], im["height"]) for im in _coco("val")["images"]}
@@ -142,4 +144,6 @@ def test_keypoints_regenerate_from_their_seed():
     make = _make_dataset()
     _, anns = make.render("val", 3)
     recorded = [a for a in _coco("val")["annotations"] if a["image_id"] == 4]
-    assert [(a["keypoints"], a["segmentation"]) for a in anns] == [(a["keypoints"], a["segmentation"]) for a in recorded]
+    assert [(a["keypoints"], a["segmentation"]) for a in anns] == [
+        (a["keypoints"], a["segmentation"]) for a in recorded
+    ]

@@ -100,7 +100,11 @@ def test_head_found_through_a_trailing_transpose():
 def test_quantize_stops_when_a_head_aware_preset_finds_no_head(tmp_path, calib_dir):
     model = graphs.headless(graphs.tiny_yolo())
     path = graphs.save(model, tmp_path / "nohead.onnx")
-    with pytest.raises(ModelError, match=r"no supported YOLO head found \(quantkit knows: .*YOLOv8, YOLO11.*YOLO26.*--exclude NODE .*--preset naive"):
+    with pytest.raises(
+        ModelError,
+        match=r"no supported YOLO head found \(quantkit knows: .*YOLOv8, YOLO11.*YOLO26.*"
+        r"--exclude NODE .*--preset naive",
+    ):
         quantize(path, tmp_path / "q.onnx", calib=calib_dir, progress=False)
     assert not (tmp_path / "q.onnx").exists()
     # the user's way out: name the head's nodes, or quantize everything knowingly

@@ -50,17 +50,26 @@ def test_yolo26_one_to_many_head_found_without_a_dfl():
 def test_yolov8_graphs_still_resolve_to_dfl_detect():
     """Registry order: every YOLOv8-style layout stays dfl-detect's, and detect26 alone never claims a DFL head
     (its walk ends at the DFL Conv, which it refuses)."""
-    for model in (graphs.tiny_yolo(), graphs.yolo11(graphs.tiny_yolo()), graphs.yolov5u(graphs.tiny_yolo()),
-                  graphs.tiny_yolo(scales=4), graphs.transposed(graphs.tiny_yolo()), graphs.tiny_yolo(opset=12)):
+    for model in (
+        graphs.tiny_yolo(),
+        graphs.yolo11(graphs.tiny_yolo()),
+        graphs.yolov5u(graphs.tiny_yolo()),
+        graphs.tiny_yolo(scales=4),
+        graphs.transposed(graphs.tiny_yolo()),
+        graphs.tiny_yolo(opset=12),
+    ):
         assert _family(model) == "dfl-detect"
         assert detect26.FAMILY.find(model) is None
     assert dfl_detect.FAMILY.find(graphs.tiny_yolo26()) is None
 
 
-@pytest.mark.parametrize("build, dfl", [
-    (lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False), False),  # YOLO26 nms=False
-    (lambda: graphs.end_to_end(graphs.tiny_yolo()), True),  # YOLOv10: DFL, then the selection
-])
+@pytest.mark.parametrize(
+    "build, dfl",
+    [
+        (lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False), False),  # YOLO26 nms=False
+        (lambda: graphs.end_to_end(graphs.tiny_yolo()), True),  # YOLOv10: DFL, then the selection
+    ],
+)
 def test_end_to_end_head_found_with_its_selection(build, dfl):
     model = build()
     head = heads.find(model)
@@ -70,31 +79,42 @@ def test_end_to_end_head_found_with_its_selection(build, dfl):
     assert ops.count("Conv") == int(dfl)
 
 
-@pytest.mark.parametrize("build", [lambda: graphs.nms_inside(graphs.tiny_yolo()), lambda: graphs.nms_inside(graphs.tiny_yolo26())])
+@pytest.mark.parametrize(
+    "build", [lambda: graphs.nms_inside(graphs.tiny_yolo()), lambda: graphs.nms_inside(graphs.tiny_yolo26())]
+)
 def test_graph_nms_head_found_with_its_nms_subgraph(build):
     model = build()
     head = heads.find(model)
     assert head.family == "graph-nms" and len(head.feeding_convs) == 2
     ops = _ops(model, head.nodes)
     assert {"NonMaxSuppression", "GatherND", "Pad", "Sigmoid"} <= set(ops)
-    assert len(head.nodes) == len(model.graph.node) - 6 - 2  # all but the backbone (2 Convs, 2 SiLU) and the head's 2 Convs
+    assert (
+        len(head.nodes) == len(model.graph.node) - 6 - 2
+    )  # all but the backbone (2 Convs, 2 SiLU) and the head's 2 Convs
 
 
 # --- float after quantization ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build", [
-    graphs.tiny_yolo26,
-    lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False),
-    lambda: graphs.end_to_end(graphs.tiny_yolo()),
-    lambda: graphs.nms_inside(graphs.tiny_yolo26()),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        graphs.tiny_yolo26,
+        lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False),
+        lambda: graphs.end_to_end(graphs.tiny_yolo()),
+        lambda: graphs.nms_inside(graphs.tiny_yolo26()),
+    ],
+)
 def test_head_float_after_quantization_and_naive_quantizes_it(build, tmp_path, calib_dir):
     src = graphs.save(build(), tmp_path / "src.onnx")
     q = quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
     model = onnx.load(q.output)
     assert q.head_nodes and heads.head_is_float(model, q.head_nodes)
-    assert {n.op_type for n in model.graph.node if n.name in set(q.head_nodes)} & {"TopK", "NonMaxSuppression", "Sigmoid"}
+    assert {n.op_type for n in model.graph.node if n.name in set(q.head_nodes)} & {
+        "TopK",
+        "NonMaxSuppression",
+        "Sigmoid",
+    }
     naive = quantize(src, tmp_path / "naive.onnx", calib=calib_dir, preset="naive", progress=False)
     assert naive.head_nodes and not heads.head_is_float(onnx.load(naive.output), naive.head_nodes)  # found, not kept
 
@@ -127,7 +147,9 @@ def test_end_to_end_rows_are_the_top_k_of_its_one_to_many_output(tmp_path):
     want_anchor, want_cls, want_score = anchors[top // graphs.NC][keep], (top % graphs.NC)[keep], flat[top][keep]
     family = heads.for_outputs([(1, k, 6)], graphs.NC, model=e2e)
     assert family.name == "end2end"
-    got = family.decode(Runner(graphs.save(e2e, tmp_path / "e2e.onnx")).run_all(x), lb, conf, 0.7, 300, graphs.NC, "best_class")
+    got = family.decode(
+        Runner(graphs.save(e2e, tmp_path / "e2e.onnx")).run_all(x), lb, conf, 0.7, 300, graphs.NC, "best_class"
+    )
     assert 0 < len(got) < k and np.array_equal(got.classes, want_cls)
     np.testing.assert_allclose(got.scores, want_score, rtol=1e-6)
     boxes_in = raw[:4, want_anchor].T
@@ -145,8 +167,9 @@ def test_graph_nms_rows_are_nms_of_its_one_to_many_output(tmp_path):
     want = boxes.decode(raw, lb, conf=conf, iou=0.5, nc=graphs.NC, nms="multi_label")
     family = heads.for_outputs([(1, 64, 6)], graphs.NC, model=with_nms)
     assert family.name == "graph-nms"
-    got = family.decode(Runner(graphs.save(with_nms, tmp_path / "nms.onnx")).run_all(x), lb, 0.25, 0.7, 300, graphs.NC,
-                        "best_class")
+    got = family.decode(
+        Runner(graphs.save(with_nms, tmp_path / "nms.onnx")).run_all(x), lb, 0.25, 0.7, 300, graphs.NC, "best_class"
+    )
     assert 3 < len(want) < 64 and len(got) == len(want)
     a, b = (np.lexsort((d.boxes[:, 0], d.classes, -d.scores)) for d in (got, want))
     assert np.array_equal(got.classes[a], want.classes[b])
@@ -157,8 +180,13 @@ def test_graph_nms_rows_are_nms_of_its_one_to_many_output(tmp_path):
 def test_rows_decode_threshold_order_padding_and_no_nms():
     lb = Letterbox(scale=0.5, left=4, top=0, shape=(60, 100))
     out = np.zeros((1, 8, 6), np.float32)  # rows 5..7: NMS padding
-    out[0, :5] = [[10, 10, 30, 30, 0.40, 1], [11, 10, 31, 30, 0.90, 1],  # two overlapping boxes of one class: both kept
-                  [0, 0, 8, 8, 0.25, 0.2], [5, 5, 9, 9, 0.10, 0], [20, 20, 40, 40, 0.60, 7.6]]
+    out[0, :5] = [
+        [10, 10, 30, 30, 0.40, 1],
+        [11, 10, 31, 30, 0.90, 1],  # two overlapping boxes of one class: both kept
+        [0, 0, 8, 8, 0.25, 0.2],
+        [5, 5, 9, 9, 0.10, 0],
+        [20, 20, 40, 40, 0.60, 7.6],
+    ]
     dets = rows.decode_rows(out, lb, conf=0.25, max_det=300, nc=3)
     np.testing.assert_allclose(dets.scores, [0.90, 0.60, 0.40, 0.25])
     assert dets.classes.tolist() == [1, 2, 1, 0]  # 7.6 rounds to 8, clipped to the last class; 0.2 rounds to 0
@@ -179,7 +207,9 @@ def test_predict_reads_end_to_end_rows_through_the_registry(tmp_path):
     assert heads.for_outputs([(1, 20, 6)], graphs.NC).name == "dfl-detect"  # no graph: registry order
     runner = Runner(e2e)
     dets = predict(runner, images, graphs.NC, conf=0.25).dets
-    for image_id, boxed, lb in zip(images.ids, images.boxed, images.letterboxes):  # rows, not 20 anchors put through NMS
+    for image_id, boxed, lb in zip(
+        images.ids, images.boxed, images.letterboxes
+    ):  # rows, not 20 anchors put through NMS
         want = rows.decode_rows(runner.run(to_tensor(boxed)), lb, 0.25, 300, graphs.NC)
         assert len(want) > 0 and np.array_equal(dets[image_id].boxes, want.boxes)
 
@@ -187,12 +217,21 @@ def test_predict_reads_end_to_end_rows_through_the_registry(tmp_path):
 # --- refusals --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build, says", [
-    (lambda: graphs.nms_inside(graphs.tiny_yolo(), extra=4),
-     r"^NMS inside the graph with output \[1, 10, 10\] and 1 more output\(s\): its rows carry masks or keypoints.*export this model without nms=True"),
-    (lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), k=12, xywh=False, extra_output=True),
-     r"^an end-to-end head with output \[1, 12, 6\] and 1 more output\(s\): its rows carry masks or keypoints.*export this model one-to-many"),
-])
+@pytest.mark.parametrize(
+    "build, says",
+    [
+        (
+            lambda: graphs.nms_inside(graphs.tiny_yolo(), extra=4),
+            r"^NMS inside the graph with output \[1, 10, 10\] and 1 more output\(s\): its rows carry masks or "
+            r"keypoints.*export this model without nms=True",
+        ),
+        (
+            lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), k=12, xywh=False, extra_output=True),
+            r"^an end-to-end head with output \[1, 12, 6\] and 1 more output\(s\): its rows carry masks or "
+            r"keypoints.*export this model one-to-many",
+        ),
+    ],
+)
 def test_rows_with_masks_or_keypoints_are_refused_with_the_export_to_use(build, says, tmp_path, calib_dir):
     model = build()
     with pytest.raises(ModelError, match=says):
@@ -202,8 +241,14 @@ def test_rows_with_masks_or_keypoints_are_refused_with_the_export_to_use(build, 
     assert not (tmp_path / "q.onnx").exists()
 
 
-@pytest.mark.parametrize("build, decodable", [(graphs.tiny_yolox, False), (lambda: graphs.tiny_yolo26(angle=True), False),
-                                             (lambda: graphs.headless(graphs.tiny_yolo26()), True)])
+@pytest.mark.parametrize(
+    "build, decodable",
+    [
+        (graphs.tiny_yolox, False),
+        (lambda: graphs.tiny_yolo26(angle=True), False),
+        (lambda: graphs.headless(graphs.tiny_yolo26()), True),
+    ],
+)
 def test_other_heads_are_refused_listing_the_supported_families(build, decodable, tmp_path, calib_dir):
     """YOLOX-style (objectness, exp(wh)), oriented boxes (an angle branch) and a head with no Sigmoid class branch
     (whose output alone looks like YOLO26's: only the graph tells)."""
@@ -244,7 +289,7 @@ def _imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
             module = [*base, *(node.module.split(".") if node.module else [])]
             if not node.level and module[:1] != ["quantkit"]:
                 continue
@@ -293,7 +338,9 @@ def test_a_replaced_dfl_family_carries_quantize_and_predict(monkeypatch, tmp_pat
             calls["decode"] += 1
             return super().decode(outputs, lb, conf, iou, max_det, nc, nms)
 
-    monkeypatch.setattr(heads, "FAMILIES", tuple(Replacement() if f is dfl_detect.FAMILY else f for f in heads.FAMILIES))
+    monkeypatch.setattr(
+        heads, "FAMILIES", tuple(Replacement() if f is dfl_detect.FAMILY else f for f in heads.FAMILIES)
+    )
     src = graphs.save(graphs.tiny_yolo(), tmp_path / "v8.onnx")
     q = quantize(src, tmp_path / "int8.onnx", calib=calib_dir, progress=False)
     assert calls["find"] >= 1 and heads.head_is_float(onnx.load(q.output), q.head_nodes)

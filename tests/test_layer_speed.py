@@ -80,6 +80,7 @@ def test_tune_times_candidates_against_fp32_with_the_same_rewrite(fixture_case, 
 def test_tune_names_a_tie_instead_of_a_winner_inside_the_timing_spread():
     """Two passing candidates 2 % apart with a 5 % run-to-run spread are a tie: the more accurate one is
     chosen and both are named; 20 % apart, the faster one wins."""
+
     def cand(name, ratio, loss, spread=0.05):
         return Candidate(ConfigSpec(name), loss, ratio, 1.0, 3.5, True, [], spread)
 

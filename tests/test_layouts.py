@@ -37,35 +37,57 @@ def _saved(make: Callable[[], onnx.ModelProto], name: str) -> Callable[[Path], s
 UNSUPPORTED = r"no supported YOLO head found \(quantkit knows: .*YOLOv8.*YOLO26.*YOLOv10.*NonMaxSuppression"
 LAYOUTS = {  # docs/layouts.md row -> how it is built and what quantkit does with it
     "YOLOv8": Layout(_saved(graphs.tiny_yolo, "v8.onnx")),
-    "YOLOv8 at opset 12": Layout(_saved(lambda: graphs.tiny_yolo(opset=12), "v8-opset12.onnx"),
-                                 note="opset 12 converted to 13 in quantkit's working copy"),
-    "YOLO11 (C2PSA attention: MatMul, Softmax)": Layout(_saved(lambda: graphs.yolo11(graphs.tiny_yolo()), "yolo11.onnx")),
+    "YOLOv8 at opset 12": Layout(
+        _saved(lambda: graphs.tiny_yolo(opset=12), "v8-opset12.onnx"),
+        note="opset 12 converted to 13 in quantkit's working copy",
+    ),
+    "YOLO11 (C2PSA attention: MatMul, Softmax)": Layout(
+        _saved(lambda: graphs.yolo11(graphs.tiny_yolo()), "yolo11.onnx")
+    ),
     "YOLOv5u (C3, SPPF)": Layout(_saved(lambda: graphs.yolov5u(graphs.tiny_yolo()), "yolov5u.onnx")),
     "P2 / P6 (4 detection scales)": Layout(_saved(lambda: graphs.tiny_yolo(scales=4), "p6.onnx")),
-    "`[1, anchors, 4+nc]` output (trailing Transpose)": Layout(_saved(lambda: graphs.transposed(graphs.tiny_yolo()), "t.onnx")),
+    "`[1, anchors, 4+nc]` output (trailing Transpose)": Layout(
+        _saved(lambda: graphs.transposed(graphs.tiny_yolo()), "t.onnx")
+    ),
     "fixed batch 2": Layout(_saved(lambda: graphs.tiny_yolo(batch=2), "batch2.onnx")),
-    "NHWC input": Layout(_saved(lambda: graphs.nhwc(graphs.tiny_yolo()), "nhwc.onnx"),
-                         error=r"input 'images' \[1, 32, 32, 3\] is NHWC .*re-export the detector with an NCHW input"),
-    "FP16 weights, float32 I/O (Cast nodes)": Layout(_saved(lambda: graphs.float16(graphs.tiny_yolo()), "fp16.onnx"),
-                                                     note="float16 weights upcast to float32"),
-    "FP16 input and output": Layout(_saved(lambda: graphs.float16(graphs.tiny_yolo(), io=True), "fp16io.onnx"),
-                                    error=r"input 'images' is float16: .*export with half=False"),
-    "external data": Layout(lambda tmp_path: graphs.save_external(graphs.tiny_yolo(), tmp_path / "external.onnx"),
-                            note=r"weights read from external data \(external.onnx.data\)"),
+    "NHWC input": Layout(
+        _saved(lambda: graphs.nhwc(graphs.tiny_yolo()), "nhwc.onnx"),
+        error=r"input 'images' \[1, 32, 32, 3\] is NHWC .*re-export the detector with an NCHW input",
+    ),
+    "FP16 weights, float32 I/O (Cast nodes)": Layout(
+        _saved(lambda: graphs.float16(graphs.tiny_yolo()), "fp16.onnx"), note="float16 weights upcast to float32"
+    ),
+    "FP16 input and output": Layout(
+        _saved(lambda: graphs.float16(graphs.tiny_yolo(), io=True), "fp16io.onnx"),
+        error=r"input 'images' is float16: .*export with half=False",
+    ),
+    "external data": Layout(
+        lambda tmp_path: graphs.save_external(graphs.tiny_yolo(), tmp_path / "external.onnx"),
+        note=r"weights read from external data \(external.onnx.data\)",
+    ),
     "YOLOv8 / YOLO11 segmentation (`[1, 4+nc+32, N]` + prototypes `[1, 32, H/4, W/4]`)": Layout(
-        _saved(graphs.tiny_seg, "seg.onnx")),
+        _saved(graphs.tiny_seg, "seg.onnx")
+    ),
     "YOLOv8 / YOLO11 pose (`[1, 4+nc+K*3, N]`)": Layout(_saved(graphs.tiny_pose, "pose.onnx")),
     "YOLO26 one-to-many (`[1, 4+nc, N]`, no DFL)": Layout(_saved(graphs.tiny_yolo26, "yolo26.onnx")),
     "YOLO26 end-to-end (`nms=False`: `[1, 300, 6]`, TopK in the graph)": Layout(
-        _saved(lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False), "yolo26-e2e.onnx")),
-    "YOLOv10 end-to-end (DFL, then TopK)": Layout(_saved(lambda: graphs.end_to_end(graphs.tiny_yolo()), "yolov10.onnx")),
-    "NMS inside the graph (`nms=True`: `[1, 300, 6]`)": Layout(_saved(lambda: graphs.nms_inside(graphs.tiny_yolo()), "nms.onnx")),
+        _saved(lambda: graphs.end_to_end(graphs.tiny_yolo26(xyxy=True), xywh=False), "yolo26-e2e.onnx")
+    ),
+    "YOLOv10 end-to-end (DFL, then TopK)": Layout(
+        _saved(lambda: graphs.end_to_end(graphs.tiny_yolo()), "yolov10.onnx")
+    ),
+    "NMS inside the graph (`nms=True`: `[1, 300, 6]`)": Layout(
+        _saved(lambda: graphs.nms_inside(graphs.tiny_yolo()), "nms.onnx")
+    ),
     "segmentation with NMS inside the graph (`[1, 300, 38]` + prototypes)": Layout(
         _saved(lambda: graphs.nms_inside(graphs.tiny_yolo(), extra=32), "seg-nms.onnx"),
-        error=r"NMS inside the graph with output \[1, 10, 38\] and 1 more output\(s\): its rows carry masks or keypoints.*export this model without nms=True"),
+        error=r"NMS inside the graph with output \[1, 10, 38\] and 1 more output\(s\): its rows carry masks or "
+        r"keypoints.*export this model without nms=True",
+    ),
     "YOLOX-style head (objectness, exp(wh))": Layout(_saved(graphs.tiny_yolox, "yolox.onnx"), error=UNSUPPORTED),
-    "oriented boxes (OBB: an angle channel)": Layout(_saved(lambda: graphs.tiny_yolo26(angle=True), "obb.onnx"),
-                                                     error=UNSUPPORTED),
+    "oriented boxes (OBB: an angle channel)": Layout(
+        _saved(lambda: graphs.tiny_yolo26(angle=True), "obb.onnx"), error=UNSUPPORTED
+    ),
 }
 QUANTIZED = [name for name, layout in LAYOUTS.items() if layout.error is None]
 STOPPED = [name for name, layout in LAYOUTS.items() if layout.error is not None]
@@ -100,7 +122,7 @@ def test_layout_stops_with_one_line(name, tmp_path, calib_dir, run_cli):
 def test_docs_layout_table_matches_the_tests():
     """Every row of docs/layouts.md's table is a key of LAYOUTS, and the rows that stop say so."""
     text = LAYOUTS_DOC.read_text()
-    table = text[text.index("| export layout | what quantkit does |"):].split("\n\n")[0].splitlines()[2:]
+    table = text[text.index("| export layout | what quantkit does |") :].split("\n\n")[0].splitlines()[2:]
     cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table]
     rows = {name: does for name, does in cells}
     assert list(rows) == list(LAYOUTS)

@@ -21,9 +21,14 @@ def test_operating_point_and_nms_defaults_and_overrides(tmp_path):
     assert (case.conf, case.iou, case.nms) == (0.4, 0.5, "multi_label")
 
 
-@pytest.mark.parametrize("extra, message", [("conf = 1.5\n", r"conf = 1.5 is not a number in \[0, 1\]"),
-                                            ('iou = "high"\n', "iou = 'high'"),
-                                            ('nms = "agnostic"\n', "'agnostic' is not one of best_class, multi_label")])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("conf = 1.5\n", r"conf = 1.5 is not a number in \[0, 1\]"),
+        ('iou = "high"\n', "iou = 'high'"),
+        ('nms = "agnostic"\n', "'agnostic' is not one of best_class, multi_label"),
+    ],
+)
 def test_bad_operating_point_is_a_manifest_error(tmp_path, extra, message):
     with pytest.raises(ManifestError, match=message):
         manifest(tmp_path, extra)

@@ -12,8 +12,17 @@ from pycocotools.cocoeval import COCOeval
 
 from quantkit.heads import Detections
 from quantkit.errors import DatasetError, ModelError
-from quantkit.measure.metrics import (COCO80_TO_91, category_names, map_classes, coco_map, coco_results, load_coco,
-                              operating_point, parity, raw_output_stats)
+from quantkit.measure.metrics import (
+    COCO80_TO_91,
+    category_names,
+    map_classes,
+    coco_map,
+    coco_results,
+    load_coco,
+    operating_point,
+    parity,
+    raw_output_stats,
+)
 
 VAL_ANNOTATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "val" / "annotations.json"
 
@@ -114,16 +123,29 @@ def test_perfect_detections_give_map_one(gt):
 
 def test_empty_results_give_zero(gt):
     result = coco_map(gt, [], gt.getImgIds())
-    assert result == {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
-                      "per_class": {c["name"]: 0.0 for c in gt.dataset["categories"]}, "images": len(gt.getImgIds()),
-                      "detections": 0}
+    assert result == {
+        "map50_95": 0.0,
+        "map50": 0.0,
+        "map75": 0.0,
+        "ar300": 0.0,
+        "aps": 0.0,
+        "apm": 0.0,
+        "apl": 0.0,
+        "per_class": {c["name"]: 0.0 for c in gt.dataset["categories"]},
+        "images": len(gt.getImgIds()),
+        "detections": 0,
+    }
 
 
 def test_per_class_ap_is_keyed_by_category_name(gt):
     cat_ids = map_classes(gt).cat_ids
     dets = gt_detections(gt, cat_ids)
-    dets = {i: Detections(d.boxes, d.scores, d.classes) if i % 2 else
-            Detections(d.boxes[d.classes != 3], d.scores[d.classes != 3], d.classes[d.classes != 3]) for i, d in dets.items()}
+    dets = {
+        i: Detections(d.boxes, d.scores, d.classes)
+        if i % 2
+        else Detections(d.boxes[d.classes != 3], d.scores[d.classes != 3], d.classes[d.classes != 3])
+        for i, d in dets.items()
+    }
     per_class = coco_map(gt, coco_results(dets, cat_ids), gt.getImgIds())["per_class"]
     assert set(per_class) == {"circle", "rectangle", "triangle", "star", "ring", "cross"}
     assert per_class["circle"] == pytest.approx(1.0) and 0.3 < per_class["star"] < 0.7  # star missed on half the images
@@ -136,8 +158,15 @@ def test_operating_point_precision_recall_f1(gt):
     image_ids = gt.getImgIds()[:30]
     perfect = gt_detections(gt, cat_ids, image_ids)
     n_gt = sum(len(d) for d in perfect.values())
-    assert operating_point(gt, perfect, cat_ids, 0.25) == {"conf": 0.25, "precision": 1.0, "recall": 1.0, "f1": 1.0,
-                                                          "matched": n_gt, "detections": n_gt, "annotations": n_gt}
+    assert operating_point(gt, perfect, cat_ids, 0.25) == {
+        "conf": 0.25,
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "matched": n_gt,
+        "detections": n_gt,
+        "annotations": n_gt,
+    }
     # half the boxes scored below conf, one wrong-class duplicate of each kept box: P 1/2, R about 1/2
     edited = {}
     for i, d in perfect.items():
@@ -183,8 +212,10 @@ def test_coco_map_does_not_modify_results(gt):
 
 def test_unknown_category_raises(gt):
     image_id = gt.getImgIds()[0]
-    results = [{"image_id": image_id, "category_id": 99, "bbox": [0, 0, 10, 10], "score": 0.9},
-               {"image_id": image_id, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}]
+    results = [
+        {"image_id": image_id, "category_id": 99, "bbox": [0, 0, 10, 10], "score": 0.9},
+        {"image_id": image_id, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},
+    ]
     with pytest.raises(DatasetError, match=r"\[99\]"):
         coco_map(gt, results, [image_id])
 
@@ -203,16 +234,25 @@ def test_missing_annotation_file_raises(tmp_path):
         load_coco(missing)
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("{not json", "not valid JSON"),
-    ("[]", "not a COCO annotations object"),
-    ('{"images": [], "categories": []}', "'annotations'"),
-    ('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1}],'
-     ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1}]}', r"annotations\[0\] lacks bbox"),
-    ('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1}],'
-     ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1]}]}', r"is not \[x, y, width, height\]"),
-    ('{"images": [{"id": 1}], "annotations": [], "categories": []}', r"images\[0\] lacks file_name"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "not a COCO annotations object"),
+        ('{"images": [], "categories": []}', "'annotations'"),
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1}],'
+            ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1}]}',
+            r"annotations\[0\] lacks bbox",
+        ),
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1}],'
+            ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1]}]}',
+            r"is not \[x, y, width, height\]",
+        ),
+        ('{"images": [{"id": 1}], "annotations": [], "categories": []}', r"images\[0\] lacks file_name"),
+    ],
+)
 def test_bad_annotation_file_raises(tmp_path, content, expected):
     path = tmp_path / "ann.json"
     path.write_text(content)
@@ -231,9 +271,18 @@ def test_missing_iscrowd_and_area_are_filled_as_pycocotools_does(gt, tmp_path):
     stripped = load_coco(path)
     first = stripped.dataset["annotations"][0]
     assert first["iscrowd"] == 0 and first["area"] == first["bbox"][2] * first["bbox"][3]
-    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": [v + 1 for v in a["bbox"]],
-                "score": 0.5 + (a["id"] % 7) / 20} for a in data["annotations"][::2]]
-    assert 0 < coco_map(stripped, results, gt.getImgIds())["map50_95"] == coco_map(gt, results, gt.getImgIds())["map50_95"]
+    results = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": [v + 1 for v in a["bbox"]],
+            "score": 0.5 + (a["id"] % 7) / 20,
+        }
+        for a in data["annotations"][::2]
+    ]
+    assert (
+        0 < coco_map(stripped, results, gt.getImgIds())["map50_95"] == coco_map(gt, results, gt.getImgIds())["map50_95"]
+    )
 
 
 def test_load_coco_is_silent(capsys):
@@ -262,7 +311,9 @@ def coco_with(categories):
 def test_classes_map_by_name_ignoring_case_space_and_extra_categories(gt):
     assert map_classes(gt, NAMES).cat_ids == [1, 3, 7, 12, 20, 31]
     # a Roboflow-style export: the dataset's name as category 0, real classes shifted by one, other case
-    roboflow = coco_with([{"id": 0, "name": "shapes"}] + [{"id": i + 1, "name": f" {n.upper()} "} for i, n in NAMES.items()])
+    roboflow = coco_with(
+        [{"id": 0, "name": "shapes"}] + [{"id": i + 1, "name": f" {n.upper()} "} for i, n in NAMES.items()]
+    )
     mapped = map_classes(roboflow, NAMES)
     assert mapped.cat_ids == [1, 2, 3, 4, 5, 6] and mapped.how == "names"
     assert any("['shapes']" in note for note in mapped.notes)
@@ -301,8 +352,11 @@ def test_coco80_to_91():
 
 
 def test_coco_results_format():
-    dets = Detections(np.array([[10.12345, 20.5, 30.0, 60.25]], np.float32), np.array([0.123456789], np.float32),
-                      np.array([1], np.int64))
+    dets = Detections(
+        np.array([[10.12345, 20.5, 30.0, 60.25]], np.float32),
+        np.array([0.123456789], np.float32),
+        np.array([1], np.int64),
+    )
     (result,) = coco_results({7: dets, 8: Detections.empty()}, [3, 5])
     assert result["image_id"] == 7 and result["category_id"] == 5
     assert result["bbox"] == pytest.approx([10.123, 20.5, 19.877, 39.75], abs=1e-9)
@@ -318,13 +372,15 @@ def test_coco_results_unmapped_class_raises():
 
 # ---- parity ----
 
+
 def random_detections(rng, n_images=8, per_image=6):
     dets = []
     for _ in range(n_images):
         xy = rng.uniform(0, 500, (per_image, 2))
         boxes = np.hstack([xy, xy + rng.uniform(20, 100, (per_image, 2))]).astype(np.float32)
-        dets.append(Detections(boxes, rng.uniform(0.3, 1.0, per_image).astype(np.float32),
-                               rng.integers(0, 5, per_image)))
+        dets.append(
+            Detections(boxes, rng.uniform(0.3, 1.0, per_image).astype(np.float32), rng.integers(0, 5, per_image))
+        )
     return dets
 
 
@@ -394,8 +450,14 @@ def test_parity_precision_sees_spurious_int8_boxes():
     """INT8 keeps every FP32 box and adds confident ones of its own: recall 1.0, precision falls."""
     rng = np.random.default_rng(4)
     fp32 = random_detections(rng)
-    spurious = [Detections(np.vstack([d.boxes, d.boxes[:4] + 300]), np.r_[d.scores, np.full(4, 0.9, np.float32)],
-                           np.r_[d.classes, d.classes[:4]]) for d in fp32]
+    spurious = [
+        Detections(
+            np.vstack([d.boxes, d.boxes[:4] + 300]),
+            np.r_[d.scores, np.full(4, 0.9, np.float32)],
+            np.r_[d.classes, d.classes[:4]],
+        )
+        for d in fp32
+    ]
     result = parity(fp32, spurious)
     assert result["recall"] == 1.0
     assert result["precision"] == pytest.approx(48 / 80)
@@ -403,6 +465,7 @@ def test_parity_precision_sees_spurious_int8_boxes():
 
 
 # ---- raw output stats ----
+
 
 def cosine(a, b):
     a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)

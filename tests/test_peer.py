@@ -14,7 +14,9 @@ from quantkit.cli import main
 from quantkit.quantization.quantizer import quantize
 from quantkit.measure.session import Runner
 
-needs_openvino = pytest.mark.skipif(not peer.available(), reason="openvino and nncf not installed (the `openvino` extra)")
+needs_openvino = pytest.mark.skipif(
+    not peer.available(), reason="openvino and nncf not installed (the `openvino` extra)"
+)
 
 
 @needs_openvino
@@ -68,7 +70,11 @@ def test_bench_adds_the_peer_over_the_same_grid(tiny_model, calib_dir, cache, ca
     ultralytics = [r for r in rows if peer.ULTRALYTICS_PRESET in r["model"]]  # the one-flag export's row, same grid
     assert len(ours) == len(theirs) == len(ultralytics) == 4 and len(rows) == 12
     grid = sorted(itertools.product([1, 2], [1, 2]))
-    assert sorted((r["threads"], r["streams"]) for r in theirs) == sorted((r["threads"], r["streams"]) for r in ours) == grid
+    assert (
+        sorted((r["threads"], r["streams"]) for r in theirs)
+        == sorted((r["threads"], r["streams"]) for r in ours)
+        == grid
+    )
     assert all(r["ep"] == peer.EP and r["latency_ms"] > 0 and r["fps"] > 0 for r in theirs)
     assert made == [1] + [1] * 3 + [2] * 3  # compiled once before timing, then each setting's streams
     assert report["best"][peer.LABEL]["latency"]["model"] == peer.LABEL
@@ -92,9 +98,16 @@ def test_bench_of_an_int8_first_model_says_to_put_the_fp32_source_first(tiny_mod
     assert all("already quantized: put its FP32 source first" in note for note in report["notes"])
 
 
-@pytest.mark.parametrize("calib, missing", [(True, ["pip install 'quantkit-yolo[openvino]'"]),
-                                            (False, ["pip install 'quantkit-yolo[openvino]'", "--calib DIR"])])
-def test_bench_without_the_extra_notes_how_to_add_the_peer(tiny_model, calib_dir, cache, capsys, monkeypatch, calib, missing):
+@pytest.mark.parametrize(
+    "calib, missing",
+    [
+        (True, ["pip install 'quantkit-yolo[openvino]'"]),
+        (False, ["pip install 'quantkit-yolo[openvino]'", "--calib DIR"]),
+    ],
+)
+def test_bench_without_the_extra_notes_how_to_add_the_peer(
+    tiny_model, calib_dir, cache, capsys, monkeypatch, calib, missing
+):
     monkeypatch.setattr(peer, "available", lambda: False)
     args = ["--threads", "1", "--streams", "1"] + (["--calib", calib_dir] if calib else [])
     report = bench(capsys, tiny_model, *args)
@@ -104,7 +117,11 @@ def test_bench_without_the_extra_notes_how_to_add_the_peer(tiny_model, calib_dir
     note = report["notes"][0]
     assert all(m in note for m in missing) and ("--calib" in note) == (not calib) and "\n" not in note
     if calib:
-        assert len(models) == 2 and peer.ULTRALYTICS_PRESET in models[1] and "yolo export format=onnx int8=True" in report["notes"][1]
+        assert (
+            len(models) == 2
+            and peer.ULTRALYTICS_PRESET in models[1]
+            and "yolo export format=onnx int8=True" in report["notes"][1]
+        )
     else:
         assert len(models) == 1 and not cache.exists()  # nothing was quantized
     out = bench(capsys, tiny_model, *args, json_out=False)
@@ -117,7 +134,9 @@ def test_bench_without_calib_notes_it_whether_or_not_the_extra_is_here(tiny_mode
     assert "pass --calib DIR" in note and ("pip install" in note) == (not peer.available())
 
 
-def test_bench_with_a_calib_folder_without_images_is_an_error_even_without_the_extra(tiny_model, tmp_path, capsys, monkeypatch):
+def test_bench_with_a_calib_folder_without_images_is_an_error_even_without_the_extra(
+    tiny_model, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(peer, "available", lambda: False)
     assert main(["bench", str(tiny_model), "--seconds", "0.1", "--calib", str(tmp_path / "absent")]) == 2
     captured = capsys.readouterr()

@@ -39,6 +39,7 @@ def failed(results) -> set[str]:
 
 # ---- detections: synthetic, so each fault moves one parity metric alone --------------------------
 
+
 def base_detections(images: int = 100, per_image: int = 5, seed: int = 0) -> list[Detections]:
     """Well-separated boxes with scores in [0.4, 0.9]; every image's best is 0.9."""
     rng = np.random.default_rng(seed)
@@ -85,7 +86,9 @@ PARITY_ROWS = {
     # every INT8 box shifted by 8 px (80 px boxes): IoU ~0.8, still matched
     "matched_iou_mean": lambda f: edit(f, boxes=lambda i, d: d.boxes + 8),
     # on 1 image in 10 every INT8 score collapses to 0.3 (still matched; mean drift stays under 0.05)
-    "collapsed_image_fraction": lambda f: edit(f, scores=lambda i, d: np.full(len(d), 0.3) if i % 10 == 0 else d.scores),
+    "collapsed_image_fraction": lambda f: edit(
+        f, scores=lambda i, d: np.full(len(d), 0.3) if i % 10 == 0 else d.scores
+    ),
     # one INT8 score above 1 (the head quantized onto the box scale)
     "max_class_score": lambda f: edit(f, scores=lambda i, d: np.r_[1.05 if i == 0 else d.scores[0], d.scores[1:]]),
 }
@@ -102,18 +105,27 @@ def test_clean_parity_passes_and_no_evidence_fails():
     assert failed(parity_row(lambda f: f)) == set()
     empty = [Detections.empty()] * 3
     results = gates.check_parity(parity(empty, empty), TH, "planted/nothing")
-    assert failed(results) == {"recall_of_fp32_detections", "precision_of_int8_detections", "score_drift_mean",
-                               "matched_iou_mean", "collapsed_image_fraction"}
+    assert failed(results) == {
+        "recall_of_fp32_detections",
+        "precision_of_int8_detections",
+        "score_drift_mean",
+        "matched_iou_mean",
+        "collapsed_image_fraction",
+    }
     assert all("not measured" in line for line in gates.failures(results))
 
 
 # ---- accuracy on the fixture ------------------------------------------------------------------
 
+
 def accuracy_gates(pipe, preds, classes=None):
     int8 = score(pipe.coco[0], preds, pipe.images, classes or pipe.classes)["metrics"]
     th = {**TH, **pipe.case.thresholds}
-    par = gates.check_parity(parity([pipe.predictions(None).dets[i] for i in pipe.images.ids],
-                                    [preds.dets[i] for i in pipe.images.ids]), th, "planted")
+    par = gates.check_parity(
+        parity([pipe.predictions(None).dets[i] for i in pipe.images.ids], [preds.dets[i] for i in pipe.images.ids]),
+        th,
+        "planted",
+    )
     return gates.check_map(pipe.map(None), int8, th, "planted")[1:] + par, int8
 
 
@@ -121,7 +133,9 @@ def test_map_drop_alone(fixture_pipeline):
     """(fixture) INT8 keeps every detection >= 0.25 (parity intact) and loses the low-confidence
     tail that the precision-recall sweep of mAP still counts."""
     fp32 = fixture_pipeline.predictions(None)
-    tail_cut = Predictions({i: edit([d], keep=lambda _, d: d.scores >= 0.25)[0] for i, d in fp32.dets.items()}, 0.0, 0.0)
+    tail_cut = Predictions(
+        {i: edit([d], keep=lambda _, d: d.scores >= 0.25)[0] for i, d in fp32.dets.items()}, 0.0, 0.0
+    )
     results, _ = accuracy_gates(fixture_pipeline, tail_cut)
     assert failed(results) == {"map50_95_drop_pt"}, gates.failures(results)
 
@@ -129,7 +143,9 @@ def test_map_drop_alone(fixture_pipeline):
 def test_fp32_floor_catches_a_wrong_class_mapping(fixture_pipeline):
     """(fixture) Class indices scored one category off: the FP32 model itself falls under the floor."""
     shifted = ClassMap(fixture_pipeline.classes.cat_ids[1:] + fixture_pipeline.classes.cat_ids[:1], "explicit")
-    fp32 = score(fixture_pipeline.coco[0], fixture_pipeline.predictions(None), fixture_pipeline.images, shifted)["metrics"]
+    fp32 = score(fixture_pipeline.coco[0], fixture_pipeline.predictions(None), fixture_pipeline.images, shifted)[
+        "metrics"
+    ]
     results = gates.check_map(fp32, fp32, TH, "planted/classes")
     assert failed(results) == {"fp32_map50_95"}
     assert "setup is broken" in gates.failures(results)[0]
@@ -141,15 +157,21 @@ FP32_MAP = {"map50_95": 0.50, "aps": 0.30, "per_class": {"circle": 0.60, "star":
 CI = {"ci95": [0.2, 1.0], "halfwidth": 0.4, "resamples": 1000, "seed": 0, "images": 200}
 ACCURACY_ROWS = {  # metric: (INT8 mAP, bootstrap, thresholds set)
     # the point drop (0.6) passes, the interval's upper end (1.8) does not, when the upper end is gated
-    "map50_95_drop_ci95_upper_pt": ({"map50_95": 0.494}, {**CI, "ci95": [0.3, 1.8], "halfwidth": 0.75},
-                                    {"map_drop_gate_upper": 1}),
+    "map50_95_drop_ci95_upper_pt": (
+        {"map50_95": 0.494},
+        {**CI, "ci95": [0.3, 1.8], "halfwidth": 0.75},
+        {"map_drop_gate_upper": 1},
+    ),
     # drop 1.0 pt, CI95 [-1.0, 3.0] holds the 1.5 threshold with a half-width of 2.0: too few images to decide
     "map_drop_ci95_halfwidth_pt": ({"map50_95": 0.490}, {**CI, "ci95": [-1.0, 3.0], "halfwidth": 2.0}, {}),
     # small objects lose 5 points while the whole set loses 0.6
     "map50_95_drop_pt_small": ({"map50_95": 0.494, "aps": 0.25}, CI, {"max_map_drop_pt_small": 2.0}),
     # one class ('star') loses 4 points
-    "class_ap_drop_pt_worst": ({"map50_95": 0.494, "per_class": {"circle": 0.60, "star": 0.41, "ring": 0.50}}, CI,
-                               {"max_class_ap_drop_pt": 2.0}),
+    "class_ap_drop_pt_worst": (
+        {"map50_95": 0.494, "per_class": {"circle": 0.60, "star": 0.41, "ring": 0.50}},
+        CI,
+        {"max_class_ap_drop_pt": 2.0},
+    ),
 }
 
 
@@ -173,8 +195,9 @@ def test_accuracy_fault_fails_exactly_its_metric(metric):
 def test_optional_accuracy_gates_are_off_by_default_and_a_decided_interval_needs_no_resolution():
     """Small-object and per-class gates only exist when their thresholds are set below 100; an interval
     wider than the threshold but wholly above it has decided (the drop fails, not the resolution)."""
-    results = gates.check_map(FP32_MAP, {**FP32_MAP, "map50_95": 0.40}, TH, "planted", {**CI, "ci95": [7.0, 13.0],
-                                                                                           "halfwidth": 3.0})
+    results = gates.check_map(
+        FP32_MAP, {**FP32_MAP, "map50_95": 0.40}, TH, "planted", {**CI, "ci95": [7.0, 13.0], "halfwidth": 3.0}
+    )
     assert [r.metric for r in results] == ["fp32_map50_95", "map50_95_drop_pt"]
     assert failed(results) == {"map50_95_drop_pt"}
 
@@ -202,6 +225,7 @@ def metrics_op(pipe, dets):
 
 
 # ---- size, graph, inputs, baselines ------------------------------------------------------------
+
 
 def test_compression_alone(tiny_model, calib_dir, tmp_path):
     """Nothing the config may quantize (MatMul only, the model has none): the file does not shrink."""
@@ -244,8 +268,9 @@ def test_skipped_calibration_images_alone(calib_dir):
     assert "(calib images 8, unreadable 2)" in gates.failures(results)[0]
 
 
-@pytest.mark.parametrize("metric, skipped, mismatched", [("eval_skipped_fraction", 20, 0),
-                                                          ("eval_size_mismatch_fraction", 0, 20)])
+@pytest.mark.parametrize(
+    "metric, skipped, mismatched", [("eval_skipped_fraction", 20, 0), ("eval_size_mismatch_fraction", 0, 20)]
+)
 def test_eval_image_faults_alone(metric, skipped, mismatched):
     assert failed(gates.check_inputs("eval", 180, skipped, TH, "planted/eval", mismatched)) == {metric}
 
@@ -271,7 +296,9 @@ def test_unlabelled_baseline_is_gated_on_agreement_and_a_missing_figure_fails():
     figure (or had mAP where the baseline had none) fails closed."""
     unlabelled = {k: v for k, v in BASELINE.items() if k != "int8_map50_95"}
     assert failed(gates.check_baseline(unlabelled, unlabelled, TH, "planted")) == set()
-    assert failed(gates.check_baseline({**unlabelled, "agreement": {}}, unlabelled, TH, "planted")) == {"agreement_map50_95_loss"}
+    assert failed(gates.check_baseline({**unlabelled, "agreement": {}}, unlabelled, TH, "planted")) == {
+        "agreement_map50_95_loss"
+    }
     assert failed(gates.check_baseline(BASELINE, unlabelled, TH, "planted")) == {"int8_map50_95_loss_pt"}
 
 
@@ -282,8 +309,12 @@ def test_baseline_latency_growth_alone(growth):
     baseline = {"latency": {"ratio": 0.50}}
     assert failed([gates.check_baseline_latency(baseline, baseline, TH, "planted")]) == set()
     slower = {"latency": {"ratio": 0.50 * growth}}
-    assert gates.check_latency({"ep": "cpu", "fp32_ms": 10.0, "int8_ms": 5.0 * growth, "ratio": slower["latency"]["ratio"]},
-                              TH, "planted").passed or not has_vnni()
+    assert (
+        gates.check_latency(
+            {"ep": "cpu", "fp32_ms": 10.0, "int8_ms": 5.0 * growth, "ratio": slower["latency"]["ratio"]}, TH, "planted"
+        ).passed
+        or not has_vnni()
+    )
     assert failed([gates.check_baseline_latency(slower, baseline, TH, "planted")]) == {"latency_ratio_growth"}
 
 
@@ -291,12 +322,14 @@ def test_baseline_latency_growth_alone(growth):
 def test_the_size_only_cap_fails_a_catastrophic_slowdown(ratio, verdict):
     """A size-only config is reported "no gain" while slower than FP32 up to its cap, and fails beyond it,
     whatever the CPU class (its own threshold, not the per-CPU one)."""
-    result = gates.check_latency({"ep": "cpu", "fp32_ms": 10.0, "int8_ms": 10.0 * ratio, "ratio": ratio}, TH,
-                                 "planted/size-only", size_only=True)
+    result = gates.check_latency(
+        {"ep": "cpu", "fp32_ms": 10.0, "int8_ms": 10.0 * ratio, "ratio": ratio}, TH, "planted/size-only", size_only=True
+    )
     assert result.verdict == verdict and "max_latency_ratio_size_only" in result.message(), result.message()
 
 
 # ---- latency (fixture) -------------------------------------------------------------------------
+
 
 @pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_latency_gate_fails_an_int8_model_slower_than_fp32(fixture_case, tmp_path):
@@ -320,21 +353,32 @@ def test_the_softmax_rewrite_cannot_pass_for_an_int8_gain(fixture_case, tmp_path
     planted.metadata_props.add(key=REWRITES_KEY, value="softmax:/model.22/dfl/Softmax")
     rewritten_only = graphs.save(planted, tmp_path / "rewritten-only.onnx")
     spec = ConfigSpec("planted-rewrite", "default")
-    pipe = CasePipeline(fixture_case, cache_dir=tmp_path / "cache", threads=1,
-                        model_paths=lambda s: rewritten_only if s is spec else fixture_case.model)
+    pipe = CasePipeline(
+        fixture_case,
+        cache_dir=tmp_path / "cache",
+        threads=1,
+        model_paths=lambda s: rewritten_only if s is spec else fixture_case.model,
+    )
     reference = pipe.fp32_reference(spec)
-    assert reference != fixture_case.model and not any(n.op_type == "Softmax" for n in onnx.load(str(reference)).graph.node)
+    assert reference != fixture_case.model and not any(
+        n.op_type == "Softmax" for n in onnx.load(str(reference)).graph.node
+    )
     vnni = {**TH, "max_latency_ratio_cpu": TH["max_latency_ratio_cpu_vnni"]}  # the gate a VNNI CPU applies, anywhere
     result, measured = pipe.latency_gate(spec, 1, vnni, "planted/rewrite/cpu/1t")
     assert not result.passed and "same Softmax rewrite" in result.message(), result.message()
     assert 0.8 < measured["ratio"] < 1.25, result.message()
     unmarked = graphs.save(onnx.load(str(fixture_case.model)), tmp_path / "unmarked.onnx")
-    pipe = CasePipeline(fixture_case, cache_dir=tmp_path / "cache", threads=1,
-                        model_paths=lambda s: unmarked if s is spec else fixture_case.model)
+    pipe = CasePipeline(
+        fixture_case,
+        cache_dir=tmp_path / "cache",
+        threads=1,
+        model_paths=lambda s: unmarked if s is spec else fixture_case.model,
+    )
     assert pipe.fp32_reference(spec) == fixture_case.model
 
 
 # ---- the plugin's own refusals, through the real suite -------------------------------------------
+
 
 @pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
 def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path, run_suite):
@@ -343,8 +387,17 @@ def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path, run_suite):
         category["name"] = f"class_{i}"
     ann = tmp_path / "foreign.json"
     ann.write_text(json.dumps(data))
-    proc = run_suite(tmp_path, "--quantkit-model", fixture_case.model, "--quantkit-coco-images", fixture_case.coco_images,
-                     "--quantkit-coco-ann", ann, "-k", "compression")
+    proc = run_suite(
+        tmp_path,
+        "--quantkit-model",
+        fixture_case.model,
+        "--quantkit-coco-images",
+        fixture_case.coco_images,
+        "--quantkit-coco-ann",
+        ann,
+        "-k",
+        "compression",
+    )
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "no overlap at all" in proc.stderr and "--quantkit-class-map" in proc.stderr
 
@@ -353,8 +406,17 @@ def test_class_map_mismatch_stops_the_suite(fixture_case, tmp_path, run_suite):
 def test_unreadable_calibration_images_fail_the_suite(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
     (calib_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    proc = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "--quantkit-cache-dir",
-                     tmp_path / "cache", "-k", "calibration_images_readable and static-qdq")
+    proc = run_suite(
+        tmp_path,
+        "--quantkit-model",
+        model,
+        "--quantkit-calib",
+        calib_dir,
+        "--quantkit-cache-dir",
+        tmp_path / "cache",
+        "-k",
+        "calibration_images_readable and static-qdq",
+    )
     assert proc.returncode == 1, proc.stdout[-2000:]
     # without other validation images one of the 7 is held out of calibration (split_folder): 6 left, 1 unreadable
     assert "inputs gate FAILED: calib_skipped_fraction 0.1667 > 0.0500 (calib images 6, unreadable 1)" in proc.stdout

@@ -27,16 +27,41 @@ def test_a_gate_without_its_inputs_names_the_option(tmp_path, calib_dir, run_sui
     proc = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "-k", "map_drop", "-rs")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr  # no annotations: agreement judges accuracy
     assert "no annotated images: accuracy is judged by agreement with FP32" in proc.stdout
-    half = run_suite(tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "--quantkit-coco-images",
-                     calib_dir, "-k", "map_drop")
+    half = run_suite(
+        tmp_path,
+        "--quantkit-model",
+        model,
+        "--quantkit-calib",
+        calib_dir,
+        "--quantkit-coco-images",
+        calib_dir,
+        "-k",
+        "map_drop",
+    )
     assert half.returncode == 4 and "--quantkit-coco-ann too" in half.stderr, half.stderr
 
 
 @pytest.mark.slow  # fixture latency timing / nested pytest sessions: `pytest -m slow` (CI runs it)
 def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir, run_suite):
     model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
-    proc = run_suite(tmp_path, "-p", "xdist", "-n", "2", "--quantkit-model", model, "--quantkit-calib", calib_dir,
-                     "--quantkit-cache-dir", tmp_path / "cache", "--quantkit-latency-threads", "1", "-k", "latency", "-rs")
+    proc = run_suite(
+        tmp_path,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "--quantkit-model",
+        model,
+        "--quantkit-calib",
+        calib_dir,
+        "--quantkit-cache-dir",
+        tmp_path / "cache",
+        "--quantkit-latency-threads",
+        "1",
+        "-k",
+        "latency",
+        "-rs",
+    )
     assert "quantkit latency gates (timed after the tests, serially)" in proc.stdout, proc.stdout[-3000:]
     timed = re.findall(r"latency gate (?:passed|FAILED|no gain): .*\[tiny/(\S+)/cpu/1t,", proc.stdout)
     assert sorted(timed) == ["dynamic", "static-qdq", "static-qoperator", "weights"], proc.stdout[-3000:]

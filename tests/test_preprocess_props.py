@@ -5,8 +5,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantkit.preprocess import (PAD_VALUE, Letterbox, boxes_to_image, letterbox_image, preprocess,
-                                 to_bgr8)
+from quantkit.preprocess import PAD_VALUE, Letterbox, boxes_to_image, letterbox_image, preprocess, to_bgr8
 
 sides = st.integers(1, 4000)
 targets = st.tuples(st.integers(32, 640), st.integers(32, 640))
@@ -52,9 +51,9 @@ def test_content_is_cv2_resize_and_padding_is_114_and_centred(h, w, hw, seed):
     top, left = lb.top, lb.left
     assert abs(top - (th - nh - top)) <= 1 and abs(left - (tw - nw - left)) <= 1
     expected = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(boxed[top:top + nh, left:left + nw], expected)
+    np.testing.assert_array_equal(boxed[top : top + nh, left : left + nw], expected)
     pad = np.ones(hw, bool)
-    pad[top:top + nh, left:left + nw] = False
+    pad[top : top + nh, left : left + nw] = False
     assert (boxed[pad] == PAD_VALUE).all()
 
 
@@ -96,7 +95,7 @@ def test_tensor_is_rgb(h, w, hw):
     tensor, lb = preprocess(blue_bgr, hw)
     nh, nw = content_size(h, w, *hw)
     pad = np.ones(hw, bool)
-    pad[lb.top:lb.top + nh, lb.left:lb.left + nw] = False
+    pad[lb.top : lb.top + nh, lb.left : lb.left + nw] = False
     content = tensor[0][:, ~pad]
     assert (content[2] == 1.0).all() and (content[:2] == 0.0).all()
     assert (tensor[0][:, pad] == np.float32(PAD_VALUE) / 255).all()
@@ -121,8 +120,13 @@ def test_bgra_drops_alpha(h, w, colour, alpha, hw):
     np.testing.assert_array_equal(tensor, preprocess(bgr, hw)[0])
 
 
-@given(h=st.integers(1, 1000), w=st.integers(1, 1000), value=st.integers(0, 65535),
-       channels=st.sampled_from([None, 1, 2, 3, 4]), hw=targets)
+@given(
+    h=st.integers(1, 1000),
+    w=st.integers(1, 1000),
+    value=st.integers(0, 65535),
+    channels=st.sampled_from([None, 1, 2, 3, 4]),
+    hw=targets,
+)
 def test_uint16_inputs(h, w, value, channels, hw):
     shape = (h, w) if channels is None else (h, w, channels)
     img = np.full(shape, value, np.uint16)

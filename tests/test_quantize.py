@@ -60,8 +60,13 @@ def test_presets_load_run_and_quantize_the_right_ops(preset, tiny_model, calib_d
 def test_naive_is_onnxruntime_defaults():
     """The seed's configuration: QDQ, per-tensor, S8S8, MinMax, no pre-processing, whole graph."""
     naive = PRESETS["naive"]
-    assert (naive.format, naive.per_channel, naive.activation_type, naive.weight_type, naive.calibrate_method) == \
-           ("qdq", False, "int8", "int8", "minmax")
+    assert (naive.format, naive.per_channel, naive.activation_type, naive.weight_type, naive.calibrate_method) == (
+        "qdq",
+        False,
+        "int8",
+        "int8",
+        "minmax",
+    )
     assert not naive.keep_head_float and not naive.preprocess
 
 
@@ -78,15 +83,19 @@ def test_dynamic_axes_fixed_from_imgsz(tiny_dynamic, calib_dir, tmp_path):
     _run(tmp_path / "q.onnx")
 
 
-@pytest.mark.parametrize("imgsz, stride, message", [
-    ((191, 320), 32, "--imgsz 191x320 is not a multiple of the stride 32: use 192x320"),
-    ((7, 7), 32, "--imgsz 7x7 is outside 32..4096: use 32x32"),
-    ((100000, 100000), 32, "--imgsz 100000x100000 is outside 32..4096: use 4096x4096"),
-    ((96, 96), 64, "--imgsz 96x96 is not a multiple of the stride 64: use 128x128"),
-    ((36, 34), None, "--imgsz 36x34 is not a multiple of the stride 4: use 36x32"),
-])
+@pytest.mark.parametrize(
+    "imgsz, stride, message",
+    [
+        ((191, 320), 32, "--imgsz 191x320 is not a multiple of the stride 32: use 192x320"),
+        ((7, 7), 32, "--imgsz 7x7 is outside 32..4096: use 32x32"),
+        ((100000, 100000), 32, "--imgsz 100000x100000 is outside 32..4096: use 4096x4096"),
+        ((96, 96), 64, "--imgsz 96x96 is not a multiple of the stride 64: use 128x128"),
+        ((36, 34), None, "--imgsz 36x34 is not a multiple of the stride 4: use 36x32"),
+    ],
+)
 def test_imgsz_on_dynamic_axes_must_fit_the_stride(imgsz, stride, message, tmp_path, calib_dir):
-    """The stride comes from the metadata's 'stride', else the head (4 on tiny_yolo); fixed inputs are checked elsewhere."""
+    """The stride comes from the metadata's 'stride', else the head (4 on tiny_yolo); fixed inputs are checked
+    elsewhere."""
     meta = {"stride": str(stride)} if stride else None
     src = graphs.save(graphs.tiny_yolo(dynamic=True, metadata=meta), tmp_path / "dyn.onnx")
     with pytest.raises(ModelError) as info:
@@ -137,11 +146,18 @@ def test_failure_leaves_no_output(tiny_model, tmp_path):
 
 
 def test_two_processes_quantize_the_same_source(tiny_model, calib_dir, tmp_path):
-    code = ("import sys; from quantkit import quantize; "
-            "quantize(sys.argv[1], sys.argv[2], calib=sys.argv[3], progress=False)")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_model), str(tmp_path / name), str(calib_dir)],
-                              stderr=subprocess.PIPE, text=True)
-             for name in ("same.onnx", "same.onnx", "other.onnx")]
+    code = (
+        "import sys; from quantkit import quantize; "
+        "quantize(sys.argv[1], sys.argv[2], calib=sys.argv[3], progress=False)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tiny_model), str(tmp_path / name), str(calib_dir)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("same.onnx", "same.onnx", "other.onnx")
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -168,7 +184,6 @@ def test_ir_version_that_cannot_be_lowered(tiny_model, monkeypatch):
         compat.lower_ir_version(model)
 
 
-
 DYNAMIC_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "models" / "shapes-v8n-dynamic.onnx"
 
 
@@ -186,7 +201,10 @@ def test_failing_pre_processing_writes_only_into_the_private_folder(tmp_path, mo
         onnx.save(proto, str(work / "model.onnx"))
         _pre_process(work / "model.onnx", work / "prepared.onnx", notes, work)
         assert (work / "prepared.onnx").is_file()
-        if tuple(int(v) for v in ort.__version__.split(".")[:2]) >= (1, 16):  # 1.15 fails earlier, in onnx's checker, and writes nothing at all
+        if tuple(int(v) for v in ort.__version__.split(".")[:2]) >= (
+            1,
+            16,
+        ):  # 1.15 fails earlier, in onnx's checker, and writes nothing at all
             assert (work / "sym_shape_infer_temp.onnx").is_file()  # the failing path ran, inside the folder
             assert "symbolic shape inference failed (Exception: Incomplete symbolic shape inference)" in " ".join(notes)
     assert "quant_pre_process" in " ".join(notes)  # the fallback is named
@@ -209,7 +227,10 @@ def test_fixed_shapes_are_pre_processed_in_process_as_the_full_path_would(tmp_pa
         monkeypatch.undo()
         compat.quant_pre_process(str(work / "model.onnx"), str(work / "full.onnx"), work)
         inline, full = (onnx.load(str(work / f"{name}.onnx")) for name in ("inline", "full"))
-    assert [(n.op_type, list(n.input)) for n in inline.graph.node] == [(n.op_type, list(n.input)) for n in full.graph.node]
+    assert [(n.op_type, list(n.input)) for n in inline.graph.node] == [
+        (n.op_type, list(n.input)) for n in full.graph.node
+    ]
+
     def types(model):  # of the tensors the graph computes (full's value_info also keeps folded-away ones)
         made = {out for node in model.graph.node for out in node.output} - {o.name for o in model.graph.output}
         return {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info if v.name in made}
@@ -221,8 +242,13 @@ def test_fixed_shapes_are_pre_processed_in_process_as_the_full_path_would(tmp_pa
 def test_folders_of_killed_runs_are_swept(tmp_path):
     """A run killed mid-quantization leaves its folder; the sweep removes it, and spares a live owner's."""
     code = "from quantkit.workdir import private_dir\nwith private_dir() as d:\n    print(d, flush=True)\n    input()"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     killed = Path(proc.stdout.readline().strip())
     proc.kill()
     proc.wait()
@@ -249,7 +275,9 @@ def test_weights_preset_stores_int8_weights_and_tells_sessions_how_to_run_it(tin
     q = quantize(tiny_model, tmp_path / "w.onnx", preset="weights", progress=False)
     model = onnx.load(q.output)
     ops = [n.op_type for n in model.graph.node]
-    assert "QuantizeLinear" not in ops and ops.count("DequantizeLinear") == 4  # 2 backbone, box and class Convs (not the DFL)
+    assert (
+        "QuantizeLinear" not in ops and ops.count("DequantizeLinear") == 4
+    )  # 2 backbone, box and class Convs (not the DFL)
     assert model_session_config(Path(q.output)) == {"session.disable_quant_qdq": "1"}
     x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
     fp32, int8 = Runner(tiny_model).run(x), Runner(q.output).run(x)

@@ -19,11 +19,25 @@ QDQ_OPS = {"Conv": 1, "DequantizeLinear": 344, "QuantizeLinear": 218}
 
 def record(case="m", config="static-qdq", drop=1.0, ratio=0.8, ops=None, compression=3.8, latency=True) -> dict:
     """A results file as test_record writes it, with the numbers a test plants."""
-    rec = {"case": case, "config": config, "ep": "cpu", "onnxruntime": "?", "fp32_bytes": 12_000_000,
-           "int8_bytes": int(12_000_000 / compression), "compression": compression, "quantize_seconds": 4.2,
-           "fp32_map50_95": 0.6, "int8_map50_95": 0.6 - drop / 100, "fp32_map50": 0.8, "int8_map50": 0.79,
-           "map_drop_pt": drop, "parity": {"recall": 0.93, "int8_max_score": 0.97},
-           "ops": dict(QDQ_OPS if ops is None else ops), "float_nodes": 3, "notes": []}
+    rec = {
+        "case": case,
+        "config": config,
+        "ep": "cpu",
+        "onnxruntime": "?",
+        "fp32_bytes": 12_000_000,
+        "int8_bytes": int(12_000_000 / compression),
+        "compression": compression,
+        "quantize_seconds": 4.2,
+        "fp32_map50_95": 0.6,
+        "int8_map50_95": 0.6 - drop / 100,
+        "fp32_map50": 0.8,
+        "int8_map50": 0.79,
+        "map_drop_pt": drop,
+        "parity": {"recall": 0.93, "int8_max_score": 0.97},
+        "ops": dict(QDQ_OPS if ops is None else ops),
+        "float_nodes": 3,
+        "notes": [],
+    }
     if latency:
         rec["latency"] = {"ep": "cpu", "threads": 1, "fp32_ms": 10.0, "int8_ms": 10.0 * ratio, "ratio": ratio}
     return rec
@@ -43,10 +57,16 @@ def assert_png(path):
 
 
 def test_markdown_table_formats_floats_by_column_and_missing_cells():
-    table = markdown_table([{"a": 0.123456, "b": "x|y", "d": 0.5}, {"a": 12.3456, "c": None, "d": 0.25},
-                            {"a": 1.23456, "b": 3, "d": 1.5}])
-    assert table.splitlines() == ["| a | b | d | c |", "|---|---|---|---|", "| 0.12 | x\\|y | 0.500 |  |",
-                                  "| 12.35 |  | 0.250 |  |", "| 1.23 | 3 | 1.500 |  |"]
+    table = markdown_table(
+        [{"a": 0.123456, "b": "x|y", "d": 0.5}, {"a": 12.3456, "c": None, "d": 0.25}, {"a": 1.23456, "b": 3, "d": 1.5}]
+    )
+    assert table.splitlines() == [
+        "| a | b | d | c |",
+        "|---|---|---|---|",
+        "| 0.12 | x\\|y | 0.500 |  |",
+        "| 12.35 |  | 0.250 |  |",
+        "| 1.23 | 3 | 1.500 |  |",
+    ]
     assert "| 0.1235 |" in markdown_table([{"mAP": 0.123456}])
 
 
@@ -73,13 +93,23 @@ def test_history_sorts_versions_numerically_and_skips_other_folders(tmp_path):
 
 
 def test_history_row_columns(tmp_path):
-    write_results(tmp_path, "1.20.1", record(compression=4.0), record(config="qop", ops={"QLinearConv": 63, "QuantizeLinear": 1}),
-                  record(config="dyn", ops={"ConvInteger": 63}))
+    write_results(
+        tmp_path,
+        "1.20.1",
+        record(compression=4.0),
+        record(config="qop", ops={"QLinearConv": 63, "QuantizeLinear": 1}),
+        record(config="dyn", ops={"ConvInteger": 63}),
+    )
     rows, _ = history(tmp_path)
     by_config = {r["config"]: r for r in rows}
     qdq = by_config["static-qdq"]
     assert qdq["int8 MB"] == pytest.approx(3.0)
-    assert (qdq["mAP drop pt"], qdq["parity recall"], qdq["int8 max score"], qdq["latency ratio"]) == (1.0, 0.93, 0.97, 0.8)
+    assert (qdq["mAP drop pt"], qdq["parity recall"], qdq["int8 max score"], qdq["latency ratio"]) == (
+        1.0,
+        0.93,
+        0.97,
+        0.8,
+    )
     assert qdq["quantized ops"] == "Q 218 / DQ 344"
     assert by_config["qop"]["quantized ops"] == "QLinearConv 63"
     assert by_config["dyn"]["quantized ops"] == "ConvInteger 63"
@@ -87,10 +117,18 @@ def test_history_row_columns(tmp_path):
 
 def test_history_flags_planted_changes_only(tmp_path):
     step = THRESHOLDS["history_map_drop_change_pt"]
-    write_results(tmp_path, "1.17.3", record(case="a"), record(case="b"), record(case="c"), record(case="d"), record(case="e"))
-    write_results(tmp_path, "1.18.1", record(case="a", drop=1.0 + 2 * step), record(case="b", ratio=1.3),
-                  record(case="c", ops={**QDQ_OPS, "QuantizeLinear": 219}), record(case="d", compression=3.5),
-                  record(case="e", drop=1.0 + step / 2, ratio=0.85, compression=3.79))
+    write_results(
+        tmp_path, "1.17.3", record(case="a"), record(case="b"), record(case="c"), record(case="d"), record(case="e")
+    )
+    write_results(
+        tmp_path,
+        "1.18.1",
+        record(case="a", drop=1.0 + 2 * step),
+        record(case="b", ratio=1.3),
+        record(case="c", ops={**QDQ_OPS, "QuantizeLinear": 219}),
+        record(case="d", compression=3.5),
+        record(case="e", drop=1.0 + step / 2, ratio=0.85, compression=3.79),
+    )
     _, flags = history(tmp_path)
     assert len(flags) == 4, flags
     text = "\n".join(flags)
@@ -146,10 +184,12 @@ def test_plots_are_png(tmp_path):
     write_results(tmp_path / "r", "1.32.0", record(drop=0.4, ratio=0.7), record(config="dyn", latency=False))
     rows, _ = history(tmp_path / "r")
     plot_history(rows, tmp_path / "h.png")
-    models = [{"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1, "kind": "reference"},
-              {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2, "kind": "pass"},
-              {"model": "naive", "latency ms": 14.0, "mAP50-95": 0.0, "size MB": 3.3, "kind": "FAIL"},
-              {"model": "no-latency", "latency ms": None, "mAP50-95": 0.5, "size MB": None}]
+    models = [
+        {"model": "fp32", "latency ms": 12.0, "mAP50-95": 0.61, "size MB": 12.1, "kind": "reference"},
+        {"model": "int8", "latency ms": 8.5, "mAP50-95": 0.60, "size MB": 3.2, "kind": "pass"},
+        {"model": "naive", "latency ms": 14.0, "mAP50-95": 0.0, "size MB": 3.3, "kind": "FAIL"},
+        {"model": "no-latency", "latency ms": None, "mAP50-95": 0.5, "size MB": None},
+    ]
     plot_latency_vs_map(models, tmp_path / "scatter.png", threshold=0.595, title="latency vs mAP50-95: m")
     plot_sizes(models, tmp_path / "sizes.png")
     for name in ("h.png", "scatter.png", "sizes.png"):
@@ -163,18 +203,21 @@ def test_sizes_plot_names_every_colour_and_gives_no_ratio_of_one(tmp_path, monke
 
     figures = []
     monkeypatch.setattr(quantkit.report, "_save", lambda plt, fig, path: figures.append(fig))
-    rows = [{"model": "FP32 @ cpu", "size MB": 12.13, "kind": "reference"},
-            {"model": "FP32, Softmax rewritten @ cpu", "size MB": 12.13,
-             "kind": "contrast"},
-            {"model": "INT8 static-qdq @ cpu", "size MB": 3.38, "kind": "pass"},
-            {"model": "INT8 weights @ cpu", "size MB": 3.17, "kind": "size only"},
-            {"model": "INT8 naive @ cpu", "size MB": 3.31, "kind": "FAIL"},
-            {"model": "INT8 dynamic @ cpu", "size MB": 3.21, "kind": "size only"},
-            {"model": "INT8 qoperator @ cpu", "size MB": 3.3, "kind": "not verified"}]
+    rows = [
+        {"model": "FP32 @ cpu", "size MB": 12.13, "kind": "reference"},
+        {"model": "FP32, Softmax rewritten @ cpu", "size MB": 12.13, "kind": "contrast"},
+        {"model": "INT8 static-qdq @ cpu", "size MB": 3.38, "kind": "pass"},
+        {"model": "INT8 weights @ cpu", "size MB": 3.17, "kind": "size only"},
+        {"model": "INT8 naive @ cpu", "size MB": 3.31, "kind": "FAIL"},
+        {"model": "INT8 dynamic @ cpu", "size MB": 3.21, "kind": "size only"},
+        {"model": "INT8 qoperator @ cpu", "size MB": 3.3, "kind": "not verified"},
+    ]
     plot_sizes(rows, tmp_path / "sizes.png")
     ax = figures[0].axes[0]
     legend = {patch.get_label(): patch.get_facecolor() for patch in ax.get_legend().get_patches()}
-    assert set(legend) == {f"row verdict: {kind}" for kind in ("reference", "contrast", "pass", "size only", "FAIL", "not verified")}
+    assert set(legend) == {
+        f"row verdict: {kind}" for kind in ("reference", "contrast", "pass", "size only", "FAIL", "not verified")
+    }
     assert {bar.get_facecolor() for bar in ax.patches} == set(legend.values())
     labels = [text.get_text() for text in ax.texts]
     assert labels[:2] == ["12.13", "12.13"] and labels[2] == "3.38\n3.59x smaller"
@@ -212,7 +255,7 @@ def test_docs_threshold_table_is_the_threshold_table():
     from quantkit.manifest import THRESHOLDS
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "thresholds.md").read_text(encoding="utf-8")
-    table = readme[readme.index("| threshold | default | gate |"):].split("\n\n")[0]
+    table = readme[readme.index("| threshold | default | gate |") :].split("\n\n")[0]
     rows = {cells[1].strip("` "): cells[2].strip() for line in table.splitlines()[2:] if (cells := line.split("|"))}
     assert set(rows) == set(THRESHOLDS)
     for key, value in THRESHOLDS.items():
@@ -235,9 +278,14 @@ def test_history_compares_latency_only_on_the_same_machine(tmp_path):
 
     base = {"case": "c", "config": "k", "ep": "cpu", "compression": 3.6, "map_drop_pt": 0.7, "int8_bytes": 3_000_000}
     zen = {"cpu": "AMD EPYC", "int8_flags": ["avx2", "avx512_vnni"], "cores": 2}
-    for version, ratio, machine in (("1.30.0", 0.45, zen), ("1.31.0", 0.70, {**zen, "cpu": "Intel Xeon"}),
-                                    ("1.32.0", 1.05, {**zen, "cpu": "Intel Xeon"})):
+    for version, ratio, machine in (
+        ("1.30.0", 0.45, zen),
+        ("1.31.0", 0.70, {**zen, "cpu": "Intel Xeon"}),
+        ("1.32.0", 1.05, {**zen, "cpu": "Intel Xeon"}),
+    ):
         (tmp_path / version).mkdir()
-        (tmp_path / version / "c--k--cpu.json").write_text(json.dumps({**base, "latency": {"ratio": ratio}, "machine": machine}))
+        (tmp_path / version / "c--k--cpu.json").write_text(
+            json.dumps({**base, "latency": {"ratio": ratio}, "machine": machine})
+        )
     _, flags = history(tmp_path)
     assert flags == ["1.32.0 c/k/cpu: latency ratio 0.7000 -> 1.050 (since 1.31.0)"]

@@ -43,6 +43,8 @@ def test_quantize_rewrites_the_float_head_and_says_so(tiny_model, calib_dir, tmp
     fast = quantize(tiny_model, tmp_path / "fast.onnx", calib=calib_dir, progress=False)
     naive = quantize(tiny_model, tmp_path / "naive.onnx", preset="naive", calib=calib_dir, progress=False)
     meta = {p.key: p.value for p in onnx.load(fast.output).metadata_props}
-    assert meta["quantkit_rewrites"].startswith("softmax:") and any("Softmax over a non-last axis" in n for n in fast.notes)
+    assert meta["quantkit_rewrites"].startswith("softmax:") and any(
+        "Softmax over a non-last axis" in n for n in fast.notes
+    )
     assert not any(n.op_type == "Softmax" for n in onnx.load(fast.output).graph.node)
     assert any(n.op_type == "Softmax" for n in onnx.load(naive.output).graph.node)  # naive: onnxruntime's defaults

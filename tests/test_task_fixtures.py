@@ -66,8 +66,11 @@ def test_naive_preset_fails_the_task_gates(case_id, tmp_path):
     pipe = CasePipeline(case, preset="naive", cache_dir=tmp_path)
     spec = ConfigSpec("naive", "naive")
     th = {**THRESHOLDS, **case.thresholds}
-    failed = {r.metric for r in pipe.task_map_gates(spec, th, case.id) + gates.check_parity(pipe.parity(spec), th, case.id)
-              if not r.passed}
+    failed = {
+        r.metric
+        for r in pipe.task_map_gates(spec, th, case.id) + gates.check_parity(pipe.parity(spec), th, case.id)
+        if not r.passed
+    }
     assert f"{LABEL[task]}_map50_95_drop_pt" in failed and "recall_of_fp32_detections" in failed, failed
 
 
@@ -89,8 +92,17 @@ def direct_map(ann, results, iou_type):
 def test_eval_json_matches_pycocotools_on_the_fixture(case_id, tmp_path, run_cli):
     case = case_of(case_id)
     task = case.task
-    code, out, err = run_cli("eval", case.model, "--images", case.coco_images, "--ann", case.coco_ann, "--json",
-                             "--detections", tmp_path / "d.json")
+    code, out, err = run_cli(
+        "eval",
+        case.model,
+        "--images",
+        case.coco_images,
+        "--ann",
+        case.coco_ann,
+        "--json",
+        "--detections",
+        tmp_path / "d.json",
+    )
     assert code == 0, err
     stats, dets = json.loads(out), json.loads((tmp_path / "d.json").read_text())
     boxes = [{k: d[k] for k in ("image_id", "category_id", "bbox", "score")} for d in dets]

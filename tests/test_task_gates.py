@@ -55,8 +55,11 @@ def scene(images: int = 60, seed: int = 0):
     """(COCO ground truth, FP32 detections): 4 well separated objects per image, found exactly, plus one
     low-scored false positive per image so that the precision-recall curves are not trivial."""
     rng = np.random.default_rng(seed)
-    coco = {"images": [], "annotations": [], "categories": [{"id": c, "name": f"c{c}", "keypoints": list("abcde")}
-                                                            for c in CATS]}
+    coco = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": c, "name": f"c{c}", "keypoints": list("abcde")} for c in CATS],
+    }
     dets = {}
     for image_id in range(1, images + 1):
         coco["images"].append({"id": image_id, "file_name": f"{image_id}.jpg", "height": H, "width": W})
@@ -69,15 +72,28 @@ def scene(images: int = 60, seed: int = 0):
             m = ellipse(box)
             kp = keypoints(box)
             kp[:, 2] = 2
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": CATS[cls],
-                                        "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "area": float(m.sum()),
-                                        "iscrowd": 0, "segmentation": rle(m), "keypoints": kp.reshape(-1).tolist(),
-                                        "num_keypoints": K})
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": CATS[cls],
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                    "area": float(m.sum()),
+                    "iscrowd": 0,
+                    "segmentation": rle(m),
+                    "keypoints": kp.reshape(-1).tolist(),
+                    "num_keypoints": K,
+                }
+            )
         fp = [5.0, 180.0, 45.0, 230.0]
         all_boxes = np.array(boxes + [fp], np.float32)
-        dets[image_id] = Detections(all_boxes, np.r_[rng.uniform(0.5, 0.95, 4), 0.3].astype(np.float32),
-                                    np.r_[classes, 0].astype(np.int64), [rle(ellipse(b)) for b in all_boxes],
-                                    np.stack([keypoints(b) for b in all_boxes]))
+        dets[image_id] = Detections(
+            all_boxes,
+            np.r_[rng.uniform(0.5, 0.95, 4), 0.3].astype(np.float32),
+            np.r_[classes, 0].astype(np.int64),
+            [rle(ellipse(b)) for b in all_boxes],
+            np.stack([keypoints(b) for b in all_boxes]),
+        )
     gt = COCO()
     gt.dataset = coco
     with contextlib.redirect_stdout(io.StringIO()):
@@ -115,6 +131,7 @@ def moved(box, k, by: float = 0.12):
 
 # ---- parity: mask IoU and keypoint distance of matched detections ---------------------------------------
 
+
 def parity_gates(fp32: dict, int8: dict):
     ids = sorted(fp32)
     return gates.check_parity(parity([fp32[i] for i in ids], [int8[i] for i in ids]), TH, "planted")
@@ -143,16 +160,27 @@ def test_task_parity_fault_fails_exactly_its_metric(world, metric):
 def test_task_parity_is_absent_for_a_detector_and_not_passed_unmeasured(world):
     _, fp32 = world
     boxes_only = {i: Detections(d.boxes, d.scores, d.classes) for i, d in fp32.items()}
-    assert {r.metric for r in parity_gates(boxes_only, boxes_only)} & {"matched_mask_iou_mean",
-                                                                       "matched_keypoint_distance_mean"} == set()
-    silent = {i: Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), [],
-                            np.zeros((0, K, 3), np.float32)) for i in fp32}
+    assert {r.metric for r in parity_gates(boxes_only, boxes_only)} & {
+        "matched_mask_iou_mean",
+        "matched_keypoint_distance_mean",
+    } == set()
+    silent = {
+        i: Detections(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            [],
+            np.zeros((0, K, 3), np.float32),
+        )
+        for i in fp32
+    }
     results = parity_gates(fp32, silent)
     assert {"matched_mask_iou_mean", "matched_keypoint_distance_mean"} <= failed(results)
     assert all("not measured" in r.message() for r in results if r.metric.startswith("matched_"))
 
 
 # ---- mask and keypoint mAP: their drop, its paired CI95, the bootstrap's exactness -----------------------
+
 
 def scored(gt, dets: dict, family):
     images = ImageSet((H, W), sorted(dets), [], [])
@@ -168,14 +196,19 @@ def evidence(gt, fp32: dict, int8: dict, family) -> dict:
     label = "mask" if iou_type == "segm" else "keypoints"
     tables = [bootstrap.MatchTable.from_evaluator(s["evaluators"][iou_type], ids) for s in (a, b)]
     box = [bootstrap.MatchTable.from_evaluator(s["evaluator"], ids) for s in (a, b)]
-    return {"a": a["metrics"], "b": b["metrics"], "box": bootstrap.paired_drop(*box, resamples=300),
-            "boot": {label: bootstrap.paired_drop(*tables, resamples=300)}}
+    return {
+        "a": a["metrics"],
+        "b": b["metrics"],
+        "box": bootstrap.paired_drop(*box, resamples=300),
+        "boot": {label: bootstrap.paired_drop(*tables, resamples=300)},
+    }
 
 
 def task_gates(ev: dict, th=None) -> list:
     th = {**TH, **(th or {})}
-    return (gates.check_map(ev["a"], ev["b"], th, "planted", ev["box"])
-            + gates.check_task_maps(ev["a"], ev["b"], th, "planted", ev["boot"], "best_class"))
+    return gates.check_map(ev["a"], ev["b"], th, "planted", ev["box"]) + gates.check_task_maps(
+        ev["a"], ev["b"], th, "planted", ev["boot"], "best_class"
+    )
 
 
 TASK_MAP_ROWS = {  # metric: (family, INT8 edit)
@@ -189,8 +222,10 @@ TASK_MAP_ROWS = {  # metric: (family, INT8 edit)
 def planted(world):
     """metric -> (clean pair's evidence, faulty pair's evidence), each scored once for the tests below."""
     gt, fp32 = world
-    return {metric: (evidence(gt, fp32, fp32, family), evidence(gt, fp32, make_int8(fp32), family))
-            for metric, (family, make_int8) in TASK_MAP_ROWS.items()}
+    return {
+        metric: (evidence(gt, fp32, fp32, family), evidence(gt, fp32, make_int8(fp32), family))
+        for metric, (family, make_int8) in TASK_MAP_ROWS.items()
+    }
 
 
 @pytest.mark.parametrize("metric", TASK_MAP_ROWS)
@@ -248,9 +283,15 @@ def test_two_empty_masks_are_no_evidence_of_mask_parity():
 
 @pytest.mark.parametrize("kind", ["mask", "keypoints"])
 def test_baseline_catches_a_mask_or_keypoint_map_regression(kind):
-    """--quantkit-compare: the INT8 mask / keypoint mAP may lose at most ``baseline_map_drop_pt`` against the baseline's."""
-    base = {"int8_map50_95": 0.50, "agreement": {"map50_95": 0.95}, "parity": {"recall": 0.97}, "int8_bytes": 3_000_000,
-            kind: {"int8_map50_95": 0.45}}
+    """--quantkit-compare: the INT8 mask / keypoint mAP may lose at most ``baseline_map_drop_pt`` against the
+    baseline's."""
+    base = {
+        "int8_map50_95": 0.50,
+        "agreement": {"map50_95": 0.95},
+        "parity": {"recall": 0.97},
+        "int8_bytes": 3_000_000,
+        kind: {"int8_map50_95": 0.45},
+    }
     assert failed(gates.check_baseline(base, base, TH, "planted")) == set()
     worse = {**base, kind: {"int8_map50_95": 0.43}}
     results = gates.check_baseline(worse, base, TH, "planted")

@@ -42,6 +42,7 @@ def ops(model, names):
 
 # ---- finding the heads ----------------------------------------------------------------------------
 
+
 def test_segment_head_is_the_detect_head_plus_the_coefficients_and_the_protos_activation():
     model = graphs.tiny_seg()
     head = heads.find(model)
@@ -63,8 +64,10 @@ def test_protos_policy_sets_what_of_the_prototype_branch_stays_float(policy, ext
     if policy == "none":
         assert nodes == base
     else:  # every node of the branch, down to the feature map the Detect head shares (its SiLU is not the branch's)
-        assert nodes - base == {f"/model/segment/{n}" for n in ("conv_2", "sigmoid_3", "mul_4", "convtranspose_5", "conv_6",
-                                                                 "sigmoid_7", "mul_8")}
+        assert nodes - base == {
+            f"/model/segment/{n}"
+            for n in ("conv_2", "sigmoid_3", "mul_4", "convtranspose_5", "conv_6", "sigmoid_7", "mul_8")
+        }
         assert set(ops(model, nodes - base)) == extra | {"Sigmoid", "Mul"}
 
 
@@ -112,6 +115,7 @@ def test_registry_reads_the_layouts():
 
 # ---- decoding -------------------------------------------------------------------------------------
 
+
 def rle_area(rle):
     return int(mask_utils.area(rle))
 
@@ -126,7 +130,7 @@ def test_rle_from_region_equals_pycocotools_encode(seed):
         rh, top = h, 0  # full-height regions: runs go on from one column into the next
     region = rng.random((rh, rw)) < (0.5 if seed % 2 else 0.9)
     full = np.zeros((h, w), np.uint8)
-    full[top:top + rh, left:left + rw] = region
+    full[top : top + rh, left : left + rw] = region
     ours = segment.rle_from_region(region, top, left, (h, w))
     assert isinstance(ours["counts"], str) and ours["size"] == [h, w]
     np.testing.assert_array_equal(mask_utils.decode(ours), full)
@@ -140,7 +144,7 @@ def reference_masks(coef, protos, box, lb, input_hw):
     logit = (coef @ protos.reshape(len(protos), -1)).reshape(protos.shape[1:]).astype(np.float32)
     up = cv2.resize(logit, (input_hw[1], input_hw[0]), interpolation=cv2.INTER_LINEAR)
     nh, nw = int(round(h * lb.scale)), int(round(w * lb.scale))
-    full = cv2.resize(up[lb.top:lb.top + nh, lb.left:lb.left + nw], (w, h), interpolation=cv2.INTER_LINEAR) > 0
+    full = cv2.resize(up[lb.top : lb.top + nh, lb.left : lb.left + nw], (w, h), interpolation=cv2.INTER_LINEAR) > 0
     cols, rows = np.arange(w)[None, :], np.arange(h)[:, None]
     return full & (cols >= box[0]) & (cols < box[2]) & (rows >= box[1]) & (rows < box[3])
 
@@ -157,14 +161,14 @@ def test_masks_decode_as_ultralytics_does(image_hw):
     out = np.zeros((1, 4 + nc + nm, n), np.float32)
     out[0, :4, 7] = [40, 30, 50, 36]  # cx, cy, w, h in input pixels
     out[0, 4 + 1, 7] = 0.9
-    out[0, 4 + nc:, 7] = rng.normal(0, 1, nm)
+    out[0, 4 + nc :, 7] = rng.normal(0, 1, nm)
     out[0, :4, 8] = [20, 20, 8, 8]
     out[0, 4, 8] = 0.3
-    out[0, 4 + nc:, 8] = -rng.normal(0, 1, nm)  # another detection, other coefficients
+    out[0, 4 + nc :, 8] = -rng.normal(0, 1, nm)  # another detection, other coefficients
     dets = segment.FAMILY.decode([out, protos[None]], lb, 0.25, 0.7, 300, nc, "best_class")
     assert len(dets) == 2 and dets.classes.tolist() == [1, 0] and len(dets.masks) == 2
     ours = mask_utils.decode(dets.masks[0]).astype(bool)
-    ref = reference_masks(out[0, 4 + nc:, 7], protos, dets.boxes[0], lb, input_hw)
+    ref = reference_masks(out[0, 4 + nc :, 7], protos, dets.boxes[0], lb, input_hw)
     assert ours.shape == image_hw and ref.sum() > 500
     assert (ours & ref).sum() / (ours | ref).sum() > 0.97
     x0, y0, x1, y1 = dets.boxes[0]
@@ -179,7 +183,7 @@ def test_keypoints_map_back_through_the_letterbox():
     out[0, :4, 3] = [32, 32, 20, 10]
     out[0, 5, 3] = 0.8
     kpts = np.array([[32, 32, 0.9], [32, 27, 0.8], [42, 32, 0.2], [32, 37, 0.7], [70, 10, 0.6]], np.float32)
-    out[0, 4 + nc:, 3] = kpts.reshape(-1)
+    out[0, 4 + nc :, 3] = kpts.reshape(-1)
     dets = pose.Pose((k, 3)).decode([out], lb, 0.25, 0.7, 300, None, "best_class")
     assert dets.keypoints.shape == (1, k, 3)
     expected = np.c_[(kpts[:, 0] - lb.left) / lb.scale, (kpts[:, 1] - lb.top) / lb.scale, kpts[:, 2]]
@@ -190,7 +194,10 @@ def test_keypoints_map_back_through_the_letterbox():
 
 # ---- quantizing -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda: graphs.tiny_seg(metadata=SEG_META), lambda: graphs.tiny_pose(metadata=POSE_META)])
+
+@pytest.mark.parametrize(
+    "make", [lambda: graphs.tiny_seg(metadata=SEG_META), lambda: graphs.tiny_pose(metadata=POSE_META)]
+)
 def test_default_preset_keeps_the_head_float_and_naive_does_not(make, tmp_path, calib_dir):
     src = graphs.save(make(), tmp_path / "m.onnx")
     q = quantize(src, tmp_path / "q.onnx", calib=calib_dir, progress=False, range_cache=False)
@@ -203,6 +210,7 @@ def test_default_preset_keeps_the_head_float_and_naive_does_not(make, tmp_path, 
 
 # ---- scoring: quantkit eval --json against pycocotools on the same predictions ----------------------
 
+
 def annotations_from(model_path, images_dir, out, seed=0):
     """COCO annotations made of the tiny model's own confident detections, each mask shifted by 2 pixels and
     each keypoint by up to 2, so that pycocotools' mAP lies strictly between 0 and 1."""
@@ -210,15 +218,24 @@ def annotations_from(model_path, images_dir, out, seed=0):
     items = folder_items(images_dir)
     images = ImageSet.load(items, (32, 32))
     preds = predict(Runner(model_path), images, 2, conf=0.3)
-    coco = {"images": [], "annotations": [], "categories": [
-        {"id": 5, "name": "a", "keypoints": list("vwxyz"), "skeleton": []}, {"id": 9, "name": "b"}]}
+    coco = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 5, "name": "a", "keypoints": list("vwxyz"), "skeleton": []}, {"id": 9, "name": "b"}],
+    }
     for (image_id, path), lb in zip(items, images.letterboxes):
         coco["images"].append({"id": image_id, "file_name": path.name, "height": lb.shape[0], "width": lb.shape[1]})
         dets = preds.dets[image_id]
         for i in range(min(len(dets), 4)):
             x0, y0, x1, y1 = dets.boxes[i].tolist()
-            ann = {"id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": [5, 9][int(dets.classes[i])],
-                   "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
+            ann = {
+                "id": len(coco["annotations"]) + 1,
+                "image_id": image_id,
+                "category_id": [5, 9][int(dets.classes[i])],
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "area": (x1 - x0) * (y1 - y0),
+                "iscrowd": 0,
+            }
             if dets.masks is not None:
                 m = np.roll(mask_utils.decode(dets.masks[i]), 2, axis=1)
                 if m.sum() < 4:
@@ -254,13 +271,21 @@ def test_eval_json_matches_pycocotools_on_the_same_predictions(task, tmp_path, r
     path = graphs.save(model, tmp_path / "m.onnx")
     images = graphs.write_images(tmp_path / "val", count=8, seed=3)
     ann = annotations_from(path, images, tmp_path / "ann.json")
-    code, out, err = run_cli("eval", path, "--images", images, "--ann", ann, "--json", "--detections", tmp_path / "d.json")
+    code, out, err = run_cli(
+        "eval", path, "--images", images, "--ann", ann, "--json", "--detections", tmp_path / "d.json"
+    )
     assert code == 0, err
     stats, dets = json.loads(out), json.loads((tmp_path / "d.json").read_text())
     label, iou_type = ("mask", "segm") if task == "segment" else ("keypoints", "keypoints")
     assert stats["task"] == task and set(stats[label]) >= {"map50_95", "map50", "map75", "per_class", "detections"}
-    assert stats["map50_95"] == pytest.approx(pycocotools_map(ann, [{k: v for k, v in d.items() if k in
-                                              ("image_id", "category_id", "bbox", "score")} for d in dets], "bbox"), abs=1e-12)
+    assert stats["map50_95"] == pytest.approx(
+        pycocotools_map(
+            ann,
+            [{k: v for k, v in d.items() if k in ("image_id", "category_id", "bbox", "score")} for d in dets],
+            "bbox",
+        ),
+        abs=1e-12,
+    )
     if task == "segment":  # without the bbox, pycocotools takes each detection's area from its mask
         direct = pycocotools_map(ann, [{k: v for k, v in d.items() if k != "bbox"} for d in dets], "segm")
     else:
@@ -298,6 +323,7 @@ def test_pose_model_against_other_keypoints_is_a_one_line_error(tmp_path, run_cl
 
 # ---- the manifest's task ----------------------------------------------------------------------------
 
+
 def test_a_case_declares_its_task_and_a_wrong_one_stops(tmp_path):
     (tmp_path / "m.toml").write_text('[[case]]\nid = "x"\nmodel = "m.onnx"\ntask = "segmentation"\n')
     with pytest.raises(ManifestError, match=r"case 'x': task = 'segmentation' is not one of detect, segment, pose"):
@@ -313,6 +339,7 @@ def test_a_case_declares_its_task_and_a_wrong_one_stops(tmp_path):
 
 # ---- the other surfaces: compare, check ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("task", ["segment", "pose"])
 def test_compare_reports_and_gates_the_task_parity(task, tmp_path, calib_dir, capsys):
     model = graphs.tiny_seg(metadata=SEG_META) if task == "segment" else graphs.tiny_pose(metadata=POSE_META)
@@ -321,8 +348,11 @@ def test_compare_reports_and_gates_the_task_parity(task, tmp_path, calib_dir, ca
     images = graphs.write_images(tmp_path / "val", count=6, seed=5)
     main(["compare", src, q.output, "--images", images, "--json"])
     report = json.loads(capsys.readouterr().out)
-    metric, key = (("matched_mask_iou_mean", "mask_iou_mean") if task == "segment"
-                   else ("matched_keypoint_distance_mean", "keypoint_distance_mean"))
+    metric, key = (
+        ("matched_mask_iou_mean", "mask_iou_mean")
+        if task == "segment"
+        else ("matched_keypoint_distance_mean", "keypoint_distance_mean")
+    )
     gate = next(g for g in report["gates"] if g["metric"] == metric)
     assert report[key] is not None and gate["value"] == pytest.approx(report[key])
     assert set(report["raw"]) == {"box", "cls"}  # the coefficients / keypoints are judged by what they make

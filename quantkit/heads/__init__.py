@@ -24,11 +24,26 @@ from .base import Head, HeadFamily, head_is_float, is_quantized_op
 from .boxes import Detections
 
 # A Detect with extra parts first; dfl-detect before detect26 (whose walk would stop at a DFL Conv).
-FAMILIES: tuple[HeadFamily, ...] = (segment.FAMILY, pose.FAMILY, dfl_detect.FAMILY, detect26.FAMILY, end2end.FAMILY,
-                                    graph_nms.FAMILY)
+FAMILIES: tuple[HeadFamily, ...] = (
+    segment.FAMILY,
+    pose.FAMILY,
+    dfl_detect.FAMILY,
+    detect26.FAMILY,
+    end2end.FAMILY,
+    graph_nms.FAMILY,
+)
 
-__all__ = ["FAMILIES", "Detections", "Head", "HeadFamily", "find", "for_outputs", "head_is_float", "is_quantized_op",
-           "supported"]
+__all__ = [
+    "FAMILIES",
+    "Detections",
+    "Head",
+    "HeadFamily",
+    "find",
+    "for_outputs",
+    "head_is_float",
+    "is_quantized_op",
+    "supported",
+]
 
 
 def find(model: onnx.ModelProto) -> Head | None:
@@ -68,8 +83,12 @@ def looked_for() -> str:
     return "; ".join(f"{f.name}: {f.looked_for}" for f in FAMILIES)
 
 
-def for_outputs(shapes: Sequence[Sequence[int]], nc: int | None = None, meta: dict[str, str] | None = None,
-                model: str | Path | onnx.ModelProto | None = None) -> HeadFamily:
+def for_outputs(
+    shapes: Sequence[Sequence[int]],
+    nc: int | None = None,
+    meta: dict[str, str] | None = None,
+    model: str | Path | onnx.ModelProto | None = None,
+) -> HeadFamily:
     """The family that decodes outputs of these shapes; ModelError naming the supported layouts otherwise.
 
     ``meta`` is the model's metadata: Ultralytics' ``task`` (detect, segment, pose) narrows the search to
@@ -90,5 +109,7 @@ def for_outputs(shapes: Sequence[Sequence[int]], nc: int | None = None, meta: di
     if readers:
         return readers[0]
     text = ", ".join("[" + ", ".join(str(d) for d in s) + "]" for s in shapes)
-    raise ModelError(f"model outputs {text} match no head family quantkit decodes ({supported()}): export the "
-                     "model in one of these layouts, or pass the model's class count (names) when the layout is ambiguous")
+    raise ModelError(
+        f"model outputs {text} match no head family quantkit decodes ({supported()}): export the "
+        "model in one of these layouts, or pass the model's class count (names) when the layout is ambiguous"
+    )

@@ -51,8 +51,16 @@ class HeadFamily:
         """True when outputs of these (static) shapes are this family's layout."""
         raise NotImplementedError
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> Detections:
         """One image's outputs (batch 1) -> detections in original-image pixels, highest score first."""
         raise NotImplementedError
 
@@ -69,7 +77,9 @@ def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {out: node for node in graph.node for out in node.output}
 
 
-def final_node(graph: onnx.GraphProto, output: str, skip: Sequence[str]) -> tuple[onnx.NodeProto | None, list[onnx.NodeProto]]:
+def final_node(
+    graph: onnx.GraphProto, output: str, skip: Sequence[str]
+) -> tuple[onnx.NodeProto | None, list[onnx.NodeProto]]:
     """The node behind graph output ``output`` after stepping back over ``skip`` op types, and the skipped nodes."""
     by_output = producers(graph)
     node, skipped = by_output.get(output), []
@@ -79,8 +89,9 @@ def final_node(graph: onnx.GraphProto, output: str, skip: Sequence[str]) -> tupl
     return node, skipped
 
 
-def walk_back(graph: onnx.GraphProto, start: onnx.NodeProto,
-              stops: Callable[[onnx.NodeProto], bool]) -> tuple[list[onnx.NodeProto], list[str]]:
+def walk_back(
+    graph: onnx.GraphProto, start: onnx.NodeProto, stops: Callable[[onnx.NodeProto], bool]
+) -> tuple[list[onnx.NodeProto], list[str]]:
     """Every node from ``start`` back to the first node on each path for which ``stops`` is true.
 
     Returns (walked nodes, names of the stopping nodes). Graph inputs and initializers end a path; a

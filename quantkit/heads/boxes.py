@@ -48,9 +48,13 @@ class Detections:
         """The detections at ``index`` (positions or a boolean mask), masks and keypoints included."""
         index = np.asarray(index)
         index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64).reshape(-1)
-        return Detections(self.boxes[index], self.scores[index], self.classes[index],
-                          None if self.masks is None else [self.masks[i] for i in index],
-                          None if self.keypoints is None else self.keypoints[index])
+        return Detections(
+            self.boxes[index],
+            self.scores[index],
+            self.classes[index],
+            None if self.masks is None else [self.masks[i] for i in index],
+            None if self.keypoints is None else self.keypoints[index],
+        )
 
     def above(self, conf: float) -> Detections:
         """The detections scoring at least ``conf``."""
@@ -62,7 +66,7 @@ def _shape_text(shape: Sequence) -> str:
 
 
 def head_layout(shape: Sequence, nc: int | None = None) -> str:
-    """"channels_first" for ``[1, 4+nc, N]``, "channels_last" for ``[1, N, 4+nc]``.
+    """ "channels_first" for ``[1, 4+nc, N]``, "channels_last" for ``[1, N, 4+nc]``.
 
     With ``nc`` the channel dim must be exactly 4+nc (dim 1 wins a tie); without it the smaller of
     dims 1 and 2 is taken as the channel dim.
@@ -70,16 +74,20 @@ def head_layout(shape: Sequence, nc: int | None = None) -> str:
     shape = tuple(shape)
     static = all(isinstance(d, (int, np.integer)) for d in shape)
     if len(shape) != 3 or not static or shape[0] != 1 or min(shape[1:]) <= 4:
-        raise ModelError(f"model output shape {_shape_text(shape)} is not a YOLOv8 detection head [1, 4+nc, N]: "
-                         "export the detector without NMS/end2end")
+        raise ModelError(
+            f"model output shape {_shape_text(shape)} is not a YOLOv8 detection head [1, 4+nc, N]: "
+            "export the detector without NMS/end2end"
+        )
     if nc is None:
         return "channels_first" if shape[1] <= shape[2] else "channels_last"
     if shape[1] == 4 + nc:
         return "channels_first"
     if shape[2] == 4 + nc:
         return "channels_last"
-    raise ModelError(f"model output shape {_shape_text(shape)} is not a YOLOv8 detection head [1, 4+nc, N] with "
-                     f"nc={nc} (no dim of {4 + nc}): check the model's class names, or export it without NMS/end2end")
+    raise ModelError(
+        f"model output shape {_shape_text(shape)} is not a YOLOv8 detection head [1, 4+nc, N] with "
+        f"nc={nc} (no dim of {4 + nc}): check the model's class names, or export it without NMS/end2end"
+    )
 
 
 def is_box_layout(shape: Sequence, nc: int | None = None) -> bool:
@@ -118,28 +126,44 @@ def _candidates(cls_scores: np.ndarray, conf: float, nms: str) -> tuple[np.ndarr
     return anchors, classes, cand[classes, np.arange(anchors.size)].astype(np.float32)
 
 
-def decode(output: np.ndarray, lb: Letterbox, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-           nc: int | None = None, nms: str = "best_class") -> Detections:
+def decode(
+    output: np.ndarray,
+    lb: Letterbox,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    nc: int | None = None,
+    nms: str = "best_class",
+) -> Detections:
     """Detections after class-wise NMS at ``iou``, at most ``max_det``; candidates as ``nms`` picks them."""
     return decode_anchors(output, lb, conf, iou, max_det, nc, nms)[0]
 
 
-def decode_anchors(output: np.ndarray, lb: Letterbox, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-                   nc: int | None = None, nms: str = "best_class", extra: int = 0) -> tuple[Detections, np.ndarray, np.ndarray]:
+def decode_anchors(
+    output: np.ndarray,
+    lb: Letterbox,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    nc: int | None = None,
+    nms: str = "best_class",
+    extra: int = 0,
+) -> tuple[Detections, np.ndarray, np.ndarray]:
     """``decode`` of an output ``[1, 4+nc+extra, N]`` whose last ``extra`` channels are not class scores
     (mask coefficients, keypoints): (detections, the anchor index of each, the channels-first [4+nc+extra, N] array),
     so a family can read its extra channels at the anchors that survived NMS."""
     output = np.asarray(output)
     layout = head_layout(output.shape, None if nc is None else nc + extra)
     preds = output[0] if layout == "channels_first" else output[0].T  # [4+nc+extra, N]
-    keep, classes, scores = _candidates(preds[4:preds.shape[0] - extra], conf, nms_mode(nms))
+    keep, classes, scores = _candidates(preds[4 : preds.shape[0] - extra], conf, nms_mode(nms))
     if keep.size == 0:
         return Detections.empty(), keep, preds
     cx, cy, w, h = preds[:4, keep].astype(np.float32)
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     # Candidates already passed `conf` (inclusive); OpenCV's threshold is strict (>) and must be >= 0.
-    picked = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, scores, classes.astype(np.int32), 0.0, iou),
-                        dtype=np.int64).reshape(-1)
+    picked = np.asarray(
+        cv2.dnn.NMSBoxesBatched(xywh, scores, classes.astype(np.int32), 0.0, iou), dtype=np.int64
+    ).reshape(-1)
     picked = picked[np.argsort(-scores[picked], kind="stable")][:max_det]
     xyxy = xywh[picked].copy()
     xyxy[:, 2:] += xyxy[:, :2]

@@ -30,8 +30,10 @@ _FOREIGN = {"Softmax", "Exp", "TopK", "NonMaxSuppression"}
 class Detect26(HeadFamily):
     name = "detect26"
     covers = "YOLO26 Detect one-to-many ([1, 4+nc, N], no DFL)"
-    looked_for = ("an output fed by Concat(box decode, Sigmoid class scores) with the anchor arithmetic (Sub, Add) "
-                  "straight after the box Convs: no Softmax/DFL")
+    looked_for = (
+        "an output fed by Concat(box decode, Sigmoid class scores) with the anchor arithmetic (Sub, Add) "
+        "straight after the box Convs: no Softmax/DFL"
+    )
 
     def find(self, model: onnx.ModelProto) -> Head | None:
         """Step back from the output over layout ops to a two-input Concat whose second input is a Sigmoid;
@@ -47,8 +49,11 @@ class Detect26(HeadFamily):
         if scores is None or scores.op_type != "Sigmoid":
             return None
         walked, feeding = walk_back(graph, final, lambda n: n.op_type == "Conv")
-        box_ops = {n.op_type for n in walk_back(graph, by_output[final.input[0]], lambda n: n.op_type == "Conv")[0]} \
-            if final.input[0] in by_output else set()
+        box_ops = (
+            {n.op_type for n in walk_back(graph, by_output[final.input[0]], lambda n: n.op_type == "Conv")[0]}
+            if final.input[0] in by_output
+            else set()
+        )
         if not feeding or {"Sub", "Add"} - box_ops or _FOREIGN & {n.op_type for n in walked}:
             return None
         if any(is_dfl_conv(n, by_output) for n in graph.node if n.name in feeding):
@@ -59,8 +64,16 @@ class Detect26(HeadFamily):
     def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
         return len(shapes) == 1 and boxes.is_box_layout(shapes[0], nc)
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> boxes.Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> boxes.Detections:
         return boxes.decode(outputs[0], lb, conf=conf, iou=iou, max_det=max_det, nc=nc, nms=nms)
 
 

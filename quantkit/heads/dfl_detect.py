@@ -26,8 +26,10 @@ from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, produ
 class DFLDetect(HeadFamily):
     name = "dfl-detect"
     covers = "YOLOv8, YOLO11 and YOLOv5u Detect ([1, 4+nc, N], DFL box branch)"
-    looked_for = (f"an output fed by Concat(box decode, class scores) — possibly through {'/'.join(TRAILING_OPS)} — "
-                  "with a DFL (Softmax, then a 1x1 Conv) on the box branch and a Sigmoid on the class branch")
+    looked_for = (
+        f"an output fed by Concat(box decode, class scores) — possibly through {'/'.join(TRAILING_OPS)} — "
+        "with a DFL (Softmax, then a 1x1 Conv) on the box branch and a Sigmoid on the class branch"
+    )
 
     def find(self, model: onnx.ModelProto) -> Head | None:
         """From the output, step back over layout ops to the head's Concat, then walk back through every
@@ -50,8 +52,16 @@ class DFLDetect(HeadFamily):
     def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
         return len(shapes) == 1 and boxes.is_box_layout(shapes[0], nc)
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> boxes.Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> boxes.Detections:
         return boxes.decode(outputs[0], lb, conf=conf, iou=iou, max_det=max_det, nc=nc, nms=nms)
 
 

@@ -33,8 +33,10 @@ class EndToEnd(HeadFamily):
     name = "end2end"
     covers = "YOLO26 / YOLOv10 end-to-end Detect ([1, K, 6]: x1, y1, x2, y2, score, class; TopK in the graph)"
     layout = "rows"
-    looked_for = ("an output fed by a Concat of rows behind TopK and GatherElements/Gather over Sigmoid class scores, "
-                  "with no NonMaxSuppression")
+    looked_for = (
+        "an output fed by a Concat of rows behind TopK and GatherElements/Gather over Sigmoid class scores, "
+        "with no NonMaxSuppression"
+    )
 
     def find(self, model: onnx.ModelProto) -> Head | None:
         """Walk back from the output's Concat to the head's Convs, through a DFL Conv where there is one
@@ -50,16 +52,27 @@ class EndToEnd(HeadFamily):
         ops = {n.op_type for n in walked}
         if not feeding or "TopK" not in ops or "Sigmoid" not in ops or not ops & GATHERS or "NonMaxSuppression" in ops:
             return None
-        rows.refuse_extra_channels(graph, "an end-to-end head", "export this model one-to-many (Ultralytics' default: "
-                                   "leave nms unset) and quantkit keeps its head float")
+        rows.refuse_extra_channels(
+            graph,
+            "an end-to-end head",
+            "export this model one-to-many (Ultralytics' default: leave nms unset) and quantkit keeps its head float",
+        )
         nodes = [n.name for n in trailing] + [n.name for n in walked]
         return Head(family=self.name, nodes=sorted(nodes), feeding_convs=sorted(feeding))
 
     def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
         return len(shapes) == 1 and rows.is_rows_layout(shapes[0])
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> rows.Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> rows.Detections:
         """The rows above ``conf``; ``iou`` and ``nms`` do not apply (the graph selected already)."""
         return rows.decode_rows(outputs[0], lb, conf, max_det, nc)
 

@@ -44,15 +44,26 @@ class GraphNMS(HeadFamily):
         ops = {n.op_type for n in walked}
         if not feeding or "NonMaxSuppression" not in ops or "Sigmoid" not in ops:
             return None
-        rows.refuse_extra_channels(graph, "NMS inside the graph", "export this model without nms=True and quantkit "
-                                   "keeps its head float and runs NMS itself")
+        rows.refuse_extra_channels(
+            graph,
+            "NMS inside the graph",
+            "export this model without nms=True and quantkit keeps its head float and runs NMS itself",
+        )
         return Head(family=self.name, nodes=sorted(n.name for n in walked), feeding_convs=sorted(feeding))
 
     def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
         return len(shapes) == 1 and rows.is_rows_layout(shapes[0])
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> rows.Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> rows.Detections:
         """The rows above ``conf`` (padding scores 0 and drops out); the graph ran NMS already."""
         return rows.decode_rows(outputs[0], lb, conf, max_det, nc)
 

@@ -73,25 +73,33 @@ class Pose(HeadFamily):
     def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
         return len(shapes) == 1 and self.layout(shapes[0], nc) is not None
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> boxes.Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> boxes.Detections:
         nc, k, d = self.layout(outputs[0].shape, nc)
         dets, anchors, preds = boxes.decode_anchors(outputs[0], lb, conf, iou, max_det, nc, nms, extra=k * d)
-        dets.keypoints = keypoints_to_image(preds[4 + nc:, anchors].T.reshape(-1, k, d), lb)
+        dets.keypoints = keypoints_to_image(preds[4 + nc :, anchors].T.reshape(-1, k, d), lb)
         return dets
 
     def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
         """The box and class channels, channels first (keypoints are judged by their distance)."""
         nc, _, _ = self.layout((1, *output.shape[1:]), nc)
         chw = output if output.shape[1] <= output.shape[2] else output.transpose(0, 2, 1)
-        return chw[:, :4 + nc]
+        return chw[:, : 4 + nc]
 
 
 def keypoints_to_image(kpts: np.ndarray, lb: Letterbox) -> np.ndarray:
     """[K, P, d] keypoints in input pixels -> [K, P, 3] in original pixels (clipped to the image, as
     Ultralytics clips them), with the visibility score (1 where the head predicts none, d = 2)."""
     out = np.ones((*kpts.shape[:2], 3), np.float32)
-    out[..., :kpts.shape[2]] = kpts
+    out[..., : kpts.shape[2]] = kpts
     out[..., 0] = ((out[..., 0] - lb.left) / lb.scale).clip(0, lb.shape[1])
     out[..., 1] = ((out[..., 1] - lb.top) / lb.scale).clip(0, lb.shape[0])
     return out

@@ -23,19 +23,28 @@ ROW = 6  # x1, y1, x2, y2, score, class
 def refuse_extra_channels(graph, what: str, fix: str) -> None:
     """ModelError when ``graph`` ends in more than ``[1, K, 6]`` rows: extra channels per row (mask
     coefficients, keypoints) or more outputs (a mask prototype), which a rows family does not decode."""
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in graph.output[0].type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in graph.output[0].type.tensor_type.shape.dim
+    ]
     if len(graph.output) > 1 or not dims or (isinstance(dims[-1], int) and dims[-1] != ROW):
         more = f" and {len(graph.output) - 1} more output(s)" if len(graph.output) > 1 else ""
-        raise ModelError(f"{what} with output {dims}{more}: its rows carry masks or keypoints, and quantkit reads {what} "
-                         f"for Detect only ([1, K, 6]); {fix}")
+        raise ModelError(
+            f"{what} with output {dims}{more}: its rows carry masks or keypoints, and quantkit reads {what} "
+            f"for Detect only ([1, K, 6]); {fix}"
+        )
 
 
 def is_rows_layout(shape: Sequence, width: int = ROW) -> bool:
     """True for a static ``[1, K, width]`` output (K >= 1)."""
     shape = tuple(shape)
-    return (len(shape) == 3 and all(isinstance(d, (int, np.integer)) for d in shape) and shape[0] == 1
-            and shape[1] >= 1 and shape[2] == width)
+    return (
+        len(shape) == 3
+        and all(isinstance(d, (int, np.integer)) for d in shape)
+        and shape[0] == 1
+        and shape[1] >= 1
+        and shape[2] == width
+    )
 
 
 def decode_rows(output: np.ndarray, lb: Letterbox, conf: float, max_det: int, nc: int | None = None) -> Detections:
@@ -45,8 +54,10 @@ def decode_rows(output: np.ndarray, lb: Letterbox, conf: float, max_det: int, nc
     and clipped to the model's classes, so a damaged class column costs accuracy, not a crash."""
     output = np.asarray(output)
     if not is_rows_layout(output.shape):
-        raise ModelError(f"model output {list(output.shape)} is not [1, K, 6] rows (x1, y1, x2, y2, score, class): "
-                         "export the detector end-to-end or with NMS for Detect only")
+        raise ModelError(
+            f"model output {list(output.shape)} is not [1, K, 6] rows (x1, y1, x2, y2, score, class): "
+            "export the detector end-to-end or with NMS for Detect only"
+        )
     rows = output[0].astype(np.float32)
     scores = rows[:, 4]
     rows = rows[np.isfinite(rows).all(axis=1) & (scores >= conf) & (scores > 0)]

@@ -47,8 +47,11 @@ def concat_parts(graph: onnx.GraphProto, final: onnx.NodeProto) -> list[onnx.Nod
     parts = []
     for name in final.input:
         node = by_output.get(name)
-        inner = node is not None and node.op_type == "Concat" and next(
-            (a.i for a in node.attribute if a.name == "axis"), None) == axis
+        inner = (
+            node is not None
+            and node.op_type == "Concat"
+            and next((a.i for a in node.attribute if a.name == "axis"), None) == axis
+        )
         parts += concat_parts(graph, node) if inner else [node]
     return parts
 
@@ -134,7 +137,9 @@ def rle_from_region(region: np.ndarray, top: int, left: int, hw: tuple[int, int]
     return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
 
 
-def masks_from_protos(coefficients: np.ndarray, protos: np.ndarray, boxes_xyxy: np.ndarray, lb: Letterbox) -> list[dict]:
+def masks_from_protos(
+    coefficients: np.ndarray, protos: np.ndarray, boxes_xyxy: np.ndarray, lb: Letterbox
+) -> list[dict]:
     """One RLE per detection: logit = coefficients . protos, sampled bilinearly at the centre of every
     original-image pixel inside the box (``c >= x1 and c < x2``, as Ultralytics crops), kept where > 0."""
     h, w = lb.shape
@@ -149,10 +154,15 @@ def masks_from_protos(coefficients: np.ndarray, protos: np.ndarray, boxes_xyxy: 
             out.append(rle_from_region(np.zeros((0, 0), bool), 0, 0, (h, w)))
             continue
         # original pixel (c, r) -> its centre in input pixels -> prototype sample coordinates (pixel centres)
-        m = np.array([[gx / PROTO_STRIDE, 0.0, ((c0 + 0.5) * gx + lb.left) / PROTO_STRIDE - 0.5],
-                      [0.0, gy / PROTO_STRIDE, ((r0 + 0.5) * gy + lb.top) / PROTO_STRIDE - 0.5]])
-        crop = cv2.warpAffine(logit, m, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+        m = np.array(
+            [
+                [gx / PROTO_STRIDE, 0.0, ((c0 + 0.5) * gx + lb.left) / PROTO_STRIDE - 0.5],
+                [0.0, gy / PROTO_STRIDE, ((r0 + 0.5) * gy + lb.top) / PROTO_STRIDE - 0.5],
+            ]
+        )
+        crop = cv2.warpAffine(
+            logit, m, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
         out.append(rle_from_region(crop > 0, r0, c0, (h, w)))
     return out
 
@@ -161,8 +171,10 @@ class Segment(HeadFamily):
     name = "segment"
     task = "segment"
     covers = "YOLOv8-seg and YOLO11-seg ([1, 4+nc+32, N] with mask coefficients, protos [1, 32, H/4, W/4])"
-    looked_for = ("two outputs: one fed by Concat(box decode with a DFL, class Sigmoid, mask coefficients), one rank-4 "
-                  "prototype output")
+    looked_for = (
+        "two outputs: one fed by Concat(box decode with a DFL, class Sigmoid, mask coefficients), one rank-4 "
+        "prototype output"
+    )
     scored_on = ("bbox", "segm")
 
     def __init__(self, protos: str = PROTOS_FLOAT):
@@ -215,22 +227,30 @@ class Segment(HeadFamily):
             return False
         return any(c - 4 - nm >= 1 and (nc is None or c - 4 - nm == nc) for c in det[1:])
 
-    def decode(self, outputs: Sequence[np.ndarray], lb: Letterbox, conf: float, iou: float, max_det: int,
-               nc: int | None, nms: str) -> boxes.Detections:
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> boxes.Detections:
         det_i, proto_i = self._split([o.shape for o in outputs])
         out, protos = np.asarray(outputs[det_i]), np.asarray(outputs[proto_i])[0]
         nm = protos.shape[0]
         if nc is None:  # the channel dim is the smaller one (N anchors outnumber the channels)
             nc = min(out.shape[1:]) - 4 - nm
         dets, anchors, preds = boxes.decode_anchors(out, lb, conf, iou, max_det, nc, nms, extra=nm)
-        dets.masks = masks_from_protos(preds[4 + nc:, anchors].T, protos, dets.boxes, lb) if len(dets) else []
+        dets.masks = masks_from_protos(preds[4 + nc :, anchors].T, protos, dets.boxes, lb) if len(dets) else []
         return dets
 
     def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
         """output0's box and class channels, channels first (the coefficients are judged by the masks they
         make); without the class count, all but Ultralytics' 32 coefficients."""
         chw = output if output.shape[1] <= output.shape[2] else output.transpose(0, 2, 1)
-        return chw[:, :4 + nc] if nc else chw[:, :-32]
+        return chw[:, : 4 + nc] if nc else chw[:, :-32]
 
 
 FAMILY = Segment()

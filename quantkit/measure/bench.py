@@ -30,7 +30,9 @@ def interleaved(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def timed_twice(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30) -> tuple[dict[str, float], dict[str, float]]:
+def timed_twice(
+    runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30
+) -> tuple[dict[str, float], dict[str, float]]:
     """``interleaved`` twice: (mean of the two medians, relative spread |a - b| / mean) per runner.
 
     The spread is the run-to-run noise a comparison must beat before one model is called faster."""
@@ -55,10 +57,16 @@ def sample_input(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((1, 3, *hw), dtype=np.float32)
 
 
-def latency_ratio(fp32_model, int8_model, hw: tuple[int, int], ep: str = "cpu", threads: int | None = 1,
-                  rounds: int = 30) -> dict:
+def latency_ratio(
+    fp32_model, int8_model, hw: tuple[int, int], ep: str = "cpu", threads: int | None = 1, rounds: int = 30
+) -> dict:
     """{fp32_ms, int8_ms, ratio, threads} for one EP, FP32 and INT8 interleaved."""
     runners = {"fp32": Runner(fp32_model, ep, threads, spin=False), "int8": Runner(int8_model, ep, threads, spin=False)}
     ms = interleaved(runners, sample_input(hw), rounds)
-    return {"ep": ep, "threads": threads, "fp32_ms": round(ms["fp32"], 3), "int8_ms": round(ms["int8"], 3),
-            "ratio": round(ms["int8"] / ms["fp32"], 4)}
+    return {
+        "ep": ep,
+        "threads": threads,
+        "fp32_ms": round(ms["fp32"], 3),
+        "int8_ms": round(ms["int8"], 3),
+        "ratio": round(ms["int8"] / ms["fp32"], 4),
+    }

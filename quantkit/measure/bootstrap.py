@@ -39,9 +39,11 @@ class MatchTable:
     gt: np.ndarray
 
     @classmethod
-    def from_results(cls, coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int],
-                     iou_type: str = "bbox") -> MatchTable:
-        """Matches of ``results`` (a COCO results list of ``iou_type``) on ``image_ids`` via pycocotools' ``evaluate()``."""
+    def from_results(
+        cls, coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int], iou_type: str = "bbox"
+    ) -> MatchTable:
+        """Matches of ``results`` (a COCO results list of ``iou_type``) on ``image_ids`` via pycocotools'
+        ``evaluate()``."""
         image_ids = [int(i) for i in image_ids]
         cats = sorted(set(int(c) for c in cat_ids))
         if results:
@@ -69,7 +71,9 @@ class MatchTable:
         rec_thrs, n_iou = np.asarray(p.recThrs), len(p.iouThrs)
         for k in range(len(p.catIds)):
             first = k * n_area * n_img + all_area * n_img
-            entries = [(index[p.imgIds[i]], e) for i, e in enumerate(ev.evalImgs[first:first + n_img]) if e is not None]
+            entries = [
+                (index[p.imgIds[i]], e) for i, e in enumerate(ev.evalImgs[first : first + n_img]) if e is not None
+            ]
             for i, e in entries:
                 gt[k, i] = np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)
             if not entries:
@@ -130,11 +134,21 @@ def paired_drop(fp32: MatchTable, int8: MatchTable, resamples: int = RESAMPLES, 
     if fp32.image_ids != int8.image_ids:
         raise ValueError("the paired bootstrap needs FP32 and INT8 matched on the same images")
     weights = resample_weights(len(fp32.image_ids), resamples, seed)
-    drops = np.concatenate([100 * (fp32.map50_95(chunk) - int8.map50_95(chunk))
-                            for chunk in np.array_split(weights, max(1, len(weights) // CHUNK))])
+    drops = np.concatenate(
+        [
+            100 * (fp32.map50_95(chunk) - int8.map50_95(chunk))
+            for chunk in np.array_split(weights, max(1, len(weights) // CHUNK))
+        ]
+    )
     low, high = np.percentile(drops, [2.5, 97.5])
-    return {"ci95": [float(low), float(high)], "halfwidth": float(high - low) / 2, "sd": float(drops.std(ddof=1)),
-            "resamples": resamples, "seed": seed, "images": len(fp32.image_ids)}
+    return {
+        "ci95": [float(low), float(high)],
+        "halfwidth": float(high - low) / 2,
+        "sd": float(drops.std(ddof=1)),
+        "resamples": resamples,
+        "seed": seed,
+        "images": len(fp32.image_ids),
+    }
 
 
 def interval(table: MatchTable, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
@@ -143,8 +157,13 @@ def interval(table: MatchTable, resamples: int = RESAMPLES, seed: int = SEED) ->
     weights = resample_weights(len(table.image_ids), resamples, seed)
     values = np.concatenate([table.map50_95(chunk) for chunk in np.array_split(weights, max(1, len(weights) // CHUNK))])
     low, high = np.percentile(values, [2.5, 97.5])
-    return {"ci95": [float(low), float(high)], "halfwidth": float(high - low) / 2, "resamples": resamples, "seed": seed,
-            "images": len(table.image_ids)}
+    return {
+        "ci95": [float(low), float(high)],
+        "halfwidth": float(high - low) / 2,
+        "resamples": resamples,
+        "seed": seed,
+        "images": len(table.image_ids),
+    }
 
 
 def images_needed(n_images: int, halfwidth: float, target: float) -> int:

@@ -6,7 +6,18 @@ import functools
 import os
 import platform
 
-INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "amx_tile", "neon", "asimddp")
+INT8_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx512vnni",
+    "avx_vnni",
+    "avxvnni",
+    "amx_int8",
+    "amx_tile",
+    "neon",
+    "asimddp",
+)
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,14 +44,22 @@ def cpu_info() -> dict:
 
 def has_vnni() -> bool:
     """True where the CPU has a dot-product INT8 instruction (VNNI, AMX, or Arm's dotprod)."""
-    return any(f in cpu_info()["flags"] for f in ("avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "asimddp"))
+    return any(
+        f in cpu_info()["flags"] for f in ("avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni", "amx_int8", "asimddp")
+    )
 
 
 def int8_level() -> str:
     """The best INT8 instruction class of this CPU: amx, vnni, avx512, avx2, dotprod, neon or none."""
     flags = set(cpu_info()["flags"])
-    for level, names in (("amx", {"amx_int8", "amx_tile"}), ("vnni", {"avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni"}),
-                         ("avx512", {"avx512f"}), ("avx2", {"avx2"}), ("dotprod", {"asimddp"}), ("neon", {"neon"})):
+    for level, names in (
+        ("amx", {"amx_int8", "amx_tile"}),
+        ("vnni", {"avx512_vnni", "avx512vnni", "avx_vnni", "avxvnni"}),
+        ("avx512", {"avx512f"}),
+        ("avx2", {"avx2"}),
+        ("dotprod", {"asimddp"}),
+        ("neon", {"neon"}),
+    ):
         if flags & names:
             return level
     return "none"
@@ -51,8 +70,10 @@ def cpu_class(threads: int | None = None) -> str:
     e.g. 'AMD vnni 1t' — similar CI machines match; the exact model, core count and onnxruntime do not
     have to (an onnxruntime upgrade that slows INT8 is what the baseline is there to catch)."""
     brand = cpu_info()["brand"].lower()
-    vendor = next((v for k, v in (("amd", "AMD"), ("intel", "Intel"), ("xeon", "Intel"), ("apple", "Apple"))
-                   if k in brand), platform.machine())
+    vendor = next(
+        (v for k, v in (("amd", "AMD"), ("intel", "Intel"), ("xeon", "Intel"), ("apple", "Apple")) if k in brand),
+        platform.machine(),
+    )
     return f"{vendor} {int8_level()}" + (f" {threads}t" if threads else "")
 
 
@@ -61,5 +82,11 @@ def fingerprint(threads: int | None = None) -> dict:
     import onnxruntime
 
     info = cpu_info()
-    return {"cpu": info["brand"], "int8_flags": info["flags"], "cores": os.cpu_count(), "threads": threads,
-            "onnxruntime": onnxruntime.__version__, "class": cpu_class(threads)}
+    return {
+        "cpu": info["brand"],
+        "int8_flags": info["flags"],
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "onnxruntime": onnxruntime.__version__,
+        "class": cpu_class(threads),
+    }

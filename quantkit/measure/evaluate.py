@@ -42,8 +42,13 @@ class ImageSet:
     mismatched: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, items: list[tuple[int, Path]], hw: tuple[int, int], progress: bool = False,
-             sizes: dict[int, tuple[int, int]] | None = None) -> "ImageSet":
+    def load(
+        cls,
+        items: list[tuple[int, Path]],
+        hw: tuple[int, int],
+        progress: bool = False,
+        sizes: dict[int, tuple[int, int]] | None = None,
+    ) -> "ImageSet":
         """Decode (EXIF orientation applied) and letterbox; unreadable images are skipped, counted, and
         left out of scoring. ``sizes`` (image id -> annotated (h, w)) counts images read at another size."""
         out = cls(hw, [], [], [])
@@ -63,8 +68,11 @@ class ImageSet:
 
 def annotated_sizes(coco) -> dict[int, tuple[int, int]]:
     """Image id -> (height, width) as the annotations state them (images without both are not checked)."""
-    return {img["id"]: (int(img["height"]), int(img["width"])) for img in coco.dataset["images"]
-            if img.get("height") and img.get("width")}
+    return {
+        img["id"]: (int(img["height"]), int(img["width"]))
+        for img in coco.dataset["images"]
+        if img.get("height") and img.get("width")
+    }
 
 
 def coco_items(ann: str | Path, images_dir: str | Path):
@@ -76,8 +84,10 @@ def coco_items(ann: str | Path, images_dir: str | Path):
     items = [(img["id"], folder / img["file_name"]) for img in coco.dataset["images"]]
     missing = [p for _, p in items if not p.exists()]
     if missing:
-        raise DatasetError(f"{len(missing)} of {len(items)} images named in {Path(ann).name} are missing from {folder} "
-                           f"(first: {missing[0].name}): point --images at the folder that holds them")
+        raise DatasetError(
+            f"{len(missing)} of {len(items)} images named in {Path(ann).name} are missing from {folder} "
+            f"(first: {missing[0].name}): point --images at the folder that holds them"
+        )
     return coco, items
 
 
@@ -122,14 +132,21 @@ class Predictions:
         return (self.seconds_total - self.seconds_inference) / max(self.seconds_inference, 1e-9)
 
 
-def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float = EVAL_CONF,
-            progress: bool = False, iou: float = EVAL_IOU, nms: str = "best_class") -> Predictions:
+def predict(
+    runner: Runner,
+    images: ImageSet,
+    nc: int | None = None,
+    conf: float = EVAL_CONF,
+    progress: bool = False,
+    iou: float = EVAL_IOU,
+    nms: str = "best_class",
+) -> Predictions:
     """Run ``runner`` on every image, ``runner.batch`` at a time, and decode its detections (boxes in
     original pixels; ``nms``: see heads/boxes.py); the head family is picked from the outputs' layout."""
     dets, infer = {}, 0.0
     start = time.perf_counter()
     items = list(zip(images.ids, images.boxed, images.letterboxes))
-    batches = [items[i:i + runner.batch] for i in range(0, len(items), runner.batch)]
+    batches = [items[i : i + runner.batch] for i in range(0, len(items), runner.batch)]
     family, meta = None, runner.session.get_modelmeta().custom_metadata_map
     for batch in tqdm(batches, desc="inference", unit="batch", disable=None if progress else True, leave=False):
         tensor = np.concatenate([to_tensor(boxed) for _, boxed, _ in batch])
@@ -138,7 +155,7 @@ def predict(runner: Runner, images: ImageSet, nc: int | None = None, conf: float
         infer += time.perf_counter() - t0
         family = family or heads.for_outputs([(1, *o.shape[1:]) for o in outs], nc, meta, runner.model_path)
         for row, (image_id, _, lb) in enumerate(batch):
-            dets[image_id] = family.decode([o[row:row + 1] for o in outs], lb, conf, iou, MAX_DET, nc, nms)
+            dets[image_id] = family.decode([o[row : row + 1] for o in outs], lb, conf, iou, MAX_DET, nc, nms)
     return Predictions(dets, infer, time.perf_counter() - start, family)
 
 
@@ -156,8 +173,10 @@ def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap)
         label = metrics.SCORED[iou_type]
         if not metrics.carries(coco, iou_type, images.ids):
             stats[label] = None
-            notes.append(f"the annotations carry no {'masks (segmentation)' if iou_type == 'segm' else iou_type}: "
-                         f"{label} mAP not measured, boxes only")
+            notes.append(
+                f"the annotations carry no {'masks (segmentation)' if iou_type == 'segm' else iou_type}: "
+                f"{label} mAP not measured, boxes only"
+            )
             continue
         if iou_type == "keypoints":
             check_keypoints(coco, preds)
@@ -167,12 +186,22 @@ def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap)
         evaluators[iou_type] = kept_type.get("evaluator")
     if preds.family is not None:
         stats["task"] = preds.family.task
-    stats.update(skipped=len(images.skipped), size_mismatched=len(images.mismatched), class_map=classes.how,
-                 seconds_inference=round(preds.seconds_inference, 3),
-                 seconds_total=round(preds.seconds_total, 3), overhead=round(preds.overhead, 3),
-                 seconds_cocoeval=round(time.perf_counter() - t0, 3))
-    return {"metrics": stats, "results": results, "evaluator": kept.get("evaluator"), "evaluators": evaluators,
-            "notes": notes}
+    stats.update(
+        skipped=len(images.skipped),
+        size_mismatched=len(images.mismatched),
+        class_map=classes.how,
+        seconds_inference=round(preds.seconds_inference, 3),
+        seconds_total=round(preds.seconds_total, 3),
+        overhead=round(preds.overhead, 3),
+        seconds_cocoeval=round(time.perf_counter() - t0, 3),
+    )
+    return {
+        "metrics": stats,
+        "results": results,
+        "evaluator": kept.get("evaluator"),
+        "evaluators": evaluators,
+        "notes": notes,
+    }
 
 
 def check_keypoints(coco, preds: Predictions) -> None:
@@ -180,13 +209,25 @@ def check_keypoints(coco, preds: Predictions) -> None:
     have = metrics.annotated_keypoints(coco)
     predicted = next((d.keypoints.shape[1] for d in preds.dets.values() if d.keypoints is not None), have)
     if predicted != have:
-        raise DatasetError(f"the model predicts {predicted} keypoints per object but the annotations hold {have}: "
-                           "evaluate on the keypoint annotations the model was trained for")
+        raise DatasetError(
+            f"the model predicts {predicted} keypoints per object but the annotations hold {have}: "
+            "evaluate on the keypoint annotations the model was trained for"
+        )
 
 
-def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, *, ep: str = "cpu", imgsz=None,
-             threads: int | None = None, class_map=None, progress: bool = True, detections_out: str | Path | None = None,
-             nms: str = "best_class") -> dict:
+def evaluate(
+    model: str | Path,
+    images_dir: str | Path,
+    ann: str | Path,
+    *,
+    ep: str = "cpu",
+    imgsz=None,
+    threads: int | None = None,
+    class_map=None,
+    progress: bool = True,
+    detections_out: str | Path | None = None,
+    nms: str = "best_class",
+) -> dict:
     """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job).
 
     Classes are matched to categories by name (or ``class_map``); the stats carry the notes and the NMS mode."""
@@ -203,23 +244,31 @@ def evaluate(model: str | Path, images_dir: str | Path, ann: str | Path, *, ep: 
     return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes + scored["notes"]}
 
 
-def parity_report(fp32: Predictions, int8: Predictions, raw_fp32: np.ndarray | None = None,
-                  raw_int8: np.ndarray | None = None, score_thr: float = 0.25, th: dict | None = None) -> dict:
+def parity_report(
+    fp32: Predictions,
+    int8: Predictions,
+    raw_fp32: np.ndarray | None = None,
+    raw_int8: np.ndarray | None = None,
+    score_thr: float = 0.25,
+    th: dict | None = None,
+) -> dict:
     """Detection-level parity of detections scoring at least ``score_thr`` (the deployed confidence), matched
     and judged collapsed by ``th`` (``match_iou``, ``collapse_score_ratio``; THRESHOLDS by default), plus
     raw-output statistics per channel group when tensors are given."""
     th = th or THRESHOLDS
     ids = sorted(fp32.dets)
-    report = metrics.parity([fp32.dets[i] for i in ids], [int8.dets[i] for i in ids], score_thr, th["match_iou"],
-                            th["collapse_score_ratio"])
+    report = metrics.parity(
+        [fp32.dets[i] for i in ids], [int8.dets[i] for i in ids], score_thr, th["match_iou"], th["collapse_score_ratio"]
+    )
     report["score_thr"] = score_thr
     if raw_fp32 is not None:
         report["raw"] = metrics.raw_output_stats(raw_fp32, raw_int8)
     return report
 
 
-def agreement_report(reference: dict[int, boxes.Detections], int8: dict[int, boxes.Detections], images: ImageSet,
-                     nc: int | None = None) -> dict:
+def agreement_report(
+    reference: dict[int, boxes.Detections], int8: dict[int, boxes.Detections], images: ImageSet, nc: int | None = None
+) -> dict:
     """Agreement mAP of ``int8``'s ranked detections with ``reference`` (FP32's at the deployed confidence)
     as the ground truth (``metrics.agreement_map``), with its bootstrap CI95 over the images."""
     classes = max((int(d.classes.max()) + 1 for d in (*reference.values(), *int8.values()) if len(d)), default=1)
@@ -240,20 +289,31 @@ def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = 
     """Raw first outputs of the first ``count`` images as their head family lays them out for per-channel-group
     statistics (box channels first, then scores), joined along the anchor axis ([1, C, N*count])."""
     outputs = [runner.run_all(to_tensor(boxed)) for boxed in images.boxed[:count]]
-    family = heads.for_outputs([o.shape for o in outputs[0]], nc, runner.session.get_modelmeta().custom_metadata_map,
-                               runner.model_path)
+    family = heads.for_outputs(
+        [o.shape for o in outputs[0]], nc, runner.session.get_modelmeta().custom_metadata_map, runner.model_path
+    )
     return np.concatenate([family.raw_channels(outs[0], nc) for outs in outputs], axis=2)
 
 
-def compare(fp32_model: str | Path, int8_model: str | Path, images_dir: str | Path, ep: str = "cpu", imgsz=None,
-            threads: int | None = None, progress: bool = True, conf: float = 0.25) -> dict:
+def compare(
+    fp32_model: str | Path,
+    int8_model: str | Path,
+    images_dir: str | Path,
+    ep: str = "cpu",
+    imgsz=None,
+    threads: int | None = None,
+    progress: bool = True,
+    conf: float = 0.25,
+) -> dict:
     """Parity and agreement mAP of an INT8 model against its FP32 source on the same images, at the deployed
     confidence ``conf`` (the `quantkit compare` job)."""
     hw, nc = model_hw(fp32_model, imgsz)
     int8_dims = inspect_model(load_model(int8_model), int8_model).input_shape[2:]
     if all(isinstance(d, int) for d in int8_dims) and tuple(int8_dims) != hw:
-        raise ModelError(f"{Path(fp32_model).name} runs at {hw[0]}x{hw[1]} but {Path(int8_model).name} is fixed at "
-                         f"{int8_dims[0]}x{int8_dims[1]}: compare an INT8 model with the FP32 model it was quantized from")
+        raise ModelError(
+            f"{Path(fp32_model).name} runs at {hw[0]}x{hw[1]} but {Path(int8_model).name} is fixed at "
+            f"{int8_dims[0]}x{int8_dims[1]}: compare an INT8 model with the FP32 model it was quantized from"
+        )
     images = ImageSet.load(folder_items(images_dir), hw, progress)
     if not images.ids:
         raise DatasetError(f"none of the {len(images.skipped)} images in {images_dir} could be read: check the files")

@@ -37,8 +37,14 @@ class ConvTiming:
         return self.int8_ms / self.fp32_ms
 
     def row(self) -> dict:
-        return {"conv": self.name, "channels": f"{self.in_channels}->{self.out_channels}", "fp32 ms": round(self.fp32_ms, 4),
-                "int8 ms": round(self.int8_ms, 4), "int8/fp32": round(self.ratio, 3), "spread": round(self.spread, 3)}
+        return {
+            "conv": self.name,
+            "channels": f"{self.in_channels}->{self.out_channels}",
+            "fp32 ms": round(self.fp32_ms, 4),
+            "int8 ms": round(self.int8_ms, 4),
+            "int8/fp32": round(self.ratio, 3),
+            "spread": round(self.spread, 3),
+        }
 
 
 def _quantized_convs(int8: onnx.ModelProto) -> list[tuple[onnx.NodeProto, str, str]]:
@@ -55,7 +61,11 @@ def _quantized_convs(int8: onnx.ModelProto) -> list[tuple[onnx.NodeProto, str, s
         if q_in is None or q_in.op_type != "QuantizeLinear" or dq_w is None or dq_w.op_type != "DequantizeLinear":
             continue
         q_out = next((c for c in consumers.get(conv.output[0], []) if c.op_type == "QuantizeLinear"), None)
-        dq_out = next((c for c in consumers.get(q_out.output[0], []) if c.op_type == "DequantizeLinear"), None) if q_out else None
+        dq_out = (
+            next((c for c in consumers.get(q_out.output[0], []) if c.op_type == "DequantizeLinear"), None)
+            if q_out
+            else None
+        )
         if dq_out is not None:
             found.append((conv, q_in.input[0], dq_out.output[0]))
     return found
@@ -66,16 +76,19 @@ def _cut(model_path: Path, inputs: list[str], outputs: list[str], path: Path) ->
     return path
 
 
-def conv_timings(fp32_path: str | Path, int8_path: str | Path, ep: str = "cpu", threads: int | None = 1,
-                 rounds: int | None = None) -> list[ConvTiming]:
+def conv_timings(
+    fp32_path: str | Path, int8_path: str | Path, ep: str = "cpu", threads: int | None = 1, rounds: int | None = None
+) -> list[ConvTiming]:
     """FP32 and INT8 time of every quantized Conv of the QDQ model ``int8_path``, in graph order, each
     timed in two interleaved runs of ``rounds`` (THRESHOLDS' ``layer_rounds``) with their spread."""
     rounds = rounds or int(THRESHOLDS["layer_rounds"])
     int8 = onnx.shape_inference.infer_shapes(onnx.load(str(int8_path)))
     fp32 = onnx.load(str(fp32_path))
     fp32_convs = {n.output[0]: n for n in fp32.graph.node if n.op_type == "Conv"}
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*int8.graph.value_info, *int8.graph.input, *int8.graph.output]}
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*int8.graph.value_info, *int8.graph.input, *int8.graph.output]
+    }
     weights = {i.name: i for i in int8.graph.initializer}
     timings = []
     with tempfile.TemporaryDirectory(prefix="quantkit-layers-") as tmp:
@@ -92,8 +105,16 @@ def conv_timings(fp32_path: str | Path, int8_path: str | Path, ep: str = "cpu", 
             tensor = np.random.default_rng(i).random(shape, dtype=np.float32)
             ms, spread = timed_twice(runners, tensor, rounds)
             w_shape = _weight_shape(weights, int8, conv)
-            timings.append(ConvTiming(conv.name, w_shape[1] * max(1, _group(conv)), w_shape[0], ms["fp32"], ms["int8"],
-                                      spread["fp32"] + spread["int8"]))
+            timings.append(
+                ConvTiming(
+                    conv.name,
+                    w_shape[1] * max(1, _group(conv)),
+                    w_shape[0],
+                    ms["fp32"],
+                    ms["int8"],
+                    spread["fp32"] + spread["int8"],
+                )
+            )
     return timings
 
 

@@ -17,24 +17,110 @@ from ..heads.boxes import Detections, head_layout
 from ..errors import DatasetError, ModelError
 
 # Class index of a COCO-trained (80-class) detector -> category id in the 91-id COCO annotations.
-COCO80_TO_91 = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-                31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-                56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-                85, 86, 87, 88, 89, 90]
+COCO80_TO_91 = [
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    27,
+    28,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+    46,
+    47,
+    48,
+    49,
+    50,
+    51,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+    65,
+    67,
+    70,
+    72,
+    73,
+    74,
+    75,
+    76,
+    77,
+    78,
+    79,
+    80,
+    81,
+    82,
+    84,
+    85,
+    86,
+    87,
+    88,
+    89,
+    90,
+]
 
 MAX_DETS = [1, 10, 300]
 # What each pycocotools iouType scores, by the name quantkit's stats, gates and JSON use for it.
 SCORED = {"bbox": "box", "segm": "mask", "keypoints": "keypoints"}
 # COCO's per-keypoint OKS sigmas for its 17 person keypoints; any other keypoint set gets 1/K each,
 # as Ultralytics' pose validator does.
-COCO_KPT_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
+COCO_KPT_SIGMAS = (
+    np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89])
+    / 10.0
+)
 
 
 def oks_sigmas(k: int) -> np.ndarray:
     """OKS sigmas for K keypoints: COCO's for 17 (a person), else uniform 1/K."""
     return COCO_KPT_SIGMAS.copy() if k == 17 else np.full(k, 1.0 / k)
-_REQUIRED_KEYS = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
-                  "categories": ("id",)}
+
+
+_REQUIRED_KEYS = {
+    "images": ("id", "file_name"),
+    "annotations": ("id", "image_id", "category_id", "bbox"),
+    "categories": ("id",),
+}
 
 
 def _fill_optional(annotation: dict) -> None:
@@ -65,7 +151,9 @@ def load_coco(ann_path: str | Path) -> COCO:
     for i, ann in enumerate(data["annotations"]):
         bbox = ann["bbox"]
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise DatasetError(f"{path}: annotations[{i}] bbox {str(bbox)[:60]} is not [x, y, width, height]: fix the COCO file")
+            raise DatasetError(
+                f"{path}: annotations[{i}] bbox {str(bbox)[:60]} is not [x, y, width, height]: fix the COCO file"
+            )
         _fill_optional(ann)
     coco = COCO()
     coco.dataset = data
@@ -101,15 +189,19 @@ def _resolve_explicit(coco_gt: COCO, explicit, nc: int | None) -> list[int]:
     for i, value in enumerate(explicit):
         if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
             if _norm(value) not in by_name:
-                raise DatasetError(f"class map: class {i} -> '{value}' names no category of the annotations "
-                                   f"({sorted(by_name)}): fix the class map")
+                raise DatasetError(
+                    f"class map: class {i} -> '{value}' names no category of the annotations "
+                    f"({sorted(by_name)}): fix the class map"
+                )
             ids.append(by_name[_norm(value)])
         else:
             ids.append(int(value))
     unknown = sorted(set(ids) - set(coco_gt.getCatIds()))
     if unknown:
-        raise DatasetError(f"class map names category ids {unknown} that the annotations lack "
-                           f"(known: {sorted(coco_gt.getCatIds())}): fix the class map")
+        raise DatasetError(
+            f"class map names category ids {unknown} that the annotations lack "
+            f"(known: {sorted(coco_gt.getCatIds())}): fix the class map"
+        )
     return ids
 
 
@@ -126,19 +218,28 @@ def map_classes(coco_gt: COCO, names: dict[int, str] | None = None, explicit=Non
         return ClassMap(_resolve_explicit(coco_gt, explicit, nc), "explicit")
     sorted_ids = sorted(coco_gt.getCatIds())
     if not names:
-        return ClassMap(sorted_ids, "sorted ids", [
-            f"the model carries no class names: class index i is scored as the i-th of the annotations' "
-            f"{len(sorted_ids)} category ids sorted ({sorted_ids[:10]}); pass a class map if that is wrong"])
+        return ClassMap(
+            sorted_ids,
+            "sorted ids",
+            [
+                f"the model carries no class names: class index i is scored as the i-th of the annotations' "
+                f"{len(sorted_ids)} category ids sorted ({sorted_ids[:10]}); pass a class map if that is wrong"
+            ],
+        )
     by_name: dict[str, int] = {}
     for c in cats:
         by_name.setdefault(_norm(c.get("name", "")), c["id"])
     model_names = [names[i] for i in sorted(names)]
     missing = [n for n in model_names if _norm(n) not in by_name]
     if missing:
-        overlap = "no overlap at all" if len(missing) == len(model_names) else f"model classes {missing} have no category"
-        raise DatasetError(f"class names do not match the annotations ({overlap}): model classes {model_names}, "
-                           f"annotation categories {[c.get('name') for c in cats]}: rename the categories or pass a "
-                           "class map (class_map in the manifest case, --class-map FILE)")
+        overlap = (
+            "no overlap at all" if len(missing) == len(model_names) else f"model classes {missing} have no category"
+        )
+        raise DatasetError(
+            f"class names do not match the annotations ({overlap}): model classes {model_names}, "
+            f"annotation categories {[c.get('name') for c in cats]}: rename the categories or pass a "
+            "class map (class_map in the manifest case, --class-map FILE)"
+        )
     ids = [by_name[_norm(n)] for n in model_names]
     notes = []
     ignored = [c.get("name") for c in cats if c["id"] not in set(ids)]
@@ -161,8 +262,10 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int], iou_t
             continue
         bad = dets.classes[(dets.classes < 0) | (dets.classes >= len(lookup))]
         if bad.size:
-            raise DatasetError(f"class index {int(bad[0])} has no COCO category id ({len(lookup)} categories mapped): "
-                               "pass a category map that covers every class of the model")
+            raise DatasetError(
+                f"class index {int(bad[0])} has no COCO category id ({len(lookup)} categories mapped): "
+                "pass a category map that covers every class of the model"
+            )
         xywh = dets.boxes.astype(np.float64)
         xywh[:, 2:] -= xywh[:, :2]
         fields: dict[str, list] = {}
@@ -174,13 +277,20 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int], iou_t
             fields["keypoints"] = np.round(dets.keypoints.astype(np.float64).reshape(len(dets), -1), 3).tolist()
         scores, cats = np.round(dets.scores.astype(np.float64), 5).tolist(), lookup[dets.classes].tolist()
         for k in range(len(dets)):
-            results.append({"image_id": int(image_id), "category_id": cats[k], **{f: v[k] for f, v in fields.items()},
-                            "score": scores[k]})
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": cats[k],
+                    **{f: v[k] for f, v in fields.items()},
+                    "score": scores[k],
+                }
+            )
     return results
 
 
-def evaluated(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None,
-              iou_type: str = "bbox") -> COCOeval:
+def evaluated(
+    coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None, iou_type: str = "bbox"
+) -> COCOeval:
     """pycocotools' COCOeval of ``iou_type`` over ``image_ids`` (and ``cat_ids``) with maxDets [1, 10, 300], after
     ``evaluate()`` (per-image matching, ``evalImgs``) and before ``accumulate()``. ``results`` must not be empty.
     Keypoints are scored with ``oks_sigmas`` of the annotations' keypoint count."""
@@ -237,13 +347,26 @@ def _table_stats(evaluator: COCOeval, names: dict[int, str]) -> dict:
 
     iou = list(np.round(p.iouThrs, 2))
     at = precision[..., everything]
-    return {"map50_95": mean(at), "map50": mean(at[iou.index(0.5)]), "map75": mean(at[iou.index(0.75)]),
-            "ar300": mean(recall[..., everything]), "aps": area("small"), "apm": area("medium"), "apl": area("large"),
-            "per_class": {names[cat]: mean(at[:, :, k]) for k, cat in enumerate(p.catIds)}}
+    return {
+        "map50_95": mean(at),
+        "map50": mean(at[iou.index(0.5)]),
+        "map75": mean(at[iou.index(0.75)]),
+        "ar300": mean(recall[..., everything]),
+        "aps": area("small"),
+        "apm": area("medium"),
+        "apl": area("large"),
+        "per_class": {names[cat]: mean(at[:, :, k]) for k, cat in enumerate(p.catIds)},
+    }
 
 
-def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None,
-             keep: dict | None = None, iou_type: str = "bbox") -> dict:
+def coco_map(
+    coco_gt: COCO,
+    results: list[dict],
+    image_ids: list[int],
+    cat_ids: list[int] | None = None,
+    keep: dict | None = None,
+    iou_type: str = "bbox",
+) -> dict:
     """pycocotools mAP of ``iou_type`` (bbox, segm, keypoints) over ``image_ids`` (and ``cat_ids``, default all)
     only, with maxDets [1, 10, 300].
 
@@ -255,23 +378,37 @@ def coco_map(coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: 
         raise DatasetError("no images to evaluate: pass at least one image id")
     unknown_images = sorted(set(image_ids) - set(coco_gt.getImgIds()))
     if unknown_images:
-        raise DatasetError(f"image ids {unknown_images[:10]} are not in the COCO annotations: "
-                           "evaluate images of that file")
+        raise DatasetError(
+            f"image ids {unknown_images[:10]} are not in the COCO annotations: evaluate images of that file"
+        )
     unknown = sorted({r["category_id"] for r in results} - set(coco_gt.getCatIds()))
     if unknown:
-        raise DatasetError(f"results name category ids {unknown} that the COCO annotations lack "
-                           f"(known: {sorted(coco_gt.getCatIds())}): fix the class index -> category id map")
+        raise DatasetError(
+            f"results name category ids {unknown} that the COCO annotations lack "
+            f"(known: {sorted(coco_gt.getCatIds())}): fix the class index -> category id map"
+        )
     stray = sorted({r["image_id"] for r in results} - set(coco_gt.getImgIds()))
     if stray:
-        raise DatasetError(f"results name image ids {stray[:10]} that the COCO annotations lack: "
-                           "match images to annotations")
+        raise DatasetError(
+            f"results name image ids {stray[:10]} that the COCO annotations lack: match images to annotations"
+        )
     if not coco_gt.getAnnIds(imgIds=image_ids):
-        raise DatasetError(f"the {len(image_ids)} images to evaluate have no annotations, so mAP is undefined: "
-                           "evaluate annotated images")
+        raise DatasetError(
+            f"the {len(image_ids)} images to evaluate have no annotations, so mAP is undefined: "
+            "evaluate annotated images"
+        )
     summary = {"images": len(image_ids), "detections": len(results)}
     names = category_names(coco_gt, sorted(set(cat_ids or coco_gt.getCatIds())))
-    zeros = {"map50_95": 0.0, "map50": 0.0, "map75": 0.0, "ar300": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
-             "per_class": {name: 0.0 for name in names.values()}}
+    zeros = {
+        "map50_95": 0.0,
+        "map50": 0.0,
+        "map75": 0.0,
+        "ar300": 0.0,
+        "aps": 0.0,
+        "apm": 0.0,
+        "apl": 0.0,
+        "per_class": {name: 0.0 for name in names.values()},
+    }
     if not results:  # pycocotools' loadRes cannot take an empty list
         return {**zeros, **summary}
     evaluator = evaluated(coco_gt, results, image_ids, cat_ids, iou_type)
@@ -286,24 +423,42 @@ def reference_coco(dets_by_image: dict[int, Detections], shapes: dict[int, tuple
     """A COCO ground truth made of one model's detections (FP32's at the deployed confidence), so any
     image folder can score another model against it: category ``k + 1`` is class index ``k``;
     ``shapes`` gives each image's (height, width)."""
-    images = [{"id": int(i), "file_name": str(i), "height": int(shapes[i][0]), "width": int(shapes[i][1])}
-              for i in dets_by_image]
+    images = [
+        {"id": int(i), "file_name": str(i), "height": int(shapes[i][0]), "width": int(shapes[i][1])}
+        for i in dets_by_image
+    ]
     annotations = []
     for image_id, dets in dets_by_image.items():
         for box, cls in zip(dets.boxes.astype(np.float64).tolist(), dets.classes.tolist()):
             w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append({"id": len(annotations) + 1, "image_id": int(image_id), "category_id": int(cls) + 1,
-                                "bbox": [box[0], box[1], w, h], "area": w * h, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": int(image_id),
+                    "category_id": int(cls) + 1,
+                    "bbox": [box[0], box[1], w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
     coco = COCO()
-    coco.dataset = {"images": images, "annotations": annotations,
-                    "categories": [{"id": k + 1, "name": str(k)} for k in range(n_classes)]}
+    coco.dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k + 1, "name": str(k)} for k in range(n_classes)],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
 
 
-def agreement_map(fp32_ref: dict[int, Detections], int8: dict[int, Detections], shapes: dict[int, tuple[int, int]],
-                  n_classes: int, keep: dict | None = None) -> dict:
+def agreement_map(
+    fp32_ref: dict[int, Detections],
+    int8: dict[int, Detections],
+    shapes: dict[int, tuple[int, int]],
+    n_classes: int,
+    keep: dict | None = None,
+) -> dict:
     """Agreement mAP: pycocotools' bbox mAP of ``int8``'s ranked detections with ``fp32_ref`` (FP32's
     detections at the deployed confidence) as the ground truth; FP32 scored this way reads 1.0.
     Needs no annotations. ``fp32_detections`` counts the reference boxes; without any the mAP is None."""
@@ -342,14 +497,20 @@ def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float)
         for row, f in enumerate(fi):
             col = int(ious[row].argmax())
             if ious[row, col] >= iou_thr:
-                pairs.append((float(fp32.scores[f]), float(int8.scores[ii[col]]), float(ious[row, col]), int(f),
-                              int(ii[col])))
+                pairs.append(
+                    (float(fp32.scores[f]), float(int8.scores[ii[col]]), float(ious[row, col]), int(f), int(ii[col]))
+                )
                 ious[:, col] = -1.0
     return pairs, fi.size, ii.size
 
 
-def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.25, iou_thr: float = 0.5,
-           collapse_ratio: float = 0.5) -> dict:
+def parity(
+    fp32: list[Detections],
+    int8: list[Detections],
+    score_thr: float = 0.25,
+    iou_thr: float = 0.5,
+    collapse_ratio: float = 0.5,
+) -> dict:
     """FP32 vs INT8 detections in both directions: how many FP32 detections INT8 reproduces (same
     class, IoU >= ``iou_thr``; ``recall``), how many INT8 detections FP32 also has (``precision``),
     how closely the matched ones agree, and on how many images INT8's best score collapsed.
@@ -376,7 +537,8 @@ def parity(fp32: list[Detections], int8: list[Detections], score_thr: float = 0.
             collapsed += (float(q.scores.max()) if len(q) else 0.0) < fp32_best * collapse_ratio
     arr = np.asarray(pairs, np.float64).reshape(-1, 5)
     drift = np.abs(arr[:, 0] - arr[:, 1])
-    return {**task_parity(fp32, mask_ious, kpt_distances),
+    return {
+        **task_parity(fp32, mask_ious, kpt_distances),
         "recall": len(pairs) / fp32_count if fp32_count else None,
         "precision": len(pairs) / int8_count if int8_count else None,
         "fp32_count": fp32_count,
@@ -425,16 +587,22 @@ def task_parity(fp32: list[Detections], mask_ious: list[float], kpt_distances: l
     """The parity figures of segmentation and pose heads, present only for those heads (None: nothing matched)."""
     out = {}
     if any(d.masks is not None for d in fp32):
-        out.update(mask_iou_mean=float(np.mean(mask_ious)) if mask_ious else None,
-                   mask_iou_min=float(np.min(mask_ious)) if mask_ious else None, mask_pairs=len(mask_ious))
+        out.update(
+            mask_iou_mean=float(np.mean(mask_ious)) if mask_ious else None,
+            mask_iou_min=float(np.min(mask_ious)) if mask_ious else None,
+            mask_pairs=len(mask_ious),
+        )
     if any(d.keypoints is not None for d in fp32):
-        out.update(keypoint_distance_mean=float(np.mean(kpt_distances)) if kpt_distances else None,
-                   keypoint_pairs=len(kpt_distances))
+        out.update(
+            keypoint_distance_mean=float(np.mean(kpt_distances)) if kpt_distances else None,
+            keypoint_pairs=len(kpt_distances),
+        )
     return out
 
 
-def operating_point(coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids: list[int], conf: float,
-                    iou_thr: float = 0.5) -> dict:
+def operating_point(
+    coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids: list[int], conf: float, iou_thr: float = 0.5
+) -> dict:
     """Precision, recall and F1 of the detections with score >= ``conf`` against the annotations of the
     images in ``dets_by_image``: greedy one-to-one matching, highest score first, same category, IoU >=
     ``iou_thr``. Crowd annotations and categories outside ``cat_ids`` are left out. Without detections
@@ -443,7 +611,9 @@ def operating_point(coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids
     wanted = set(int(c) for c in cat_ids)
     matched = n_dets = n_gt = 0
     for image_id, dets in dets_by_image.items():
-        anns = [a for a in coco_gt.imgToAnns.get(int(image_id), []) if not a.get("iscrowd") and a["category_id"] in wanted]
+        anns = [
+            a for a in coco_gt.imgToAnns.get(int(image_id), []) if not a.get("iscrowd") and a["category_id"] in wanted
+        ]
         boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
         gt = Detections(boxes, np.ones(len(anns), np.float32), np.array([a["category_id"] for a in anns], np.int64))
@@ -456,8 +626,15 @@ def operating_point(coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids
         f1 = None
     else:  # no detection at all finds nothing: F1 0
         f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-    return {"conf": conf, "precision": precision, "recall": recall, "f1": f1, "matched": matched,
-            "detections": n_dets, "annotations": n_gt}
+    return {
+        "conf": conf,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "matched": matched,
+        "detections": n_dets,
+        "annotations": n_gt,
+    }
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -476,15 +653,19 @@ def raw_output_stats(fp32_out: np.ndarray, int8_out: np.ndarray, box_channels: i
     """
     fp32_out, int8_out = np.asarray(fp32_out), np.asarray(int8_out)
     if fp32_out.shape != int8_out.shape:
-        raise ModelError(f"FP32 output {list(fp32_out.shape)} and INT8 output {list(int8_out.shape)} differ in shape: "
-                         "compare outputs of the same model on the same input")
+        raise ModelError(
+            f"FP32 output {list(fp32_out.shape)} and INT8 output {list(int8_out.shape)} differ in shape: "
+            "compare outputs of the same model on the same input"
+        )
     if head_layout(fp32_out.shape) == "channels_last":
         fp32_out, int8_out = fp32_out.transpose(0, 2, 1), int8_out.transpose(0, 2, 1)
     stats = {}
     for name, sl in (("box", slice(None, box_channels)), ("cls", slice(box_channels, None))):
         a, b = fp32_out[:, sl], int8_out[:, sl]
-        stats[name] = {"cosine": _cosine(a, b),
-                       "max_abs_diff": float(np.abs(a.astype(np.float64) - b).max()),
-                       "fp32_max": float(a.max()),
-                       "int8_max": float(b.max())}
+        stats[name] = {
+            "cosine": _cosine(a, b),
+            "max_abs_diff": float(np.abs(a.astype(np.float64) - b).max()),
+            "fp32_max": float(a.max()),
+            "int8_max": float(b.max()),
+        }
     return stats

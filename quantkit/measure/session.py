@@ -47,13 +47,19 @@ def _provider(ep: str, model_path: Path):
     if ep not in EPS:
         raise QuantkitError(f"unknown execution provider '{ep}': choose one of {', '.join(EPS)}")
     if ep not in available_eps():
-        raise QuantkitError(f"execution provider '{ep}' is not available in this onnxruntime "
-                            f"(available: {', '.join(available_eps())}): install its onnxruntime build or pick --ep cpu")
+        raise QuantkitError(
+            f"execution provider '{ep}' is not available in this onnxruntime "
+            f"(available: {', '.join(available_eps())}): install its onnxruntime build or pick --ep cpu"
+        )
     if ep == "tensorrt":
-        is_qdq = any(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node)
+        is_qdq = any(
+            n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node
+        )
         engines = cache.kind_folder(default_cache_dir(), "trt")  # a temporary stand-in where it cannot take files
-        return (EPS[ep], {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True,
-                          "trt_engine_cache_path": str(engines)})
+        return (
+            EPS[ep],
+            {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)},
+        )
     if ep == "openvino":
         return (EPS[ep], {"device_type": "CPU"})
     return EPS[ep]
@@ -100,13 +106,20 @@ def model_session_config(path: Path) -> dict[str, str]:
 
 
 class Runner:
-    """One model on one EP: ``run(tensor) -> first output``, ``run_all`` -> every output (IOBinding on CUDA and TensorRT).
+    """One model on one EP: ``run(tensor) -> first output``, ``run_all`` -> every output (IOBinding on CUDA and
+    TensorRT).
 
     ``batch`` is the model's fixed batch size (1 when dynamic); ``run`` fills a smaller batch up
     with copies of its last image and returns only the rows that were asked for."""
 
-    def __init__(self, model_path: str | Path, ep: str = "cpu", threads: int | None = None, spin: bool = True,
-                 model_config: bool = True):
+    def __init__(
+        self,
+        model_path: str | Path,
+        ep: str = "cpu",
+        threads: int | None = None,
+        spin: bool = True,
+        model_config: bool = True,
+    ):
         """``spin=False`` stops idle intra-op threads from spinning: needed when several sessions take
         turns in one process (interleaved timing), where spinning pools steal each other's cores.
         ``model_config=False`` ignores the session options stamped in the model (plain onnxruntime)."""
@@ -126,14 +139,18 @@ class Runner:
             with _captured_native_output() if ep != "cpu" else contextlib.nullcontext(io.StringIO()) as log:
                 self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
         except Exception as exc:  # noqa: BLE001
-            raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' "
-                                f"({compat.error_line(exc)})") from None
+            raise QuantkitError(
+                f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' "
+                f"({compat.error_line(exc)})"
+            ) from None
         running = self.session.get_providers()
         if not running or running[0] != EPS[ep]:
             reason = _last_error(log.getvalue()) or "no reason given"
-            raise EPUnavailableError(f"execution provider '{ep}' did not start for {self.model_path.name}: onnxruntime "
-                                     f"{compat.ORT_VERSION} fell back to {', '.join(running) or 'nothing'} ({reason}); "
-                                     "install that EP's libraries or pick another --ep")
+            raise EPUnavailableError(
+                f"execution provider '{ep}' did not start for {self.model_path.name}: onnxruntime "
+                f"{compat.ORT_VERSION} fell back to {', '.join(running) or 'nothing'} ({reason}); "
+                "install that EP's libraries or pick another --ep"
+            )
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         batch = self.session.get_inputs()[0].shape[0]

@@ -45,8 +45,15 @@ def parse_counts(text: str) -> list[int]:
     return values
 
 
-def _stream(runner: Runner, tensor, barrier: threading.Barrier, start: list[float], seconds: float,
-            spans: list[tuple[float, float]], errors: list[BaseException]) -> None:
+def _stream(
+    runner: Runner,
+    tensor,
+    barrier: threading.Barrier,
+    start: list[float],
+    seconds: float,
+    spans: list[tuple[float, float]],
+    errors: list[BaseException],
+) -> None:
     try:
         for _ in range(WARMUP_RUNS):
             runner.run(tensor)
@@ -64,8 +71,15 @@ def _stream(runner: Runner, tensor, barrier: threading.Barrier, start: list[floa
         barrier.abort()
 
 
-def measure(model: str | Path, hw: tuple[int, int], ep: str = "cpu", threads: int = 1, streams: int = 1,
-            seconds: float = 2.0, runner: Callable[[], Runner] | None = None) -> dict:
+def measure(
+    model: str | Path,
+    hw: tuple[int, int],
+    ep: str = "cpu",
+    threads: int = 1,
+    streams: int = 1,
+    seconds: float = 2.0,
+    runner: Callable[[], Runner] | None = None,
+) -> dict:
     """One setting: ``streams`` sessions of ``threads`` intra-op threads each, started together behind a
     barrier after a warm-up and run for the same ``seconds`` of wall-clock time.
 
@@ -80,8 +94,10 @@ def measure(model: str | Path, hw: tuple[int, int], ep: str = "cpu", threads: in
     barrier = threading.Barrier(streams, action=lambda: start.__setitem__(0, time.perf_counter()))
     spans: list[list[tuple[float, float]]] = [[] for _ in range(streams)]
     errors: list[BaseException] = []
-    workers = [threading.Thread(target=_stream, args=(runner, tensor, barrier, start, seconds, spans[i], errors), daemon=True)
-               for i, runner in enumerate(runners)]
+    workers = [
+        threading.Thread(target=_stream, args=(runner, tensor, barrier, start, seconds, spans[i], errors), daemon=True)
+        for i, runner in enumerate(runners)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -90,20 +106,37 @@ def measure(model: str | Path, hw: tuple[int, int], ep: str = "cpu", threads: in
         raise QuantkitError(f"{Path(model).name} failed on '{ep}' during the run ({compat.error_line(errors[0])})")
     done = [s for stream in spans for s in stream]
     window = max(e for _, e in done) - start[0]
-    return {"model": str(model), "ep": ep, "threads": threads, "streams": streams,
-            "latency_ms": round(1e3 * statistics.median(e - b for b, e in done), 3),
-            "fps": round(len(done) / window, 1), "oversubscribed": threads * streams > cores()}
+    return {
+        "model": str(model),
+        "ep": ep,
+        "threads": threads,
+        "streams": streams,
+        "latency_ms": round(1e3 * statistics.median(e - b for b, e in done), 3),
+        "fps": round(len(done) / window, 1),
+        "oversubscribed": threads * streams > cores(),
+    }
 
 
-def grid(models: list[str | Path], hws: list[tuple[int, int]], eps: list[str], threads: list[int], streams: list[int],
-         seconds: float = 2.0) -> list[dict]:
+def grid(
+    models: list[str | Path],
+    hws: list[tuple[int, int]],
+    eps: list[str],
+    threads: list[int],
+    streams: list[int],
+    seconds: float = 2.0,
+) -> list[dict]:
     """``measure`` for every model x EP x threads x streams. Every (model, EP) is loaded once first, so an
     EP that is unknown or a model that does not load there fails before any timing."""
     for model in models:
         for ep in eps:
             Runner(model, ep, threads[0])
-    return [measure(model, hw, ep, t, s, seconds)
-            for model, hw in zip(models, hws) for ep in eps for t in threads for s in streams]
+    return [
+        measure(model, hw, ep, t, s, seconds)
+        for model, hw in zip(models, hws)
+        for ep in eps
+        for t in threads
+        for s in streams
+    ]
 
 
 def best(rows: list[dict]) -> dict[str, dict]:
@@ -111,7 +144,10 @@ def best(rows: list[dict]) -> dict[str, dict]:
     picks: dict[str, dict] = {}
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
-        picks[model] = {"latency": min(mine, key=lambda r: r["latency_ms"]), "throughput": max(mine, key=lambda r: r["fps"])}
+        picks[model] = {
+            "latency": min(mine, key=lambda r: r["latency_ms"]),
+            "throughput": max(mine, key=lambda r: r["fps"]),
+        }
     return picks
 
 
@@ -128,8 +164,11 @@ def best_throughput(pairs: list[tuple[str, Path, str]], hw: tuple[int, int], sec
     rows = []
     for name, path, ep in pairs:
         try:
-            rows += [{**measure(path, hw, ep, t, s, seconds), "model": name}
-                     for t in default_counts() for s in default_counts()]
+            rows += [
+                {**measure(path, hw, ep, t, s, seconds), "model": name}
+                for t in default_counts()
+                for s in default_counts()
+            ]
         except QuantkitError:
             continue
     return max(rows, key=lambda r: r["fps"]) if rows else None
@@ -139,5 +178,8 @@ def describe(row: dict | None) -> str:
     """One line for a ``best_throughput`` row."""
     if row is None:
         return "not measured (no deployable model ran)"
-    return (f"{row['model']} on {row['ep']}, {row['threads']} thread(s) x {row['streams']} stream(s): {row['fps']} images/s "
-            f"(median latency {row['latency_ms']} ms)")
+    return (
+        f"{row['model']} on {row['ep']}, {row['threads']} thread(s) x {row['streams']} stream(s): {row['fps']} "
+        "images/s "
+        f"(median latency {row['latency_ms']} ms)"
+    )

@@ -35,8 +35,15 @@ class QuantCache:
     ``holdout`` and ``hw`` are called when first needed (the validation images calibration must not draw
     from, and the input size): the caller computes them lazily."""
 
-    def __init__(self, case: Case, cache_dir: Path, preset: str | None = None, progress: bool = False,
-                 holdout: Callable[[], list[Path]] = list, hw: Callable[[], tuple[int, int]] | None = None):
+    def __init__(
+        self,
+        case: Case,
+        cache_dir: Path,
+        preset: str | None = None,
+        progress: bool = False,
+        holdout: Callable[[], list[Path]] = list,
+        hw: Callable[[], tuple[int, int]] | None = None,
+    ):
         self.case, self.cache_dir, self.preset, self.progress = case, Path(cache_dir), preset, progress
         self._holdout, self._hw = holdout, hw
         self._results: dict[str, QuantResult] = {}
@@ -53,10 +60,20 @@ class QuantCache:
 
     def key(self, spec: ConfigSpec) -> str:
         config = self.config_for(spec)
-        calib = files_digest(self.case.calib, DEFAULT_COUNT, exclude=self._holdout()) if config.mode == "static" else "-"
-        parts = [_sha(self.model_bytes), json.dumps(asdict(config), sort_keys=True), f"vnni={has_vnni()}",
-                 f"s8convinteger={compat.conv_integer_int8_weights()}", calib, str(self.case.imgsz),
-                 compat.ORT_VERSION, compat.ONNX_VERSION, cache.code_digest()]
+        calib = (
+            files_digest(self.case.calib, DEFAULT_COUNT, exclude=self._holdout()) if config.mode == "static" else "-"
+        )
+        parts = [
+            _sha(self.model_bytes),
+            json.dumps(asdict(config), sort_keys=True),
+            f"vnni={has_vnni()}",
+            f"s8convinteger={compat.conv_integer_int8_weights()}",
+            calib,
+            str(self.case.imgsz),
+            compat.ORT_VERSION,
+            compat.ONNX_VERSION,
+            cache.code_digest(),
+        ]
         return _sha("|".join(parts).encode())
 
     def quantized(self, spec: ConfigSpec) -> QuantResult:
@@ -65,18 +82,40 @@ class QuantCache:
             return self._results[spec.id]
         config = self.config_for(spec)
         if config.mode == "static" and not self.case.calib:
-            raise CalibrationError(f"case '{self.case.id}' has no calibration folder: static quantization needs "
-                                   "calibration images (--calib DIR, or calib in the manifest)")
+            raise CalibrationError(
+                f"case '{self.case.id}' has no calibration folder: static quantization needs "
+                "calibration images (--calib DIR, or calib in the manifest)"
+            )
         notes: list[str] = []  # what the cache had to say: this run's, never stored with the entry
-        model_path = cache.kind_folder(self.cache_dir, "models", notes) / f"{self.case.id}--{spec.id}--{self.key(spec)}.onnx"
+        model_path = (
+            cache.kind_folder(self.cache_dir, "models", notes) / f"{self.case.id}--{spec.id}--{self.key(spec)}.onnx"
+        )
         with FileLock(str(model_path) + ".lock"):
             entry = cache.read(model_path, notes)
             if entry is None:
-                calib = (load_calibration(self.case.calib, self._hw(), progress=self.progress, exclude=self._holdout())
-                         if config.mode == "static" else None)
-                model_path, entry = cache.store(model_path, lambda path: {"result": asdict(quantize(
-                    self.case.model, path, preset=self.preset or spec.preset, config=config, calib=calib,
-                    imgsz=self.case.imgsz, progress=self.progress, range_cache=self.cache_dir / "ranges"))}, notes)
+                calib = (
+                    load_calibration(self.case.calib, self._hw(), progress=self.progress, exclude=self._holdout())
+                    if config.mode == "static"
+                    else None
+                )
+                model_path, entry = cache.store(
+                    model_path,
+                    lambda path: {
+                        "result": asdict(
+                            quantize(
+                                self.case.model,
+                                path,
+                                preset=self.preset or spec.preset,
+                                config=config,
+                                calib=calib,
+                                imgsz=self.case.imgsz,
+                                progress=self.progress,
+                                range_cache=self.cache_dir / "ranges",
+                            )
+                        )
+                    },
+                    notes,
+                )
         result = QuantResult(**{**entry["result"], "output": str(model_path)})  # the cache may have moved (CI restores)
         result.notes = notes + result.notes
         self._results[spec.id] = result

@@ -52,8 +52,14 @@ class CalibrationReader:
         self._i = 0
 
 
-def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAULT_COUNT, seed: int = 0,
-                     progress: bool = True, exclude=()) -> CalibrationSet:
+def load_calibration(
+    folder: str | Path,
+    hw: tuple[int, int],
+    count: int = DEFAULT_COUNT,
+    seed: int = 0,
+    progress: bool = True,
+    exclude=(),
+) -> CalibrationSet:
     """Choose ``count`` images from ``folder`` (seeded, like the seed's 100 of 600; never one of
     ``exclude``, the held-out validation images) and letterbox them.
 
@@ -69,7 +75,9 @@ def load_calibration(folder: str | Path, hw: tuple[int, int], count: int = DEFAU
         tensors.append(preprocess(img, hw)[0])
         used.append(path.name)
     if not tensors:
-        raise CalibrationError(f"none of the {len(chosen)} images in {folder} could be read: check the files (corrupt or not images)")
+        raise CalibrationError(
+            f"none of the {len(chosen)} images in {folder} could be read: check the files (corrupt or not images)"
+        )
     return CalibrationSet(np.concatenate(tensors), used, skipped, available)
 
 
@@ -80,7 +88,9 @@ def choose_files(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0, 
         raise CalibrationError(f"calibration folder not found: {folder}: pass --calib DIR with images")
     images = list_images(folder)
     if not images:
-        raise CalibrationError(f"calibration folder {folder} has no images (.jpg/.png/...): add images or pick another folder")
+        raise CalibrationError(
+            f"calibration folder {folder} has no images (.jpg/.png/...): add images or pick another folder"
+        )
     if count <= 0:
         raise CalibrationError(f"--calib-count must be positive, got {count}")
     available = len(images)
@@ -88,8 +98,10 @@ def choose_files(folder: str | Path, count: int = DEFAULT_COUNT, seed: int = 0, 
         left = set(exclude)
         images = [p for p in images if p not in left]
         if not images:
-            raise CalibrationError(f"calibration folder {folder} has no image left after holding out validation "
-                                   "images: add images or pass --val-images DIR")
+            raise CalibrationError(
+                f"calibration folder {folder} has no image left after holding out validation "
+                "images: add images or pass --val-images DIR"
+            )
     return sorted(random.Random(seed).sample(images, min(count, len(images)))), available
 
 

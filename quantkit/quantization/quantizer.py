@@ -24,8 +24,16 @@ from .calibration import DEFAULT_COUNT, RECOMMENDED_COUNT, CalibrationSet, load_
 from ..measure.cpu import has_vnni
 from ..errors import CalibrationError, ModelError, OutputError, QuantkitError
 from .. import heads
-from ..model import (fix_input_dims, inspect_model, load_model, model_bytes, name_nodes, refuse_quantized, resolve_imgsz,
-                    upcast_float16)
+from ..model import (
+    fix_input_dims,
+    inspect_model,
+    load_model,
+    model_bytes,
+    name_nodes,
+    refuse_quantized,
+    resolve_imgsz,
+    upcast_float16,
+)
 from .ranges import BATCH, fast_calibration
 from .rewrite import REWRITES_KEY, decompose_softmax
 from ..measure.session import default_cache_dir
@@ -40,7 +48,7 @@ TARGET_CPUS = ("auto", "vnni", "avx2")
 
 
 def resolve_target(target_cpu: str) -> str:
-    """"vnni" or "avx2": ``auto`` is this machine's class."""
+    """ "vnni" or "avx2": ``auto`` is this machine's class."""
     return target_cpu if target_cpu != "auto" else ("vnni" if has_vnni() else "avx2")
 
 
@@ -63,17 +71,22 @@ class QuantConfig:
     # sees it, and 7-bit weights cost neither accuracy nor speed where measured (docs/quantization.md).
     target_cpu: str = "avx2"
     exclude: tuple[str, ...] = ()  # extra nodes kept in float (e.g. chosen by `quantkit tune`)
-    fast_softmax: bool = True  # the float head's Softmax on a non-last axis decomposed (rewrite.py: same values, faster)
+    fast_softmax: bool = (
+        True  # the float head's Softmax on a non-last axis decomposed (rewrite.py: same values, faster)
+    )
     op_types: tuple[str, ...] | None = None  # op types to quantize (None: onnxruntime's full list)
     # when set, every node of another op type stays float, excluded by node (still calibrated), as Ultralytics does
     quantize_only: tuple[str, ...] = ()
 
     def validate(self) -> "QuantConfig":
-        for name, value, allowed in (("mode", self.mode, MODES), ("format", self.format, FORMATS),
-                                     ("calibrate_method", self.calibrate_method, CALIBRATE_METHODS),
-                                     ("activation_type", self.activation_type, ("uint8", "int8")),
-                                     ("target_cpu", self.target_cpu, TARGET_CPUS),
-                                     ("weight_type", self.weight_type, ("uint8", "int8"))):
+        for name, value, allowed in (
+            ("mode", self.mode, MODES),
+            ("format", self.format, FORMATS),
+            ("calibrate_method", self.calibrate_method, CALIBRATE_METHODS),
+            ("activation_type", self.activation_type, ("uint8", "int8")),
+            ("target_cpu", self.target_cpu, TARGET_CPUS),
+            ("weight_type", self.weight_type, ("uint8", "int8")),
+        ):
             if value not in allowed:
                 raise QuantkitError(f"unknown {name} '{value}': choose one of {', '.join(allowed)}")
         return self
@@ -81,8 +94,14 @@ class QuantConfig:
 
 PRESETS: dict[str, QuantConfig] = {
     # onnxruntime's own defaults, what the seed report ran: QDQ, per-tensor S8S8, MinMax, whole graph.
-    "naive": QuantConfig(per_channel=False, reduce_range=False, activation_type="int8", keep_head_float=False,
-                         preprocess=False, fast_softmax=False),
+    "naive": QuantConfig(
+        per_channel=False,
+        reduce_range=False,
+        activation_type="int8",
+        keep_head_float=False,
+        preprocess=False,
+        fast_softmax=False,
+    ),
     # head in float, per-channel U8S8 weights: the CPU choice measured best (benchmarks/README.md).
     "default": QuantConfig(),
     "qoperator": QuantConfig(format="qoperator"),
@@ -95,8 +114,15 @@ PRESETS: dict[str, QuantConfig] = {
     # Ultralytics' own `yolo export format=onnx int8=True` (ultralytics 8.4.x, ultralytics/utils/export/onnx.py):
     # quantize_static's defaults (QDQ, per-tensor S8S8, MinMax), every node but Conv/Gemm/MatMul excluded by
     # name, no pre-processing. Kept for contrast: the one-flag export every Ultralytics user has.
-    "ultralytics-ort": QuantConfig(per_channel=False, reduce_range=False, activation_type="int8", keep_head_float=False,
-                                   preprocess=False, fast_softmax=False, quantize_only=("Conv", "Gemm", "MatMul")),
+    "ultralytics-ort": QuantConfig(
+        per_channel=False,
+        reduce_range=False,
+        activation_type="int8",
+        keep_head_float=False,
+        preprocess=False,
+        fast_softmax=False,
+        quantize_only=("Conv", "Gemm", "MatMul"),
+    ),
 }
 
 
@@ -107,7 +133,11 @@ def resolve_config(preset: str = "default", mode: str | None = None, **overrides
     config = PRESETS[preset]
     if mode is not None and mode != config.mode:
         config = PRESETS[mode] if mode in ("dynamic", "weights") else replace(PRESETS["default"], mode=mode)
-    overrides = {k: (tuple(v) if k in ("exclude", "op_types", "quantize_only") else v) for k, v in overrides.items() if v is not None}
+    overrides = {
+        k: (tuple(v) if k in ("exclude", "op_types", "quantize_only") else v)
+        for k, v in overrides.items()
+        if v is not None
+    }
     return replace(config, **overrides).validate()
 
 
@@ -135,11 +165,22 @@ class QuantResult:
     def summary(self) -> dict:
         """One row for the CLI and reports."""
         c = self.config
-        used = f"{c['mode']} {c['format'] if c['mode'] == 'static' else ''} {'per-channel' if c['per_channel'] else 'per-tensor'} " \
-               f"A:{c['activation_type']} W:{c['weight_type']}{' reduce_range' if c['reduce_range'] else ''}"
-        return {"preset": self.preset, "source MB": round(self.source_bytes / 1e6, 2), "int8 MB": round(self.output_bytes / 1e6, 2),
-                "compression": round(self.compression, 2), "seconds": round(self.seconds, 2), "onnxruntime": self.onnxruntime,
-                "config": " ".join(used.split()), "target CPU": c.get("target_cpu"), "float nodes": len(self.float_nodes)}
+        used = (
+            f"{c['mode']} {c['format'] if c['mode'] == 'static' else ''} "
+            f"{'per-channel' if c['per_channel'] else 'per-tensor'} "
+            f"A:{c['activation_type']} W:{c['weight_type']}{' reduce_range' if c['reduce_range'] else ''}"
+        )
+        return {
+            "preset": self.preset,
+            "source MB": round(self.source_bytes / 1e6, 2),
+            "int8 MB": round(self.output_bytes / 1e6, 2),
+            "compression": round(self.compression, 2),
+            "seconds": round(self.seconds, 2),
+            "onnxruntime": self.onnxruntime,
+            "config": " ".join(used.split()),
+            "target CPU": c.get("target_cpu"),
+            "float nodes": len(self.float_nodes),
+        }
 
 
 def _check_output(src: Path, out: Path) -> None:
@@ -206,21 +247,31 @@ def _ort_kwargs(config: QuantConfig, exclude: list[str], notes: list[str]) -> tu
     weight_type = config.weight_type
     if config.mode == "dynamic" and weight_type == "int8" and not compat.conv_integer_int8_weights():
         weight_type = "uint8"
-        notes.append(f"dynamic: weights quantized to uint8: onnxruntime {compat.ORT_VERSION} has no ConvInteger kernel for int8 weights")
+        notes.append(
+            f"dynamic: weights quantized to uint8: onnxruntime {compat.ORT_VERSION} has no ConvInteger kernel for "
+            "int8 weights"
+        )
     target = resolve_target(config.target_cpu)
     reduce_range = (target == "avx2") if config.reduce_range is None else config.reduce_range
     if config.mode == "weights":  # dequantized to float before any kernel: nothing can saturate
         reduce_range = False
-    kwargs = {"per_channel": config.per_channel, "reduce_range": reduce_range, "weight_type": qtype[weight_type],
-              "nodes_to_exclude": exclude}
+    kwargs = {
+        "per_channel": config.per_channel,
+        "reduce_range": reduce_range,
+        "weight_type": qtype[weight_type],
+        "nodes_to_exclude": exclude,
+    }
     if config.op_types is not None:
         kwargs["op_types_to_quantize"] = list(config.op_types)
     if config.mode == "static":
         kwargs.update(
             quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
             activation_type=qtype[config.activation_type],
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[config.calibrate_method],
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[config.calibrate_method],
         )
     return kwargs, {"weight_type": weight_type, "reduce_range": reduce_range, "target_cpu": target}
 
@@ -240,9 +291,12 @@ def _finish(path: Path, entries: dict[str, str], fast_softmax: bool, notes: list
     model = onnx.load(str(path))
     if fast_softmax and (rewritten := decompose_softmax(model)):
         entries = {**entries, REWRITES_KEY: "softmax:" + ",".join(rewritten)}
-        notes.append(f"Softmax over a non-last axis ({', '.join(rewritten)}) rewritten as ReduceMax, Sub, Exp, ReduceSum, Div: "
-                     "the same values, faster in onnxruntime's CPU kernels (quantkit.quantization.rewrite; check's 'FP32, Softmax "
-                     "rewritten' row times it on this model)")
+        notes.append(
+            f"Softmax over a non-last axis ({', '.join(rewritten)}) rewritten as ReduceMax, Sub, Exp, ReduceSum, Div: "
+            "the same values, faster in onnxruntime's CPU kernels (quantkit.quantization.rewrite; check's 'FP32, "
+            "Softmax "
+            "rewritten' row times it on this model)"
+        )
     keep = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
@@ -255,16 +309,21 @@ def _finish(path: Path, entries: dict[str, str], fast_softmax: bool, notes: list
 # own accuracy gates measure what it cost.
 OPSET_FALLBACKS = (
     ({"format": "qoperator"}, "the same quantization in another format; this model's accuracy gates measure it"),
-    ({"per_channel": False}, "one scale per weight tensor, usually some accuracy; this model's accuracy gates "
-                             "measure how much"),
+    (
+        {"per_channel": False},
+        "one scale per weight tensor, usually some accuracy; this model's accuracy gates measure how much",
+    ),
 )
 
 
 def _describe(config: QuantConfig) -> str:
-    return f"{'per-channel' if config.per_channel else 'per-tensor'} {config.format if config.mode == 'static' else 'dynamic'}"
+    granularity = "per-channel" if config.per_channel else "per-tensor"
+    return f"{granularity} {config.format if config.mode == 'static' else 'dynamic'}"
 
 
-def _fit_opset(proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]) -> tuple[onnx.ModelProto, QuantConfig]:
+def _fit_opset(
+    proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]
+) -> tuple[onnx.ModelProto, QuantConfig]:
     """The model and configuration to quantize with, so that the result loads in this onnxruntime.
 
     Below opset 13, a configuration onnxruntime's quantizer cannot serve at the model's opset (per-channel
@@ -286,17 +345,23 @@ def _fit_opset(proto: onnx.ModelProto, config: QuantConfig, name: str, notes: li
         except Exception as exc:  # noqa: BLE001 - no adapter, unknown op, shapes the converter needs
             reason = compat.error_line(exc, 120)
         else:
-            notes.append(f"opset {opset} converted to 13 in quantkit's working copy (onnx.version_converter): onnxruntime "
-                         f"{compat.ORT_VERSION} makes no loadable {_describe(config)} model below opset 13; {name} is untouched")
+            notes.append(
+                f"opset {opset} converted to 13 in quantkit's working copy (onnx.version_converter): onnxruntime "
+                f"{compat.ORT_VERSION} makes no loadable {_describe(config)} model below opset 13; {name} is untouched"
+            )
             return converted, config
         for change, cost in OPSET_FALLBACKS:
             candidate = replace(config, **change)
             if key(candidate) != key(config) and compat.quantized_loads_at(*key(candidate)):
-                notes.append(f"opset {opset} could not be converted to 13 ({reason}): quantized {_describe(candidate)} instead "
-                             f"of {_describe(config)}, which does not load at opset {opset}; cost: {cost}")
+                notes.append(
+                    f"opset {opset} could not be converted to 13 ({reason}): quantized {_describe(candidate)} instead "
+                    f"of {_describe(config)}, which does not load at opset {opset}; cost: {cost}"
+                )
                 return proto, candidate
-    raise ModelError(f"{name}: opset {opset} could not be converted to 13 ({reason}) and onnxruntime {compat.ORT_VERSION} makes "
-                     f"no loadable {_describe(config)} model at opset {opset}: re-export the model at opset 13 or newer")
+    raise ModelError(
+        f"{name}: opset {opset} could not be converted to 13 ({reason}) and onnxruntime {compat.ORT_VERSION} makes "
+        f"no loadable {_describe(config)} model at opset {opset}: re-export the model at opset 13 or newer"
+    )
 
 
 def _check_loads(path: Path) -> None:
@@ -304,8 +369,10 @@ def _check_loads(path: Path) -> None:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
         first = compat.error_line(exc)
-        raise QuantkitError(f"the quantized model does not load in onnxruntime {compat.ORT_VERSION} ({first}): "
-                            "try another --format or --mode") from None
+        raise QuantkitError(
+            f"the quantized model does not load in onnxruntime {compat.ORT_VERSION} ({first}): "
+            "try another --format or --mode"
+        ) from None
 
 
 @dataclass
@@ -323,19 +390,27 @@ class Prepared:
 def _weights_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
     converted = quantize_weights(prepared.proto, set(prepared.float_nodes))
     onnx.save(prepared.proto, str(out))
-    notes.append(f"{converted} Conv weights stored as int8; run with " + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
-                 + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32")
+    notes.append(
+        f"{converted} Conv weights stored as int8; run with "
+        + ", ".join(f"{k}={v}" for k, v in SESSION_CONFIG.items())
+        + " (quantkit's sessions read it from the model's metadata) or it runs slower than FP32"
+    )
 
 
 def _static_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
     events: list[str] = []
     with fast_calibration(calib_set.tensors, prepared.input_name, range_dir, events, notes):
         reader = calib_set.reader(prepared.input_name, batch=prepared.batch)
-        notes += compat.quantize_static(str(prepared.path), str(out), reader, preprocessed=config.preprocess, **prepared.kwargs)
-    notes.append({"cached": "calibration: activation ranges reused from the range cache (no inference)",
-                  "batched": f"calibration: {len(calib_set.files)} images in batches of {BATCH}",
-                  "per image": f"calibration: {len(calib_set.files)} images, one per inference"}
-                 .get(events[0] if events else "", "calibration: ranges from onnxruntime"))
+        notes += compat.quantize_static(
+            str(prepared.path), str(out), reader, preprocessed=config.preprocess, **prepared.kwargs
+        )
+    notes.append(
+        {
+            "cached": "calibration: activation ranges reused from the range cache (no inference)",
+            "batched": f"calibration: {len(calib_set.files)} images in batches of {BATCH}",
+            "per image": f"calibration: {len(calib_set.files)} images, one per inference",
+        }.get(events[0] if events else "", "calibration: ranges from onnxruntime")
+    )
 
 
 def _dynamic_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
@@ -345,26 +420,43 @@ def _dynamic_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set,
 MODE_RUNNERS = {"static": _static_mode, "dynamic": _dynamic_mode, "weights": _weights_mode}  # QuantConfig.mode -> how
 
 
-def _float_nodes(proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]) -> tuple[list[str], list[str]]:
+def _float_nodes(
+    proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]
+) -> tuple[list[str], list[str]]:
     """(nodes kept float, the head's nodes): the head a family finds (when kept float), config.exclude, and every
     node outside ``quantize_only``. A head-keeping preset without a head and without --exclude stops here."""
     head = heads.find(proto)
     if config.keep_head_float and head is None:
         if not config.exclude:
-            raise ModelError(f"{name}: no supported YOLO head found (quantkit knows: {heads.supported()}); quantizing "
-                             "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
-                             "in float, or --preset naive to quantize the whole graph knowingly")
-        notes.append(f"no supported YOLO head found by graph structure: only the {len(config.exclude)} excluded nodes stay float")
+            raise ModelError(
+                f"{name}: no supported YOLO head found (quantkit knows: {heads.supported()}); quantizing "
+                "the head collapses class scores: pass --exclude NODE ... to keep your head's nodes "
+                "in float, or --preset naive to quantize the whole graph knowingly"
+            )
+        notes.append(
+            f"no supported YOLO head found by graph structure: only the {len(config.exclude)} excluded nodes stay float"
+        )
     kept = set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude)
     if config.quantize_only:
         kept |= {n.name for n in proto.graph.node if n.op_type not in config.quantize_only}
     return sorted(kept), head.nodes if head else []
 
 
-def quantize(model: str | Path, output: str | Path, *, preset: str = "default", mode: str | None = None,
-             calib: str | Path | CalibrationSet | None = None, calib_count: int = DEFAULT_COUNT,
-             imgsz: tuple[int, ...] | None = None, seed: int = 0, progress: bool = True,
-             config: QuantConfig | None = None, range_cache: str | Path | bool = True, **overrides) -> QuantResult:
+def quantize(
+    model: str | Path,
+    output: str | Path,
+    *,
+    preset: str = "default",
+    mode: str | None = None,
+    calib: str | Path | CalibrationSet | None = None,
+    calib_count: int = DEFAULT_COUNT,
+    imgsz: tuple[int, ...] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    config: QuantConfig | None = None,
+    range_cache: str | Path | bool = True,
+    **overrides,
+) -> QuantResult:
     """Quantize ``model`` to ``output`` and return what was done.
 
     ``overrides`` are QuantConfig fields (format, per_channel, calibrate_method, ...) applied on top
@@ -388,15 +480,19 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     if fix_input_dims(proto, info, hw):
         notes.append(f"dynamic input axes fixed to {'x'.join(map(str, info.input_shape))}")
     if upcast_float16(proto):
-        notes.append("float16 weights upcast to float32 in quantkit's working copy (onnxruntime quantizes float32); "
-                     "the compression is against the float16 source")
+        notes.append(
+            "float16 weights upcast to float32 in quantkit's working copy (onnxruntime quantizes float32); "
+            "the compression is against the float16 source"
+        )
     proto, config = _fit_opset(proto, config, src.name, notes)
     name_nodes(proto)
     calib_set = None
     if config.mode == "static":
         if calib is None:
             raise CalibrationError("static quantization needs calibration images: pass --calib DIR (or --mode dynamic)")
-        calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
+        calib_set = (
+            calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
+        )
 
     with private_dir() as tmp:
         fixed, prepared_path, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
@@ -413,17 +509,27 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
         prepared = Prepared(prepared_path, prepared_proto, info.input_name, info.input_shape[0], float_nodes, kwargs)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
             with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
-                MODE_RUNNERS[config.mode](prepared, quant, config, calib_set, _range_cache_dir(range_cache, notes), notes)
+                MODE_RUNNERS[config.mode](
+                    prepared, quant, config, calib_set, _range_cache_dir(range_cache, notes), notes
+                )
         except QuantkitError:
             raise
         except ImportError as exc:
-            raise QuantkitError(f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
-                                f"configuration: pip install {exc.name}") from None
+            raise QuantkitError(
+                f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
+                f"configuration: pip install {exc.name}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
-            raise ModelError(f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: "
-                             f"{compat.error_line(exc)}): check the model runs in onnxruntime as FP32 first") from None
-        stamps = {"quantkit_target_cpu": used["target_cpu"], "quantkit_reduce_range": str(used["reduce_range"]).lower(),
-                  "quantkit_preset": preset, "quantkit_onnxruntime": compat.ORT_VERSION}
+            raise ModelError(
+                f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: "
+                f"{compat.error_line(exc)}): check the model runs in onnxruntime as FP32 first"
+            ) from None
+        stamps = {
+            "quantkit_target_cpu": used["target_cpu"],
+            "quantkit_reduce_range": str(used["reduce_range"]).lower(),
+            "quantkit_preset": preset,
+            "quantkit_onnxruntime": compat.ORT_VERSION,
+        }
         if config.mode == "weights":
             stamps[SESSION_CONFIG_KEY] = json.dumps(SESSION_CONFIG)
         _finish(quant, stamps, config.fast_softmax, notes)
@@ -433,11 +539,25 @@ def quantize(model: str | Path, output: str | Path, *, preset: str = "default", 
     calibration = None
     if calib_set is not None:
         if len(calib_set.files) < RECOMMENDED_COUNT:
-            notes.append(f"calibrated on {len(calib_set.files)} images ({calib_set.available} in the folder): "
-                         f"{RECOMMENDED_COUNT} or more are advised for INT8 (--calib-count N)")
-        calibration = {"images": len(calib_set.files), "skipped": len(calib_set.skipped), "available": calib_set.available}
+            notes.append(
+                f"calibrated on {len(calib_set.files)} images ({calib_set.available} in the folder): "
+                f"{RECOMMENDED_COUNT} or more are advised for INT8 (--calib-count N)"
+            )
+        calibration = {
+            "images": len(calib_set.files),
+            "skipped": len(calib_set.skipped),
+            "available": calib_set.available,
+        }
     return QuantResult(
-        source=str(src), output=str(out), preset=preset, config={**asdict(config), **used}, source_bytes=model_bytes(src),
-        output_bytes=out.stat().st_size, seconds=time.perf_counter() - started, float_nodes=float_nodes,
-        head_nodes=head_nodes, calibration=calibration, notes=notes,
+        source=str(src),
+        output=str(out),
+        preset=preset,
+        config={**asdict(config), **used},
+        source_bytes=model_bytes(src),
+        output_bytes=out.stat().st_size,
+        seconds=time.perf_counter() - started,
+        float_nodes=float_nodes,
+        head_nodes=head_nodes,
+        calibration=calibration,
+        notes=notes,
     )

@@ -73,7 +73,7 @@ def _batches_agree(original: str, batched: str, input_name: str, tensors: np.nda
         pair = tensors[:2]
         joint = two.run(None, {input_name: pair})
         for i in range(len(pair)):
-            alone = one.run(None, {input_name: pair[i:i + 1]})
+            alone = one.run(None, {input_name: pair[i : i + 1]})
             if any(not np.allclose(a[0], j[i], rtol=1e-4, atol=1e-4) for a, j in zip(alone, joint)):
                 return False
         return True
@@ -90,7 +90,7 @@ class _Batches:
     def get_next(self) -> dict | None:
         if self._i >= len(self._tensors):
             return None
-        chunk = self._tensors[self._i:self._i + self._size]
+        chunk = self._tensors[self._i : self._i + self._size]
         self._i += self._size
         return {self._name: chunk}
 
@@ -120,11 +120,20 @@ def encode_ranges(ranges) -> bytes:
     """onnxruntime's ranges (TensorsData from 1.16, a dict of tuples before) as .npz bytes: arrays only, with
     the tensor names, attribute names and method in a JSON string."""
     data = getattr(ranges, "data", ranges)
-    index, arrays = {"method": str(getattr(ranges, "calibration_method", "")), "tuples": not hasattr(ranges, "data"),
-                     "tensors": []}, {}
+    index, arrays = (
+        {
+            "method": str(getattr(ranges, "calibration_method", "")),
+            "tuples": not hasattr(ranges, "data"),
+            "tensors": [],
+        },
+        {},
+    )
     for i, (name, value) in enumerate(data.items()):
-        attrs = {str(k): v for k, v in enumerate(value)} if isinstance(value, tuple) else \
-            {k: getattr(value, k) for k in value._attrs}
+        attrs = (
+            {str(k): v for k, v in enumerate(value)}
+            if isinstance(value, tuple)
+            else {k: getattr(value, k) for k in value._attrs}
+        )
         index["tensors"].append([name, list(attrs)])
         arrays.update({f"{i}/{k}": np.asarray(v) for k, v in attrs.items()})
     buffer = io.BytesIO()
@@ -166,17 +175,26 @@ def _digest(*parts) -> str:
 
 
 @contextlib.contextmanager
-def fast_calibration(tensors: np.ndarray, input_name: str, cache_dir: Path | None, events: list[str],
-                     notes: list[str] | None = None):
+def fast_calibration(
+    tensors: np.ndarray, input_name: str, cache_dir: Path | None, events: list[str], notes: list[str] | None = None
+):
     """While active, onnxruntime's ``quantize_static`` calibrates through quantkit: batched where
     exact, and from ``cache_dir`` where these ranges were collected before. ``events`` receives
     "cached" or "batched"/"per image" for the caller's notes; ``notes`` what the cache had to say."""
-    ort_quantize = importlib.import_module("onnxruntime.quantization.quantize")  # the package's `quantize` is a function
+    ort_quantize = importlib.import_module(
+        "onnxruntime.quantization.quantize"
+    )  # the package's `quantize` is a function
     real = ort_quantize.create_calibrator
     calib_digest = _digest(tensors.shape, hashlib.sha256(np.ascontiguousarray(tensors).tobytes()).digest())
 
-    def create_calibrator(model, op_types_to_calibrate=None, augmented_model_path="augmented_model.onnx",
-                          calibrate_method=None, *args, **kwargs):
+    def create_calibrator(
+        model,
+        op_types_to_calibrate=None,
+        augmented_model_path="augmented_model.onnx",
+        calibrate_method=None,
+        *args,
+        **kwargs,
+    ):
         if isinstance(model, onnx.ModelProto):  # onnxruntime before 1.16 hands over the loaded model
             model_path = Path(augmented_model_path).with_name("calibration-source.onnx")
             onnx.save(model, str(model_path))

@@ -49,14 +49,18 @@ def decompose_softmax(model: onnx.ModelProto) -> list[str]:
         axes = numpy_helper.from_array(np.array([axis], np.int64), f"{name}/axes")
         model.graph.initializer.append(axes)
         # ReduceMax takes its axes as an input from opset 18, ReduceSum from 13
-        reduce_max = (helper.make_node("ReduceMax", [x, axes.name], [f"{name}/max"], name=f"{name}/ReduceMax", keepdims=1)
-                      if opset >= 18 else
-                      helper.make_node("ReduceMax", [x], [f"{name}/max"], name=f"{name}/ReduceMax", axes=[axis], keepdims=1))
+        reduce_max = (
+            helper.make_node("ReduceMax", [x, axes.name], [f"{name}/max"], name=f"{name}/ReduceMax", keepdims=1)
+            if opset >= 18
+            else helper.make_node("ReduceMax", [x], [f"{name}/max"], name=f"{name}/ReduceMax", axes=[axis], keepdims=1)
+        )
         nodes += [
             reduce_max,
             helper.make_node("Sub", [x, f"{name}/max"], [f"{name}/shifted"], name=f"{name}/Sub"),
             helper.make_node("Exp", [f"{name}/shifted"], [f"{name}/exp"], name=f"{name}/Exp"),
-            helper.make_node("ReduceSum", [f"{name}/exp", axes.name], [f"{name}/sum"], name=f"{name}/ReduceSum", keepdims=1),
+            helper.make_node(
+                "ReduceSum", [f"{name}/exp", axes.name], [f"{name}/sum"], name=f"{name}/ReduceSum", keepdims=1
+            ),
             helper.make_node("Div", [f"{name}/exp", f"{name}/sum"], [y], name=node.name),
         ]
         replaced.append(name)

@@ -24,8 +24,10 @@ def quantize_weights(model: onnx.ModelProto, exclude: set[str]) -> int:
     """Replace each Conv's float weight (outside ``exclude``) by int8 + DequantizeLinear, in place;
     return how many Convs were converted."""
     if model_opset(model) < 13:
-        raise ModelError(f"weight-only INT8 needs opset >= 13 (per-channel DequantizeLinear), the model has "
-                         f"{model_opset(model)}: re-export at opset 13+ or use --mode dynamic")
+        raise ModelError(
+            f"weight-only INT8 needs opset >= 13 (per-channel DequantizeLinear), the model has "
+            f"{model_opset(model)}: re-export at opset 13+ or use --mode dynamic"
+        )
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     uses: dict[str, int] = {}
@@ -43,11 +45,22 @@ def quantize_weights(model: onnx.ModelProto, exclude: set[str]) -> int:
         scale[scale == 0] = 1.0
         q = np.clip(np.round(w / scale.reshape(-1, *([1] * (w.ndim - 1)))), -127, 127).astype(np.int8)
         base = weight.name if uses.get(weight.name, 0) == 1 else f"{weight.name}_{node.name}"
-        graph.initializer.extend([numpy_helper.from_array(q, base + "_quantized"),
-                                  numpy_helper.from_array(scale.astype(np.float32), base + "_scale"),
-                                  numpy_helper.from_array(np.zeros(w.shape[0], np.int8), base + "_zero_point")])
-        new_nodes.append(helper.make_node("DequantizeLinear", [base + "_quantized", base + "_scale", base + "_zero_point"],
-                                          [base + "_dequantized"], name=base + "_DequantizeLinear", axis=0))
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(q, base + "_quantized"),
+                numpy_helper.from_array(scale.astype(np.float32), base + "_scale"),
+                numpy_helper.from_array(np.zeros(w.shape[0], np.int8), base + "_zero_point"),
+            ]
+        )
+        new_nodes.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [base + "_quantized", base + "_scale", base + "_zero_point"],
+                [base + "_dequantized"],
+                name=base + "_DequantizeLinear",
+                axis=0,
+            )
+        )
         uses[weight.name] -= 1
         node.input[1] = base + "_dequantized"
         new_nodes.append(node)

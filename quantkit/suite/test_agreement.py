@@ -11,8 +11,9 @@ pytestmark = pytest.mark.quantkit_needs("val")
 
 def test_enough_evidence(qk_pair):
     agreement = qk_pair.pipeline.agreement(qk_pair.spec)
-    qk_pair.assert_passed(gates.check_evidence(agreement["images"], agreement["fp32_detections"], qk_pair.thresholds,
-                                               qk_pair.id))
+    qk_pair.assert_passed(
+        gates.check_evidence(agreement["images"], agreement["fp32_detections"], qk_pair.thresholds, qk_pair.id)
+    )
 
 
 def test_agreement_map(qk_pair):

@@ -14,7 +14,9 @@ def test_no_float_conv(qk_pair):
     if config["mode"] == "dynamic":
         pytest.skip("dynamic quantization keeps float Convs where it cannot quantize them")
     graph = qk_pair.pipeline.graph(qk_pair.spec)
-    qk_pair.assert_passed([r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.metric == "float_convs"])
+    qk_pair.assert_passed(
+        [r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.metric == "float_convs"]
+    )
 
 
 def test_head_stays_float(qk_pair):
@@ -22,8 +24,13 @@ def test_head_stays_float(qk_pair):
     if not config["keep_head_float"]:
         pytest.skip("this config quantizes the head on purpose")
     graph = qk_pair.pipeline.graph(qk_pair.spec)
-    qk_pair.assert_passed([r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.gate == "graph"
-                         and r.metric.startswith("head")])
+    qk_pair.assert_passed(
+        [
+            r
+            for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id)
+            if r.gate == "graph" and r.metric.startswith("head")
+        ]
+    )
 
 
 def test_quantized_conv_count(qk_pair):
@@ -34,10 +41,13 @@ def test_quantized_conv_count(qk_pair):
     expected = fp32_convs - kept
     assert graph["quantized_convs"] == expected, (
         f"{qk_pair.id}: {graph['quantized_convs']} INT8 Convs, expected {expected} "
-        f"(FP32 Convs {fp32_convs} - {kept} kept in float); ops {graph['ops']}")
+        f"(FP32 Convs {fp32_convs} - {kept} kept in float); ops {graph['ops']}"
+    )
     op = "ConvInteger" if q.config["mode"] == "dynamic" else {"qoperator": "QLinearConv"}.get(q.config["format"])
     if q.config["mode"] == "weights":  # weights only: a DequantizeLinear per Conv weight, no activation quantized
-        assert (graph["quantize_linear"], graph["dequantize_linear"]) == (0, expected), f"{qk_pair.id}: Q/DQ {graph['ops']}"
+        assert (graph["quantize_linear"], graph["dequantize_linear"]) == (0, expected), (
+            f"{qk_pair.id}: Q/DQ {graph['ops']}"
+        )
     elif op:
         assert graph["ops"].get(op, 0) == expected, f"{qk_pair.id}: {op} {graph['ops'].get(op, 0)} != {expected}"
     else:

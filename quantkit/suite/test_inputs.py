@@ -21,5 +21,8 @@ def test_calibration_images_readable(qk_pair):
 @pytest.mark.quantkit_needs("val")
 def test_evaluation_images_readable(qk_case):
     images = qk_case.pipeline.images
-    gates.assert_passed(gates.check_inputs("eval", len(images.ids), len(images.skipped), qk_case.thresholds, qk_case.id,
-                                           len(images.mismatched)))
+    gates.assert_passed(
+        gates.check_inputs(
+            "eval", len(images.ids), len(images.skipped), qk_case.thresholds, qk_case.id, len(images.mismatched)
+        )
+    )

@@ -22,8 +22,12 @@ def pytest_generate_tests(metafunc):
 def test_latency_ratio(qk_pair, threads, request):
     gate_id = f"{qk_pair.id}/{threads}t"
     if hasattr(request.config, "workerinput"):  # another worker shares the CPU: the controller times it later
-        request.node.user_properties.append((LATENCY_REQUEST, {"id": gate_id, "case": qk_pair.pipeline.case.id,
-                                                               "config": qk_pair.spec.id, "threads": threads}))
+        request.node.user_properties.append(
+            (
+                LATENCY_REQUEST,
+                {"id": gate_id, "case": qk_pair.pipeline.case.id, "config": qk_pair.spec.id, "threads": threads},
+            )
+        )
         pytest.skip(f"{gate_id}: timed by the xdist controller after the workers finish (see 'quantkit latency gates')")
     result, _ = qk_pair.pipeline.latency_gate(qk_pair.spec, threads, qk_pair.thresholds, gate_id)
     print(result.message())

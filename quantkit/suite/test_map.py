@@ -39,5 +39,8 @@ def test_int8_mask_and_keypoint_map_drop(qk_pair):
 
 def test_operating_point_f1(qk_pair):
     p = qk_pair.pipeline
-    qk_pair.assert_passed(gates.check_operating_point(p.operating_point(None), p.operating_point(qk_pair.spec),
-                                                      qk_pair.thresholds, qk_pair.id, p.case.iou))
+    qk_pair.assert_passed(
+        gates.check_operating_point(
+            p.operating_point(None), p.operating_point(qk_pair.spec), qk_pair.thresholds, qk_pair.id, p.case.iou
+        )
+    )

@@ -8,15 +8,24 @@ import pytest
 from quantkit import gates
 
 pytestmark = pytest.mark.quantkit_needs("val")
-METRICS = ["recall_of_fp32_detections", "precision_of_int8_detections", "score_drift_mean", "matched_iou_mean",
-           "collapsed_image_fraction", "max_class_score"]
+METRICS = [
+    "recall_of_fp32_detections",
+    "precision_of_int8_detections",
+    "score_drift_mean",
+    "matched_iou_mean",
+    "collapsed_image_fraction",
+    "max_class_score",
+]
 TASK_METRICS = ["matched_mask_iou_mean", "matched_keypoint_distance_mean"]  # segmentation / pose heads only
 
 
 @pytest.mark.parametrize("metric", METRICS + TASK_METRICS)
 def test_detection_parity(qk_pair, metric):
-    results = [r for r in gates.check_parity(qk_pair.pipeline.parity(qk_pair.spec), qk_pair.thresholds, qk_pair.id)
-               if r.metric == metric]
+    results = [
+        r
+        for r in gates.check_parity(qk_pair.pipeline.parity(qk_pair.spec), qk_pair.thresholds, qk_pair.id)
+        if r.metric == metric
+    ]
     if not results and metric in TASK_METRICS:
         pytest.skip(f"{metric}: the model's head has no {'masks' if 'mask' in metric else 'keypoints'}")
     qk_pair.assert_passed(results)

@@ -24,8 +24,18 @@ def _record(qk_pair, request) -> dict:
     p = qk_pair.pipeline
     record = p.record(qk_pair.spec)
     serial = not hasattr(request.config, "workerinput")
-    record["latency"] = latency_ratio(p.fp32_reference(qk_pair.spec), p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
-                                      threads=BASELINE_THREADS, rounds=int(qk_pair.thresholds["latency_rounds"])) if serial else None
+    record["latency"] = (
+        latency_ratio(
+            p.fp32_reference(qk_pair.spec),
+            p.model_path(qk_pair.spec),
+            p.hw_nc[0],
+            p.ep,
+            threads=BASELINE_THREADS,
+            rounds=int(qk_pair.thresholds["latency_rounds"]),
+        )
+        if serial
+        else None
+    )
     record["machine"] = fingerprint(BASELINE_THREADS)
     return record
 
@@ -33,7 +43,10 @@ def _record(qk_pair, request) -> dict:
 def _baseline(qk_settings, qk_pair, name):
     path = baseline_dir(qk_settings, qk_settings.compare) / name
     if not path.is_file():
-        pytest.fail(f"no baseline '{qk_settings.compare}' for {qk_pair.id} ({path}): run --quantkit-save-baseline {qk_settings.compare} first")
+        pytest.fail(
+            f"no baseline '{qk_settings.compare}' for {qk_pair.id} ({path}): run --quantkit-save-baseline "
+            f"{qk_settings.compare} first"
+        )
     return json.loads(path.read_text())
 
 
@@ -56,7 +69,9 @@ def qk_record(qk_pair, qk_settings, request):
 def test_record_and_compare(qk_pair, qk_settings, qk_record):
     name, record = qk_record
     if qk_settings.compare:
-        qk_pair.assert_passed(gates.check_baseline(record, _baseline(qk_settings, qk_pair, name), qk_pair.thresholds, qk_pair.id))
+        qk_pair.assert_passed(
+            gates.check_baseline(record, _baseline(qk_settings, qk_pair, name), qk_pair.thresholds, qk_pair.id)
+        )
 
 
 def test_latency_against_baseline(qk_pair, qk_settings, qk_record):
@@ -68,17 +83,26 @@ def test_latency_against_baseline(qk_pair, qk_settings, qk_record):
         pytest.skip("latency is timed in serial runs only (under xdist another worker shares the CPU)")
     then, now = (baseline.get("machine") or {}).get("class"), record["machine"]["class"]
     if not baseline.get("latency") or then != now:
-        pytest.skip(f"baseline '{qk_settings.compare}' was timed on CPU class {then!r}, this run on {now!r}: "
-                    "latency ratios compare only within one CPU class (save a baseline on this class)")
+        pytest.skip(
+            f"baseline '{qk_settings.compare}' was timed on CPU class {then!r}, this run on {now!r}: "
+            "latency ratios compare only within one CPU class (save a baseline on this class)"
+        )
     p, th = qk_pair.pipeline, qk_pair.thresholds
     first = record["latency"]
 
     def measure(rounds):  # the first measurement is the record's own
         if rounds == th["latency_rounds"]:
             return first
-        return latency_ratio(p.fp32_reference(qk_pair.spec), p.model_path(qk_pair.spec), p.hw_nc[0], p.ep,
-                             threads=BASELINE_THREADS, rounds=rounds)
+        return latency_ratio(
+            p.fp32_reference(qk_pair.spec),
+            p.model_path(qk_pair.spec),
+            p.hw_nc[0],
+            p.ep,
+            threads=BASELINE_THREADS,
+            rounds=rounds,
+        )
 
     result, _ = gates.latency_with_retry(
-        measure, lambda m: gates.check_baseline_latency({**record, "latency": m}, baseline, th, qk_pair.id), th)
+        measure, lambda m: gates.check_baseline_latency({**record, "latency": m}, baseline, th, qk_pair.id), th
+    )
     qk_pair.assert_passed([result])
