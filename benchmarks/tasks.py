@@ -69,7 +69,7 @@ def row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str) ->
         "float Convs": len(float_convs(onnx.load(q.output))),
         "box mAP FP32 / INT8": f"{fp32['map50_95']:.4f} / {int8['map50_95']:.4f}",
         "box drop pt [CI95]": f"{100 * (fp32['map50_95'] - int8['map50_95']):.2f} [{box['ci95'][0]:.2f}, "
-        "{box['ci95'][1]:.2f}]",
+        f"{box['ci95'][1]:.2f}]",
         f"{kind} mAP FP32 / INT8": f"{fp32[kind]['map50_95']:.4f} / {int8[kind]['map50_95']:.4f}",
         f"{kind} drop pt [CI95]": f"{100 * (fp32[kind]['map50_95'] - int8[kind]['map50_95']):.2f} "
         f"[{task['ci95'][0]:.2f}, {task['ci95'][1]:.2f}]",
