@@ -96,10 +96,13 @@ class SessionRunner:
         for key, value in (config or {}).items():
             opts.add_session_config_entry(key, value)
         self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-        self.input_name, self.batch = self.session.get_inputs()[0].name, 1
+        self.input_name, self.batch, self.model_path = self.session.get_inputs()[0].name, 1, Path(model)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: tensor})[0]
+
+    def run_all(self, tensor: np.ndarray, first_only: bool = False) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: tensor})
 
 
 @dataclass
