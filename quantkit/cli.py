@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -851,35 +853,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+INTERRUPTED = "quantkit: interrupted: nothing written"
+
+
+def _run(args, interrupted: list) -> int:
+    """The command, with every failure as one line and an exit code (2: bad input or a failed step). A failure
+    after a Ctrl-C (``interrupted``) is the interruption's doing: it is reported as the interruption."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
             return args.func(args)
-    except KeyboardInterrupt:  # temp folders are removed on the way out; outputs are written atomically, last
-        print("quantkit: interrupted: nothing written", file=sys.stderr)
-        return 130
-    except QuantkitError as exc:
-        print(f"quantkit: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # an output path that cannot be written, a disk that is full
-        print(
-            f"quantkit: error: {exc.strerror or exc}: {exc.filename or ''}: check the path and free space",
-            file=sys.stderr,
-        )
-        return 2
-    except Exception as exc:  # noqa: BLE001 - unforeseen: still one line; QUANTKIT_TRACEBACK=1 shows the traceback
+    except Exception as exc:  # noqa: BLE001 - every failure is one line (_failure)
+        if interrupted:
+            raise KeyboardInterrupt from None
+        return _failure(exc)
+
+
+def _failure(exc: Exception) -> int:
+    """One line on stderr for ``exc``; exit code 2. QUANTKIT_TRACEBACK=1 re-raises an unforeseen one."""
+    if isinstance(exc, QuantkitError):
+        line = f"quantkit: error: {exc}"
+    elif isinstance(exc, OSError):  # an output path that cannot be written, a disk that is full
+        line = f"quantkit: error: {exc.strerror or exc}: {exc.filename or ''}: check the path and free space"
+    else:
         if os.environ.get("QUANTKIT_TRACEBACK"):
-            raise
+            raise exc
         from .compat import error_line
 
-        print(
+        line = (
             f"quantkit: error: unexpected {type(exc).__name__}: {error_line(exc)}: rerun with QUANTKIT_TRACEBACK=1 "
-            "and report it",
-            file=sys.stderr,
+            "and report it"
         )
-        return 2
+    print(line, file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    interrupted = []
+
+    def on_interrupt(signum, frame):  # remembered: what a Ctrl-C breaks on its way (a child process) is not a bug
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
+    try:
+        code = _run(args, interrupted)
+    except KeyboardInterrupt:  # temp folders are removed on the way out; outputs are written atomically, last
+        interrupted.append(signal.SIGINT)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:  # also when the interruption surfaced as another error first
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return code
 
 
 if __name__ == "__main__":

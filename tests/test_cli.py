@@ -373,3 +373,22 @@ def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
     monkeypatch.setenv("QUANTKIT_TRACEBACK", "1")
     with pytest.raises(RuntimeError):
         main(["compare", "a.onnx", "b.onnx", "--images", "x"])
+
+
+def test_an_error_a_ctrl_c_causes_on_its_way_out_is_still_an_interruption(tiny_model, monkeypatch, capsys):
+    """A Ctrl-C that surfaces as another exception first (a child process or native call cut short) is reported
+    as the interruption, exit 130 in one line, not as a bug to report (seen under load: 'unexpected ...')."""
+
+    def broken_by_the_interrupt(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise RuntimeError("child process exited with -2") from None
+        return 0
+
+    args = build_parser().parse_args(["eval", str(tiny_model), "--images", ".", "--ann", "a.json"])
+    monkeypatch.setattr(quantkit.cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, a: args})())
+    args.func = broken_by_the_interrupt
+    assert main(["eval"]) == 130
+    assert capsys.readouterr().err == "quantkit: interrupted: nothing written\n"
