@@ -54,6 +54,7 @@ def test_readme_fixture_table_is_the_committed_check_report():
     labels = {
         "FP32": "FP32 @ cpu",
         "INT8, onnxruntime's defaults (the seed's configuration)": "INT8 naive @ cpu",
+        "INT8, Ultralytics' `yolo export format=onnx int8=True` recipe": "INT8 ultralytics-ort @ cpu",
         "INT8, quantkit `static-qdq`": "INT8 static-qdq @ cpu",
     }
     table = README.split("| model (fixture, 192x320) |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
