@@ -111,4 +111,5 @@ def test_eval_json_matches_pycocotools_on_the_fixture(case_id, tmp_path, run_cli
         direct = direct_map(case.coco_ann, [{k: v for k, v in d.items() if k != "bbox"} for d in dets], "segm")
     else:
         direct = direct_map(case.coco_ann, dets, "keypoints")
-    assert stats[LABEL[task]]["map50_95"] == pytest.approx(direct, abs=1e-12) and direct > 0.2
+    assert stats[LABEL[task]]["map50_95"] == pytest.approx(direct, abs=1e-12)
+    assert 0.05 < direct < 0.99, direct  # a figure that can disagree (the pose fixture's keypoint mAP is 0.13)
