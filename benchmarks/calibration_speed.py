@@ -88,10 +88,14 @@ timed(calibrate.MinMaxCalibrater, "collect_data", "calibration inference + range
 timed(qdq.QDQQuantizer, "quantize_model", "onnxruntime quantize_model (Python)")
 args = sys.argv[1:]
 if args[0] == "-m":
-    timed(importlib.import_module("quantkit.quantization.quantizer"), "load_calibration", "quantkit: read + letterbox 100 images")
+    quantizer = importlib.import_module("quantkit.quantization.quantizer")
+    timed(quantizer, "load_calibration", "quantkit: read + letterbox 100 images")
 atexit.register(lambda: open(os.environ["STAGES_OUT"], "w").write(json.dumps(seconds)))
 sys.argv = args[1:] if args[0] == "-m" else args
-runpy.run_module(sys.argv[0], run_name="__main__") if sys.argv[0] == "quantkit" else runpy.run_path(sys.argv[0], run_name="__main__")
+if sys.argv[0] == "quantkit":
+    runpy.run_module(sys.argv[0], run_name="__main__")
+else:
+    runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -101,8 +105,13 @@ def stage_seconds(command: list[str], env: dict | None = None) -> dict[str, floa
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "stages.json"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", STAGED, *command], check=True, capture_output=True,
-                       env={**(env or os.environ), "STAGES_OUT": str(out)}, cwd=tmp)
+        subprocess.run(
+            [sys.executable, "-c", STAGED, *command],
+            check=True,
+            capture_output=True,
+            env={**(env or os.environ), "STAGES_OUT": str(out)},
+            cwd=tmp,
+        )
         total = time.perf_counter() - start
         stages = json.loads(out.read_text())
     return {**stages, "other (imports, process start, load/save, checks)": total - sum(stages.values()), "total": total}
@@ -120,11 +129,15 @@ def main(argv=None) -> int:
             best["seed"].append(_timed([sys.executable, "-c", SEED, str(MODEL), str(CALIB), f"{tmp}/seed.onnx"]))
             quantize = [sys.executable, "-m", "quantkit", "quantize", str(MODEL), "--calib", str(CALIB), "--json"]
             best["quantkit cold"].append(_timed(quantize + ["-o", f"{tmp}/qdq.onnx"], env))
-            best["quantkit warm (cached ranges)"].append(_timed(quantize + ["-o", f"{tmp}/qop.onnx", "--format", "qoperator"], env))
+            best["quantkit warm (cached ranges)"].append(
+                _timed(quantize + ["-o", f"{tmp}/qop.onnx", "--format", "qoperator"], env)
+            )
     info = cpu_info()
     seed = min(best["seed"])
-    print(f"static quantization of the fixture, 100 calibration images, fresh processes, best of {args.rounds}; "
-          f"CPU {info['brand']} [{', '.join(info['flags'])}], {os.cpu_count()} cores; onnxruntime {compat.ORT_VERSION}\n")
+    print(
+        f"static quantization of the fixture, 100 calibration images, fresh processes, best of {args.rounds}; "
+        f"CPU {info['brand']} [{', '.join(info['flags'])}], {os.cpu_count()} cores; onnxruntime {compat.ORT_VERSION}\n"
+    )
     print("| path | best s | all runs s | vs seed |\n|---|---|---|---|")
     for name, runs in best.items():
         print(f"| {name} | {min(runs):.2f} | {', '.join(f'{r:.2f}' for r in runs)} | {min(runs) / seed:.2f}x |")
@@ -133,8 +146,10 @@ def main(argv=None) -> int:
             script = Path(tmp) / "seed.py"
             script.write_text(SEED)
             seed_stages = stage_seconds([str(script), str(MODEL), str(CALIB), f"{tmp}/seed.onnx"])
-            ours = stage_seconds(["-m", "quantkit", "quantize", str(MODEL), "--calib", str(CALIB), "-o", f"{tmp}/qdq.onnx"],
-                                 {**os.environ, "QUANTKIT_CACHE": tmp})
+            ours = stage_seconds(
+                ["-m", "quantkit", "quantize", str(MODEL), "--calib", str(CALIB), "-o", f"{tmp}/qdq.onnx"],
+                {**os.environ, "QUANTKIT_CACHE": tmp},
+            )
         print("\nwhere a cold run's time goes (one more run of each, seconds):\n")
         print("| stage | seed | quantkit cold |\n|---|---|---|")
         for name in dict.fromkeys([*ours, *seed_stages]):

@@ -1,14 +1,16 @@
 """Which NNCF configuration is the strongest OpenVINO peer: ignored scopes, presets, subset_size and the
 LATENCY hint, each model's FakeQuantize count, mAP50-95 drop and latency, in one process.
 
-    PYTHONPATH=.:benchmarks python benchmarks/nncf_variants.py [--rounds N] [--runs N] [--skip-map | --skip-timing] [--only TEXT]
+    PYTHONPATH=.:benchmarks python benchmarks/nncf_variants.py [--rounds N] [--runs N] \\
+        [--skip-map | --skip-timing] [--only TEXT]
 
 Every variant is ``nncf.quantize`` on the fixture (shapes-v8n-192x320) read by OpenVINO from the ONNX file,
 calibrated on the same 100 letterboxed images as quantkit (``load_calibration``), made once and cached under
 ``<cache>/peer_variants``. The model is either ``openvino.Core().read_model`` of the ONNX file (the graph as
 the file spells it: SiLU as Sigmoid and Multiply, each Conv's bias broadcast through ShapeOf/Broadcast) or
 ``openvino.convert_model`` of it (OpenVINO's conversion transformations: SiLU fused into Swish, shape
-subgraphs folded; what ``yolo export format=openvino`` quantizes, since it converts with ``convert_model``). Ignored scopes (every one also ignores every Sigmoid by type, as Ultralytics does):
+subgraphs folded; what ``yolo export format=openvino`` quantizes, since it converts with ``convert_model``).
+Ignored scopes (every one also ignores every Sigmoid by type, as Ultralytics does):
 
   head        the nodes of quantkit's head finder (``heads.find``): decode, DFL, the head's Concat/Reshape/Slice
   head-math   the head finder's nodes that compute (Add/Sub/Mul/Div, the DFL's Softmax and Conv), not the ones
@@ -32,7 +34,6 @@ import re
 import statistics
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import onnx
@@ -60,12 +61,14 @@ def scope(kind: str, proto: onnx.ModelProto):
     if kind == "head":
         return nncf.IgnoredScope(names=list(head.nodes), types=["Sigmoid"], validate=False)
     if kind == "head-math":
-        return nncf.IgnoredScope(names=[n for n in head.nodes if ops[n] not in MOVES_DATA], types=["Sigmoid"],
-                                 validate=False)
+        return nncf.IgnoredScope(
+            names=[n for n in head.nodes if ops[n] not in MOVES_DATA], types=["Sigmoid"], validate=False
+        )
     if kind == "patterns":
         prefix = re.escape(os.path.commonprefix(list(head.nodes)).rsplit("/", 1)[0] + "/")  # "/model\.22/"
-        return nncf.IgnoredScope(patterns=[f"{prefix}(Add|Sub|Mul|Div)(_[0-9]+)?", f"{prefix}dfl/.*"],
-                                 types=["Sigmoid"], validate=False)
+        return nncf.IgnoredScope(
+            patterns=[f"{prefix}(Add|Sub|Mul|Div)(_[0-9]+)?", f"{prefix}dfl/.*"], types=["Sigmoid"], validate=False
+        )
     raise ValueError(kind)
 
 
@@ -73,8 +76,9 @@ def make(model: Path, calib, cache: Path, kind: str, preset: str, subset: int, r
     import nncf
     import openvino as ov
 
-    key = hashlib.sha256(model.read_bytes() + calib.tensors.tobytes()
-                         + f"{kind}-{preset}-{subset}-{reader}-{peer.versions()}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        model.read_bytes() + calib.tensors.tobytes() + f"{kind}-{preset}-{subset}-{reader}-{peer.versions()}".encode()
+    ).hexdigest()[:12]
     out = cache / "peer_variants" / f"{model.stem}-{reader}-{kind}-{preset}-{subset}-{key}.xml"
     if out.is_file():
         return out
@@ -86,8 +90,13 @@ def make(model: Path, calib, cache: Path, kind: str, preset: str, subset: int, r
     nncf.set_log_level(logging.WARNING)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
-        quantized = nncf.quantize(ov_model, dataset, preset=getattr(nncf.QuantizationPreset, preset),
-                                  subset_size=subset, ignored_scope=scope(kind, proto))
+        quantized = nncf.quantize(
+            ov_model,
+            dataset,
+            preset=getattr(nncf.QuantizationPreset, preset),
+            subset_size=subset,
+            ignored_scope=scope(kind, proto),
+        )
     log(f"{out.name}: nncf.quantize {time.perf_counter() - started:.1f} s")
     out.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out))
@@ -111,15 +120,24 @@ def main() -> None:
     case = load_manifest(FIXTURES / "manifest.toml").cases[0]
     pipe = CasePipeline(case, "cpu")
     hw, info = pipe.hw_nc[0], cpu_info()
-    print(f"CPU {info['brand']} ({os.cpu_count()} logical cores), INT8 flags {', '.join(info['flags']) or 'none'}; "
-          f"onnxruntime {compat.ORT_VERSION}; {peer.versions()}; load average {os.getloadavg()} at the start\n")
+    print(
+        f"CPU {info['brand']} ({os.cpu_count()} logical cores), INT8 flags {', '.join(info['flags']) or 'none'}; "
+        f"onnxruntime {compat.ORT_VERSION}; {peer.versions()}; load average {os.getloadavg()} at the start\n"
+    )
     calib = load_calibration(case.calib, hw, progress=False)
     n = len(calib.tensors)
-    specs = [("read", "head", "MIXED", n), ("convert", "head", "MIXED", n), ("convert", "head-math", "MIXED", n),
-             ("convert", "patterns", "MIXED", n), ("convert", "head", "PERFORMANCE", n),
-             ("convert", "head", "MIXED", n // 2)]
-    models = {f"NNCF {r}_model, {k}, {p}, {s} img": make(case.model, calib, pipe.cache_dir, k, p, s, r)
-              for r, k, p, s in specs}
+    specs = [
+        ("read", "head", "MIXED", n),
+        ("convert", "head", "MIXED", n),
+        ("convert", "head-math", "MIXED", n),
+        ("convert", "patterns", "MIXED", n),
+        ("convert", "head", "PERFORMANCE", n),
+        ("convert", "head", "MIXED", n // 2),
+    ]
+    models = {
+        f"NNCF {r}_model, {k}, {p}, {s} img": make(case.model, calib, pipe.cache_dir, k, p, s, r)
+        for r, k, p, s in specs
+    }
     int8 = Path(pipe.quantized(DEFAULT).output)
     runners: dict[tuple[str, int], object] = {}
     labels = ["quantkit INT8 (onnxruntime CPU EP)"] + list(models)
@@ -163,11 +181,14 @@ def main() -> None:
         for t in THREADS:
             rows[lab][f"ms @{t}t"] = round(statistics.median(blocks[(lab, t)]), 3)
         for t in THREADS:
-            rows[lab][f"x ref @{t}t"] = round(statistics.median(
-                [a / b for a, b in zip(blocks[(lab, t)], blocks[(ref, t)])]), 3)
+            rows[lab][f"x ref @{t}t"] = round(
+                statistics.median([a / b for a, b in zip(blocks[(lab, t)], blocks[(ref, t)])]), 3
+            )
     spread = {t: max(max(b) / min(b) for (_, tt), b in blocks.items() if tt == t) for t in THREADS}
-    print(f"{args.rounds} rounds, {args.runs} runs a block; ref = {ref}; load average {load} before timing, "
-          f"{os.getloadavg()} after; widest block spread {spread}\n")
+    print(
+        f"{args.rounds} rounds, {args.runs} runs a block; ref = {ref}; load average {load} before timing, "
+        f"{os.getloadavg()} after; widest block spread {spread}\n"
+    )
     print(markdown_table(list(rows.values())))
 
 
@@ -178,8 +199,9 @@ class _HintRunner(peer.OVRunner):
         import openvino as ov
 
         self.model_path, self.ep, self.threads, self.batch = Path(model_path), peer.EP, threads, 1
-        self.compiled = ov.Core().compile_model(str(model_path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                          "PERFORMANCE_HINT": "LATENCY"})
+        self.compiled = ov.Core().compile_model(
+            str(model_path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        )
         self.request = self.compiled.create_infer_request()
 
 

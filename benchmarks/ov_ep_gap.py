@@ -17,13 +17,11 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-WORKER = r'''
+WORKER = r"""
 import sys, time, statistics, numpy as np, onnxruntime as ort
 model = sys.argv[1]
 sessions = {}
@@ -59,7 +57,7 @@ while True:
         out.write((" ".join(str(len(o.shape)) + ":" + ",".join(map(str, o.shape)) for o in outs) + "\n").encode())
         for o in outs: out.write(np.ascontiguousarray(o, np.float32).tobytes())
         out.flush()
-'''
+"""
 
 
 class Worker:
@@ -74,7 +72,9 @@ class Worker:
 
     def run_all(self, ep: str, threads: int, tensor: np.ndarray) -> list[np.ndarray]:
         h, w = tensor.shape[2:]
-        self.proc.stdin.write(f"run {ep} {threads} {h} {w}\n".encode() + np.ascontiguousarray(tensor, np.float32).tobytes())
+        self.proc.stdin.write(
+            f"run {ep} {threads} {h} {w}\n".encode() + np.ascontiguousarray(tensor, np.float32).tobytes()
+        )
         self.proc.stdin.flush()
         outs = []
         for spec in self.proc.stdout.readline().decode().split():
@@ -120,22 +120,29 @@ def main() -> None:
     int8 = Path(pipe.quantized(DEFAULT).output)
     xml = peer.nncf_int8(case.model, load_calibration(case.calib, hw, progress=False), pipe.cache_dir)
     worker = Worker(args.ep_python, int8)
-    print(f"CPU {info['brand']} ({os.cpu_count()} logical cores), INT8 flags {', '.join(info['flags']) or 'none'}; "
-          f"peer: {peer.versions()} (this process, onnxruntime {compat.ORT_VERSION}); worker: onnxruntime-openvino "
-          f"{worker.version}; load average {os.getloadavg()} at the start\n")
+    print(
+        f"CPU {info['brand']} ({os.cpu_count()} logical cores), INT8 flags {', '.join(info['flags']) or 'none'}; "
+        f"peer: {peer.versions()} (this process, onnxruntime {compat.ORT_VERSION}); worker: onnxruntime-openvino "
+        f"{worker.version}; load average {os.getloadavg()} at the start\n"
+    )
     from quantkit.measure.session import Runner
 
     fp32 = map50_95(pipe, Runner(case.model, "cpu", 2))
     log("mAP of quantkit INT8 on the OpenVINO EP")
-    maps = {"quantkit INT8 on onnxruntime-openvino's OpenVINO EP": map50_95(pipe, WorkerRunner(worker, "openvino", 2, int8)),
-            "quantkit INT8 on onnxruntime-openvino's CPU EP": None, peer.LABEL: map50_95(pipe, peer.OVRunner(xml, 2))}
+    maps = {
+        "quantkit INT8 on onnxruntime-openvino's OpenVINO EP": map50_95(
+            pipe, WorkerRunner(worker, "openvino", 2, int8)
+        ),
+        "quantkit INT8 on onnxruntime-openvino's CPU EP": None,
+        peer.LABEL: map50_95(pipe, peer.OVRunner(xml, 2)),
+    }
     names = list(maps)
     peer_runners = {t: peer.OVRunner(xml, t) for t in THREADS}
     tensor = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
     blocks: dict = {}
     load = os.getloadavg()
     for r in range(args.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for t in THREADS:
             for name in order:
                 if name == peer.LABEL:
@@ -150,13 +157,16 @@ def main() -> None:
         for t in THREADS:
             row[f"ms @{t}t"] = round(statistics.median(blocks[(name, t)]), 3)
         for t in THREADS:
-            row[f"x peer @{t}t"] = round(statistics.median(
-                [a / b for a, b in zip(blocks[(name, t)], blocks[(peer.LABEL, t)])]), 3)
+            row[f"x peer @{t}t"] = round(
+                statistics.median([a / b for a, b in zip(blocks[(name, t)], blocks[(peer.LABEL, t)])]), 3
+            )
         row["drop pt"] = round(100 * (fp32 - maps[name]), 2) if maps[name] is not None else "same file as above"
         rows.append(row)
     spread = {t: round(max(max(b) / min(b) for (_, tt), b in blocks.items() if tt == t), 2) for t in THREADS}
-    print(f"{args.rounds} rounds, {args.runs} runs a block; FP32 mAP50-95 {fp32:.4f}; load average {load} before "
-          f"timing, {os.getloadavg()} after; widest block spread {spread}\n")
+    print(
+        f"{args.rounds} rounds, {args.runs} runs a block; FP32 mAP50-95 {fp32:.4f}; load average {load} before "
+        f"timing, {os.getloadavg()} after; widest block spread {spread}\n"
+    )
     print(markdown_table(rows))
     worker.proc.stdin.close()
 

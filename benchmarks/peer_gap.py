@@ -82,12 +82,18 @@ def log(text: str) -> None:
 
 # -- runners ---------------------------------------------------------------------------------------
 
+
 class SessionRunner:
     """An onnxruntime CPU session as quantkit's ``Runner`` makes it (``threads`` intra-op, 1 inter-op),
     plus the session options a lever changes: the optimization level and session config entries."""
 
-    def __init__(self, model: Path, threads: int, level: ort.GraphOptimizationLevel | None = None,
-                 config: dict[str, str] | None = None):
+    def __init__(
+        self,
+        model: Path,
+        threads: int,
+        level: ort.GraphOptimizationLevel | None = None,
+        config: dict[str, str] | None = None,
+    ):
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
@@ -111,14 +117,28 @@ class Variant:
     make: Callable[[int], object]  # threads -> a runner
     model: Path | None = None  # the ONNX file, for the Q/DQ column
     note: str = ""
-    map_of: str | None = None  # runs the same graph as that variant (session options only): its mAP, not evaluated again
+    map_of: str | None = (
+        None  # runs the same graph as that variant (session options only): its mAP, not evaluated again
+    )
 
 
 # -- levers quantkit's quantize API does not expose: extra_options and shared Concat ranges ---------
 
 # ops whose output onnxruntime's QDQ quantizer gives its input's scale (QDQDirect8BitOp, QDQSplit, QDQResize, ...)
-SAME_AS_INPUT = {"Split", "Resize", "MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Slice",
-                 "Pad", "Gather", "AveragePool"}
+SAME_AS_INPUT = {
+    "Split",
+    "Resize",
+    "MaxPool",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Slice",
+    "Pad",
+    "Gather",
+    "AveragePool",
+}
 
 
 def _concat_groups(model: onnx.ModelProto, excluded: set[str], names: set[str]) -> list[set[str]]:
@@ -164,7 +184,9 @@ class _SharedConcatRanges:
 
         compute = getattr(self._calibrator, "compute_data", None) or self._calibrator.compute_range
         ranges = compute()
-        groups = _concat_groups(onnx.load(self._model_path, load_external_data=False), self._excluded, set(ranges.keys()))
+        groups = _concat_groups(
+            onnx.load(self._model_path, load_external_data=False), self._excluded, set(ranges.keys())
+        )
         for group in groups:
             lo = min(ranges[t].range_value[0] for t in group)
             hi = max(ranges[t].range_value[1] for t in group)
@@ -192,8 +214,9 @@ def ort_levers(extra_options: dict | None = None, shared_concat: bool = False, r
             return real(model_input, model_output, reader, preprocessed, **options)
         inner = ort_quantize.create_calibrator  # quantkit's (ranges.fast_calibration), active around this call
         excluded = set(options.get("nodes_to_exclude") or [])
-        ort_quantize.create_calibrator = lambda *a, **k: _SharedConcatRanges(inner(*a, **k), str(model_input), excluded,
-                                                                             report if report is not None else {})
+        ort_quantize.create_calibrator = lambda *a, **k: _SharedConcatRanges(
+            inner(*a, **k), str(model_input), excluded, report if report is not None else {}
+        )
         try:
             return real(model_input, model_output, reader, preprocessed, **options)
         finally:
@@ -210,7 +233,9 @@ def lever_spec(name: str, extra_options: dict | None = None, shared_concat: bool
     """A ConfigSpec whose id names what the pipeline's cache key cannot see (extra options, shared ranges),
     so each lever gets its own cached model (remade when the Concat grouping code changes)."""
     code = inspect.getsource(_concat_groups) + inspect.getsource(_SharedConcatRanges) + str(sorted(SAME_AS_INPUT))
-    tag = hashlib.sha256(json.dumps([extra_options, code if shared_concat else None], sort_keys=True).encode()).hexdigest()[:8]
+    tag = hashlib.sha256(
+        json.dumps([extra_options, code if shared_concat else None], sort_keys=True).encode()
+    ).hexdigest()[:8]
     return ConfigSpec(f"gap-{name}-{tag}", "default", overrides)
 
 
@@ -231,8 +256,11 @@ def concat_scales(model: onnx.ModelProto) -> str:
     for node in model.graph.node:
         if node.op_type != "Concat":
             continue
-        scales = [inits.get(producer[i].input[1]) for i in node.input
-                  if i in producer and producer[i].op_type == "DequantizeLinear"]
+        scales = [
+            inits.get(producer[i].input[1])
+            for i in node.input
+            if i in producer and producer[i].op_type == "DequantizeLinear"
+        ]
         scales += [inits.get(c.input[1]) for c in consumers[node.output[0]] if c.op_type == "QuantizeLinear"]
         if len(scales) < 2 or any(s is None for s in scales):
             continue  # a float Concat (the head) or a QOperator graph
@@ -242,6 +270,7 @@ def concat_scales(model: onnx.ModelProto) -> str:
 
 
 # -- the variants -----------------------------------------------------------------------------------
+
 
 def build(pipe: CasePipeline, notes: list[str]) -> list[Variant]:
     """FP32, quantkit's default INT8, each lever, and the peer; a lever that cannot be built is a note."""
@@ -270,31 +299,54 @@ def build(pipe: CasePipeline, notes: list[str]) -> list[Variant]:
         path = quantized(label, spec, extra, shared)
         if path is not None:
             same = graph_digest(path) == graph_digest(int8)
-            variants.append(Variant(label, lambda t: Runner(path, "cpu", t), path,
-                                    "the same graph as quantkit INT8: a no-op on this model" if same else "",
-                                    variants[1].name if same else None))
+            variants.append(
+                Variant(
+                    label,
+                    lambda t: Runner(path, "cpu", t),
+                    path,
+                    "the same graph as quantkit INT8: a no-op on this model" if same else "",
+                    variants[1].name if same else None,
+                )
+            )
 
     lever("(a) QOperator", ConfigSpec("static-qoperator", "qoperator"))
     optimized = offline_optimized(int8, pipe.cache_dir, notes)
     if optimized is not None:
-        for label, level in (("disabled", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
-                             ("basic", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)):
-            variants.append(Variant(f"(b) ORT-optimized offline, loaded {label}",
-                                    lambda t, level=level: SessionRunner(optimized, t, level), optimized))
+        for label, level in (
+            ("disabled", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+            ("basic", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
+        ):
+            variants.append(
+                Variant(
+                    f"(b) ORT-optimized offline, loaded {label}",
+                    lambda t, level=level: SessionRunner(optimized, t, level),
+                    optimized,
+                )
+            )
     lever("(c) only Conv quantized", lever_spec("conv-only", op_types=("Conv",)))
     for option in ("QDQKeepRemovableActivations", "ActivationSymmetric", "DedicatedQDQPair"):
         extra = {option: True}
         lever(f"(d) {option}", lever_spec(option, extra), extra)
     lever("(e) one scale per Concat", lever_spec("shared-concat", None, True), shared=True)
-    for label, config in (("spinning off", {"session.intra_op.allow_spinning": "0"}),
-                          ("dynamic_block_base 4", {"session.dynamic_block_base": "4"})):
-        variants.append(Variant(f"(f) {label}", lambda t, config=config: SessionRunner(int8, t, config=config), int8,
-                                map_of=variants[1].name))
+    for label, config in (
+        ("spinning off", {"session.intra_op.allow_spinning": "0"}),
+        ("dynamic_block_base 4", {"session.dynamic_block_base": "4"}),
+    ):
+        variants.append(
+            Variant(
+                f"(f) {label}",
+                lambda t, config=config: SessionRunner(int8, t, config=config),
+                int8,
+                map_of=variants[1].name,
+            )
+        )
 
     lever("(g) without the Softmax rewrite", lever_spec("slow-softmax", fast_softmax=False))
     rewritten = fast_softmax_fp32(fp32, pipe.cache_dir, pipe.hw_nc[0])
     if rewritten:
-        variants.append(Variant("(g) FP32 with the Softmax rewrite", lambda t: Runner(rewritten[0], "cpu", t), rewritten[0]))
+        variants.append(
+            Variant("(g) FP32 with the Softmax rewrite", lambda t: Runner(rewritten[0], "cpu", t), rewritten[0])
+        )
 
     if peer.available():
         log("the peer: NNCF INT8 (cached after the first run)")
@@ -308,7 +360,11 @@ def build(pipe: CasePipeline, notes: list[str]) -> list[Variant]:
 
 def offline_optimized(int8: Path, cache_dir: Path, notes: list[str]) -> Path | None:
     """``int8`` as a session at ORT_ENABLE_ALL saves it (hardware-specific: NCHWc layouts, this CPU's kernels)."""
-    out = cache_dir / "peer_gap" / f"{int8.stem}-ort{compat.ORT_VERSION}-all-{cpu_info()['brand'].replace(' ', '')[:24]}.onnx"
+    out = (
+        cache_dir
+        / "peer_gap"
+        / f"{int8.stem}-ort{compat.ORT_VERSION}-all-{cpu_info()['brand'].replace(' ', '')[:24]}.onnx"
+    )
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -326,15 +382,17 @@ def offline_optimized(int8: Path, cache_dir: Path, notes: list[str]) -> Path | N
 
 # -- timing, accuracy, profiles -------------------------------------------------------------------------
 
-def time_blocks(runners: dict[tuple[str, int], object], names: list[str], hw: tuple[int, int], rounds: int,
-                runs: int) -> dict:
+
+def time_blocks(
+    runners: dict[tuple[str, int], object], names: list[str], hw: tuple[int, int], rounds: int, runs: int
+) -> dict:
     """{(name, threads): [block ms per round]}: every round, every variant's block at each thread count,
     the variant order rotated by one each round."""
     tensor = sample_input(hw)
     blocks: dict[tuple[str, int], list[float]] = defaultdict(list)
     for r in range(rounds):
         started = time.perf_counter()
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for threads in THREADS:
             for name in order:
                 blocks[(name, threads)].append(peer.block_ms(runners[(name, threads)], tensor, runs))
@@ -343,7 +401,9 @@ def time_blocks(runners: dict[tuple[str, int], object], names: list[str], hw: tu
 
 
 def map50_95(pipe: CasePipeline, runner) -> float:
-    return score(pipe.coco[0], predict(runner, pipe.images, pipe.hw_nc[1]), pipe.images, pipe.classes)["metrics"]["map50_95"]
+    return score(pipe.coco[0], predict(runner, pipe.images, pipe.hw_nc[1]), pipe.images, pipe.classes)["metrics"][
+        "map50_95"
+    ]
 
 
 def ov_profile(xml: Path, hw: tuple[int, int], runs: int) -> list[dict]:
@@ -352,8 +412,10 @@ def ov_profile(xml: Path, hw: tuple[int, int], runs: int) -> list[dict]:
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(xml), "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": 1})
-    precision = {op.get_friendly_name(): op.get_rt_info()["runtimePrecision"].astype(str)
-                 for op in compiled.get_runtime_model().get_ordered_ops()}
+    precision = {
+        op.get_friendly_name(): op.get_rt_info()["runtimePrecision"].astype(str)
+        for op in compiled.get_runtime_model().get_ordered_ops()
+    }
     request, tensor = compiled.create_infer_request(), sample_input(hw)
     for _ in range(5):
         request.infer([tensor])
@@ -367,19 +429,43 @@ def ov_profile(xml: Path, hw: tuple[int, int], runs: int) -> list[dict]:
                 totals[key] += info.real_time.total_seconds()
                 precisions[key].add(precision.get(info.node_name, "?"))
     total = sum(totals.values())
-    return [{"layer": layer, "kernel": kernel, "precision": ",".join(sorted(precisions[(layer, kernel)])),
-             "ms / inference": round(1e3 * s / runs, 3), "share %": round(100 * s / total, 1)}
-            for (layer, kernel), s in sorted(totals.items(), key=lambda kv: -kv[1]) if s > 0]
+    return [
+        {
+            "layer": layer,
+            "kernel": kernel,
+            "precision": ",".join(sorted(precisions[(layer, kernel)])),
+            "ms / inference": round(1e3 * s / runs, 3),
+            "share %": round(100 * s / total, 1),
+        }
+        for (layer, kernel), s in sorted(totals.items(), key=lambda kv: -kv[1])
+        if s > 0
+    ]
 
 
 CATEGORIES = (  # first match wins: QLinearConv is a convolution, QLinearConcat a Concat
     ("convolution", ("Conv",)),
     ("pooling", ("Pool",)),
-    ("concat / split / layout / resize", ("Concat", "Split", "Reshape", "Transpose", "Slice", "Reorder", "Resize",
-                                          "Interpolate", "Gather", "Squeeze", "Flatten")),
+    (
+        "concat / split / layout / resize",
+        (
+            "Concat",
+            "Split",
+            "Reshape",
+            "Transpose",
+            "Slice",
+            "Reorder",
+            "Resize",
+            "Interpolate",
+            "Gather",
+            "Squeeze",
+            "Flatten",
+        ),
+    ),
     ("quantize / dequantize", ("QuantizeLinear", "DequantizeLinear", "FakeQuantize")),
-    ("elementwise / activation (OpenVINO 'Subgraph': fused elementwise)", ("Sigmoid", "Mul", "Add", "Sub", "Div",
-                                                                         "Softmax", "Subgraph", "Eltwise", "Swish")),
+    (
+        "elementwise / activation (OpenVINO 'Subgraph': fused elementwise)",
+        ("Sigmoid", "Mul", "Add", "Sub", "Div", "Softmax", "Subgraph", "Eltwise", "Swish"),
+    ),
 )
 
 
@@ -394,14 +480,23 @@ def by_category(ort_rows: list[dict], ov_rows: list[dict]) -> list[dict]:
     for row in ov_rows:
         cats[category(row["layer"])][1] += row["ms / inference"]
     order = [name for name, _ in CATEGORIES] + ["other"]
-    rows = [{"category": c, "onnxruntime INT8 ms": round(cats[c][0], 3), "OpenVINO INT8 ms": round(cats[c][1], 3)}
-            for c in order if c in cats]
-    rows.append({"category": "all nodes", "onnxruntime INT8 ms": round(sum(r["ms / inference"] for r in ort_rows), 3),
-                 "OpenVINO INT8 ms": round(sum(r["ms / inference"] for r in ov_rows), 3)})
+    rows = [
+        {"category": c, "onnxruntime INT8 ms": round(cats[c][0], 3), "OpenVINO INT8 ms": round(cats[c][1], 3)}
+        for c in order
+        if c in cats
+    ]
+    rows.append(
+        {
+            "category": "all nodes",
+            "onnxruntime INT8 ms": round(sum(r["ms / inference"] for r in ort_rows), 3),
+            "OpenVINO INT8 ms": round(sum(r["ms / inference"] for r in ov_rows), 3),
+        }
+    )
     return rows
 
 
 # -- main --------------------------------------------------------------------------------------------
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -414,9 +509,11 @@ def main() -> None:
     pipe = CasePipeline(case, "cpu")
     hw, info = pipe.hw_nc[0], cpu_info()
     print(f"# The gap to the peer: {case.model.name}, {'x'.join(map(str, hw))}\n")
-    print(f"CPU {info['brand']} ({os.cpu_count()} logical cores), INT8 flags {', '.join(info['flags']) or 'none'}; "
-          f"onnxruntime {compat.ORT_VERSION}; {peer.versions() if peer.available() else 'openvino/nncf not installed'}; "
-          f"load average {os.getloadavg()[0]:.2f} at the start\n")
+    print(
+        f"CPU {info['brand']} ({os.cpu_count()} logical cores), INT8 flags {', '.join(info['flags']) or 'none'}; "
+        f"onnxruntime {compat.ORT_VERSION}; {peer.versions() if peer.available() else 'openvino/nncf not installed'}; "
+        f"load average {os.getloadavg()[0]:.2f} at the start\n"
+    )
 
     notes: list[str] = []
     variants = build(pipe, notes)
@@ -437,8 +534,11 @@ def main() -> None:
         for t in THREADS:
             row[f"ms @{t}t"] = round(statistics.median(blocks[(v.name, t)]), 3)
         for t in THREADS:
-            row[f"x peer @{t}t"] = round(statistics.median(
-                [a / b for a, b in zip(blocks[(v.name, t)], blocks[(peer.LABEL, t)])]), 3) if has_peer else None
+            row[f"x peer @{t}t"] = (
+                round(statistics.median([a / b for a, b in zip(blocks[(v.name, t)], blocks[(peer.LABEL, t)])]), 3)
+                if has_peer
+                else None
+            )
         row["mAP50-95"] = round(maps[v.name], 4)
         row["drop pt"] = round(100 * (fp32_map - maps[v.name]), 2)
         if v.model is not None:
@@ -453,11 +553,17 @@ def main() -> None:
     spread = {t: max(max(b) / min(b) for (_, tt), b in blocks.items() if tt == t) for t in THREADS}
     print(f"## Latency and accuracy ({args.rounds} rounds, {args.runs} runs a block; median of block medians)\n")
     print(markdown_table(rows))
-    print("\nms @Nt: median block time at N threads; x peer @Nt: median over rounds of the block's time over the peer's "
-          "block of the same round; drop pt: FP32 mAP50-95 minus the variant's, in points; Q/DQ: QuantizeLinear/"
-          "DequantizeLinear nodes in the ONNX file; Concat one scale: QDQ Concats whose inputs and output share one scale.")
-    print("\nWidest max/min block ratio of a variant across rounds: "
-          + ", ".join(f"{spread[t]:.2f} at {t} thread(s)" for t in THREADS) + " (above ~1.1: a noisy machine, rerun)")
+    print(
+        "\nms @Nt: median block time at N threads; x peer @Nt: median over rounds of the block's time over the peer's "
+        "block of the same round; drop pt: FP32 mAP50-95 minus the variant's, in points; Q/DQ: QuantizeLinear/"
+        "DequantizeLinear nodes in the ONNX file; Concat one scale: QDQ Concats whose inputs and output share one "
+        "scale."
+    )
+    print(
+        "\nWidest max/min block ratio of a variant across rounds: "
+        + ", ".join(f"{spread[t]:.2f} at {t} thread(s)" for t in THREADS)
+        + " (above ~1.1: a noisy machine, rerun)"
+    )
     for note in notes:
         print(f"- {note}")
 
@@ -467,7 +573,10 @@ def main() -> None:
     print(markdown_table(ort_rows))
     if has_peer:
         ov_rows = ov_profile(runners[(peer.LABEL, 1)].model_path, hw, args.profile_runs)
-        print("\n## OpenVINO per layer type and kernel (NNCF INT8, PERF_COUNT; precision: the layers' runtime precision)\n")
+        print(
+            "\n## OpenVINO per layer type and kernel (NNCF INT8, PERF_COUNT; precision: the layers' runtime "
+            "precision)\n"
+        )
         print(markdown_table(ov_rows))
         print("\n## Side by side, by category (ms per inference, 1 thread; profilers' node times, not wall time)\n")
         print(markdown_table(by_category(ort_rows, ov_rows)))

@@ -49,8 +49,10 @@ def test_bootstrap_time(request, record_property):
     start = time.perf_counter()
     boot = pipe.map_bootstrap(spec)
     seconds = time.perf_counter() - start
-    line = (f"bootstrap: {boot['resamples']} resamples of {boot['images']} images, matches included: "
-            f"{seconds:.2f} s (limit 10 s)")
+    line = (
+        f"bootstrap: {boot['resamples']} resamples of {boot['images']} images, matches included: "
+        f"{seconds:.2f} s (limit 10 s)"
+    )
     record_property("bootstrap_seconds", line)
     print("\n" + line)
     assert seconds <= 10, line

@@ -80,7 +80,9 @@ def nncf_int8(model_path: str | Path, calib: CalibrationSet, cache_dir: Path) ->
     name_nodes(proto)
     head = heads.find(proto)
     if head is None:
-        raise QuantkitError(f"{Path(model_path).name}: no supported YOLO head found, so the peer cannot keep it in float")
+        raise QuantkitError(
+            f"{Path(model_path).name}: no supported YOLO head found, so the peer cannot keep it in float"
+        )
     model = ov.convert_model(str(model_path))
     input_name = model.inputs[0].get_any_name()
     dataset = nncf.Dataset(list(calib.tensors), lambda t: {input_name: t[None]})
@@ -88,8 +90,13 @@ def nncf_int8(model_path: str | Path, calib: CalibrationSet, cache_dir: Path) ->
     nncf.set_log_level(logging.WARNING)
     try:  # NNCF logs and draws its progress bar on stdout: keep them off ours (bench --json prints one object)
         with contextlib.redirect_stdout(sys.stderr):
-            quantized = nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib.tensors),
-                                      ignored_scope=nncf.IgnoredScope(names=head.nodes, types=["Sigmoid"], validate=False))
+            quantized = nncf.quantize(
+                model,
+                dataset,
+                preset=nncf.QuantizationPreset.MIXED,
+                subset_size=len(calib.tensors),
+                ignored_scope=nncf.IgnoredScope(names=head.nodes, types=["Sigmoid"], validate=False),
+            )
     finally:
         nncf.set_log_level(level)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +162,9 @@ def block_ms(runner, tensor: np.ndarray, rounds: int = 30, warmup: int = 5) -> f
 
 def missing_note(calib: bool) -> str | None:
     """Why a report has no peer row and how to add it, in one line; None when nothing is missing."""
-    steps = ([] if available() else [f"{INSTALL} (openvino and nncf are not installed)"]) + \
-            ([] if calib else ["pass --calib DIR (NNCF calibrates on those images)"])
+    steps = ([] if available() else [f"{INSTALL} (openvino and nncf are not installed)"]) + (
+        [] if calib else ["pass --calib DIR (NNCF calibrates on those images)"]
+    )
     return f"peer: no '{LABEL}' row: {' and '.join(steps)} to add it for the first model" if steps else None
 
 
@@ -181,22 +189,32 @@ def for_bench(model: str | Path, hw: tuple[int, int], calib_dir: str | Path | No
     except QuantkitError as exc:
         return None, f"peer: no '{LABEL}' row: {exc}"
     except Exception as exc:  # noqa: BLE001 - NNCF or OpenVINO refusing the model: the other rows still stand
-        return None, f"peer: no '{LABEL}' row: NNCF could not quantize {name} ({type(exc).__name__}: {compat.error_line(exc)})"
-    return xml, (f"peer: {versions()} — {name} quantized like `yolo export format=openvino int8=True` (convert_model, preset MIXED, head "
-                 f"in float, {len(calib.tensors)} --calib images); threads = INFERENCE_NUM_THREADS, each stream its own "
-                 "compiled model in its own thread, OpenVINO's other settings its defaults")
+        return (
+            None,
+            f"peer: no '{LABEL}' row: NNCF could not quantize {name} ({type(exc).__name__}: {compat.error_line(exc)})",
+        )
+    return xml, (
+        f"peer: {versions()} — {name} quantized like `yolo export format=openvino int8=True` (convert_model, "
+        "preset MIXED, head "
+        f"in float, {len(calib.tensors)} --calib images); threads = INFERENCE_NUM_THREADS, each stream its own "
+        "compiled model in its own thread, OpenVINO's other settings its defaults"
+    )
 
 
-def throughput_rows(xml: str | Path, hw: tuple[int, int], threads: list[int], streams: list[int],
-                    seconds: float = 2.0) -> list[dict]:
+def throughput_rows(
+    xml: str | Path, hw: tuple[int, int], threads: list[int], streams: list[int], seconds: float = 2.0
+) -> list[dict]:
     """The peer over the threads x streams grid, measured as ``throughput.measure`` measures onnxruntime
     sessions: each stream its own compiled model (``INFERENCE_NUM_THREADS`` = threads, OpenVINO's other
     settings its defaults) in its own thread (OpenVINO releases the GIL during inference)."""
     from .throughput import measure
 
     OVRunner(xml, threads[0])  # compiles before any timing
-    return [{**measure(xml, hw, EP, t, s, seconds, runner=lambda t=t: OVRunner(xml, t)), "model": LABEL}
-            for t in threads for s in streams]
+    return [
+        {**measure(xml, hw, EP, t, s, seconds, runner=lambda t=t: OVRunner(xml, t)), "model": LABEL}
+        for t in threads
+        for s in streams
+    ]
 
 
 ULTRALYTICS_PRESET = "ultralytics-ort"
@@ -204,7 +222,8 @@ ULTRALYTICS_PRESET = "ultralytics-ort"
 
 def ultralytics_ort(model: str | Path, calib_dir: str | Path, cache_dir: Path | None = None) -> tuple[Path | None, str]:
     """``quantkit bench``'s Ultralytics-ORT row: ``model`` quantized with the ``ultralytics-ort`` preset on
-    ``calib_dir`` (made once per model and calibration files), and a note; None and the reason when it cannot be made."""
+    ``calib_dir`` (made once per model and calibration files), and a note; None and the reason when it cannot
+    be made."""
     from ..quantization.quantizer import quantize
 
     name = Path(model).name
@@ -212,8 +231,10 @@ def ultralytics_ort(model: str | Path, calib_dir: str | Path, cache_dir: Path | 
         return None, f"no Ultralytics-ORT row: the first MODEL ({name}) is already quantized: put its FP32 source first"
     key = hashlib.sha256(Path(model).read_bytes() + files_digest(calib_dir).encode()).hexdigest()[:16]
     out = Path(cache_dir or default_cache_dir()) / "peer" / f"{Path(model).stem}-{ULTRALYTICS_PRESET}-{key}.onnx"
-    note = (f"{out.name}: {name} quantized with the '{ULTRALYTICS_PRESET}' preset, what `yolo export format=onnx "
-            "int8=True` makes (ultralytics 8.4.x: quantize_static defaults, only Conv/Gemm/MatMul quantized)")
+    note = (
+        f"{out.name}: {name} quantized with the '{ULTRALYTICS_PRESET}' preset, what `yolo export format=onnx "
+        "int8=True` makes (ultralytics 8.4.x: quantize_static defaults, only Conv/Gemm/MatMul quantized)"
+    )
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -185,7 +185,7 @@ def fast_calibration(
         "onnxruntime.quantization.quantize"
     )  # the package's `quantize` is a function
     real = ort_quantize.create_calibrator
-    # the tensors' bytes hashed in place (a memoryview, not a 73 MB tobytes() copy): the same digest, less time and memory
+    # the tensors' bytes hashed in place (a memoryview, not a 73 MB tobytes() copy): the same digest, less time
     calib_digest = _digest(tensors.shape, hashlib.sha256(memoryview(np.ascontiguousarray(tensors)).cast("B")).digest())
 
     def create_calibrator(
