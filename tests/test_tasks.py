@@ -43,32 +43,33 @@ def ops(model, names):
 # ---- finding the heads ----------------------------------------------------------------------------
 
 
-def test_segment_head_is_the_detect_head_plus_the_coefficients_and_the_protos_activation():
+def test_segment_head_is_the_detect_head_plus_the_coefficients():
     model = graphs.tiny_seg()
-    head = heads.find(model)
-    assert head.family == "segment"
+    head = heads.find(model)  # PROTOS_FLOAT = "none": the prototype branch is quantized like the backbone
+    assert head.family == "segment" and segment.PROTOS_FLOAT == "none"
     names = set(head.nodes)
     assert "/model/segment/reshape_1" in names  # the coefficients' Reshape into output0
-    assert {"/model/segment/sigmoid_7", "/model/segment/mul_8"} <= names  # the SiLU that writes output1
-    assert not names & {"/model/segment/conv_2", "/model/segment/convtranspose_5", "/model/segment/conv_6"}
-    # box, class and coefficient Convs, and the prototypes' last Conv, feed the float head and stay quantizable
-    assert head.feeding_convs == ["/model/conv_6", "/model/conv_7", "/model/segment/conv_0", "/model/segment/conv_6"]
+    assert not names & {f"/model/segment/{n}" for n in ("conv_2", "convtranspose_5", "conv_6", "sigmoid_7", "mul_8")}
+    # box, class and coefficient Convs feed the float head and stay quantizable
+    assert head.feeding_convs == ["/model/conv_6", "/model/conv_7", "/model/segment/conv_0"]
     assert ops(model, head.nodes).count("Conv") == 1  # the DFL's
 
 
-@pytest.mark.parametrize("policy, extra", [("none", set()), ("branch", {"Conv", "ConvTranspose"})])
-def test_protos_policy_sets_what_of_the_prototype_branch_stays_float(policy, extra):
+@pytest.mark.parametrize("policy", ["activation", "branch"])
+def test_protos_policy_sets_what_of_the_prototype_branch_stays_float(policy):
     model = graphs.tiny_seg()
-    base = set(segment.Segment("activation").find(model).nodes) - {"/model/segment/sigmoid_7", "/model/segment/mul_8"}
-    nodes = set(segment.Segment(policy).find(model).nodes)
-    if policy == "none":
-        assert nodes == base
+    base = set(segment.Segment("none").find(model).nodes)
+    found = segment.Segment(policy).find(model)
+    extra = set(found.nodes) - base
+    if policy == "activation":  # the SiLU that writes output1; the prototypes' last Conv feeds it, quantizable
+        assert extra == {"/model/segment/sigmoid_7", "/model/segment/mul_8"}
+        assert "/model/segment/conv_6" in found.feeding_convs
     else:  # every node of the branch, down to the feature map the Detect head shares (its SiLU is not the branch's)
-        assert nodes - base == {
+        assert extra == {
             f"/model/segment/{n}"
             for n in ("conv_2", "sigmoid_3", "mul_4", "convtranspose_5", "conv_6", "sigmoid_7", "mul_8")
         }
-        assert set(ops(model, nodes - base)) == extra | {"Sigmoid", "Mul"}
+        assert set(ops(model, extra)) == {"Conv", "ConvTranspose", "Sigmoid", "Mul"}
 
 
 def test_segment_head_is_found_on_outputs_without_shapes():

@@ -29,9 +29,11 @@ from . import boxes
 from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
 
 PROTO_STRIDE = 4  # input pixels per prototype pixel (Ultralytics' Proto: P3 upsampled 2x)
-# Which part of the prototype branch stays float: "activation" (the SiLU after its last Conv),
-# "branch" (every Conv of it too) or "none". Measured on the segmentation fixture (docs/measurements.md).
-PROTOS_FLOAT = "activation"
+# Which part of the prototype branch stays float: "none" (the prototype output quantized like any
+# activation), "activation" (the SiLU after its last Conv) or "branch" (every Conv of it too). On the
+# segmentation fixture the three read the same mask mAP and mask IoU, and "none" is the fastest
+# (docs/measurements.md, benchmarks/tasks.py --protos).
+PROTOS_FLOAT = "none"
 PROTOS_CHOICES = ("none", "activation", "branch")
 
 
