@@ -122,7 +122,7 @@ def shrunk(box, by: float = 0.3):
     return ellipse([cx - w * (1 - by) / 2, cy - h * (1 - by) / 2, cx + w * (1 - by) / 2, cy + h * (1 - by) / 2])
 
 
-def moved(box, k, by: float = 0.12):
+def moved(box, k, by: float = 0.25):
     """Keypoints moved right by ``by`` of sqrt(box area)."""
     k = k.copy()
     k[:, 0] += by * np.sqrt((box[2] - box[0]) * (box[3] - box[1]))
@@ -139,7 +139,7 @@ def parity_gates(fp32: dict, int8: dict):
 
 PARITY_ROWS = {
     "matched_mask_iou_mean": lambda d: edit(d, masks=shrunk),  # same boxes and scores, masks ~half the area
-    "matched_keypoint_distance_mean": lambda d: edit(d, kpts=moved),  # keypoints 12 % of the box size off
+    "matched_keypoint_distance_mean": lambda d: edit(d, kpts=moved),  # keypoints 25 % of the box size off
 }
 
 
@@ -154,7 +154,7 @@ def test_task_parity_fault_fails_exactly_its_metric(world, metric):
     if metric == "matched_mask_iou_mean":  # the pairs it judged and the worst of them
         assert "(matched pairs 300, lowest mask IoU 0.4" in line
     else:
-        assert "300 matched pairs; distance / sqrt(FP32 box area)" in line and "0.12" in line
+        assert "300 matched pairs; distance / sqrt(FP32 box area)" in line and "0.25" in line
 
 
 def test_task_parity_is_absent_for_a_detector_and_not_passed_unmeasured(world):
