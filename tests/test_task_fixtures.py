@@ -1,8 +1,8 @@
 """(fixtures) The trained segmentation and pose fixtures, through every case of fixtures/manifest.toml that
 declares ``task = "segment"`` or ``"pose"`` (their val subsets): the default preset quantizes each with its
 head float, INT8 keeps >= 90 % of FP32's detections, the mask / keypoint mAP drop is reported with its
-CI95 and gated, and onnxruntime's defaults (``--preset naive``) fail those gates. ``quantkit eval --json``
-on each agrees with pycocotools run directly on the same predictions. A case added to the manifest is
+CI95 and gated, and onnxruntime's defaults (``--preset naive``, slow) fail those gates. ``quantkit eval --json``
+on each agrees with pycocotools run directly on the same predictions (slow). A case added to the manifest is
 tested here without a code change.
 """
 
@@ -88,8 +88,10 @@ def direct_map(ann, results, iou_type):
     return float(p[p > -1].mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", CASES)
 def test_eval_json_matches_pycocotools_on_the_fixture(case_id, tmp_path, run_cli):
+    """(slow: a second FP32 run, 5-10 s a fixture; tests/test_tasks.py holds the same on tiny graphs by default)"""
     case = case_of(case_id)
     task = case.task
     code, out, err = run_cli(
