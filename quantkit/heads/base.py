@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ..preprocess import Letterbox
+from . import boxes
 from .boxes import Detections
 
 
@@ -70,6 +71,26 @@ class HeadFamily:
         from .boxes import head_layout
 
         return output if head_layout(output.shape, nc) == "channels_first" else output.transpose(0, 2, 1)
+
+
+class AnchorDetect(HeadFamily):
+    """A Detect head whose output is one-to-many boxes ``[1, 4+nc, N]`` (YOLOv8/11/v5u, YOLO26's default export):
+    read and decoded alike, with class-wise NMS (``boxes.decode``); the families differ in ``find``."""
+
+    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
+        return len(shapes) == 1 and boxes.is_box_layout(shapes[0], nc)
+
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> Detections:
+        return boxes.decode(outputs[0], lb, conf=conf, iou=iou, max_det=max_det, nc=nc, nms=nms)
 
 
 def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:

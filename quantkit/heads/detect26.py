@@ -14,20 +14,16 @@ holds the anchor arithmetic (Sub and Add) without a Softmax or an Exp (a YOLOX-s
 
 from __future__ import annotations
 
-from typing import Sequence
 
-import numpy as np
 import onnx
 
-from ..preprocess import Letterbox
-from . import boxes
-from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
+from .base import TRAILING_OPS, AnchorDetect, Head, final_node, is_dfl_conv, producers, walk_back
 
 # Ops that mark another head: a DFL (Softmax), a YOLOX-style exp(wh) decode, a selection or NMS behind the Concat.
 _FOREIGN = {"Softmax", "Exp", "TopK", "NonMaxSuppression"}
 
 
-class Detect26(HeadFamily):
+class Detect26(AnchorDetect):
     name = "detect26"
     covers = "YOLO26 Detect one-to-many ([1, 4+nc, N], no DFL)"
     looked_for = (
@@ -60,21 +56,6 @@ class Detect26(HeadFamily):
             return None  # a DFL Conv ends this walk: that is a YOLOv8 head, dfl_detect's
         nodes = [n.name for n in trailing] + [n.name for n in walked]
         return Head(family=self.name, nodes=sorted(nodes), feeding_convs=sorted(feeding))
-
-    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
-        return len(shapes) == 1 and boxes.is_box_layout(shapes[0], nc)
-
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        lb: Letterbox,
-        conf: float,
-        iou: float,
-        max_det: int,
-        nc: int | None,
-        nms: str,
-    ) -> boxes.Detections:
-        return boxes.decode(outputs[0], lb, conf=conf, iou=iou, max_det=max_det, nc=nc, nms=nms)
 
 
 FAMILY = Detect26()

@@ -13,17 +13,13 @@ Node names differ between exporters, pruning tools and re-exports, so nothing he
 
 from __future__ import annotations
 
-from typing import Sequence
 
-import numpy as np
 import onnx
 
-from ..preprocess import Letterbox
-from . import boxes
-from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
+from .base import TRAILING_OPS, AnchorDetect, Head, final_node, is_dfl_conv, producers, walk_back
 
 
-class DFLDetect(HeadFamily):
+class DFLDetect(AnchorDetect):
     name = "dfl-detect"
     covers = "YOLOv8, YOLO11 and YOLOv5u Detect ([1, 4+nc, N], DFL box branch)"
     looked_for = (
@@ -48,21 +44,6 @@ class DFLDetect(HeadFamily):
             return None
         nodes = [n.name for n in trailing] + [n.name for n in walked]
         return Head(family=self.name, nodes=sorted(nodes), feeding_convs=sorted(feeding))
-
-    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
-        return len(shapes) == 1 and boxes.is_box_layout(shapes[0], nc)
-
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        lb: Letterbox,
-        conf: float,
-        iou: float,
-        max_det: int,
-        nc: int | None,
-        nms: str,
-    ) -> boxes.Detections:
-        return boxes.decode(outputs[0], lb, conf=conf, iou=iou, max_det=max_det, nc=nc, nms=nms)
 
 
 FAMILY = DFLDetect()
