@@ -17,22 +17,18 @@ object already, so decoding keeps the rows above the score threshold and runs no
 
 from __future__ import annotations
 
-from typing import Sequence
 
-import numpy as np
 import onnx
 
-from ..preprocess import Letterbox
 from . import rows
-from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
+from .base import TRAILING_OPS, Head, final_node, is_dfl_conv, producers, walk_back
 
 GATHERS = {"GatherElements", "Gather", "GatherND"}
 
 
-class EndToEnd(HeadFamily):
+class EndToEnd(rows.RowsFamily):
     name = "end2end"
     covers = "YOLO26 / YOLOv10 end-to-end Detect ([1, K, 6]: x1, y1, x2, y2, score, class; TopK in the graph)"
-    layout = "rows"
     looked_for = (
         "an output fed by a Concat of rows behind TopK and GatherElements/Gather over Sigmoid class scores, "
         "with no NonMaxSuppression"
@@ -59,25 +55,6 @@ class EndToEnd(HeadFamily):
         )
         nodes = [n.name for n in trailing] + [n.name for n in walked]
         return Head(family=self.name, nodes=sorted(nodes), feeding_convs=sorted(feeding))
-
-    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
-        return len(shapes) == 1 and rows.is_rows_layout(shapes[0])
-
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        lb: Letterbox,
-        conf: float,
-        iou: float,
-        max_det: int,
-        nc: int | None,
-        nms: str,
-    ) -> rows.Detections:
-        """The rows above ``conf``; ``iou`` and ``nms`` do not apply (the graph selected already)."""
-        return rows.decode_rows(outputs[0], lb, conf, max_det, nc)
-
-    def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
-        return rows.raw_rows(output)
 
 
 FAMILY = EndToEnd()

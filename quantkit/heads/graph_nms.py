@@ -16,20 +16,16 @@ output: they are refused with the export to use instead.
 
 from __future__ import annotations
 
-from typing import Sequence
 
-import numpy as np
 import onnx
 
-from ..preprocess import Letterbox
 from . import rows
-from .base import Head, HeadFamily, is_dfl_conv, producers, walk_back
+from .base import Head, is_dfl_conv, producers, walk_back
 
 
-class GraphNMS(HeadFamily):
+class GraphNMS(rows.RowsFamily):
     name = "graph-nms"
     covers = "Detect exported with NMS inside the graph ([1, max_det, 6] behind NonMaxSuppression, e.g. nms=True)"
-    layout = "rows"
     looked_for = "an output behind a NonMaxSuppression node that reads Sigmoid class scores"
 
     def find(self, model: onnx.ModelProto) -> Head | None:
@@ -50,25 +46,6 @@ class GraphNMS(HeadFamily):
             "export this model without nms=True and quantkit keeps its head float and runs NMS itself",
         )
         return Head(family=self.name, nodes=sorted(n.name for n in walked), feeding_convs=sorted(feeding))
-
-    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
-        return len(shapes) == 1 and rows.is_rows_layout(shapes[0])
-
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        lb: Letterbox,
-        conf: float,
-        iou: float,
-        max_det: int,
-        nc: int | None,
-        nms: str,
-    ) -> rows.Detections:
-        """The rows above ``conf`` (padding scores 0 and drops out); the graph ran NMS already."""
-        return rows.decode_rows(outputs[0], lb, conf, max_det, nc)
-
-    def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
-        return rows.raw_rows(output)
 
 
 FAMILY = GraphNMS()

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..preprocess import Letterbox, boxes_to_image
+from .base import HeadFamily
 from .boxes import Detections
 
 ROW = 6  # x1, y1, x2, y2, score, class
@@ -69,3 +70,29 @@ def decode_rows(output: np.ndarray, lb: Letterbox, conf: float, max_det: int, nc
 def raw_rows(output: np.ndarray) -> np.ndarray:
     """``[B, K, 6]`` rows as ``[B, 5, K]``: the box channels, then the score (the class index is no score)."""
     return np.asarray(output)[:, :, :5].transpose(0, 2, 1)
+
+
+class RowsFamily(HeadFamily):
+    """A head whose graph selects its detections itself (end-to-end TopK, NMS inside): rows ``[1, K, 6]`` read and
+    decoded alike (``decode_rows``: the rows scoring at least ``conf``; ``iou`` and ``nms`` do not apply); the
+    families differ in ``find``."""
+
+    layout = "rows"
+
+    def reads(self, shapes: Sequence[Sequence[int]], nc: int | None) -> bool:
+        return len(shapes) == 1 and is_rows_layout(shapes[0])
+
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        lb: Letterbox,
+        conf: float,
+        iou: float,
+        max_det: int,
+        nc: int | None,
+        nms: str,
+    ) -> Detections:
+        return decode_rows(outputs[0], lb, conf, max_det, nc)
+
+    def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:
+        return raw_rows(output)
