@@ -138,6 +138,7 @@ class Case:
     nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see heads/boxes.py
     val_images: Path | None = None  # unlabelled validation images (without them and annotations: held out of calib)
     task: str | None = None  # detect, segment or pose: checked against the model's head (None: taken from it)
+    marks: tuple[str, ...] = ()  # pytest markers on every gate of this case, e.g. ("slow",) for a long one
 
 
 @dataclass
@@ -290,6 +291,14 @@ def _task(entry: dict) -> str | None:
     return task
 
 
+def _marks(entry: dict) -> tuple[str, ...]:
+    """A case's pytest markers: a list of marker names (``marks = ["slow"]``)."""
+    marks = entry.get("marks", [])
+    if not isinstance(marks, list) or not all(isinstance(m, str) and m.isidentifier() for m in marks):
+        raise ManifestError(f"case '{entry['id']}': marks = {marks!r} is not a list of marker names, e.g. [\"slow\"]")
+    return tuple(marks)
+
+
 def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
@@ -321,6 +330,7 @@ def load_manifest(path: str | Path) -> Manifest:
                 **_operating_point(entry),
                 val_images=rel(entry.get("val_images")),
                 task=_task(entry),
+                marks=_marks(entry),
             )
         )
     if not cases:

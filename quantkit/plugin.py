@@ -356,13 +356,15 @@ def pytest_generate_tests(metafunc):
         s = settings(metafunc.config)
     except QuantkitError as exc:
         raise pytest.UsageError(f"quantkit: {exc}") from None
+
+    def marked(value, case, id_):
+        return pytest.param(value, marks=[getattr(pytest.mark, m) for m in case.marks], id=id_)
+
     if wants_pair:
-        pairs = s.manifest.pairs()
-        metafunc.parametrize("qk_pair", pairs, ids=[f"{c.id}/{k.id}/{s.ep}" for c, k in pairs], indirect=True)
+        params = [marked((c, k), c, f"{c.id}/{k.id}/{s.ep}") for c, k in s.manifest.pairs()]
+        metafunc.parametrize("qk_pair", params, indirect=True)
     else:
-        metafunc.parametrize(
-            "qk_case", s.manifest.cases, ids=[f"{c.id}/{s.ep}" for c in s.manifest.cases], indirect=True
-        )
+        metafunc.parametrize("qk_case", [marked(c, c, f"{c.id}/{s.ep}") for c in s.manifest.cases], indirect=True)
 
 
 @pytest.fixture

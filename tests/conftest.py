@@ -6,7 +6,9 @@ Catalogue:
   calib_dir        a folder of six small random JPEGs
   fixture_case     the first case of fixtures/manifest.toml (the trained 192x320 shapes model)
   fixture_pipeline the plugin's CasePipeline for fixture_case (each model quantized and evaluated once)
-  run_cli          run `python -m quantkit ...` in a subprocess: (exit code, stdout, stderr)
+  run_cli          run `quantkit ...` in this process (cli.main): (exit code, stdout, stderr), stderr read at
+                   the file descriptor, so onnxruntime's own C++ lines count too
+  run_cli_process  the same through `python -m quantkit` in a subprocess (entry point, signals, start-up time)
   run_suite        run the gate suite (`pytest --pyargs quantkit.suite`) in a nested session: CompletedProcess
 """
 
@@ -18,7 +20,7 @@ import pytest
 
 import graphs
 from quantkit.manifest import load_manifest
-from quantkit import plugin
+from quantkit import cli, plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "fixtures" / "manifest.toml"
@@ -51,7 +53,23 @@ def fixture_pipeline(request, fixture_case):
 
 
 @pytest.fixture
-def run_cli():
+def run_cli(capfd, monkeypatch):
+    def run(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capfd.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own exits (usage errors, --version)
+            code = exc.code
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def run_cli_process():
     def run(*args, cwd=None):
         proc = subprocess.run(
             [sys.executable, "-m", "quantkit", *map(str, args)], capture_output=True, text=True, cwd=cwd

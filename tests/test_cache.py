@@ -20,7 +20,6 @@ import pytest
 import graphs
 from quantkit import cache
 from quantkit import quantize
-from quantkit.cli import main
 from quantkit.errors import CacheError
 from quantkit.manifest import Case, ConfigSpec
 from quantkit.pipeline import CasePipeline
@@ -243,18 +242,6 @@ def _planted(root: Path) -> dict[str, Path]:
     paths["engine"].write_bytes(b"e" * 1000)
     os.utime(paths["engine"], (long_ago, long_ago))
     return paths
-
-
-@pytest.fixture
-def run_cli(capsys):
-    """`quantkit ...` in this process (each subprocess would import onnxruntime again)."""
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_cache_info_by_kind(tmp_path, run_cli, monkeypatch):

@@ -196,7 +196,7 @@ def test_eval_maps_classes_by_name_not_by_sorted_ids(request, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("out", ["under-a-file", "proc"])
-def test_check_refuses_an_unwritable_out_before_any_work(out, tmp_path, run_cli):
+def test_check_refuses_an_unwritable_out_before_any_work(out, tmp_path, run_cli_process):
     """Before any quantization: within a second of what starting quantkit takes at all (`--version`,
     the same imports), on a quiet or a loaded machine. A chmod 0500 folder would not do: these tests
     run as root, which ignores permissions; nothing can be created below a regular file or in /proc."""
@@ -204,10 +204,10 @@ def test_check_refuses_an_unwritable_out_before_any_work(out, tmp_path, run_cli)
     blocker.write_text("x")
     target = blocker / "report" if out == "under-a-file" else Path("/proc/quantkit-report")
     started = time.perf_counter()
-    run_cli("--version")
+    run_cli_process("--version")
     startup = time.perf_counter() - started
     started = time.perf_counter()
-    code, _, err = run_cli("check", "--out", target, cwd=tmp_path)
+    code, _, err = run_cli_process("check", "--out", target, cwd=tmp_path)
     assert code == 2 and err.count("\n") == 1 and "--out" in err, err
     assert time.perf_counter() - started < startup + 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -346,3 +346,12 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, run_cli):
     assert err.count("\n") == 1 and err.startswith("quantkit") and ": error: " in err, err
     assert expected in err, err
     assert _state(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", ["no-command", "model-missing"])
+def test_the_entry_point_exits_2_with_one_line(case, tmp_path, run_cli_process):
+    """The same through `python -m quantkit` (the table above runs in process): the real exit code and stderr."""
+    argv, expected = BAD_INPUTS[case]
+    ws = Workspace(tmp_path)
+    code, out, err = run_cli_process(*argv(ws), cwd=ws.cwd)
+    assert code == 2 and err.count("\n") == 1 and expected in err, err

@@ -1,5 +1,9 @@
 """A case's deployed operating point and NMS mode in the manifest: read, defaulted, refused when wrong."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from quantkit.errors import ManifestError
@@ -39,3 +43,28 @@ def test_accuracy_thresholds_are_in_the_table_and_upper_gating_takes_true(tmp_pa
     merged = th.thresholds_for(th.cases[0])
     assert merged["map_drop_gate_upper"] == 1 and merged["max_class_ap_drop_pt"] == 3
     assert THRESHOLDS["map_drop_gate_upper"] == 0 and THRESHOLDS["max_map_drop_pt_small"] >= 100
+
+
+def test_case_marks_are_read_and_refused_when_not_marker_names(tmp_path):
+    assert manifest(tmp_path).cases[0].marks == ()
+    assert manifest(tmp_path, 'marks = ["slow"]\n').cases[0].marks == ("slow",)
+    with pytest.raises(ManifestError, match=r"marks = 'slow' is not a list of marker names"):
+        manifest(tmp_path, 'marks = "slow"\n')
+
+
+def test_a_case_marked_slow_leaves_the_default_selection(tmp_path):
+    """Every gate of a case with ``marks = ["slow"]`` carries the marker: ``-m "not slow"`` deselects them all."""
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    case = '[[case]]\nid = "{id}"\nmodel = "{model}"\ncalib = "{calib}"\n'
+    text = case.format(
+        id="quick", model=fixtures / "models/shapes-v8n-192x320.onnx", calib=fixtures / "data/calib/images"
+    )
+    text += case.format(
+        id="long", model=fixtures / "models/shapes-v8n-192x320.onnx", calib=fixtures / "data/calib/images"
+    )
+    (tmp_path / "m.toml").write_text(text + 'marks = ["slow"]\n')
+    command = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "--quantkit-manifest", "m.toml"]
+    command += ["--collect-only", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120).stdout
+    assert "quick/" in out and "long/" not in out, out
+    assert "deselected" in out, out
