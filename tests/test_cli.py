@@ -32,8 +32,9 @@ from quantkit.quantization.quantizer import PRESETS
 MANIFEST = Path(__file__).resolve().parent.parent / "fixtures" / "manifest.toml"
 
 
+@pytest.mark.slow
 def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path, capsys):
-    """`eval --nms multi-label --json` (in process): mAP, AP by size and per class equal pycocotools run on the
+    """(slow: all 200 val images, as the model card's figure) `eval --nms multi-label --json` (in process): mAP, AP by size and per class equal pycocotools run on the
     saved detections, and mAP50-95 reproduces the model card's reference (pycocotools over `yolo val`'s detections)."""
     dets = tmp_path / "dets.json"
     code = main(
@@ -77,7 +78,9 @@ def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path
     assert abs(stats["map50_95"] - reference) <= 0.002, (stats["map50_95"], reference)
 
 
+@pytest.mark.slow
 def test_compare_prints_detection_parity(fixture_pipeline, fixture_case, run_cli, tmp_path):
+    """(slow: quantizes the naive fault too; tests/test_tasks.py runs `compare` on a tiny graph by default)"""
     int8 = fixture_pipeline.model_path(ConfigSpec("static-qdq", "default"))
     images = tmp_path / "images"  # 60 of the val images: parity needs no annotations, and 60 give ~250 detections
     images.mkdir()
