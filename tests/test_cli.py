@@ -34,8 +34,9 @@ MANIFEST = Path(__file__).resolve().parent.parent / "fixtures" / "manifest.toml"
 
 @pytest.mark.slow
 def test_eval_json_and_saved_detections_match_pycocotools(fixture_case, tmp_path, capsys):
-    """(slow: all 200 val images, as the model card's figure) `eval --nms multi-label --json` (in process): mAP, AP by size and per class equal pycocotools run on the
-    saved detections, and mAP50-95 reproduces the model card's reference (pycocotools over `yolo val`'s detections)."""
+    """(slow: all 200 val images, as the model card's figure) `eval --nms multi-label --json` (in process): mAP,
+    AP by size and per class equal pycocotools run on the saved detections, and mAP50-95 reproduces the model
+    card's reference (pycocotools over `yolo val`'s detections)."""
     dets = tmp_path / "dets.json"
     code = main(
         [

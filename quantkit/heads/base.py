@@ -169,3 +169,47 @@ def is_dfl_conv(node: onnx.NodeProto, by_output: dict[str, onnx.NodeProto]) -> b
     while src is not None and src.op_type in ("Transpose", "Reshape"):
         src = by_output.get(src.input[0])
     return src is not None and src.op_type == "Softmax"
+
+
+def concat_parts(graph: onnx.GraphProto, final: onnx.NodeProto) -> list[onnx.NodeProto | None]:
+    """The producers of ``final``'s inputs, nested Concats on the same axis opened (an unsimplified
+    export concatenates (boxes, scores) first, then the extra part)."""
+    by_output = producers(graph)
+    axis = next((a.i for a in final.attribute if a.name == "axis"), None)
+    parts = []
+    for name in final.input:
+        node = by_output.get(name)
+        inner = (
+            node is not None
+            and node.op_type == "Concat"
+            and next((a.i for a in node.attribute if a.name == "axis"), None) == axis
+        )
+        parts += concat_parts(graph, node) if inner else [node]
+    return parts
+
+
+def detect_with_extra(graph: onnx.GraphProto, output: str) -> tuple[list[onnx.NodeProto], list[str], list] | None:
+    """A Detect head behind ``output`` whose Concat carries one part beyond the boxes and class scores:
+    (walked nodes incl. trailing layout ops, feeding Convs, the extra part's walked nodes), or None.
+    The boxes are the part whose walk meets the DFL, the scores a Sigmoid; the extra part meets neither."""
+    final, trailing = final_node(graph, output, TRAILING_OPS)
+    if final is None or final.op_type != "Concat":
+        return None
+    by_output = producers(graph)
+    stop = lambda n: n.op_type == "Conv" and not is_dfl_conv(n, by_output)  # noqa: E731
+    kinds, extra = [], []
+    for part in concat_parts(graph, final):
+        if part is None:
+            return None
+        walked, _ = walk_back(graph, part, stop)
+        if any(is_dfl_conv(n, by_output) for n in walked):
+            kinds.append("box")
+        elif part.op_type == "Sigmoid":
+            kinds.append("cls")
+        else:
+            kinds.append("extra")
+            extra = walked
+    if sorted(kinds) != ["box", "cls", "extra"]:
+        return None
+    walked, feeding = walk_back(graph, final, stop)
+    return [*trailing, *walked], feeding, extra

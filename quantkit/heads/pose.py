@@ -21,8 +21,7 @@ import onnx
 
 from ..preprocess import Letterbox
 from . import boxes
-from .base import Head, HeadFamily
-from .segment import detect_with_extra
+from .base import Head, HeadFamily, detect_with_extra
 
 
 class Pose(HeadFamily):

@@ -26,7 +26,7 @@ from pycocotools import mask as mask_utils
 
 from ..preprocess import Letterbox
 from . import boxes
-from .base import TRAILING_OPS, Head, HeadFamily, final_node, is_dfl_conv, producers, walk_back
+from .base import Head, HeadFamily, detect_with_extra, producers, walk_back
 
 PROTO_STRIDE = 4  # input pixels per prototype pixel (Ultralytics' Proto: P3 upsampled 2x)
 # Which part of the prototype branch stays float: "none" (the prototype output quantized like any
@@ -39,50 +39,6 @@ PROTOS_CHOICES = ("none", "activation", "branch")
 
 def _shape(value_info: onnx.ValueInfoProto) -> list:
     return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
-
-
-def concat_parts(graph: onnx.GraphProto, final: onnx.NodeProto) -> list[onnx.NodeProto | None]:
-    """The producers of ``final``'s inputs, nested Concats on the same axis opened (an unsimplified
-    export concatenates (boxes, scores) first, then the extra part)."""
-    by_output = producers(graph)
-    axis = next((a.i for a in final.attribute if a.name == "axis"), None)
-    parts = []
-    for name in final.input:
-        node = by_output.get(name)
-        inner = (
-            node is not None
-            and node.op_type == "Concat"
-            and next((a.i for a in node.attribute if a.name == "axis"), None) == axis
-        )
-        parts += concat_parts(graph, node) if inner else [node]
-    return parts
-
-
-def detect_with_extra(graph: onnx.GraphProto, output: str) -> tuple[list[onnx.NodeProto], list[str], list] | None:
-    """A Detect head behind ``output`` whose Concat carries one part beyond the boxes and class scores:
-    (walked nodes incl. trailing layout ops, feeding Convs, the extra part's walked nodes), or None.
-    The boxes are the part whose walk meets the DFL, the scores a Sigmoid; the extra part meets neither."""
-    final, trailing = final_node(graph, output, TRAILING_OPS)
-    if final is None or final.op_type != "Concat":
-        return None
-    by_output = producers(graph)
-    stop = lambda n: n.op_type == "Conv" and not is_dfl_conv(n, by_output)  # noqa: E731
-    kinds, extra = [], []
-    for part in concat_parts(graph, final):
-        if part is None:
-            return None
-        walked, _ = walk_back(graph, part, stop)
-        if any(is_dfl_conv(n, by_output) for n in walked):
-            kinds.append("box")
-        elif part.op_type == "Sigmoid":
-            kinds.append("cls")
-        else:
-            kinds.append("extra")
-            extra = walked
-    if sorted(kinds) != ["box", "cls", "extra"]:
-        return None
-    walked, feeding = walk_back(graph, final, stop)
-    return [*trailing, *walked], feeding, extra
 
 
 def proto_nodes(graph: onnx.GraphProto, output: str, policy: str) -> tuple[list[str], list[str]]:
