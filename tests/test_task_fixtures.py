@@ -1,9 +1,9 @@
-"""(fixtures) The trained segmentation and pose fixtures, through every case of fixtures/manifest.toml that
-declares ``task = "segment"`` or ``"pose"`` (their val subsets): the default preset quantizes each with its
-head float, INT8 keeps >= 90 % of FP32's detections, the mask / keypoint mAP drop is reported with its
-CI95 and gated, and onnxruntime's defaults (``--preset naive``, slow) fail those gates. ``quantkit eval --json``
-on each agrees with pycocotools run directly on the same predictions (slow). A case added to the manifest is
-tested here without a code change.
+"""(fixtures) The trained fixtures beyond the YOLOv8 detector: every case of fixtures/manifest.toml whose head
+is another family (YOLO26 one-to-many and end-to-end, segmentation, pose). The default preset quantizes each
+with its head float and INT8 keeps >= 90 % of FP32's detections (segment / pose: the mask / keypoint mAP drop
+reported with its CI95 and gated); onnxruntime's defaults (``--preset naive``, slow) fail those gates.
+``quantkit eval --json`` on each segment / pose case agrees with pycocotools run directly on the same predictions
+(slow). A case added to the manifest is tested here without a code change.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from quantkit import gates, plugin
+from quantkit import gates, heads, plugin
+from quantkit.heads import dfl_detect
+from quantkit.model import name_nodes
 from quantkit.manifest import THRESHOLDS, ConfigSpec, load_manifest
 from quantkit.pipeline import CasePipeline
 
@@ -26,6 +29,19 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "fixtures" / "manifest.toml"
 LABEL = {"segment": "mask", "pose": "keypoints"}
 CASES = [c.id for c in load_manifest(MANIFEST).cases if c.task in LABEL]
+
+
+def _family(model: Path) -> str:
+    proto = onnx.load(str(model))
+    name_nodes(proto)
+    return heads.find(proto).family
+
+
+FAMILY_CASES = [  # not YOLOv8 / YOLO11's head; a case's manifest marks (slow) carried over
+    pytest.param(c.id, marks=[getattr(pytest.mark, m) for m in c.marks], id=c.id)
+    for c in load_manifest(MANIFEST).cases
+    if _family(c.model) != dfl_detect.FAMILY.name
+]
 STATIC = ConfigSpec("static-qdq", "default")
 
 
@@ -33,45 +49,46 @@ def case_of(case_id):
     return next(c for c in load_manifest(MANIFEST).cases if c.id == case_id)
 
 
-@pytest.fixture(scope="module", params=CASES)
-def task_pipe(request):
-    """(task, the plugin's own pipeline of the case): the suite and these tests quantize and evaluate once."""
-    case = case_of(request.param)
-    return case.task, plugin.pipeline(request.config, case)
+@pytest.fixture(scope="module", params=FAMILY_CASES)
+def family_pipe(request):
+    """The plugin's own pipeline of the case: the suite and these tests quantize and evaluate once."""
+    return plugin.pipeline(request.config, case_of(request.param))
 
 
-def test_default_preset_keeps_the_head_float_and_the_detections(task_pipe):
-    task, pipe = task_pipe
-    graph = pipe.graph(STATIC)
-    assert pipe.case.task == task and pipe.predictions(None).family.task == task
+def _accuracy_metric(task: str | None) -> str:
+    """The mAP drop metric a broken head fails: the mask / keypoint one where the model has one, else the box one."""
+    return f"{LABEL[task]}_map50_95_drop_pt" if task in LABEL else "map50_95_drop_pt"
+
+
+def test_default_preset_keeps_the_head_float_and_the_detections(family_pipe):
+    pipe = family_pipe
+    graph, family = pipe.graph(STATIC), pipe.predictions(None).family
+    assert pipe.case.task in (None, family.task) and family.name != dfl_detect.FAMILY.name
     assert graph["head_found"] and graph["head_float"] and graph["quantized_convs"] > 50
     par = pipe.parity(STATIC)
     assert par["recall"] >= 0.9 and par["precision"] >= 0.9, par  # INT8 keeps >= 90 % of FP32's detections
     th = {**THRESHOLDS, **pipe.case.thresholds}
-    results = pipe.task_map_gates(STATIC, th, pipe.case.id)
-    assert [r.metric for r in results][:1] == [f"{LABEL[task]}_map50_95_drop_pt"]
+    results = pipe.task_map_gates(STATIC, th, pipe.case.id) or pipe.map_gates(STATIC, th, pipe.case.id)
+    assert [r.metric for r in results][:1] == [_accuracy_metric(pipe.case.task)]
     assert all(r.passed for r in results), gates.failures(results)
     assert "CI95 [" in results[0].message()
     record = pipe.record(STATIC)
-    assert record["task"] == task and len(record[LABEL[task]]["map_drop_ci95"]) == 2
+    assert record["task"] == family.task
+    assert len((record[LABEL[family.task]] if family.task in LABEL else record)["map_drop_ci95"]) == 2
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case_id", CASES)
-def test_naive_preset_fails_the_task_gates(case_id, tmp_path):
+@pytest.mark.parametrize("case_id", FAMILY_CASES)
+def test_naive_preset_fails_the_gates(case_id, tmp_path):
     """(slow) onnxruntime's defaults quantize the head onto one scale with the box pixels: the class scores
-    collapse, detections vanish, and the mask / keypoint mAP gate fails with them."""
+    collapse, detections vanish, and the mAP gate (mask / keypoint where the model has one) fails with them."""
     case = case_of(case_id)
-    task = case.task
     pipe = CasePipeline(case, preset="naive", cache_dir=tmp_path)
     spec = ConfigSpec("naive", "naive")
     th = {**THRESHOLDS, **case.thresholds}
-    failed = {
-        r.metric
-        for r in pipe.task_map_gates(spec, th, case.id) + gates.check_parity(pipe.parity(spec), th, case.id)
-        if not r.passed
-    }
-    assert f"{LABEL[task]}_map50_95_drop_pt" in failed and "recall_of_fp32_detections" in failed, failed
+    maps = pipe.task_map_gates(spec, th, case.id) or pipe.map_gates(spec, th, case.id)
+    failed = {r.metric for r in maps + gates.check_parity(pipe.parity(spec), th, case.id) if not r.passed}
+    assert _accuracy_metric(case.task) in failed and "recall_of_fp32_detections" in failed, failed
 
 
 def direct_map(ann, results, iou_type):
