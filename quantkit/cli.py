@@ -689,7 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-channel weight scales (default: the preset's)",
     )
     q.add_argument(
-        "--calibrate-method", choices=CALIBRATE_METHODS, help="activation range calibration (default: the preset's)"
+        "--calibrate-method",
+        choices=CALIBRATE_METHODS,
+        help="activation range calibration (default: the preset's; auto: the head family's, e.g. percentile for YOLO26)",
     )
     q.add_argument(
         "--target-cpu",

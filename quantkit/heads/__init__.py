@@ -38,6 +38,7 @@ __all__ = [
     "Detections",
     "Head",
     "HeadFamily",
+    "family",
     "find",
     "for_outputs",
     "head_is_float",
@@ -71,6 +72,11 @@ def _found_in(model: str | Path | onnx.ModelProto) -> str | None:
     except Exception:  # noqa: BLE001 - an unreadable graph or a refusal leaves the tie to the registry's order
         return None
     return head.family if head else None
+
+
+def family(name: str) -> HeadFamily:
+    """The registered family called ``name`` (a ``Head.family``)."""
+    return next(f for f in FAMILIES if f.name == name)
 
 
 def supported() -> str:

@@ -37,6 +37,9 @@ class HeadFamily:
     looked_for: str = ""  # the structure ``find`` looks for, in words
     scored_on: tuple[str, ...] = ("bbox",)  # pycocotools iouTypes its predictions are scored on
     layout: str = "anchors"  # "anchors": one prediction per anchor, NMS by quantkit; "rows": the graph selected them
+    # activation calibration of the presets that leave it to the family (calibrate_method "auto"), chosen by the
+    # family's fixture (docs/quantization.md)
+    calibration: str = "minmax"
 
     def find(self, model: onnx.ModelProto) -> Head | None:
         """This family's head in ``model`` (nodes named, see ``model.name_nodes``), or None. Raises ModelError

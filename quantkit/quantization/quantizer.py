@@ -43,7 +43,7 @@ from ..workdir import private_dir
 
 MODES = ("static", "dynamic", "weights")
 FORMATS = ("qdq", "qoperator")
-CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
+CALIBRATE_METHODS = ("auto", "minmax", "entropy", "percentile")
 TARGET_CPUS = ("auto", "vnni", "avx2")
 
 
@@ -63,7 +63,7 @@ class QuantConfig:
     reduce_range: bool | None = None
     activation_type: str = "uint8"
     weight_type: str = "int8"
-    calibrate_method: str = "minmax"
+    calibrate_method: str = "auto"  # auto: the head family's choice (``HeadFamily.calibration``), minmax without a head
     keep_head_float: bool = True
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + optimization)
     # The CPU class the model is made for: avx2 (7-bit weights, safe everywhere), vnni, auto (this machine).
@@ -95,6 +95,7 @@ class QuantConfig:
 PRESETS: dict[str, QuantConfig] = {
     # onnxruntime's own defaults, what the seed report ran: QDQ, per-tensor S8S8, MinMax, whole graph.
     "naive": QuantConfig(
+        calibrate_method="minmax",
         per_channel=False,
         reduce_range=False,
         activation_type="int8",
@@ -115,6 +116,7 @@ PRESETS: dict[str, QuantConfig] = {
     # quantize_static's defaults (QDQ, per-tensor S8S8, MinMax), every node but Conv/Gemm/MatMul excluded by
     # name, no pre-processing. Kept for contrast: the one-flag export every Ultralytics user has.
     "ultralytics-ort": QuantConfig(
+        calibrate_method="minmax",
         per_channel=False,
         reduce_range=False,
         activation_type="int8",
@@ -421,11 +423,10 @@ MODE_RUNNERS = {"static": _static_mode, "dynamic": _dynamic_mode, "weights": _we
 
 
 def _float_nodes(
-    proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]
-) -> tuple[list[str], list[str]]:
-    """(nodes kept float, the head's nodes): the head a family finds (when kept float), config.exclude, and every
-    node outside ``quantize_only``. A head-keeping preset without a head and without --exclude stops here."""
-    head = heads.find(proto)
+    proto: onnx.ModelProto, head: heads.Head | None, config: QuantConfig, name: str, notes: list[str]
+) -> list[str]:
+    """The nodes kept float: the head a family finds (when kept float), config.exclude, and every node outside
+    ``quantize_only``. A head-keeping preset without a head and without --exclude stops here."""
     if config.keep_head_float and head is None:
         if not config.exclude:
             raise ModelError(
@@ -439,7 +440,14 @@ def _float_nodes(
     kept = set(head.nodes if (head and config.keep_head_float) else []) | set(config.exclude)
     if config.quantize_only:
         kept |= {n.name for n in proto.graph.node if n.op_type not in config.quantize_only}
-    return sorted(kept), head.nodes if head else []
+    return sorted(kept)
+
+
+def _calibration(config: QuantConfig, head: heads.Head | None) -> QuantConfig:
+    """``calibrate_method='auto'`` of a static config resolved: the head family's choice, minmax without a head."""
+    if config.calibrate_method != "auto" or config.mode != "static":
+        return config
+    return replace(config, calibrate_method=heads.family(head.family).calibration if head else "minmax")
 
 
 def quantize(
@@ -504,7 +512,10 @@ def quantize(
         prepared_proto = onnx.load(str(prepared_path))
         name_nodes(prepared_proto)
         onnx.save(prepared_proto, str(prepared_path))
-        float_nodes, head_nodes = _float_nodes(prepared_proto, config, src.name, notes)
+        head = heads.find(prepared_proto)
+        float_nodes = _float_nodes(prepared_proto, head, config, src.name, notes)
+        head_nodes = head.nodes if head else []
+        config = _calibration(config, head)
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
         prepared = Prepared(prepared_path, prepared_proto, info.input_name, info.input_shape[0], float_nodes, kwargs)
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
