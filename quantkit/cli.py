@@ -691,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--calibrate-method",
         choices=CALIBRATE_METHODS,
-        help="activation range calibration (default: the preset's; auto: the head family's, e.g. percentile for YOLO26)",
+        help="activation range calibration (default: the preset's; auto: the head family's, percentile for YOLO26)",
     )
     q.add_argument(
         "--target-cpu",

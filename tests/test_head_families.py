@@ -120,7 +120,7 @@ def test_head_float_after_quantization_and_naive_quantizes_it(build, tmp_path, c
 
 
 def test_auto_calibration_is_the_head_familys_choice(tmp_path, calib_dir):
-    """The default preset leaves calibration to the family (YOLO26 one-to-many: percentile, the others minmax);
+    """The default preset leaves calibration to the family (YOLO26 / end-to-end: percentile, the others minmax);
     an explicit method and the presets that copy onnxruntime's defaults keep theirs."""
     y26 = graphs.save(graphs.tiny_yolo26(), tmp_path / "y26.onnx")
     v8 = graphs.save(graphs.tiny_yolo(), tmp_path / "v8.onnx")
@@ -129,7 +129,7 @@ def test_auto_calibration_is_the_head_familys_choice(tmp_path, calib_dir):
         out = tmp_path / f"q{len(list(tmp_path.iterdir()))}.onnx"
         return quantize(src, out, calib=calib_dir, progress=False, range_cache=False, **kw).config["calibrate_method"]
 
-    assert heads.family("detect26").calibration == "percentile"
+    assert heads.family("detect26").calibration == heads.family("end2end").calibration == "percentile"
     assert (method(y26), method(v8)) == ("percentile", "minmax")
     assert method(y26, calibrate_method="minmax") == "minmax" and method(y26, preset="naive") == "minmax"
 

@@ -30,8 +30,8 @@ class Detect26(AnchorDetect):
         "an output fed by Concat(box decode, Sigmoid class scores) with the anchor arithmetic (Sub, Add) "
         "straight after the box Convs: no Softmax/DFL"
     )
-    # YOLO26n fixture, 200 val images: MinMax ranges lose 1 FP32 detection in 10 (parity recall 0.894, agreement
-    # mAP 0.858), the 99.999th percentile keeps them (0.908, 0.933); docs/quantization.md
+    # YOLO26n fixture, 200 val images: MinMax ranges lose more than 1 FP32 detection in 10 (parity recall 0.892,
+    # agreement mAP 0.881), the 99.999th percentile keeps 0.916 (0.910); benchmarks/calibration_methods.py
     calibration = "percentile"
 
     def find(self, model: onnx.ModelProto) -> Head | None:

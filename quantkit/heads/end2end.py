@@ -33,6 +33,9 @@ class EndToEnd(rows.RowsFamily):
         "an output fed by a Concat of rows behind TopK and GatherElements/Gather over Sigmoid class scores, "
         "with no NonMaxSuppression"
     )
+    # YOLO26n end-to-end fixture, 200 val images: percentile ranges keep more FP32 detections than MinMax (parity
+    # recall 0.875 vs 0.828, agreement mAP 0.938 vs 0.915); neither reaches the 0.90 gate (fixtures/models/README.md)
+    calibration = "percentile"
 
     def find(self, model: onnx.ModelProto) -> Head | None:
         """Walk back from the output's Concat to the head's Convs, through a DFL Conv where there is one
