@@ -1,9 +1,9 @@
 """What every head family shares: the float head a family finds in a graph, the family interface,
 and the graph walk the families build on.
 
-A family module declares how its head is found by graph structure (never by node names), which
-nodes stay float, how its outputs are decoded into detections, and what they are scored on. The
-pipeline, gates, CLI and plugin ask the registry in ``heads/__init__.py``, never a family by name.
+A family module declares how its head is found by graph structure (never by node names), which nodes stay
+float, how its activations are calibrated, how its outputs are decoded into detections, and what they are
+scored on. The pipeline, gates, CLI and plugin ask the registry in ``heads/__init__.py``, never a family by name.
 """
 
 from __future__ import annotations
