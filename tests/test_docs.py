@@ -17,9 +17,9 @@ def test_readme_opens_with_the_main_job_and_ci_s_test_command():
 
 
 def test_readme_states_the_measured_test_time_not_a_guess():
-    """What `bash .ci/run` printed for the default run on a clean clone, cold cache, with the segmentation and pose
-    cases: 342.59 s with the machine to itself, 372.32 s while another job shared the 2 cores."""
-    assert "343-372 s cold on a 2-core AMD EPYC (AVX2)" in README and "about 3 minutes" not in README
+    """The default run, cold cache, 2026-12-07: 205.65 s printed by `bash .ci/run` on a clean clone, 199.33 s by
+    `QUANTKIT_CACHE=$(mktemp -d) pytest` in the working tree, the machine to itself both times."""
+    assert "199-206 s cold on a 2-core AMD EPYC (AVX2)" in README and "about 3 minutes" not in README
 
 
 def test_readme_is_short_and_every_link_resolves():
