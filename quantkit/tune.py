@@ -33,12 +33,15 @@ from .pipeline import CasePipeline
 from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
 from .measure.session import Runner
 
+# Each candidate names its calibration: the presets' own ("auto") is the head family's, which would make a
+# "minmax" row percentile on YOLO26 and run one recipe twice.
+MINMAX = {"calibrate_method": "minmax"}
 GRID = (
-    ConfigSpec("qdq-pc-minmax", "default"),
-    ConfigSpec("qdq-pt-minmax", "default", {"per_channel": False}),
+    ConfigSpec("qdq-pc-minmax", "default", MINMAX),
+    ConfigSpec("qdq-pt-minmax", "default", {**MINMAX, "per_channel": False}),
     ConfigSpec("qdq-pc-percentile", "default", {"calibrate_method": "percentile"}),
     ConfigSpec("qdq-pc-entropy", "default", {"calibrate_method": "entropy"}),
-    ConfigSpec("qop-pc-minmax", "qoperator"),
+    ConfigSpec("qop-pc-minmax", "qoperator", MINMAX),
     ConfigSpec("qop-pc-percentile", "qoperator", {"calibrate_method": "percentile"}),
 )
 EXCLUDE_TOP_K = (2, 4, 8)

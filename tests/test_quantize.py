@@ -18,6 +18,7 @@ from quantkit import quantize
 from quantkit.heads import find as find_head, head_is_float
 from quantkit.model import fix_input_dims, float_convs, inspect_model, load_model, op_counts
 from quantkit.quantization.quantizer import PRESETS, _pre_process, resolve_config
+from quantkit.tune import GRID
 from quantkit.workdir import private_dir, sweep
 
 # Expected op counts on tiny_yolo (4 quantizable Convs + the DFL's 1x1 Conv), per preset.
@@ -282,3 +283,11 @@ def test_weights_preset_stores_int8_weights_and_tells_sessions_how_to_run_it(tin
     x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
     fp32, int8 = Runner(tiny_model).run(x), Runner(q.output).run(x)
     assert np.abs(fp32 - int8).max() < 0.05 * np.abs(fp32).max()
+
+
+def test_tune_candidates_run_the_calibration_their_names_say():
+    """`quantkit tune`'s grid names each candidate's calibration: none may leave it to the head family ("auto"),
+    where a "-minmax" row would calibrate YOLO26 with the percentile and repeat that row."""
+    for spec in GRID:
+        config = resolve_config(spec.preset, **spec.overrides)
+        assert config.calibrate_method == spec.id.rsplit("-", 1)[1], spec
