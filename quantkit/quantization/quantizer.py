@@ -92,17 +92,19 @@ class QuantConfig:
         return self
 
 
+# onnxruntime's own defaults, what the seed report ran: QDQ, per-tensor S8S8, MinMax, whole graph.
+ORT_DEFAULTS = QuantConfig(
+    calibrate_method="minmax",
+    per_channel=False,
+    reduce_range=False,
+    activation_type="int8",
+    keep_head_float=False,
+    preprocess=False,
+    fast_softmax=False,
+)
+
 PRESETS: dict[str, QuantConfig] = {
-    # onnxruntime's own defaults, what the seed report ran: QDQ, per-tensor S8S8, MinMax, whole graph.
-    "naive": QuantConfig(
-        calibrate_method="minmax",
-        per_channel=False,
-        reduce_range=False,
-        activation_type="int8",
-        keep_head_float=False,
-        preprocess=False,
-        fast_softmax=False,
-    ),
+    "naive": ORT_DEFAULTS,
     # head in float, per-channel U8S8 weights: the CPU choice measured best (benchmarks/README.md).
     "default": QuantConfig(),
     "qoperator": QuantConfig(format="qoperator"),
@@ -115,16 +117,7 @@ PRESETS: dict[str, QuantConfig] = {
     # Ultralytics' own `yolo export format=onnx int8=True` (ultralytics 8.4.x, ultralytics/utils/export/onnx.py):
     # quantize_static's defaults (QDQ, per-tensor S8S8, MinMax), every node but Conv/Gemm/MatMul excluded by
     # name, no pre-processing. Kept for contrast: the one-flag export every Ultralytics user has.
-    "ultralytics-ort": QuantConfig(
-        calibrate_method="minmax",
-        per_channel=False,
-        reduce_range=False,
-        activation_type="int8",
-        keep_head_float=False,
-        preprocess=False,
-        fast_softmax=False,
-        quantize_only=("Conv", "Gemm", "MatMul"),
-    ),
+    "ultralytics-ort": replace(ORT_DEFAULTS, quantize_only=("Conv", "Gemm", "MatMul")),
 }
 
 
