@@ -1,7 +1,5 @@
 """A case's deployed operating point and NMS mode in the manifest: read, defaulted, refused when wrong."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -52,19 +50,12 @@ def test_case_marks_are_read_and_refused_when_not_marker_names(tmp_path):
         manifest(tmp_path, 'marks = "slow"\n')
 
 
-def test_a_case_marked_slow_leaves_the_default_selection(tmp_path):
+def test_a_case_marked_slow_leaves_the_default_selection(tmp_path, run_suite):
     """Every gate of a case with ``marks = ["slow"]`` carries the marker: ``-m "not slow"`` deselects them all."""
     fixtures = Path(__file__).resolve().parent.parent / "fixtures"
-    case = '[[case]]\nid = "{id}"\nmodel = "{model}"\ncalib = "{calib}"\n'
-    text = case.format(
-        id="quick", model=fixtures / "models/shapes-v8n-192x320.onnx", calib=fixtures / "data/calib/images"
-    )
-    text += case.format(
-        id="long", model=fixtures / "models/shapes-v8n-192x320.onnx", calib=fixtures / "data/calib/images"
-    )
+    model, calib = fixtures / "models/shapes-v8n-192x320.onnx", fixtures / "data/calib/images"
+    text = "".join(f'[[case]]\nid = "{i}"\nmodel = "{model}"\ncalib = "{calib}"\n' for i in ("quick", "long"))
     (tmp_path / "m.toml").write_text(text + 'marks = ["slow"]\n')
-    command = [sys.executable, "-m", "pytest", "--pyargs", "quantkit.suite", "--quantkit-manifest", "m.toml"]
-    command += ["--collect-only", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
-    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120).stdout
+    out = run_suite(tmp_path, "--quantkit-manifest", "m.toml", "--collect-only", "-m", "not slow").stdout
     assert "quick/" in out and "long/" not in out, out
     assert "deselected" in out, out
