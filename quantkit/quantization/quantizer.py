@@ -34,7 +34,7 @@ from ..model import (
     resolve_imgsz,
     upcast_float16,
 )
-from .ranges import BATCH, fast_calibration
+from .ranges import batch_size, fast_calibration
 from .rewrite import REWRITES_KEY, decompose_softmax
 from ..measure.session import default_cache_dir
 from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
@@ -394,7 +394,7 @@ def _weights_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set,
 
 def _static_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
     events: list[str] = []
-    with fast_calibration(calib_set.tensors, prepared.input_name, range_dir, events, notes):
+    with fast_calibration(calib_set, prepared.input_name, range_dir, events, notes):
         reader = calib_set.reader(prepared.input_name, batch=prepared.batch)
         notes += compat.quantize_static(
             str(prepared.path), str(out), reader, preprocessed=config.preprocess, **prepared.kwargs
@@ -402,7 +402,7 @@ def _static_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, 
     notes.append(
         {
             "cached": "calibration: activation ranges reused from the range cache (no inference)",
-            "batched": f"calibration: {len(calib_set.files)} images in batches of {BATCH}",
+            "batched": f"calibration: {len(calib_set)} images in batches of {batch_size(calib_set.pixels.shape)}",
             "per image": f"calibration: {len(calib_set.files)} images, one per inference",
         }.get(events[0] if events else "", "calibration: ranges from onnxruntime")
     )

@@ -2,10 +2,16 @@
 
 onnxruntime's calibrator runs its augmented model (the model plus a ReduceMin/ReduceMax per
 tensor) once per calibration image. quantkit hands it a copy of the model whose batch axis is
-free, so MinMax ranges come from batches of ``BATCH`` images: the same minima and maxima (a
-reduction over the batch is the reduction over the images), a fraction of the session calls.
-Histogram methods (entropy, percentile) keep one image per call, since their bins depend on the
-order they are filled in.
+free, so MinMax ranges come from batches of up to ``BATCH`` images (fewer for large inputs,
+``batch_size``): the same minima and maxima (a reduction over the batch is the reduction over the
+images), a fraction of the session calls.
+
+Memory stays flat in the number of images: onnxruntime's calibrators keep every intermediate output
+of a ``collect_data`` call until it ends, so quantkit calls it once per batch and lets MinMax merge
+its running minima and maxima after each one (``merge_range``). Histogram methods (entropy,
+percentile) keep one image per call and get the histograms onnxruntime makes from all images at once,
+without holding them: one pass finds each tensor's range, a second fills onnxruntime's own
+HistogramCollector image by image, seeded with that range so no bin ever moves (``_histograms``).
 
 The ranges are stored under a key of everything that decides them (the model onnxruntime
 calibrates, the calibration tensors, the method and its options, the op types, onnxruntime's
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import inspect
 import io
 import json
 import threading
@@ -31,6 +38,9 @@ import onnxruntime as ort
 from .. import cache, compat
 
 BATCH = 16
+# Images per MinMax batch at most, as pixels: 16 at the fixture's 192x320, 2 at 640x640. Larger batches of large
+# images only grow onnxruntime's arena (8 GB at 16 x 640x640) and run no faster (benchmarks/calibration_memory.py).
+BATCH_PIXELS = BATCH * 192 * 320
 _PATCH_LOCK = threading.Lock()
 
 
@@ -62,6 +72,35 @@ def batch_free_copy(model: onnx.ModelProto, input_name: str) -> onnx.ModelProto 
     return copy
 
 
+def batch_size(shape) -> int:
+    """Images per calibration batch for inputs of ``shape`` ([n, C, H, W]): ``BATCH``, fewer where they are large."""
+    pixels = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return max(1, min(BATCH, BATCH_PIXELS // max(pixels, 1)))
+
+
+class _Source:
+    """The calibration images as quantkit reads them: a CalibrationSet (uint8 pixels made float a batch at a
+    time) or a float array; ``batches(size)`` in order, ``digest`` of the content."""
+
+    def __init__(self, tensors):
+        self._set = tensors if hasattr(tensors, "batches") else None
+        self._array = None if self._set is not None else np.asarray(tensors)
+        self.shape = (self._set.pixels if self._set is not None else self._array).shape
+
+    def batches(self, size: int):
+        if self._set is not None:
+            yield from self._set.batches(size)
+        else:
+            for start in range(0, len(self._array), size):
+                yield self._array[start : start + size]
+
+    def digest(self) -> str:
+        if self._set is not None:
+            return _digest(self.shape, self._set.digest())
+        # the tensors' bytes hashed in place (a memoryview, not a tobytes() copy): the same digest, less time
+        return _digest(self.shape, hashlib.sha256(memoryview(np.ascontiguousarray(self._array)).cast("B")).digest())
+
+
 def _batches_agree(original: str, batched: str, input_name: str, tensors: np.ndarray) -> bool:
     """The batch-free copy gives, on two images at once, what the model gives on each alone. Quiet: a copy that
     cannot run two images (NMS inside the graph reshapes to a fixed batch of 1) is an expected answer, not an error."""
@@ -81,21 +120,18 @@ def _batches_agree(original: str, batched: str, input_name: str, tensors: np.nda
         return False
 
 
-class _Batches:
-    """onnxruntime's CalibrationDataReader over cached tensors, ``size`` images per call."""
+class _One:
+    """A CalibrationDataReader of one feed: one ``collect_data`` call per batch keeps one batch's outputs in memory."""
 
-    def __init__(self, tensors: np.ndarray, input_name: str, size: int):
-        self._tensors, self._name, self._size, self._i = tensors, input_name, size, 0
+    def __init__(self, feed: dict):
+        self._feed = feed
 
     def get_next(self) -> dict | None:
-        if self._i >= len(self._tensors):
-            return None
-        chunk = self._tensors[self._i : self._i + self._size]
-        self._i += self._size
-        return {self._name: chunk}
+        feed, self._feed = self._feed, None
+        return feed
 
-    def rewind(self) -> None:
-        self._i = 0
+    def rewind(self) -> None:  # pragma: no cover - onnxruntime does not rewind
+        pass
 
 
 class _Cached:
@@ -176,17 +212,18 @@ def _digest(*parts) -> str:
 
 @contextlib.contextmanager
 def fast_calibration(
-    tensors: np.ndarray, input_name: str, cache_dir: Path | None, events: list[str], notes: list[str] | None = None
+    tensors, input_name: str, cache_dir: Path | None, events: list[str], notes: list[str] | None = None
 ):
     """While active, onnxruntime's ``quantize_static`` calibrates through quantkit: batched where
-    exact, and from ``cache_dir`` where these ranges were collected before. ``events`` receives
+    exact, in memory flat in the number of images, and from ``cache_dir`` where these ranges were collected
+    before. ``tensors``: a CalibrationSet or a float array [n, C, H, W]. ``events`` receives
     "cached" or "batched"/"per image" for the caller's notes; ``notes`` what the cache had to say."""
     ort_quantize = importlib.import_module(
         "onnxruntime.quantization.quantize"
     )  # the package's `quantize` is a function
     real = ort_quantize.create_calibrator
-    # the tensors' bytes hashed in place (a memoryview, not a 73 MB tobytes() copy): the same digest, less time
-    calib_digest = _digest(tensors.shape, hashlib.sha256(memoryview(np.ascontiguousarray(tensors)).cast("B")).digest())
+    source = _Source(tensors)
+    calib_digest = source.digest()
 
     def create_calibrator(
         model,
@@ -215,13 +252,13 @@ def fast_calibration(
             if free is not None:
                 batched = model_path.with_name(model_path.stem + "-batch-free.onnx")
                 onnx.save(free, str(batched))
-                if _batches_agree(str(model_path), str(batched), input_name, tensors):
-                    target, size = batched, BATCH
+                if _batches_agree(str(model_path), str(batched), input_name, next(source.batches(2))):
+                    target, size = batched, batch_size(source.shape)
         events.append("batched" if size else "per image")
         calibrator = real(target, op_types_to_calibrate, augmented_model_path, calibrate_method, *args, **kwargs)
         if method_name == "MinMax":
             _optimized_session(calibrator)
-        return _Collecting(calibrator, tensors, input_name, size, cached, notes)
+        return _Collecting(calibrator, source, input_name, size, cached, notes)
 
     with _PATCH_LOCK:
         ort_quantize.create_calibrator = create_calibrator
@@ -243,16 +280,28 @@ def _optimized_session(calibrator) -> None:
 
 
 class _Collecting:
-    """onnxruntime's own calibrator, fed ``size`` images per call (or the caller's reader when None);
-    stores what it computes."""
+    """onnxruntime's own calibrator, fed ``size`` images per call (or the caller's reader when None) one
+    ``collect_data`` call at a time, so only one batch's outputs are ever held; stores what it computes."""
 
-    def __init__(self, calibrator, tensors, input_name, size, cached: Path | None, notes: list[str] | None):
-        self._calibrator, self._tensors, self._name, self._size = calibrator, tensors, input_name, size
+    def __init__(self, calibrator, source: _Source, input_name, size, cached: Path | None, notes: list[str] | None):
+        self._calibrator, self._source, self._name, self._size = calibrator, source, input_name, size
         self._cached, self._notes = cached, notes
 
+    def _feeds(self, data_reader):
+        """The calibration feeds, one at a time: quantkit's batches through the batch-free copy, else the reader's."""
+        if self._size:
+            return ({self._name: batch} for batch in self._source.batches(self._size))
+        return iter(data_reader.get_next, None)
+
     def collect_data(self, data_reader) -> None:
-        """Batches of quantkit's tensors through the batch-free copy, else the caller's reader as given."""
-        self._calibrator.collect_data(_Batches(self._tensors, self._name, self._size) if self._size else data_reader)
+        calibrator = self._calibrator
+        if hasattr(calibrator, "collector") and callable(getattr(data_reader, "rewind", None)):
+            _histograms(calibrator, data_reader)
+        elif hasattr(calibrator, "merge_range") and not getattr(calibrator, "moving_average", False):
+            for feed in self._feeds(data_reader):  # MinMax reduces each call's outputs and merges them (min of mins)
+                calibrator.collect_data(_One(feed))
+        else:  # a moving average depends on how the outputs are grouped: onnxruntime's single call, as before
+            calibrator.collect_data(_Batches(self._feeds(data_reader)))
 
     def compute_data(self):
         compute = getattr(self._calibrator, "compute_data", None) or self._calibrator.compute_range
@@ -265,3 +314,63 @@ class _Collecting:
 
     def __getattr__(self, name):
         return getattr(self._calibrator, name)
+
+
+class _Batches:
+    """A CalibrationDataReader over an iterator of feeds."""
+
+    def __init__(self, feeds):
+        self._feeds = feeds
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
+
+def _histograms(calibrator, data_reader) -> None:
+    """What onnxruntime's HistogramCalibrater.collect_data makes from all images in one call, one image in memory
+    at a time.
+
+    onnxruntime bins the outputs of all images together, over their joint range (the largest |value| for
+    entropy and the asymmetric percentile, [min |value|, max |value|] for the symmetric one); collected image by
+    image its HistogramCollector would grow that range as it goes and re-bin. So a first pass finds each
+    tensor's minimum, maximum and value nearest zero; the collector is seeded with those three values, which
+    set its range and bins to the joint ones; the second pass adds each image's outputs to bins that no longer
+    move (np.histogram assigns each value to a bin alone); the seed's three counts are taken out at the end.
+    tests/test_ranges_memory.py holds the result equal to onnxruntime's single call."""
+    from onnxruntime.quantization import calibrate
+
+    session = calibrator.infer_session
+    names = [o.name for o in session.get_outputs()]
+    wanted = [(i, name) for i, name in enumerate(names) if name in set(calibrator.tensors_to_calibrate)]
+    low, high, near = {}, {}, {}
+    data_reader.rewind()
+    for feed in iter(data_reader.get_next, None):
+        outputs = session.run(None, feed)
+        for i, name in wanted:
+            values = outputs[i].ravel()
+            if values.size == 0:
+                continue
+            nearest = values[np.nanargmin(np.abs(values))]
+            low[name] = np.fmin(low.get(name, np.nanmin(values)), np.nanmin(values))
+            high[name] = np.fmax(high.get(name, np.nanmax(values)), np.nanmax(values))
+            near[name] = nearest if name not in near or abs(nearest) < abs(near[name]) else near[name]
+    if not low:
+        raise ValueError("No data is collected.")
+    if calibrator.collector is None:
+        params = inspect.signature(calibrate.HistogramCollector.__init__).parameters
+        calibrator.collector = calibrate.HistogramCollector(
+            **{p: getattr(calibrator, p) for p in params if p != "self" and hasattr(calibrator, p)}
+        )
+    collector = calibrator.collector
+    seeds = {name: np.array([low[name], high[name], near[name]], dtype=low[name].dtype) for name in low}
+    collector.collect(seeds)
+    seeded = {name: collector.histogram_dict[name][0].copy() for name in seeds}
+    data_reader.rewind()
+    for feed in iter(data_reader.get_next, None):
+        outputs = session.run(None, feed)
+        collector.collect({name: outputs[i] for i, name in wanted if name in seeds})
+    for name, counts in seeded.items():
+        hist = collector.histogram_dict[name]
+        if len(hist[0]) != len(counts):  # the range was not the joint one after all: say so rather than guess
+            raise RuntimeError(f"calibration histogram of {name} moved after seeding ({len(counts)} -> {len(hist[0])})")
+        collector.histogram_dict[name] = (hist[0] - counts, *hist[1:])
