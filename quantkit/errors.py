@@ -25,6 +25,10 @@ class ManifestError(QuantkitError):
     """The manifest (cases x configs x thresholds) is malformed."""
 
 
+class RuntimeLoadError(QuantkitError):
+    """The quantized model does not load in the installed onnxruntime (a known defect named with its way out)."""
+
+
 class EPUnavailableError(QuantkitError):
     """An execution provider was asked for but onnxruntime did not run the session on it."""
 

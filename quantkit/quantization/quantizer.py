@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -22,7 +23,7 @@ import onnxruntime as ort
 from .. import cache, compat
 from .calibration import DEFAULT_COUNT, RECOMMENDED_COUNT, CalibrationSet, load_calibration
 from ..measure.cpu import has_vnni
-from ..errors import CalibrationError, ModelError, OutputError, QuantkitError
+from ..errors import CalibrationError, ModelError, OutputError, QuantkitError, RuntimeLoadError
 from .. import heads
 from ..model import (
     fix_input_dims,
@@ -77,6 +78,8 @@ class QuantConfig:
     op_types: tuple[str, ...] | None = None  # op types to quantize (None: onnxruntime's full list)
     # when set, every node of another op type stays float, excluded by node (still calibrated), as Ultralytics does
     quantize_only: tuple[str, ...] = ()
+    # when set, a newer model's working copy is converted down to this opset first (onnx.version_converter)
+    max_opset: int | None = None
 
     def validate(self) -> "QuantConfig":
         for name, value, allowed in (
@@ -116,8 +119,10 @@ PRESETS: dict[str, QuantConfig] = {
     "weights": QuantConfig(mode="weights"),
     # Ultralytics' own `yolo export format=onnx int8=True` (ultralytics 8.4.x, ultralytics/utils/export/onnx.py):
     # quantize_static's defaults (QDQ, per-tensor S8S8, MinMax), every node but Conv/Gemm/MatMul excluded by
-    # name, no pre-processing. Kept for contrast: the one-flag export every Ultralytics user has.
-    "ultralytics-ort": replace(ORT_DEFAULTS, quantize_only=("Conv", "Gemm", "MatMul")),
+    # name, no pre-processing, at opset 20 or lower (best_onnx_opset(quantize=8) caps INT8 exports at 20:
+    # onnxruntime's int8 QDQ models do not load above it, docs/layouts.md). Kept for contrast: the one-flag
+    # export every Ultralytics user has.
+    "ultralytics-ort": replace(ORT_DEFAULTS, quantize_only=("Conv", "Gemm", "MatMul"), max_opset=20),
 }
 
 
@@ -325,6 +330,7 @@ def _fit_opset(
     QDQ: DequantizeLinear's ``axis`` is opset 13) gets the working copy converted to 13; a model the
     converter cannot take gets the closest configuration that loads (OPSET_FALLBACKS), else ModelError.
     """
+    proto = _cap_opset(proto, config, name, notes)
     opset = compat.model_opset(proto)
     if opset >= 13:
         return proto, config
@@ -359,12 +365,48 @@ def _fit_opset(
     )
 
 
+def _cap_opset(proto: onnx.ModelProto, config: QuantConfig, name: str, notes: list[str]) -> onnx.ModelProto:
+    """The working copy converted down to ``config.max_opset`` where the model is newer (the ``ultralytics-ort``
+    preset: Ultralytics' INT8 export runs at opset 20 or lower); ModelError where the converter cannot."""
+    opset, cap = compat.model_opset(proto), config.max_opset
+    if cap is None or opset <= cap:
+        return proto
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
+            converted = compat.convert_opset(proto, cap)
+    except Exception as exc:  # noqa: BLE001 - no down adapter for an op, shapes the converter needs
+        raise ModelError(
+            f"{name}: opset {opset} could not be converted to {cap} ({compat.error_line(exc, 120)}), the opset this "
+            f"preset quantizes at as Ultralytics' INT8 export does: re-export the model with opset={cap}"
+        ) from None
+    notes.append(
+        f"opset {opset} converted to {cap} in quantkit's working copy (onnx.version_converter): Ultralytics' INT8 "
+        f"export quantizes at opset {cap} or lower; {name} is untouched"
+    )
+    return converted
+
+
+# onnxruntime's session optimizer re-quantizes a DequantizeLinear's output after a float Reshape / Transpose /
+# Squeeze / Slice / MaxPool (QDQPropagationTransformer: from opset 21 the inserted QuantizeLinear carries an explicit
+# output_dtype, microsoft/onnxruntime#28144), then on x86 turns int8 Q/DQ zero points to uint8 without touching
+# output_dtype (QDQS8ToU8Transformer, microsoft/onnxruntime#25526): int8 activations at opset >= 21 do not load.
+_OUTPUT_DTYPE_DEFECT = re.compile(r"output_dtype (\w+) does not match y_zero_point type (\w+)")
+
+
 def _check_loads(path: Path) -> None:
     try:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
         first = compat.error_line(exc)
-        raise QuantkitError(
+        if defect := _OUTPUT_DTYPE_DEFECT.search(str(exc)):
+            opset = compat.model_opset(onnx.load(str(path), load_external_data=False))
+            raise RuntimeLoadError(
+                f"onnxruntime {compat.ORT_VERSION} writes QuantizeLinear output_dtype {defect[1]} with a "
+                f"{defect[2]} zero point at opset {opset} when it loads int8 activations kept around a float "
+                "Reshape/Transpose (microsoft/onnxruntime#25526): quantize with uint8 activations (--preset default) "
+                "or a model exported at opset 20 or lower"
+            ) from None
+        raise RuntimeLoadError(
             f"the quantized model does not load in onnxruntime {compat.ORT_VERSION} ({first}): "
             "try another --format or --mode"
         ) from None
