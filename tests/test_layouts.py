@@ -13,7 +13,7 @@ import pytest
 
 import graphs
 from quantkit import ModelError
-from quantkit import heads, quantize
+from quantkit import compat, heads, quantize
 from quantkit.quantization.calibration import load_calibration
 from quantkit.heads import head_is_float
 from quantkit.model import quantized_convs
@@ -41,6 +41,7 @@ LAYOUTS = {  # docs/layouts.md row -> how it is built and what quantkit does wit
         _saved(lambda: graphs.tiny_yolo(opset=12), "v8-opset12.onnx"),
         note="opset 12 converted to 13 in quantkit's working copy",
     ),
+    "YOLOv8 at opset 22": Layout(_saved(lambda: compat.convert_opset(graphs.tiny_yolo(), 22), "v8-opset22.onnx")),
     "YOLO11 (C2PSA attention: MatMul, Softmax)": Layout(
         _saved(lambda: graphs.yolo11(graphs.tiny_yolo()), "yolo11.onnx")
     ),
