@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import compat
-from .measure.bootstrap import images_needed
+from .measure import intervals
 from .measure.cpu import cpu_info, has_vnni
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
@@ -34,16 +34,45 @@ class GateResult:
     no_evidence: str | None = None  # why the metric could not be measured: the gate fails closed
     note: str = ""  # context printed after the numbers (e.g. the CPU class, the quantizer's notes)
     detail: str = ""  # printed right after the FP32/INT8 values (e.g. the mAP drop's CI95)
+    interval: list[float] | None = None  # the value's decision interval (``measure.intervals``): it decides
+    level: float | None = None  # the interval's two-sided level
+    images: int | None = None  # the images the value was measured on (how many more would decide)
+    evidence: bool = False  # short of evidence (below the count, or nothing to measure) is undecided, not a failure
+
+    @property
+    def outcome(self) -> str:
+        """ "pass", "fail" or "undecided": from the interval where there is one (``intervals.decide``)."""
+        if self.no_evidence is not None or self.value is None:
+            return "undecided" if self.evidence else "fail"
+        if self.op == "==":
+            return "pass" if self.value == self.threshold else "fail"
+        outcome = intervals.decide(self.value, self.interval, self.op, self.threshold)
+        return "undecided" if outcome == "fail" and self.evidence else outcome
 
     @property
     def passed(self) -> bool:
-        return self.no_evidence is None and self.value is not None and bool(_OPS[self.op](self.value, self.threshold))
+        return self.outcome == "pass"
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == "fail"
+
+    @property
+    def more_images(self) -> int | None:
+        """About how many more images would decide an undecided gate (None: unknown or decided)."""
+        if self.outcome != "undecided" or not self.images or self.value is None:
+            return None
+        if self.evidence:  # a count short of its minimum grows in proportion to the images
+            return max(1, int(-(-self.threshold * self.images // max(self.value, 1))) - self.images)
+        return intervals.images_to_decide(self.images, self.value, self.interval, self.threshold)
 
     @property
     def verdict(self) -> str:
-        """ "passed", "FAILED", or "no gain" for a latency gate that passed with INT8 slower than FP32."""
-        if not self.passed:
+        """ "passed", "FAILED", "not decided", or "no gain" (a latency gate passed with INT8 slower than FP32)."""
+        if self.outcome == "fail":
             return "FAILED"
+        if self.outcome == "undecided":
+            return "not decided"
         return "no gain" if self.gate == "latency" and self.value > 1.0 else "passed"
 
     def message(self) -> str:
@@ -51,16 +80,22 @@ class GateResult:
         note = f" — {self.note}" if self.note else ""
         if self.no_evidence is not None or self.value is None:
             return (
-                f"{self.gate} gate FAILED: {self.metric} not measured: {self.no_evidence or 'no value'} "
+                f"{self.gate} gate {self.verdict}: {self.metric} not measured: {self.no_evidence or 'no value'} "
                 f"(threshold {self.op} {self.threshold:.4f}) {where}{note}"
             )
         inverse = {"<=": ">", ">=": "<", "==": "!="}[self.op]
-        shown = self.op if self.passed else inverse
+        shown = {"pass": self.op, "fail": inverse, "undecided": "vs"}[self.outcome]
         extra = (
             f" ({self.labels[0]} {self.fp32:.4g}, {self.labels[1]} {self.int8:.4g})"
             if self.fp32 is not None and self.int8 is not None
             else ""
         )
+        if self.interval is not None:
+            extra += f", CI{100 * self.level:.0f} [{self.interval[0]:.4f}, {self.interval[1]:.4f}]"
+            extra += " holds the threshold" if self.outcome == "undecided" else ""
+        if self.outcome == "undecided":
+            more = self.more_images
+            note += f" — {self.images} images: about {more} more would decide" if more else ""
         if self.verdict == "no gain":
             extra = "; " + self.note if self.note else ""
             note = f" — INT8 is {self.value:.2f}x FP32, slower: size only, no speed gain{extra}"
@@ -71,14 +106,42 @@ class GateResult:
 
 
 def failures(results: list[GateResult]) -> list[str]:
-    return [r.message() for r in results if not r.passed]
+    """The messages of the gates that failed (undecided ones are not failures: ``undecided``)."""
+    return [r.message() for r in results if r.failed]
+
+
+def undecided(results: list[GateResult]) -> list[GateResult]:
+    """The gates whose interval holds their threshold, or whose evidence is short."""
+    return [r for r in results if r.outcome == "undecided"]
+
+
+def undecided_line(results: list[GateResult]) -> str:
+    """One line for a run whose accuracy was not decided: the evidence, and about how many more images would
+    decide every undecided gate."""
+    open_ = undecided(results)
+    counts = [r.value for r in results if r.metric == "fp32_detections"]
+    images = max((r.images or 0 for r in open_), default=0)
+    more = [r.more_images for r in open_]
+    need = (
+        f"about {max(more)} more would decide"
+        if more and all(m is not None for m in more)
+        else "no number of images decides a figure on its threshold"
+    )
+    dets = f", {int(counts[0])} FP32 detections" if counts else ""
+    return f"accuracy not decided: {images} images{dets} — {need} ({', '.join(sorted({r.metric for r in open_}))})"
+
+
+def undecided_lines(results: list[GateResult]) -> list[str]:
+    """``undecided_line`` and each undecided gate's message; [] when every gate decided."""
+    return [undecided_line(results)] + [r.message() for r in undecided(results)] if undecided(results) else []
 
 
 def assert_passed(results: list[GateResult]) -> None:
-    """Raise AssertionError listing every failed gate with its numbers."""
-    failed = failures(results)
-    if failed:
-        raise AssertionError("\n".join(failed))
+    """Raise AssertionError listing every failed gate with its numbers; an undecided gate is never a pass:
+    AssertionError with ``undecided_line`` and the undecided gates."""
+    lines = failures(results) or undecided_lines(results)
+    if lines:
+        raise AssertionError("\n".join(lines))
 
 
 def check_size(fp32_bytes: int, int8_bytes: int, th: dict, case_id: str) -> list[GateResult]:
@@ -96,15 +159,34 @@ def check_size(fp32_bytes: int, int8_bytes: int, th: dict, case_id: str) -> list
     ]
 
 
+def _drop_gate(
+    prefix: str, f: float, q: float, limit: float, case_id: str, boot: dict | None, nms: str | None
+) -> GateResult:
+    """FP32 - INT8 mAP50-95 in points against ``limit``, decided from the paired bootstrap's interval."""
+    return GateResult(
+        gate="mAP",
+        metric=f"{prefix}map50_95_drop_pt",
+        value=100 * (f - q),
+        op="<=",
+        threshold=limit,
+        case_id=case_id,
+        fp32=f,
+        int8=q,
+        interval=boot["ci"] if boot else None,
+        level=boot["level"] if boot else None,
+        images=boot["images"] if boot else None,
+        detail=f", NMS {nms}" if nms else "",
+        note=f"{boot['resamples']} paired resamples of {boot['images']} images" if boot else "",
+    )
+
+
 def check_map(
     fp32: dict, int8: dict, th: dict, case_id: str, bootstrap: dict | None = None, nms: str | None = None
 ) -> list[GateResult]:
     """The FP32 floor and the mAP50-95 drop; with a paired ``bootstrap`` (``quantkit.measure.bootstrap.paired_drop``)
-    the drop carries its CI95, ``map_drop_gate_upper`` = 1 gates the interval's upper end instead of the
-    point, and when the interval holds the threshold, a half-width over ``max_map_drop_pt`` fails as an
-    evaluation set too small to decide (an interval wholly on one side of the threshold has decided).
-    ``max_map_drop_pt_small`` and ``max_class_ap_drop_pt`` gate small objects and the worst class when on."""
-    drop = 100 * (fp32["map50_95"] - int8["map50_95"])
+    the drop is decided from its interval: pass when all of it is within ``max_map_drop_pt``, fail when none
+    of it is, undecided when it holds the threshold. ``max_map_drop_pt_small`` and ``max_class_ap_drop_pt``
+    gate small objects and the worst class when on."""
     floor = GateResult(
         gate="mAP",
         metric="fp32_map50_95",
@@ -118,53 +200,11 @@ def check_map(
             "the FP32 model itself scores below the floor: the setup is broken (class mapping, "
             "preprocessing or the wrong data), not the quantization"
         )
-    limit, upper = th["max_map_drop_pt"], bool(th["map_drop_gate_upper"])
     named = f", NMS {nms}" if nms else ""
-    detail = (f", CI95 [{bootstrap['ci95'][0]:.2f}, {bootstrap['ci95'][1]:.2f}]" if bootstrap else "") + named
-    if upper:
-        gated = GateResult(
-            gate="mAP",
-            metric="map50_95_drop_ci95_upper_pt",
-            value=bootstrap["ci95"][1] if bootstrap else None,
-            op="<=",
-            threshold=limit,
-            case_id=case_id,
-            fp32=fp32["map50_95"],
-            int8=int8["map50_95"],
-            detail=detail + f", point drop {drop:.4f}",
-            no_evidence=None if bootstrap else "map_drop_gate_upper needs the bootstrap interval",
-        )
-    else:
-        gated = GateResult(
-            gate="mAP",
-            metric="map50_95_drop_pt",
-            value=drop,
-            op="<=",
-            threshold=limit,
-            case_id=case_id,
-            fp32=fp32["map50_95"],
-            int8=int8["map50_95"],
-            detail=detail,
-        )
-    results = [floor, gated]
-    if bootstrap and bootstrap["ci95"][0] <= limit <= bootstrap["ci95"][1]:  # the interval holds the threshold
-        half, n = bootstrap["halfwidth"], bootstrap["images"]
-        resolution = GateResult(
-            gate="mAP",
-            metric="map_drop_ci95_halfwidth_pt",
-            value=half,
-            op="<=",
-            threshold=limit,
-            case_id=case_id,
-            detail=detail,
-            note=f"{bootstrap['resamples']} paired resamples of {n} images",
-        )
-        if not resolution.passed:
-            resolution.note = (
-                f"the evaluation set is too small to decide against {limit:g} pt: about "
-                f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}"
-            )
-        results.append(resolution)
+    results = [
+        floor,
+        _drop_gate("", fp32["map50_95"], int8["map50_95"], th["max_map_drop_pt"], case_id, bootstrap, nms),
+    ]
     if th["max_map_drop_pt_small"] < OFF:
         measured = fp32["aps"] >= 0 and int8["aps"] >= 0
         results.append(
@@ -213,65 +253,14 @@ def check_task_maps(
     fp32: dict, int8: dict, th: dict, case_id: str, bootstraps: dict, nms: str | None = None
 ) -> list[GateResult]:
     """Mask and keypoint mAP50-95 drops (segmentation and pose heads, ``fp32["mask"]`` / ``fp32["keypoints"]``),
-    each gated like the box drop: the point drop (or, with ``map_drop_gate_upper``, its CI95's upper end from
-    ``bootstraps[label]``), and "too small to decide" when the interval holds the threshold and is wider than it."""
-    results, upper = [], bool(th["map_drop_gate_upper"])
-    for label, key in TASK_MAPS.items():
-        if fp32.get(label) is None or int8.get(label) is None:
-            continue
-        f, q, boot, limit = fp32[label]["map50_95"], int8[label]["map50_95"], bootstraps.get(label), th[key]
-        drop = 100 * (f - q)
-        detail = (f", CI95 [{boot['ci95'][0]:.2f}, {boot['ci95'][1]:.2f}]" if boot else "") + (
-            f", NMS {nms}" if nms else ""
+    each decided like the box drop from its paired interval (``bootstraps[label]``)."""
+    return [
+        _drop_gate(
+            f"{label}_", fp32[label]["map50_95"], int8[label]["map50_95"], th[key], case_id, bootstraps.get(label), nms
         )
-        if upper:
-            results.append(
-                GateResult(
-                    gate="mAP",
-                    metric=f"{label}_map50_95_drop_ci95_upper_pt",
-                    value=boot["ci95"][1] if boot else None,
-                    op="<=",
-                    threshold=limit,
-                    case_id=case_id,
-                    fp32=f,
-                    int8=q,
-                    detail=detail + f", point drop {drop:.4f}",
-                    no_evidence=None if boot else "map_drop_gate_upper needs the bootstrap interval",
-                )
-            )
-        else:
-            results.append(
-                GateResult(
-                    gate="mAP",
-                    metric=f"{label}_map50_95_drop_pt",
-                    value=drop,
-                    op="<=",
-                    threshold=limit,
-                    case_id=case_id,
-                    fp32=f,
-                    int8=q,
-                    detail=detail,
-                )
-            )
-        if boot and boot["ci95"][0] <= limit <= boot["ci95"][1]:  # the interval holds the threshold
-            n, half = boot["images"], boot["halfwidth"]
-            resolution = GateResult(
-                gate="mAP",
-                metric=f"{label}_map_drop_ci95_halfwidth_pt",
-                value=half,
-                op="<=",
-                threshold=limit,
-                case_id=case_id,
-                detail=detail,
-                note=f"{boot['resamples']} paired resamples of {n} images",
-            )
-            if not resolution.passed:
-                resolution.note = (
-                    f"the evaluation set is too small to decide against {limit:g} pt: about "
-                    f"{images_needed(n, half, limit)} images would be needed ({n} now); {resolution.note}"
-                )
-            results.append(resolution)
-    return results
+        for label, key in TASK_MAPS.items()
+        if fp32.get(label) is not None and int8.get(label) is not None
+    ]
 
 
 def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: float | None = None) -> list[GateResult]:
@@ -316,15 +305,29 @@ def latency_with_retry(
     return result, measured
 
 
+def _measured(parity: dict, key: str) -> dict:
+    """The interval fields of parity figure ``key`` (``metrics.parity``'s per-image bootstrap)."""
+    return {"interval": (parity.get("ci") or {}).get(key), "level": parity.get("level"), "images": parity.get("images")}
+
+
 def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
     """Both directions (recall of FP32 detections, precision of INT8 ones), agreement of the matched
-    pairs (only with at least ``min_parity_matches`` of them), collapsed images, and scores above 1."""
+    pairs (only with at least ``min_parity_matches`` of them), collapsed images, and scores above 1; each
+    figure over images decided from its interval. Threshold crossings are counted apart (``metrics.parity``)."""
     at = f"score >= {parity.get('score_thr', 0.25):g}"
     few = parity["matched"] < th["min_parity_matches"]
     thin = (
         f"only {parity['matched']} FP32 detections were matched by INT8 (need >= {th['min_parity_matches']:g})"
         if few
         else None
+    )
+    crossed = parity.get("crossings") or {}
+    crossing_note = (
+        f"{crossed['fp32_kept_int8_under_conf']} FP32 detections INT8 scores just under conf (within the score "
+        f"drift {crossed['margin']:.3f}) counted as crossings, not lost; INT8 keeps them at conf "
+        f">= {crossed['int8_keeps_all_at_conf']:g}"
+        if crossed.get("fp32_kept_int8_under_conf")
+        else ""
     )
     return [
         GateResult(
@@ -338,6 +341,9 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             int8=parity["matched"],
             labels=("FP32 detections", "matched by INT8"),
             no_evidence=None if parity["recall"] is not None else f"FP32 made no detection at {at} on these images",
+            evidence=parity["recall"] is None,
+            note=crossing_note,
+            **_measured(parity, "recall"),
         ),
         GateResult(
             gate="parity",
@@ -350,6 +356,7 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             int8=parity["matched"],
             labels=("INT8 detections", "also in FP32"),
             no_evidence=None if parity["precision"] is not None else f"INT8 made no detection at {at} on these images",
+            **_measured(parity, "precision"),
         ),
         GateResult(
             gate="parity",
@@ -359,6 +366,8 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             threshold=th["max_score_drift_mean"],
             case_id=case_id,
             no_evidence=thin,
+            evidence=bool(thin),
+            **_measured(parity, "score_drift_mean"),
         ),
         GateResult(
             gate="parity",
@@ -368,6 +377,8 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             threshold=th["min_iou_mean"],
             case_id=case_id,
             no_evidence=thin,
+            evidence=bool(thin),
+            **_measured(parity, "iou_mean"),
         ),
         GateResult(
             gate="parity",
@@ -382,6 +393,8 @@ def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             no_evidence=None
             if parity["collapsed_fraction"] is not None
             else f"FP32 made no detection at {at} on these images",
+            evidence=parity["collapsed_fraction"] is None,
+            **_measured(parity, "collapsed_fraction"),
         ),
         GateResult(
             gate="parity",
@@ -414,6 +427,7 @@ def check_task_parity(parity: dict, th: dict, case_id: str, thin: str | None = N
                 int8=parity.get("mask_iou_min"),
                 labels=("matched pairs", "lowest mask IoU"),
                 no_evidence=thin or (None if value is not None else "no matched detection pair has masks"),
+                **_measured(parity, "mask_iou_mean"),
             )
         )
     if "keypoint_distance_mean" in parity:
@@ -429,18 +443,17 @@ def check_task_parity(parity: dict, th: dict, case_id: str, thin: str | None = N
                 no_evidence=thin
                 or (None if value is not None else "no matched detection pair has a visible FP32 keypoint"),
                 note=f"{parity['keypoint_pairs']} matched pairs; distance / sqrt(FP32 box area)",
+                **_measured(parity, "keypoint_distance_mean"),
             )
         )
     return results
 
 
 def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) -> list[GateResult]:
-    """Enough validation images and FP32 detections to judge accuracy at all; fewer fail, never pass."""
+    """Enough validation images and FP32 detections to judge accuracy at all; fewer is undecided, never a pass
+    and never a failure of the model."""
     need = f"need {th['min_val_images']:g} images and {th['min_val_fp32_detections']:g} FP32 detections"
-    note = (
-        f"too little evidence: {images} images, {fp32_detections} detections — {need} "
-        "(add images: --val-images DIR, or more in --calib)"
-    )
+    note = f"too little evidence: {images} images, {fp32_detections} detections — {need}"
     results = [
         GateResult(
             gate="evidence",
@@ -449,6 +462,8 @@ def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) ->
             op=">=",
             threshold=th["min_val_images"],
             case_id=case_id,
+            images=images,
+            evidence=True,
         ),
         GateResult(
             gate="evidence",
@@ -457,6 +472,8 @@ def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) ->
             op=">=",
             threshold=th["min_val_fp32_detections"],
             case_id=case_id,
+            images=images,
+            evidence=True,
         ),
     ]
     for r in results:
@@ -465,9 +482,8 @@ def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) ->
 
 
 def check_agreement(agreement: dict, th: dict, case_id: str) -> list[GateResult]:
-    """The evidence gates, then INT8's agreement mAP with FP32 (``CasePipeline.agreement``) with its CI95."""
-    ci = agreement.get("ci95")
-    detail = f", CI95 [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    """The evidence gates, then INT8's agreement mAP with FP32 (``CasePipeline.agreement``), decided from its
+    interval."""
     return check_evidence(agreement["images"], agreement["fp32_detections"], th, case_id) + [
         GateResult(
             gate="agreement",
@@ -478,10 +494,13 @@ def check_agreement(agreement: dict, th: dict, case_id: str) -> list[GateResult]
             case_id=case_id,
             fp32=1.0 if agreement["map50_95"] is not None else None,
             int8=agreement["map50_95"],
-            detail=detail,
             no_evidence=None if agreement["map50_95"] is not None else "FP32 made no detection on these images",
+            evidence=agreement["map50_95"] is None,
             note=f"INT8 scored against FP32's {agreement['fp32_detections']} detections on "
             f"{agreement['images']} images",
+            interval=agreement.get("ci"),
+            level=agreement.get("level"),
+            images=agreement["images"],
         )
     ]
 

@@ -16,7 +16,7 @@ import onnx
 from .measure import bootstrap
 from . import compat, gates
 from .measure.bench import latency_ratio
-from .quantization.calibration import DEFAULT_COUNT, split_folder
+from .quantization.calibration import split_folder
 from .errors import QuantkitError
 from .measure.evaluate import (
     EVAL_IOU,
@@ -68,6 +68,11 @@ class CasePipeline:
 
     # -- inputs ------------------------------------------------------------------------------
     @cached_property
+    def thresholds(self) -> dict:
+        """The case's thresholds over the defaults (the policy numbers the measurements use: match IoU, level)."""
+        return {**THRESHOLDS, **self.case.thresholds}
+
+    @cached_property
     def hw_nc(self) -> tuple[tuple[int, int], int | None]:
         return model_hw(self.case.model, self.case.imgsz)
 
@@ -94,7 +99,7 @@ class CasePipeline:
         unlabelled validation images; calibration never uses them (``calibration.split_folder``)."""
         if self.annotated or self.case.val_images or not self.case.calib:
             return []
-        return split_folder(self.case.calib, DEFAULT_COUNT)
+        return split_folder(self.case.calib, self.case.calib_count)
 
     @property
     def evidence(self) -> str | None:
@@ -189,7 +194,7 @@ class CasePipeline:
                     self.coco[0], results, self.images.ids, self.classes.cat_ids, iou_type
                 )
             tables.append(self._tables[key])
-        return bootstrap.paired_drop(*tables)
+        return bootstrap.paired_drop(*tables, level=self.thresholds["decision_level"])
 
     def task_map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
         """The mask / keypoint mAP50-95 drop gates with their CI95, for what the model is scored on beyond boxes
@@ -263,7 +268,7 @@ class CasePipeline:
                 self.deployed(spec),
                 self.classes.cat_ids,
                 self.case.conf,
-                iou_thr={**THRESHOLDS, **self.case.thresholds}["match_iou"],
+                iou_thr=self.thresholds["match_iou"],
             )
         return self._maps[key]
 
@@ -273,7 +278,11 @@ class CasePipeline:
         key = spec.id + "@agreement"
         if key not in self._maps:
             self._maps[key] = agreement_report(
-                self.deployed(None), self.predictions(spec).dets, self.images, self.hw_nc[1]
+                self.deployed(None),
+                self.predictions(spec).dets,
+                self.images,
+                self.hw_nc[1],
+                self.thresholds["decision_level"],
             )
         return self._maps[key]
 
@@ -282,7 +291,7 @@ class CasePipeline:
             self.predictions(None),
             self.predictions(spec),
             score_thr=self.case.conf,
-            th={**THRESHOLDS, **self.case.thresholds},
+            th=self.thresholds,
         )
 
     def graph(self, spec: ConfigSpec) -> dict:

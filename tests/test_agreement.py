@@ -66,18 +66,23 @@ def test_an_int8_model_that_detects_nothing_scores_zero_with_a_closed_interval()
     assert report["map50_95"] == 0.0 and report["ci95"] == [0.0, 0.0]
 
 
-def test_too_little_evidence_fails_never_passes():
+def test_too_little_evidence_is_not_decided_never_passed():
     fp32 = _scene(n_images=6, per_image=3)
     report = agreement_report(fp32, fp32, _images(fp32))
     assert report["map50_95"] == pytest.approx(1.0)  # perfect agreement on too few images is still no pass
-    failed = gates.failures(gates.check_agreement(report, THRESHOLDS, "planted/tiny"))
-    assert len(failed) == 2 and all(
-        "too little evidence: 6 images, 18 detections — need 25 images and 100" in f for f in failed
+    results = gates.check_agreement(report, THRESHOLDS, "planted/tiny")
+    assert not gates.failures(results)  # too little evidence is no failure of the model either
+    short = [r.message() for r in gates.undecided(results) if r.gate == "evidence"]
+    assert len(short) == 2 and all(
+        "too little evidence: 6 images, 18 detections — need 25 images and 100" in f for f in short
     )
+    assert gates.undecided_line(results).startswith("accuracy not decided: 6 images, 18 FP32 detections — about")
+    with pytest.raises(AssertionError, match="accuracy not decided"):
+        gates.assert_passed(results)
     nothing = {i: Detections.empty() for i in fp32}
     results = gates.check_agreement(agreement_report(nothing, nothing, _images(nothing)), THRESHOLDS, "planted/none")
     assert not any(r.passed for r in results)
-    assert "agreement_map50_95 not measured: FP32 made no detection" in gates.failures(results)[-1]
+    assert "agreement_map50_95 not measured: FP32 made no detection" in results[-1].message()
 
 
 def test_the_interval_is_pycocotools_value_at_unit_weights():

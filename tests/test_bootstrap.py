@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from quantkit.measure.bootstrap import MatchTable, images_needed, paired_drop, resample_weights
+from quantkit.measure.bootstrap import MatchTable, paired_drop
+from quantkit.measure.intervals import decide, images_to_decide, ratio_interval, resample_weights
 from quantkit.manifest import ConfigSpec
 from quantkit.measure.metrics import coco_map, coco_results, load_coco, map_classes
 from test_metrics import VAL_ANNOTATIONS, perturbed_detections
@@ -88,9 +89,27 @@ def test_empty_int8_results_bootstrap_the_whole_fp32_map(gt, tables):
     assert drop["ci95"][0] < 100 * fp32_map < drop["ci95"][1]
 
 
-def test_images_needed_scales_with_the_square_of_the_halfwidth():
-    assert images_needed(200, 3.0, 1.5) == 800
-    assert images_needed(200, 0.75, 1.5) == 50
+def test_images_to_decide_scale_with_the_square_of_the_interval_over_the_gap():
+    """An interval twice as wide as the gap to the threshold needs 4x the images (as 1/sqrt(n)): 600 more on 200."""
+    assert images_to_decide(200, 0.5, [-0.5, 2.5], 1.5) == 600  # the side toward the threshold: 2.0 vs a gap of 1.0
+    assert images_to_decide(200, 0.95, [0.92, 0.98], 0.90) == 1  # decided already: at least one
+    assert images_to_decide(200, 0.9, [0.85, 0.95], 0.90) is None  # on the threshold: no count decides it
+
+
+def test_decide_from_the_interval():
+    assert decide(0.95, [0.91, 0.99], ">=", 0.90) == "pass"
+    assert decide(0.95, [0.88, 0.99], ">=", 0.90) == "undecided"
+    assert decide(0.85, [0.80, 0.89], ">=", 0.90) == "fail"
+    assert decide(0.5, None, "<=", 1.5) == "pass"  # no interval: the value decides
+
+
+def test_ratio_interval_leaves_out_draws_with_nothing_to_measure_and_stays_in_bounds():
+    """Recall over images where most have no FP32 detection: a draw of only such images measures nothing (not 0
+    and not -1), and the interval stays within [0, 1]."""
+    num, den = np.r_[np.ones(3), np.zeros(47)], np.r_[np.ones(3), np.zeros(47)]
+    low, high = ratio_interval(num, den)
+    assert low == high == 1.0
+    assert ratio_interval(np.zeros(5), np.zeros(5)) is None
 
 
 def test_fixture_interval_brackets_the_drop(fixture_pipeline):

@@ -317,6 +317,8 @@ def test_classes_map_by_name_ignoring_case_space_and_extra_categories(gt):
     mapped = map_classes(roboflow, NAMES)
     assert mapped.cat_ids == [1, 2, 3, 4, 5, 6] and mapped.how == "names"
     assert any("['shapes']" in note for note in mapped.notes)
+    assert any("matched their categories ignoring case and surrounding spaces" in note for note in mapped.notes)
+    assert not any("ignoring case" in note for note in map_classes(gt, NAMES).notes)
 
 
 def test_classes_that_match_no_category_are_an_error():

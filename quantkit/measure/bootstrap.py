@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools.coco import COCO
 
+from .intervals import CHUNK, LEVEL, RESAMPLES, SEED, percentile_interval, resample_weights
 from .metrics import evaluated
-
-RESAMPLES, SEED, CHUNK = 1000, 0, 250
 
 
 @dataclass
@@ -120,53 +119,41 @@ class MatchTable:
         count = present.sum(axis=1) * self.n_iou
         return np.where(count > 0, total / np.maximum(count, 1), -1.0)
 
-
-def resample_weights(n_images: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """[resamples, n_images] counts of each image in a draw of ``n_images`` with replacement."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_images, (resamples, n_images))
-    return np.stack([np.bincount(row, minlength=n_images) for row in draws]).astype(np.float64)
+    def resampled(self, weights: np.ndarray) -> np.ndarray:
+        """mAP50-95 on each row of ``weights``, NaN where a draw holds no annotation (nothing to score)."""
+        values = np.concatenate([self.map50_95(c) for c in np.array_split(weights, max(1, len(weights) // CHUNK))])
+        return np.where(values < 0, np.nan, values)
 
 
-def paired_drop(fp32: MatchTable, int8: MatchTable, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
-    """FP32 - INT8 mAP50-95 in points on ``resamples`` paired image resamples: the 95% percentile
-    interval, its half-width, and the images a half-width of ``target`` points would need."""
+def _summary(values: np.ndarray, level: float, n_images: int, resamples: int, seed: int, bounds=None) -> dict:
+    """The CI95 (reported) and the ``level`` interval (decided on) of resampled ``values``."""
+    ci95, decision = percentile_interval(values, 0.95, bounds), percentile_interval(values, level, bounds)
+    return {
+        "ci95": ci95,
+        "ci": decision,
+        "level": level,
+        "halfwidth": (ci95[1] - ci95[0]) / 2 if ci95 else None,
+        "resamples": resamples,
+        "seed": seed,
+        "images": n_images,
+    }
+
+
+def paired_drop(
+    fp32: MatchTable, int8: MatchTable, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = SEED
+) -> dict:
+    """FP32 - INT8 mAP50-95 in points on ``resamples`` paired image resamples: the 95% percentile interval
+    (``ci95``), the ``level`` one the gate decides on (``ci``), and the CI95's half-width."""
     if fp32.image_ids != int8.image_ids:
         raise ValueError("the paired bootstrap needs FP32 and INT8 matched on the same images")
     weights = resample_weights(len(fp32.image_ids), resamples, seed)
-    drops = np.concatenate(
-        [
-            100 * (fp32.map50_95(chunk) - int8.map50_95(chunk))
-            for chunk in np.array_split(weights, max(1, len(weights) // CHUNK))
-        ]
-    )
-    low, high = np.percentile(drops, [2.5, 97.5])
-    return {
-        "ci95": [float(low), float(high)],
-        "halfwidth": float(high - low) / 2,
-        "sd": float(drops.std(ddof=1)),
-        "resamples": resamples,
-        "seed": seed,
-        "images": len(fp32.image_ids),
-    }
+    drops = 100 * (fp32.resampled(weights) - int8.resampled(weights))
+    return {**_summary(drops, level, len(fp32.image_ids), resamples, seed), "sd": float(np.nanstd(drops, ddof=1))}
 
 
-def interval(table: MatchTable, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
-    """mAP50-95 of one match table on ``resamples`` image resamples: the 95% percentile interval and
-    its half-width (the agreement mAP's error bar: INT8 scored against FP32's detections)."""
+def interval(table: MatchTable, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+    """mAP50-95 of one match table on ``resamples`` image resamples, within [0, 1]: the CI95 and the ``level``
+    interval (the agreement mAP's: INT8 scored against FP32's detections; a draw of images without any FP32
+    detection scores nothing and is left out, never read as -1)."""
     weights = resample_weights(len(table.image_ids), resamples, seed)
-    values = np.concatenate([table.map50_95(chunk) for chunk in np.array_split(weights, max(1, len(weights) // CHUNK))])
-    low, high = np.percentile(values, [2.5, 97.5])
-    return {
-        "ci95": [float(low), float(high)],
-        "halfwidth": float(high - low) / 2,
-        "resamples": resamples,
-        "seed": seed,
-        "images": len(table.image_ids),
-    }
-
-
-def images_needed(n_images: int, halfwidth: float, target: float) -> int:
-    """Images for a CI95 half-width of ``target`` points, from the half-width measured on ``n_images``
-    (the half-width shrinks as 1/sqrt(n))."""
-    return int(np.ceil(n_images * (halfwidth / target) ** 2)) if target > 0 else 0
+    return _summary(table.resampled(weights), level, len(table.image_ids), resamples, seed, (0.0, 1.0))

@@ -258,7 +258,12 @@ def parity_report(
     th = th or THRESHOLDS
     ids = sorted(fp32.dets)
     report = metrics.parity(
-        [fp32.dets[i] for i in ids], [int8.dets[i] for i in ids], score_thr, th["match_iou"], th["collapse_score_ratio"]
+        [fp32.dets[i] for i in ids],
+        [int8.dets[i] for i in ids],
+        score_thr,
+        th["match_iou"],
+        th["collapse_score_ratio"],
+        th["decision_level"],
     )
     report["score_thr"] = score_thr
     if raw_fp32 is not None:
@@ -267,10 +272,14 @@ def parity_report(
 
 
 def agreement_report(
-    reference: dict[int, boxes.Detections], int8: dict[int, boxes.Detections], images: ImageSet, nc: int | None = None
+    reference: dict[int, boxes.Detections],
+    int8: dict[int, boxes.Detections],
+    images: ImageSet,
+    nc: int | None = None,
+    level: float = THRESHOLDS["decision_level"],
 ) -> dict:
     """Agreement mAP of ``int8``'s ranked detections with ``reference`` (FP32's at the deployed confidence)
-    as the ground truth (``metrics.agreement_map``), with its bootstrap CI95 over the images."""
+    as the ground truth (``metrics.agreement_map``), with its bootstrap CI95 and ``level`` interval over the images."""
     classes = max((int(d.classes.max()) + 1 for d in (*reference.values(), *int8.values()) if len(d)), default=1)
     shapes = {i: lb.shape for i, lb in zip(images.ids, images.letterboxes)}
     kept: dict = {}
@@ -279,9 +288,9 @@ def agreement_report(
         out.pop(key)
     if "evaluator" in kept:
         table = bootstrap.MatchTable.from_evaluator(kept["evaluator"], sorted(reference))
-        out.update({k: v for k, v in bootstrap.interval(table).items() if k != "images"})
+        out.update({k: v for k, v in bootstrap.interval(table, level).items() if k != "images"})
     elif out["map50_95"] is not None:  # INT8 detected nothing: 0 on every resample
-        out.update(ci95=[0.0, 0.0], halfwidth=0.0)
+        out.update(ci95=[0.0, 0.0], ci=[0.0, 0.0], level=level, halfwidth=0.0)
     return out
 
 

@@ -15,6 +15,7 @@ from pycocotools.cocoeval import COCOeval
 
 from ..heads.boxes import Detections, head_layout
 from ..errors import DatasetError, ModelError
+from .intervals import LEVEL, ratio_interval
 
 # Class index of a COCO-trained (80-class) detector -> category id in the 91-id COCO annotations.
 COCO80_TO_91 = [
@@ -242,6 +243,10 @@ def map_classes(coco_gt: COCO, names: dict[int, str] | None = None, explicit=Non
         )
     ids = [by_name[_norm(n)] for n in model_names]
     notes = []
+    exact = {c.get("name") for c in cats}
+    loose = [n for n in model_names if n not in exact]
+    if loose:
+        notes.append(f"model classes {loose} matched their categories ignoring case and surrounding spaces")
     ignored = [c.get("name") for c in cats if c["id"] not in set(ids)]
     if ignored:
         notes.append(f"annotation categories {ignored} name no model class: left out of the evaluation")
@@ -504,54 +509,115 @@ def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float)
     return pairs, fi.size, ii.size
 
 
+def _crossings(fp32: Detections, int8: Detections, pairs: list, conf: float, margin: float, iou_thr: float):
+    """Detections that crossed the deployed ``conf`` by no more than ``margin`` (the measured score drift):
+    FP32 detections at or above ``conf`` that INT8 has (same class, IoU) just under it ("down": not lost, a
+    threshold crossing; the INT8 scores returned), and INT8 detections FP32 has just under it ("up")."""
+    down, up = [], 0
+    if margin <= 0:
+        return down, up
+    fp32_kept, int8_kept = {p[3] for p in pairs}, {p[4] for p in pairs}
+    for a, b, kept_a, kept_b, is_down in (
+        (fp32, int8, fp32_kept, int8_kept, True),
+        (int8, fp32, int8_kept, fp32_kept, False),
+    ):
+        lost = [i for i in np.flatnonzero(a.scores >= conf) if i not in kept_a and a.scores[i] < conf + margin]
+        near = [j for j in np.flatnonzero((b.scores < conf) & (b.scores >= conf - margin)) if j not in kept_b]
+        if not lost or not near:
+            continue
+        lost = sorted(lost, key=lambda i: -a.scores[i])
+        ious = _iou(a.boxes[lost].astype(np.float64), b.boxes[near].astype(np.float64))
+        ious[a.classes[lost][:, None] != b.classes[near][None, :]] = -1.0
+        for row in range(len(lost)):
+            col = int(ious[row].argmax())
+            if ious[row, col] >= iou_thr:
+                ious[:, col] = -1.0
+                if is_down:
+                    down.append(float(b.scores[near[col]]))
+                else:
+                    up += 1
+    return down, up
+
+
 def parity(
     fp32: list[Detections],
     int8: list[Detections],
     score_thr: float = 0.25,
     iou_thr: float = 0.5,
     collapse_ratio: float = 0.5,
+    level: float = LEVEL,
 ) -> dict:
     """FP32 vs INT8 detections in both directions: how many FP32 detections INT8 reproduces (same
     class, IoU >= ``iou_thr``; ``recall``), how many INT8 detections FP32 also has (``precision``),
     how closely the matched ones agree, and on how many images INT8's best score collapsed.
 
     Detections below ``score_thr`` are ignored, except in the max scores (over all detections),
-    which expose scores that left [0, 1]. A figure with nothing to measure is None, never a pass.
+    which expose scores that left [0, 1], and in threshold crossings: a detection one model keeps and the
+    other scores just under ``score_thr`` (within the 95th percentile of the matched pairs' score drift) is
+    a crossing, counted apart (``crossings``), neither lost nor a false alarm. A figure with nothing to
+    measure is None, never a pass. ``ci`` holds each figure's ``level`` interval from a per-image bootstrap.
     Segmentation heads add the mean mask IoU of the matched pairs (``mask_iou_mean``), pose heads their
     mean keypoint distance in units of the FP32 box's size (``keypoint_distance_mean``, ``task_parity``).
     """
     if len(fp32) != len(int8):
         raise ValueError(f"parity needs one FP32 and one INT8 result per image, got {len(fp32)} and {len(int8)}")
-    pairs, fp32_count, int8_count, scored_images, collapsed = [], 0, 0, 0, 0
-    mask_ious, kpt_distances = [], []
-    for f, q in zip(fp32, int8):
-        p, nf, ni = _match(f, q, score_thr, iou_thr)
-        pairs += p
-        mask_ious += mask_pair_ious(f, q, p)
-        kpt_distances += keypoint_pair_distances(f, q, p)
-        fp32_count += nf
-        int8_count += ni
+    matches = [_match(f, q, score_thr, iou_thr) for f, q in zip(fp32, int8)]
+    drifts = np.array([abs(p[0] - p[1]) for m in matches for p in m[0]], np.float64)
+    margin = float(np.percentile(drifts, 95)) if drifts.size else 0.0
+    per_image = {k: [] for k in ("matched", "fp32", "int8", "drift", "iou", "scored", "collapsed")}
+    mask_ious, kpt_distances, down, up = [], [], [], 0
+    for f, q, (p, nf, ni) in zip(fp32, int8, matches):
+        crossed_down, crossed_up = _crossings(f, q, p, score_thr, margin, iou_thr)
+        down, up = down + crossed_down, up + crossed_up
+        mask_ious.append(mask_pair_ious(f, q, p))
+        kpt_distances.append(keypoint_pair_distances(f, q, p))
         fp32_best = float(f.scores.max()) if len(f) else 0.0
-        if fp32_best >= score_thr:
-            scored_images += 1
-            collapsed += (float(q.scores.max()) if len(q) else 0.0) < fp32_best * collapse_ratio
-    arr = np.asarray(pairs, np.float64).reshape(-1, 5)
-    drift = np.abs(arr[:, 0] - arr[:, 1])
+        scored = fp32_best >= score_thr
+        for key, value in (
+            ("matched", len(p)),
+            ("fp32", nf - len(crossed_down)),
+            ("int8", ni - crossed_up),
+            ("drift", sum(abs(x[0] - x[1]) for x in p)),
+            ("iou", sum(x[2] for x in p)),
+            ("scored", scored),
+            ("collapsed", scored and (float(q.scores.max()) if len(q) else 0.0) < fp32_best * collapse_ratio),
+        ):
+            per_image[key].append(float(value))
+    n = {k: np.asarray(v) for k, v in per_image.items()}
+    matched, fp32_count, int8_count, scored_images = (int(n[k].sum()) for k in ("matched", "fp32", "int8", "scored"))
+    pairs = np.asarray([x for m in matches for x in m[0]], np.float64).reshape(-1, 5)
+    ci = {
+        "recall": ratio_interval(n["matched"], n["fp32"], level),
+        "precision": ratio_interval(n["matched"], n["int8"], level),
+        "score_drift_mean": ratio_interval(n["drift"], n["matched"], level),
+        "iou_mean": ratio_interval(n["iou"], n["matched"], level),
+        "collapsed_fraction": ratio_interval(n["collapsed"], n["scored"], level),
+    }
+    task, task_ci = task_parity(fp32, mask_ious, kpt_distances, level)
     return {
-        **task_parity(fp32, mask_ious, kpt_distances),
-        "recall": len(pairs) / fp32_count if fp32_count else None,
-        "precision": len(pairs) / int8_count if int8_count else None,
+        **task,
+        "recall": matched / fp32_count if fp32_count else None,
+        "precision": matched / int8_count if int8_count else None,
         "fp32_count": fp32_count,
         "int8_count": int8_count,
-        "matched": len(pairs),
-        "score_drift_mean": float(drift.mean()) if drift.size else None,
-        "score_drift_max": float(drift.max()) if drift.size else None,
-        "iou_mean": float(arr[:, 2].mean()) if arr.size else None,
-        "collapsed_fraction": collapsed / scored_images if scored_images else None,
-        "collapsed_images": collapsed,
+        "matched": matched,
+        "crossings": {
+            "margin": round(margin, 4),
+            "fp32_kept_int8_under_conf": len(down),
+            "int8_kept_fp32_under_conf": up,
+            "int8_keeps_all_at_conf": round(min(down), 4) if down else None,
+        },
+        "score_drift_mean": float(drifts.mean()) if drifts.size else None,
+        "score_drift_max": float(drifts.max()) if drifts.size else None,
+        "iou_mean": float(pairs[:, 2].mean()) if pairs.size else None,
+        "collapsed_fraction": n["collapsed"].sum() / scored_images if scored_images else None,
+        "collapsed_images": int(n["collapsed"].sum()),
         "scored_images": scored_images,
+        "images": len(fp32),
         "int8_max_score": max((float(d.scores.max()) for d in int8 if len(d)), default=0.0),
         "fp32_max_score": max((float(d.scores.max()) for d in fp32 if len(d)), default=0.0),
+        "ci": {**ci, **task_ci},
+        "level": level,
     }
 
 
@@ -583,21 +649,23 @@ def keypoint_pair_distances(fp32: Detections, int8: Detections, pairs: list) -> 
     return out
 
 
-def task_parity(fp32: list[Detections], mask_ious: list[float], kpt_distances: list[float]) -> dict:
-    """The parity figures of segmentation and pose heads, present only for those heads (None: nothing matched)."""
-    out = {}
+def task_parity(fp32: list[Detections], mask_ious: list[list], kpt_distances: list[list], level: float = LEVEL):
+    """The parity figures of segmentation and pose heads (per-image lists of the matched pairs' mask IoUs and
+    keypoint distances), present only for those heads (None: nothing matched), and their intervals."""
+    out, ci = {}, {}
+
+    def mean_and_ci(per_image: list[list]):
+        flat = [v for image in per_image for v in image]
+        sums, counts = [sum(image) for image in per_image], [len(image) for image in per_image]
+        return (float(np.mean(flat)) if flat else None), flat, ratio_interval(sums, counts, level, bounds=None)
+
     if any(d.masks is not None for d in fp32):
-        out.update(
-            mask_iou_mean=float(np.mean(mask_ious)) if mask_ious else None,
-            mask_iou_min=float(np.min(mask_ious)) if mask_ious else None,
-            mask_pairs=len(mask_ious),
-        )
+        mean, flat, ci["mask_iou_mean"] = mean_and_ci(mask_ious)
+        out.update(mask_iou_mean=mean, mask_iou_min=float(np.min(flat)) if flat else None, mask_pairs=len(flat))
     if any(d.keypoints is not None for d in fp32):
-        out.update(
-            keypoint_distance_mean=float(np.mean(kpt_distances)) if kpt_distances else None,
-            keypoint_pairs=len(kpt_distances),
-        )
-    return out
+        mean, flat, ci["keypoint_distance_mean"] = mean_and_ci(kpt_distances)
+        out.update(keypoint_distance_mean=mean, keypoint_pairs=len(flat))
+    return out, ci
 
 
 def operating_point(
