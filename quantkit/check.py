@@ -25,7 +25,7 @@ from .measure import peer
 from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import choose_files, load_calibration
 from .measure.cpu import cpu_info
-from .errors import CalibrationError, EPUnavailableError, QuantkitError
+from .errors import CalibrationError, DatasetError, EPUnavailableError, NotDecidedError, QuantkitError
 from .files import copy_atomic, write_text_atomic
 from .measure.evaluate import predict, score
 from .manifest import THRESHOLDS, ConfigSpec, Manifest
@@ -122,6 +122,7 @@ class Kind(str, Enum):
     PASS = "pass"
     SIZE_ONLY = "size only"  # passed, and buys size, not speed
     UNVERIFIED = "not verified"  # passed what was measured, but accuracy was not measured
+    UNDECIDED = "not decided"  # no gate failed, but an accuracy interval holds its threshold (too little evidence)
     NO_ACCURACY = "size and latency only"  # --no-accuracy: the user accepts a verdict without accuracy
     FAIL = "FAIL"
     PEER = "peer"
@@ -142,6 +143,8 @@ class Verdict:
     def text(self) -> str:
         if self.kind is Kind.FAIL:
             return "FAIL: " + ", ".join(self.failed)
+        if self.kind is Kind.UNDECIDED:
+            return "not decided: " + ", ".join(self.failed)
         if self.kind is Kind.CONTRAST:
             return "reference (not deployable: its accuracy was not measured)"
         return self.kind.value + (f", {self.detail}" if self.detail else "")
@@ -166,6 +169,11 @@ class CheckReport:
     def failed(self) -> bool:
         return bool(gates.failures(self.gate_results.get(GATED, [])))
 
+    @property
+    def undecided(self) -> list[str]:
+        """The recommended configuration's ``gates.undecided_lines`` ([] when its every gate decided)."""
+        return gates.undecided_lines(self.gate_results.get(GATED, []))
+
     def latency_story(self) -> str:
         return LATENCY_STORY.format(threads=self.machine["threads"], rounds=self.machine["rounds"])
 
@@ -180,14 +188,36 @@ class CheckReport:
             "evidence": self.evidence,
             "accuracy": self.accuracy,
             "gates": {
-                cid: [{**r.__dict__, "passed": r.passed, "message": r.message()} for r in results]
+                cid: [{**r.__dict__, "passed": r.passed, "outcome": r.outcome, "message": r.message()} for r in results]
                 for cid, results in self.gate_results.items()
             },
         }
 
 
-def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool) -> list[str]:
-    """Every input checked in one line each before the first long phase; returns the EPs to run on."""
+def _check_evidence(pipe: CasePipeline, th: dict) -> None:
+    """Before quantizing, FP32 on the validation images (cheap beside quantization): annotations FP32 scores under
+    ``min_fp32_map`` on stop the run (DatasetError, exit 2), and so do too few images or FP32 detections to decide
+    accuracy (NotDecidedError, exit 3, with how many more images would do)."""
+    if pipe.annotated:
+        fp32 = pipe.map(None)["map50_95"]
+        if fp32 < th["min_fp32_map"]:
+            raise DatasetError(
+                f"FP32 itself scores mAP50-95 {fp32:.4f} on these annotations, under the floor {th['min_fp32_map']:g}: "
+                "they do not describe these images, or the classes map wrongly: check that --coco-ann belongs to "
+                "--coco-images (and --class-map)"
+            )
+    detections = sum(len(d) for d in pipe.deployed(None).values())
+    evidence = gates.check_evidence(len(pipe.images.ids), detections, th, pipe.case.id)
+    if gates.undecided(evidence):
+        raise NotDecidedError(
+            f"{gates.undecided_line(evidence)}: add validation images (--val-images DIR, or more images in --calib), "
+            "or --no-accuracy for a size and latency only verdict"
+        )
+
+
+def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool, th: dict) -> list[str]:
+    """Every input checked in one line each before the first long phase, the evidence first of all; returns the
+    EPs to run on."""
     unknown = sorted(set(eps or []) - set(available_eps()))
     if unknown:
         raise QuantkitError(
@@ -198,9 +228,7 @@ def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool) -> 
     choose_files(pipe.case.calib, exclude=pipe.holdout)
     pipe.hw_nc
     if accuracy and pipe.evidence:
-        if pipe.annotated:
-            pipe.classes  # class names that match no category fail here, not after quantizing
-        pipe.images
+        _check_evidence(pipe, th)
     return eps or available_eps()
 
 
@@ -213,6 +241,7 @@ class Quantized:
     th: dict[str, dict]  # per config: its thresholds
     gates: dict[str, list[gates.GateResult]]
     notes: list[str]
+    broken: list[ConfigSpec] = field(default_factory=list)  # side rows that could not be made or run: FAIL rows
 
 
 @dataclass
@@ -248,25 +277,53 @@ def _evidence(pipe: CasePipeline, eps: list[str], accuracy: bool) -> tuple[str, 
     return pipe.evidence_text() + ", on the CPU EP", notes
 
 
+def _side_row_failure(spec: ConfigSpec, th: dict, case_id: str, exc: Exception) -> gates.GateResult:
+    """A contrast or size-only configuration that could not be quantized or evaluated: that row's FAIL, in one line."""
+    from .compat import error_line
+
+    return gates.GateResult(
+        gate="quantize",
+        metric="quantized_and_evaluated",
+        value=None,
+        op="==",
+        threshold=1.0,
+        case_id=case_id,
+        no_evidence=f"{spec.id} could not be made or run: {error_line(exc)}",
+    )
+
+
 def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progress: bool) -> Quantized:
     """Quantize every CHECK_CONFIGS entry, gate its size and (``measured``) its accuracy; the weights file
-    once more as plain onnxruntime runs it (``WEIGHTS_PLAIN``: the same file, its gates carried over)."""
+    once more as plain onnxruntime runs it (``WEIGHTS_PLAIN``: the same file, its gates carried over). A side
+    row that cannot be made or run (any configuration but ``GATED``) reads FAIL with its reason (``broken``);
+    only the recommended configuration's failure ends the run."""
     case, specs = pipe.case, list(CHECK_CONFIGS)
     th = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
-    results, gate_results, by_note = {}, {}, {}
-    for spec in specs:
+    results, gate_results, by_note, broken = {}, {}, {}, []
+    for spec in list(specs):
         _phase(progress, f"quantizing {spec.id}")
-        q = results[spec.id] = pipe.quantized(spec)
+        case_id = f"{case.id}/{spec.id}"
+        try:
+            q = pipe.quantized(spec)
+            checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id)
+            if measured:
+                _phase(
+                    progress, f"evaluating {spec.id} ({'mAP, ' if pipe.annotated else ''}agreement with FP32, parity)"
+                )
+                checks += pipe.accuracy_gates(spec, th[spec.id], case_id)
+        except Exception as exc:  # noqa: BLE001 - a side row's failure of any kind is that row's FAIL
+            if spec.id == GATED:
+                raise
+            gate_results[spec.id] = [_side_row_failure(spec, th[spec.id], case_id, exc)]
+            specs.remove(spec)
+            broken.append(spec)
+            continue
+        results[spec.id] = q
         for note in q.notes + [
             f"made for target CPU '{q.config.get('target_cpu')}'"
             f"{' (7-bit weights, reduce_range)' if q.config.get('reduce_range') else ' (full 8-bit weights)'}"
         ]:
             by_note.setdefault(note, []).append(spec.id)
-        case_id = f"{case.id}/{spec.id}"
-        checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id)
-        if measured:
-            _phase(progress, f"evaluating {spec.id} ({'mAP, ' if pipe.annotated else ''}agreement with FP32, parity)")
-            checks += pipe.accuracy_gates(spec, th[spec.id], case_id)
         gate_results[spec.id] = checks
     notes = [f"{', '.join(ids)}: {note}" for note, ids in by_note.items()]  # each note once, with every config it is of
     if WEIGHTS in results and model_session_config(Path(results[WEIGHTS].output)):
@@ -277,7 +334,7 @@ def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progre
             th[WEIGHTS],
             list(gate_results[WEIGHTS]),
         )
-    return Quantized(specs, results, th, gate_results, notes)
+    return Quantized(specs, results, th, gate_results, notes, broken)
 
 
 def _time_all(
@@ -419,6 +476,12 @@ def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: 
             verdicts.append(verdict)
             spreads.append(timings.spread[ep].get(name, 0.0))
             row_eps.append(ep)
+    for spec in quantized.broken:  # no model to time or plot: its row carries the reason alone
+        reason = quantized.gates[spec.id][0].no_evidence
+        rows.append({**{key: None for key in rows[0]}, "model": f"INT8 {spec.id}", "verdict": f"FAIL: {reason}"})
+        verdicts.append(Verdict(Kind.FAIL, [reason]))
+        spreads.append(0.0)
+        row_eps.append("-")
     return rows, verdicts, spreads, row_eps
 
 
@@ -438,7 +501,7 @@ def run_check(
     ``accuracy=False`` (--no-accuracy) skips validation: verdicts then say "size and latency only"."""
     case = manifest.cases[0]
     pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
-    eps = _check_inputs(pipe, eps, accuracy)
+    eps = _check_inputs(pipe, eps, accuracy, manifest.thresholds_for(case, manifest.spec(GATED)))
     hw = pipe.hw_nc[0]
     measured = accuracy and pipe.evidence is not None
     evidence, notes = _evidence(pipe, eps, accuracy)
@@ -451,8 +514,14 @@ def run_check(
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
     if peer.available():
         _phase(progress, "the peer: OpenVINO + NNCF INT8")
-        rows.append(_peer_row(pipe, threads, rounds, quantized.results[GATED].source_bytes, fp32_map))
-        verdicts.append(Verdict(Kind.PEER))
+        try:
+            rows.append(_peer_row(pipe, threads, rounds, quantized.results[GATED].source_bytes, fp32_map))
+            verdicts.append(Verdict(Kind.PEER))
+        except Exception as exc:  # noqa: BLE001 - the peer's failure is its row's FAIL, never the run's end
+            from .compat import error_line
+
+            rows.append({**{key: None for key in rows[0]}, "model": peer.LABEL, "verdict": f"FAIL: {error_line(exc)}"})
+            verdicts.append(Verdict(Kind.FAIL, [f"the peer could not be made or run: {error_line(exc)}"]))
         spreads.append(0.0)
         row_eps.append(peer.EP)
         notes.append(
@@ -532,9 +601,13 @@ def _verdict(
     if spec is None:
         return Verdict(Kind.CONTRAST if name == FAST_FP32 else Kind.REFERENCE)
     ep_results = [r for r in gate_results[name] if r.gate != "latency" or r.case_id.endswith("/" + ep)]
-    failed = sorted({r.gate for r in ep_results if not r.passed}, key=lambda g: [r.gate for r in ep_results].index(g))
+    order = [r.gate for r in ep_results]
+    failed = sorted({r.gate for r in ep_results if r.failed}, key=order.index)
     if failed:
         return Verdict(Kind.FAIL, failed)
+    undecided = sorted({r.gate for r in gates.undecided(ep_results)}, key=order.index)
+    if undecided:
+        return Verdict(Kind.UNDECIDED, undecided)
     if not measured:  # never a pass: not verified, or what the user accepted with --no-accuracy
         return Verdict(Kind.NO_ACCURACY if not accuracy else Kind.UNVERIFIED, detail="accuracy NOT measured")
     timed = next(r for r in ep_results if r.gate == "latency")

@@ -1,7 +1,8 @@
 """`quantkit` command line: quantize, eval, compare, bench, check, tune, history.
 
 Thin on purpose: every command calls the same API the pytest plugin uses. Bad input ends with
-one line on stderr and exit code 2; a failed gate with exit code 1.
+one line on stderr and exit code 2; a failed gate with exit code 1; accuracy not decided (too little
+evidence: an interval that holds its threshold) or not measured with exit code 3.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-from .errors import QuantkitError
-from .quantization.quantizer import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
+from .errors import NotDecidedError, QuantkitError
+from .manifest import DEFAULT_CALIB_COUNT
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-EXIT_UNVERIFIED = (
-    3  # `check`: size and latency passed, accuracy was not measured (0 pass, 1 a gate failed, 2 bad input)
-)
+# 0 pass, 1 a gate failed, 2 bad input; 3: accuracy not decided (an interval holds its threshold, too little
+# evidence) or, in `check`, not measured (size and latency passed)
+EXIT_UNDECIDED = EXIT_UNVERIFIED = 3
 FLOAT_NODES_SHOWN = 12  # `quantize` lists this many float nodes; --json lists all
 DISTRIBUTION = "quantkit-yolo"
 
@@ -265,24 +266,36 @@ def cmd_compare(args) -> int:
     results = gates.check_agreement(report["agreement"], THRESHOLDS, case_id) + gates.check_parity(
         report, THRESHOLDS, case_id
     )
-    failed = gates.failures(results)
+    failed, undecided = gates.failures(results), gates.undecided_lines(results)
+    code = 1 if failed else EXIT_UNDECIDED if undecided else 0
     if args.json:
         print(
             json.dumps(
                 {
                     **report,
-                    "passed": not failed,
+                    "passed": code == 0,
+                    "outcome": {0: "pass", 1: "fail", EXIT_UNDECIDED: "not decided"}[code],
                     "gates": [
-                        {"metric": r.metric, "value": r.value, "threshold": r.threshold, "op": r.op, "passed": r.passed}
+                        {
+                            "metric": r.metric,
+                            "value": r.value,
+                            "threshold": r.threshold,
+                            "op": r.op,
+                            "interval": r.interval,
+                            "passed": r.passed,
+                            "outcome": r.outcome,
+                        }
                         for r in results
                     ],
                 }
             )
         )
-        return 1 if failed else 0
+        return code
 
-    def num(value, digits=4):
-        return "n/a (nothing to measure)" if value is None else f"{value:.{digits}f}"
+    def num(value, digits=4, key=None):
+        shown = "n/a (nothing to measure)" if value is None else f"{value:.{digits}f}"
+        ci = report["ci"].get(key) if key else None
+        return shown + (f"  CI{100 * report['level']:.0f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
     agree = report["agreement"]
     ci = f"  CI95 [{agree['ci95'][0]:.3f}, {agree['ci95'][1]:.3f}]" if agree.get("ci95") else ""
@@ -291,11 +304,23 @@ def cmd_compare(args) -> int:
         f"({agree['fp32_detections']} FP32 detections on {agree['images']} images)"
     )
     print(
-        f"recall of FP32 detections by INT8  {num(report['recall'], 3)}  ({report['matched']}/{report['fp32_count']})"
+        f"recall of FP32 detections by INT8  {num(report['recall'], 3, 'recall')}  "
+        f"({report['matched']}/{report['fp32_count']})"
     )
     print(
-        f"INT8 detections also in FP32       {num(report['precision'], 3)}  "
+        f"INT8 detections also in FP32       {num(report['precision'], 3, 'precision')}  "
         f"({report['matched']}/{report['int8_count']})"
+    )
+    crossed = report["crossings"]
+    print(
+        f"threshold crossings (not counted)  {crossed['fp32_kept_int8_under_conf']} FP32 detections INT8 scores just "
+        f"under {args.conf:g}, {crossed['int8_kept_fp32_under_conf']} the other way (within the score drift "
+        f"{crossed['margin']:.3f})"
+        + (
+            f"; INT8 keeps them all at conf >= {crossed['int8_keeps_all_at_conf']:g}"
+            if crossed["int8_keeps_all_at_conf"]
+            else ""
+        )
     )
     print(
         f"images whose best score collapsed  {num(report['collapsed_fraction'], 3)}  "
@@ -313,13 +338,13 @@ def cmd_compare(args) -> int:
     print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
     for group, stats in report.get("raw", {}).items():
         print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-    for line in failed:
+    for line in failed or undecided[1:]:
         print(line)
-    print(
-        f"verdict: {'FAIL' if failed else 'pass'} — parity and agreement at score >= {args.conf:g}, "
-        "thresholds of quantkit's table"
+    verdict = (
+        "FAIL" if failed else f"NOT DECIDED ({undecided[0]}: more images in --images DIR)" if undecided else "pass"
     )
-    return 1 if failed else 0
+    print(f"verdict: {verdict} — parity and agreement at score >= {args.conf:g}, thresholds of quantkit's table")
+    return code
 
 
 def cmd_history(args) -> int:
@@ -411,7 +436,14 @@ def _manifest_from_args(args):
         raise QuantkitError(f"{have} needs {lack} too: mAP is measured on annotated images, so pass both or neither")
     if args.model:
         return single_case(
-            args.model, args.calib, args.coco_images, args.coco_ann, _imgsz(args.imgsz), args.class_map, args.val_images
+            args.model,
+            args.calib,
+            args.coco_images,
+            args.coco_ann,
+            _imgsz(args.imgsz),
+            args.class_map,
+            args.val_images,
+            args.calib_count,
         )
     manifest = FIXTURES / "manifest.toml"
     if not manifest.is_file():
@@ -462,6 +494,10 @@ def cmd_check(args) -> int:
     if report.failed:
         print(f"verdict: FAIL — the {GATED} configuration failed a gate (see above)")
         return 1
+    if report.undecided:
+        print("\n".join(report.undecided[1:]))
+        print(f"verdict: NOT DECIDED — {report.undecided[0]}; nothing failed (exit {EXIT_UNDECIDED})")
+        return EXIT_UNDECIDED
     if report.accuracy == "not measured":
         print(
             f"verdict: NOT VERIFIED — {GATED} INT8 passed size and latency, but its accuracy was not measured: pass "
@@ -594,6 +630,14 @@ def _add_case_args(parser) -> None:
         help="FP32 ONNX detector (default: the fixture in fixtures/, with its data)",
     )
     parser.add_argument("--calib", type=Path, metavar="DIR", help="calibration image folder (static configurations)")
+    parser.add_argument(
+        "--calib-count",
+        type=_positive_int,
+        default=DEFAULT_CALIB_COUNT,
+        metavar="N",
+        help="calibration images drawn from --calib with a fixed seed; without other validation images, the "
+        "folder's other images (at least a quarter) are held out for validation",
+    )
     parser.add_argument("--coco-images", type=Path, metavar="DIR", help="evaluation image folder")
     parser.add_argument("--coco-ann", type=Path, metavar="JSON", help="COCO instances JSON of the evaluation images")
     parser.add_argument(
@@ -635,6 +679,8 @@ def _add_run_args(parser, ep_nargs=None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .quantization.quantizer import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
+
     parser = _Parser(prog="quantkit", description=__doc__.splitlines()[0], formatter_class=_Formatter)
     parser.add_argument("--version", action=_Version, help="print quantkit's and onnxruntime's versions and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -666,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--calib-count",
         type=_positive_int,
-        default=100,
+        default=DEFAULT_CALIB_COUNT,
         metavar="N",
         help="calibration images drawn from --calib with a fixed seed",
     )
@@ -873,6 +919,9 @@ def _run(args, interrupted: list) -> int:
 
 def _failure(exc: Exception) -> int:
     """One line on stderr for ``exc``; exit code 2. QUANTKIT_TRACEBACK=1 re-raises an unforeseen one."""
+    if isinstance(exc, NotDecidedError):  # too little evidence: not the model's failure, nor bad input
+        print(f"quantkit: {exc}", file=sys.stderr)
+        return EXIT_UNDECIDED
     if isinstance(exc, QuantkitError):
         line = f"quantkit: error: {exc}"
     elif isinstance(exc, OSError):  # an output path that cannot be written, a disk that is full
@@ -891,7 +940,7 @@ def _failure(exc: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The `quantkit` command. Ctrl-C at any moment, the first instant's imports included, is one line and 130."""
     interrupted = []
 
     def on_interrupt(signum, frame):  # remembered: what a Ctrl-C breaks on its way (a child process) is not a bug
@@ -901,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     try:
+        args = build_parser().parse_args(argv)  # imports onnx and onnxruntime: seconds on a loaded machine
         code = _run(args, interrupted)
     except KeyboardInterrupt:  # temp folders are removed on the way out; outputs are written atomically, last
         interrupted.append(signal.SIGINT)

@@ -35,3 +35,7 @@ class EPUnavailableError(QuantkitError):
 
 class CacheError(QuantkitError):
     """`quantkit cache` was pointed at a folder it will not touch (not a quantkit cache)."""
+
+
+class NotDecidedError(QuantkitError):
+    """Too little evidence to decide accuracy (found before the long work): the CLI prints it and exits with code 3."""

@@ -19,6 +19,8 @@ else:  # pragma: no cover
 
 from .errors import ManifestError
 
+DEFAULT_CALIB_COUNT = 100  # calibration images drawn from a folder (seeded), like the seed's 100 of 600
+
 # Every default's reason and the measurements behind it are in docs/thresholds.md, with the commands that made them.
 THRESHOLDS: dict[str, float] = {
     # size
@@ -26,9 +28,11 @@ THRESHOLDS: dict[str, float] = {
     # accuracy (COCO mAP50-95 on the case's annotated images)
     "max_map_drop_pt": 1.5,  # FP32 - INT8, in absolute percentage points
     "min_fp32_map": 0.05,  # sanity floor: below it the setup is broken; a case sets its model card's floor
-    # the drop's paired-bootstrap CI95 (1000 image resamples): 0 gates the point drop, 1 (true) the interval's
-    # upper end; either way a CI95 half-width over max_map_drop_pt fails as "evaluation set too small to decide"
-    "map_drop_gate_upper": 0,
+    # every accuracy figure over images is decided from its per-image bootstrap interval at this two-sided level
+    # (1000 resamples): pass when all of it clears the threshold, fail when none does, else "not decided" (exit 3);
+    # chosen by benchmarks/verdicts.py (docs/thresholds.md)
+    "decision_level": 0.95,
+    "map_drop_gate_upper": 0,  # superseded by decision_level (either value decides from the interval); old manifests
     # where the loss is (>= 100 = off): small objects' AP (COCO area < 32^2), the worst class's AP50-95
     "max_map_drop_pt_small": 100.0,
     "max_class_ap_drop_pt": 100.0,
@@ -55,8 +59,9 @@ THRESHOLDS: dict[str, float] = {
     # FP32's detections at the case's conf as the ground truth (FP32 itself reads 1.0). docs/thresholds.md
     # has the measurements behind the defaults (benchmarks/agreement.py).
     "min_agreement_map": 0.90,
-    # evidence: fewer validation images or FP32 detections than this is "too little evidence", a failure
-    # (there the agreement mAP's CI95 half-width is about 0.025, half the gap between a good model and the gate)
+    # evidence: fewer validation images or FP32 detections than this is "too little evidence": not decided (exit 3),
+    # never a pass (there the agreement mAP's CI95 half-width is about 0.025, half the gap between a good model and
+    # the gate)
     "min_val_images": 25,
     "min_val_fp32_detections": 100,
     # inputs: unreadable calibration/evaluation images, or images whose size disagrees with the annotations
@@ -139,6 +144,7 @@ class Case:
     val_images: Path | None = None  # unlabelled validation images (without them and annotations: held out of calib)
     task: str | None = None  # detect, segment or pose: checked against the model's head (None: taken from it)
     marks: tuple[str, ...] = ()  # pytest markers on every gate of this case, e.g. ("slow",) for a long one
+    calib_count: int = DEFAULT_CALIB_COUNT  # calibration images drawn from calib (seeded); the rest may validate
 
 
 @dataclass
@@ -299,6 +305,13 @@ def _marks(entry: dict) -> tuple[str, ...]:
     return tuple(marks)
 
 
+def _calib_count(entry: dict) -> int:
+    count = entry.get("calib_count", DEFAULT_CALIB_COUNT)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ManifestError(f"case '{entry['id']}': calib_count = {count!r} is not a positive number of images")
+    return count
+
+
 def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
@@ -331,6 +344,7 @@ def load_manifest(path: str | Path) -> Manifest:
                 val_images=rel(entry.get("val_images")),
                 task=_task(entry),
                 marks=_marks(entry),
+                calib_count=_calib_count(entry),
             )
         )
     if not cases:
@@ -353,7 +367,14 @@ def load_manifest(path: str | Path) -> Manifest:
 
 
 def single_case(
-    model, calib=None, coco_images=None, coco_ann=None, imgsz=None, class_map=None, val_images=None
+    model,
+    calib=None,
+    coco_images=None,
+    coco_ann=None,
+    imgsz=None,
+    class_map=None,
+    val_images=None,
+    calib_count=DEFAULT_CALIB_COUNT,
 ) -> Manifest:
     """A manifest for one model given on the command line, with the default configs."""
     model = Path(model)
@@ -364,5 +385,6 @@ def single_case(
         parse_imgsz(imgsz),
         class_map=load_class_map(class_map),
         val_images=Path(val_images).resolve() if val_images else None,
+        calib_count=calib_count,
     )
     return Manifest([case], _config_specs(list(DEFAULT_CONFIGS)))

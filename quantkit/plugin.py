@@ -13,7 +13,9 @@ Options (each also readable from ``[tool.quantkit]`` in the rootdir's pyproject.
   --quantkit-ep EP                execution provider for accuracy and latency gates (default cpu)
   --quantkit-class-map FILE       class index -> category id or name for --quantkit-model (default: by class name)
   --quantkit-latency-threads N,M  intra-op thread counts the latency gate times at (default 1,2)
-  --quantkit-save-baseline NAME   store this run's metrics as a named baseline
+  --quantkit-undecided fail|skip  a gate whose interval holds its threshold (too little evidence): a failing test
+                                    with "accuracy not decided: ..." (default), or a skip a team opts into
+  --quantkit-save-baseline NAME   store this run's metrics as a named baseline (only when the run passes)
   --quantkit-compare NAME         fail when INT8 mAP, parity or size regress against that baseline
   --quantkit-results DIR          write one results file per (case, config, EP) under DIR/<onnxruntime>/
   --quantkit-cache-dir DIR        where quantized models are cached (default $QUANTKIT_CACHE or ~/.cache/quantkit)
@@ -62,6 +64,7 @@ OPTIONS = (
     "compare",
     "results",
     "cache_dir",
+    "undecided",
 )
 CASE_KEYS = {
     "model": "model",
@@ -73,7 +76,8 @@ CASE_KEYS = {
     "val_images": "val_images",
 }
 DEFAULT_LATENCY_THREADS = (1, 2)
-LATENCY_REQUEST, NOTES = "quantkit_latency_request", "quantkit_notes"  # user_properties keys
+LATENCY_REQUEST, NOTES, BASELINE = "quantkit_latency_request", "quantkit_notes", "quantkit_baseline"  # user_properties
+UNDECIDED_ACTIONS = ("fail", "skip")
 DEFAULT_MANIFEST = "fixtures/manifest.toml"
 BASELINE_DIR = ".quantkit/baselines"
 
@@ -93,7 +97,8 @@ def pytest_addoption(parser):
         "preset": "run every case under this one preset instead of the manifest's configs (e.g. naive)",
         "config": "comma-separated config ids to run (default: all of the manifest's)",
         "ep": "execution provider for the accuracy and latency gates (cpu, cuda, tensorrt, openvino, dml)",
-        "save_baseline": "save this run's metrics as baseline NAME",
+        "save_baseline": "save this run's metrics as baseline NAME (only when every test passed)",
+        "undecided": "a gate whose interval holds its threshold: 'fail' the test (default) or 'skip' it",
         "compare": "compare against baseline NAME and fail on regressions",
         "results": "write per-(case, config) results files under DIR/<onnxruntime version>/",
         "cache_dir": "where quantized models are cached (default $QUANTKIT_CACHE or ~/.cache/quantkit)",
@@ -135,6 +140,7 @@ class Settings:
     results: Path | None
     rootdir: Path
     latency_threads: tuple[int, ...] = DEFAULT_LATENCY_THREADS
+    undecided: str = "fail"
 
 
 def _threads(value) -> tuple[int, ...]:
@@ -171,7 +177,9 @@ def _resolve(config) -> Settings:
     preset = get("preset")
     if preset:
         manifest = manifest.with_preset(preset)
-    results = get("results")
+    results, undecided = get("results"), get("undecided") or "fail"
+    if undecided not in UNDECIDED_ACTIONS:
+        raise QuantkitError(f"--quantkit-undecided {undecided!r}: choose {' or '.join(UNDECIDED_ACTIONS)}")
     return Settings(
         manifest,
         get("ep") or "cpu",
@@ -182,6 +190,7 @@ def _resolve(config) -> Settings:
         Path(results) if results else None,
         rootdir,
         _threads(get("latency_threads")),
+        undecided,
     )
 
 
@@ -280,6 +289,8 @@ class State:
     notes: dict = field(default_factory=dict)  # pair id -> the quantizer's notes
     latency_lines: list = field(default_factory=list)  # the deferred latency gates' messages, for the summary
     records: dict = field(default_factory=dict)  # pair id -> (results file name, record): made once per pair
+    baselines: dict = field(default_factory=dict)  # file name -> record JSON, written at the end if the run passed
+    not_passed: int = 0  # tests that failed, or skipped as undecided: no baseline is saved from such a run
 
 
 STATE = pytest.StashKey[State]()
@@ -332,13 +343,20 @@ class Pair:
     spec: ConfigSpec
     thresholds: dict
     id: str
+    undecided: str = "fail"
 
     def assert_passed(self, results) -> None:
-        """Fail with every failed gate's numbers, and the quantizer's notes that may explain them."""
+        """Fail with every failed gate's numbers, and the quantizer's notes that may explain them; a gate not
+        decided fails with "accuracy not decided: ..." (or skips, with ``--quantkit-undecided skip``)."""
         failed = gates.failures(results)
         if failed:
             notes = self.pipeline.quantized(self.spec).notes
             raise AssertionError("\n".join(failed + [f"quantizer note: {n}" for n in notes]))
+        undecided = gates.undecided_lines(results)
+        if undecided and self.undecided == "skip":
+            pytest.skip("\n".join(undecided))
+        if undecided:
+            raise AssertionError("\n".join(undecided))
 
 
 @dataclass
@@ -372,7 +390,11 @@ def qk_pair(request) -> Pair:
     case, spec = request.param
     s = settings(request.config)
     return Pair(
-        pipeline(request.config, case), spec, s.manifest.thresholds_for(case, spec), f"{case.id}/{spec.id}/{s.ep}"
+        pipeline(request.config, case),
+        spec,
+        s.manifest.thresholds_for(case, spec),
+        f"{case.id}/{spec.id}/{s.ep}",
+        s.undecided,
     )
 
 
@@ -421,18 +443,55 @@ class _Collector:
         self.config = config
 
     def pytest_runtest_logreport(self, report):
+        st = state(self.config)
+        st.not_passed += report.failed or (report.skipped and "accuracy not decided" in str(report.longrepr))
         for key, value in report.user_properties:
             if key == LATENCY_REQUEST:
-                state(self.config).deferred[value["id"]] = value
+                st.deferred[value["id"]] = value
             elif key == NOTES and value["notes"]:
-                state(self.config).notes[value["id"]] = value["notes"]
+                st.notes[value["id"]] = value["notes"]
+            elif key == BASELINE:
+                st.baselines[value["name"]] = value["record"]
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
-    """Time the deferred latency pairs serially, now that no test shares the CPU; fail closed."""
+    """Time the deferred latency pairs serially, now that no test shares the CPU (fail closed); then save the
+    baseline asked for, only when the whole run passed."""
     config = session.config
-    if hasattr(config, "workerinput") or not state(config).deferred:
+    if hasattr(config, "workerinput"):
+        return
+    _time_deferred(session)
+    _save_baseline(session)
+
+
+def _save_baseline(session) -> None:
+    """Write the run's records as the named baseline when every test passed; otherwise write nothing, say why,
+    and end non-zero (a baseline from a failing or undecided run would let every later run pass against it)."""
+    config, st = session.config, state(session.config)
+    name = _setting(config, "save_baseline")
+    if not name:
+        return
+    if session.exitstatus == 0 and not st.not_passed and st.baselines:
+        for file_name, text in sorted(st.baselines.items()):
+            write_text_atomic(baseline_dir(settings(config), name) / file_name, text)
+        st.latency_lines.append(
+            f"baseline '{name}' saved: {len(st.baselines)} records in {baseline_dir(settings(config), name)}"
+        )
+        return
+    why = (
+        f"{st.not_passed} tests failed or were not decided"
+        if st.not_passed or session.exitstatus
+        else "no gate recorded a result"
+    )
+    st.latency_lines.append(f"baseline '{name}' NOT saved: {why}; a baseline is saved only from a passing run")
+    if session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _time_deferred(session) -> None:
+    config = session.config
+    if not state(config).deferred:
         return
     s = settings(config)
     cases = {c.id: c for c in s.manifest.cases}
@@ -458,9 +517,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_terminal_summary(terminalreporter, config):
     if state(config).latency_lines:
-        terminalreporter.write_sep("-", "quantkit latency gates (timed after the tests, serially)")
+        terminalreporter.write_sep("-", "quantkit: latency gates timed after the tests, serially; baselines")
         for line in state(config).latency_lines:
-            terminalreporter.write_line(line, red="FAILED" in line)
+            terminalreporter.write_line(line, red="FAILED" in line or "NOT saved" in line)
     if state(config).notes:
         terminalreporter.write_sep("-", "quantkit: what the quantizer noted")
         for pair_id, notes in sorted(state(config).notes.items()):

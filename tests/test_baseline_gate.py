@@ -1,5 +1,6 @@
 """Accuracy baselines end to end: save one from the fixture, then a degraded model under the same
-case id must fail `--quantkit-compare` with the baseline gate's numbers; results files are written."""
+case id must fail `--quantkit-compare` with the baseline gate's numbers; results files are written; a failing
+run saves no baseline."""
 
 import json
 import shutil
@@ -54,3 +55,22 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
     worse = suite(bad, "--quantkit-compare", "main")
     assert worse.returncode == 1, worse.stdout[-2000:]
     assert "baseline gate FAILED: int8_map50_95_loss_pt" in worse.stdout and "(baseline " in worse.stdout
+
+    broken = run_suite(  # a failing run asked to save a baseline: nothing written, said why, non-zero
+        tmp_path,
+        "-k",
+        "(record_and_compare or int8_map_drop) and static-qdq",
+        "--quantkit-model",
+        bad,
+        "--quantkit-calib",
+        fixture_case.calib,
+        "--quantkit-coco-images",
+        fixture_case.coco_images,
+        "--quantkit-coco-ann",
+        fixture_case.coco_ann.with_name("annotations-first60.json"),
+        "--quantkit-save-baseline",
+        "broken",
+    )
+    assert broken.returncode == 1, broken.stdout[-2000:]
+    assert "baseline 'broken' NOT saved: 1 tests failed or were not decided" in broken.stdout
+    assert not (tmp_path / ".quantkit/baselines/broken").exists()

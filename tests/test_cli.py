@@ -18,6 +18,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+import graphs
 import quantkit
 import quantkit.check
 import quantkit.measure.evaluate
@@ -117,9 +118,20 @@ def test_quantize_json_is_one_object(tiny_model, calib_dir, tmp_path, run_cli):
     assert result["output"].endswith("q.onnx") and result["float nodes"] == len(result["float_nodes"]) > 0
 
 
-def test_check_on_a_model_of_your_own(tiny_model, calib_dir, tmp_path, run_cli):
+def test_check_stops_before_quantizing_when_the_evidence_cannot_decide(tiny_model, calib_dir, tmp_path, run_cli):
+    """6 images hold out 1: FP32 runs on it first and the run stops at once, exit 3 (not decided, not a failure of
+    the model), saying how many more images would decide; nothing is quantized or written."""
+    code, out, err = run_cli("check", tiny_model, "--calib", calib_dir, "--out", tmp_path / "report")
+    assert code == 3, err
+    assert err.strip().splitlines()[-1].startswith("quantkit: accuracy not decided: 1 images, 64 FP32 detections")
+    assert "about 24 more would decide" in err and "--val-images DIR" in err and "--no-accuracy" in err
+    assert "quantizing" not in err and not (tmp_path / "report").exists()
+
+
+def test_check_on_a_model_of_your_own(tiny_model, tmp_path, run_cli):
     """A tiny graph does not compress 3.3x: the recommended config fails the size gate -> exit 1. Without
     annotations, accuracy is judged on images held out of --calib, and the verdict says so."""
+    calib_dir = graphs.write_images(tmp_path / "calib", 100)
     code, out, err = run_cli("check", tiny_model, "--calib", calib_dir, "--out", tmp_path / "report")
     assert code == 1, err
     assert "size gate FAILED: compression" in out and "accuracy: agreement with FP32 on " in out
@@ -316,6 +328,24 @@ def test_check_finds_a_class_name_mismatch_before_quantizing(fixture_case, tmp_p
     assert err.startswith("quantkit: error: class names do not match the annotations") and err.count("\n") == 1
 
 
+def test_check_stops_on_annotations_of_other_images(fixture_case, tmp_path, run_cli):
+    """Same file names and sizes, boxes moved to the next image: FP32 itself scores under the case's floor, so
+    the annotations do not describe the images — one line, exit 2, before anything is quantized (it used to
+    pass: 'verdict: pass (accuracy: annotated mAP on 200 images)' with FP32 mAP 0.0001)."""
+    data = json.loads(fixture_case.coco_ann.with_name("annotations-first60.json").read_text())
+    ids = [image["id"] for image in data["images"]]
+    moved = {a: b for a, b in zip(ids, ids[1:] + ids[:1])}
+    for ann in data["annotations"]:
+        ann["image_id"] = moved[ann["image_id"]]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    args = ("--calib", fixture_case.calib, "--coco-images", fixture_case.coco_images, "--coco-ann", other)
+    code, out, err = run_cli("check", fixture_case.model, *args, "--out", tmp_path / "report")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("quantkit: error: FP32 itself scores mAP50-95 0.0") and "under the floor 0.05" in err
+    assert "quantizing" not in err and not (tmp_path / "report").exists()
+
+
 def test_ctrl_c_is_one_line_exit_130_and_leaves_no_temp_folder(fixture_case, tmp_path):
     """Ctrl-C (SIGINT to the process group) mid-quantization: no traceback, exit 130, nothing left behind."""
     temp = tmp_path / "tmp"
@@ -347,6 +377,24 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_no_temp_folder(fixture_case, tmp
     assert (proc.returncode, err) == (130, "quantkit: interrupted: nothing written\n")
     assert not [p.name for p in temp.iterdir() if p.name.startswith(("quantkit-", "ort.quant"))]
     assert not (tmp_path / "report").exists()
+
+
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line_too(tiny_model, calib_dir, tmp_path):
+    """Ctrl-C in the first instant (onnx and onnxruntime still importing: over a second here) is the same one
+    line and exit 130, never an import traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantkit", "quantize", str(tiny_model), "--calib", str(calib_dir), "-o", "x.onnx"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    time.sleep(0.4)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (130, "quantkit: interrupted: nothing written\n")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_docs_command_block_matches_the_usage_lines():

@@ -21,7 +21,7 @@ from .. import cache, compat
 from ..errors import CalibrationError, QuantkitError
 from ..manifest import Case, ConfigSpec
 from ..measure.cpu import has_vnni
-from .calibration import DEFAULT_COUNT, files_digest, load_calibration
+from .calibration import files_digest, load_calibration
 from .quantizer import QuantConfig, QuantResult, quantize, resolve_config
 
 
@@ -61,7 +61,9 @@ class QuantCache:
     def key(self, spec: ConfigSpec) -> str:
         config = self.config_for(spec)
         calib = (
-            files_digest(self.case.calib, DEFAULT_COUNT, exclude=self._holdout()) if config.mode == "static" else "-"
+            files_digest(self.case.calib, self.case.calib_count, exclude=self._holdout())
+            if config.mode == "static"
+            else "-"
         )
         parts = [
             _sha(self.model_bytes),
@@ -94,7 +96,13 @@ class QuantCache:
             entry = cache.read(model_path, notes)
             if entry is None:
                 calib = (
-                    load_calibration(self.case.calib, self._hw(), progress=self.progress, exclude=self._holdout())
+                    load_calibration(
+                        self.case.calib,
+                        self._hw(),
+                        self.case.calib_count,
+                        progress=self.progress,
+                        exclude=self._holdout(),
+                    )
                     if config.mode == "static"
                     else None
                 )

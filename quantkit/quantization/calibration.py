@@ -11,9 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import CalibrationError
+from ..manifest import DEFAULT_CALIB_COUNT
 from ..preprocess import letterbox_image, list_images, read_image, to_bgr8
 
-DEFAULT_COUNT = 100
+DEFAULT_COUNT = DEFAULT_CALIB_COUNT
 # Ultralytics' maintainers advise at least this many calibration images for INT8; fewer get a note.
 RECOMMENDED_COUNT = 300
 HOLDOUT_MAX = 200  # held-out validation images taken from a calibration folder, at most
