@@ -1,4 +1,5 @@
-"""Benchmark plumbing: machine info for every saved run.
+"""Benchmark plumbing. Every saved run's machine info (onnxruntime, its EPs, the CPU's INT8 flags and class)
+comes from the quantkit plugin's ``pytest_benchmark_update_machine_info``.
 
 The INT8/FP32 ratio gate is the plugin's: every INT8 benchmark leaves a latency request, and after
 the last test the plugin times each (case, config, EP, threads) FP32 and INT8 *interleaved* and
@@ -7,20 +8,3 @@ pytest-benchmark tests, timed seconds apart, are for ``--benchmark-compare`` his
 ratio cried wolf (2 false failures in 8 clean runs). The gate also runs under ``--benchmark-disable``
 and ``-n 2`` (the controller times it), and an INT8 target that cannot be timed fails the run.
 """
-
-from quantkit import compat
-from quantkit.measure.cpu import cpu_info
-from quantkit.measure.session import available_eps
-
-
-def pytest_benchmark_update_machine_info(config, machine_info):
-    """Record what decides INT8 speed: onnxruntime, its EPs, the CPU's INT8 flags."""
-    info = cpu_info()
-    machine_info["quantkit"] = {
-        "onnxruntime": compat.ORT_VERSION,
-        "onnx": compat.ONNX_VERSION,
-        "providers": compat.available_providers(),
-        "eps": available_eps(),
-        "cpu_brand": info["brand"],
-        "cpu_int8_flags": info["flags"],
-    }

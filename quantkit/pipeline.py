@@ -311,12 +311,16 @@ class CasePipeline:
 
     def latency_gate(self, spec: ConfigSpec, threads: int, th: dict, case_id: str) -> tuple[gates.GateResult, dict]:
         """FP32 and INT8 timed interleaved at ``threads`` intra-op threads, gated by the CPU class's
-        threshold (retried once when over it: ``gates.latency_with_retry``)."""
+        threshold (retried once when over it: ``gates.latency_with_retry``). The measurement that decided
+        carries every round's seconds under ``samples`` (fp32, int8)."""
         int8, fp32 = self.model_path(spec), self.fp32_reference(spec)
+
+        def measure(rounds: int) -> dict:
+            samples: dict[str, list[float]] = {}
+            return {**latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds, samples), "samples": samples}
+
         result, measured = gates.latency_with_retry(
-            lambda rounds: latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds),
-            lambda m: gates.check_latency(m, th, case_id, spec.size_only),
-            th,
+            measure, lambda m: gates.check_latency(m, th, case_id, spec.size_only), th
         )
         if fp32 != self.case.model:
             result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"

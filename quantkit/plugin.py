@@ -1,6 +1,7 @@
 """The quantkit pytest plugin (entry point ``pytest11``): options, parametrization, shared pipelines.
 
-Options (each also readable from ``[tool.quantkit]`` in the rootdir's pyproject.toml, without the
+Options (each also readable from ``[tool.quantkit]`` in the pyproject.toml of the folder pytest runs in — else the
+rootdir's —, without the
 ``quantkit-`` prefix and with underscores, e.g. ``manifest = "fixtures/manifest.toml"``):
 
   --quantkit-manifest PATH        cases x configs x thresholds (default fixtures/manifest.toml)
@@ -108,9 +109,12 @@ def pytest_addoption(parser):
         parser.addini("quantkit_" + name, helps[name], default=None)
 
 
-def _pyproject_settings(rootdir: Path) -> dict:
-    path = rootdir / "pyproject.toml"
-    if not path.is_file():
+def _pyproject_settings(config) -> dict:
+    """``[tool.quantkit]`` of the invocation folder's pyproject.toml, else of the rootdir's."""
+    path = next(
+        (d / "pyproject.toml" for d in (_home(config), Path(config.rootpath)) if (d / "pyproject.toml").is_file()), None
+    )
+    if path is None:
         return {}
     if sys.version_info >= (3, 11):
         import tomllib
@@ -139,6 +143,7 @@ class Settings:
     compare: str | None
     results: Path | None
     rootdir: Path
+    home: Path  # the folder pytest was started in: the team's repository, where baselines are saved and read
     latency_threads: tuple[int, ...] = DEFAULT_LATENCY_THREADS
     undecided: str = "fail"
 
@@ -189,6 +194,7 @@ def _resolve(config) -> Settings:
         get("compare"),
         Path(results) if results else None,
         rootdir,
+        _home(config),
         _threads(get("latency_threads")),
         undecided,
     )
@@ -310,7 +316,7 @@ def pytest_configure(config):
         "quantkit_latency: a latency gate (timed last, serially)",
     ):
         config.addinivalue_line("markers", marker)
-    config.stash[STATE] = State(_pyproject_settings(Path(config.rootpath)))
+    config.stash[STATE] = State(_pyproject_settings(config))
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(_Collector(config), "quantkit-collector")
     if _explicit(config):  # given settings are checked now, before xdist starts workers
@@ -527,13 +533,100 @@ def pytest_terminal_summary(terminalreporter, config):
                 terminalreporter.write_line(f"{pair_id}: {note}")
 
 
+BENCHMARK_PREFIX = "quantkit.suite::"  # the fullname of every latency record: stable across installs and runners
+
+
+def record_latency(benchmark, pair: Pair, gate_id: str, result: gates.GateResult, measured: dict) -> None:
+    """The rounds the latency gate judged, as two pytest-benchmark benchmarks named ``<gate_id>/fp32`` and
+    ``<gate_id>/int8`` (grouped as ``gate_id``), each with the pair's record in ``extra_info``: sizes, parity,
+    agreement with its interval, annotated mAP where measured, the pair's verdict, CPU class and versions.
+
+    pytest-benchmark has no public call that records rounds timed elsewhere (interleaved here, which its own
+    timing cannot do); ``_make_stats`` is the fixture's own step after timing, in every release since 3.x."""
+    benchmark._mode = "quantkit: rounds timed interleaved by the latency gate"  # used, though not by its own timer
+    if not benchmark.enabled:
+        return
+    from . import __version__
+    from .measure.cpu import fingerprint
+
+    p, spec = pair.pipeline, pair.spec
+    threads = measured["threads"]
+    q = p.quantized(spec)
+    judged = (
+        gates.check_size(q.source_bytes, q.output_bytes, pair.thresholds, pair.id)
+        + p.accuracy_gates(spec, pair.thresholds, pair.id)
+        + [result]
+    )
+    failed, open_ = sorted({r.gate for r in judged if r.failed}), sorted({r.gate for r in gates.undecided(judged)})
+    verdict = f"FAIL: {', '.join(failed)}" if failed else f"not decided: {', '.join(open_)}" if open_ else "pass"
+    record = {
+        **p.record(spec),
+        "latency": {k: v for k, v in measured.items() if k != "samples"},
+        "machine": fingerprint(threads),
+        "quantkit": __version__,
+        "verdict": verdict,
+    }
+    benchmark.group = gate_id
+    for precision in ("fp32", "int8"):
+        benchmark.name = f"{gate_id}/{precision}"
+        benchmark.fullname = BENCHMARK_PREFIX + benchmark.name
+        benchmark.extra_info = {"precision": precision, "quantkit_record": record}
+        stats = benchmark._make_stats(1)
+        for seconds in measured["samples"][precision]:
+            stats.update(seconds)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """What decides INT8 speed, in every saved run: onnxruntime, its EPs, the CPU's INT8 flags and class."""
+    from .measure.cpu import cpu_class, cpu_info
+    from .measure.session import available_eps
+
+    info = cpu_info()
+    machine_info["quantkit"] = {
+        "onnxruntime": compat.ORT_VERSION,
+        "onnx": compat.ONNX_VERSION,
+        "providers": compat.available_providers(),
+        "eps": available_eps(),
+        "cpu_brand": info["brand"],
+        "cpu_int8_flags": info["flags"],
+        "cpu_class": cpu_class(),
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
+    """Latency compares only within one CPU class: a stored run's quantkit records from another class are left
+    out of the comparison (and ``--benchmark-compare-fail``), with a warning that says so."""
+    then = (compared_benchmark.get("machine_info") or {}).get("quantkit", {}).get("cpu_class")
+    now = machine_info.get("quantkit", {}).get("cpu_class")
+    if then == now:
+        return
+    stored = compared_benchmark["benchmarks"]
+    kept = [b for b in stored if not b["fullname"].startswith(BENCHMARK_PREFIX)]
+    if len(kept) < len(stored):
+        benchmarksession.logger.warning(
+            f"quantkit: {len(stored) - len(kept)} latency records of the stored run were timed on CPU class "
+            f"{then!r}, this run on {now!r}: not compared (latency compares only within one CPU class; save a "
+            "run on this class)"
+        )
+        stored[:] = kept
+
+
 def write_json(path: Path, data: dict) -> None:
     """Atomic JSON write (safe when several workers write side by side)."""
     write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
+def _home(config) -> Path:
+    """The folder pytest was started in: never the installed package's (``--pyargs quantkit.suite`` can make
+    pytest's rootdir the quantkit checkout or site-packages)."""
+    return Path(config.invocation_params.dir)
+
+
 def baseline_dir(s: Settings, name: str) -> Path:
-    return s.rootdir / BASELINE_DIR / name
+    """Where baseline ``name`` lives: ``.quantkit/baselines/<name>`` in the folder pytest was started in."""
+    return s.home / BASELINE_DIR / name
 
 
 def results_dir(s: Settings) -> Path:

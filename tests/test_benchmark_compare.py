@@ -2,6 +2,7 @@
 ``--benchmark-autosave`` on a fast model, then ``--benchmark-compare --benchmark-compare-fail=median:10%``
 on a 16x heavier one under the same benchmark id must fail the run."""
 
+import json
 import subprocess
 import sys
 
@@ -53,3 +54,94 @@ def test_planted_slowdown_is_caught(tmp_path):
     assert same.returncode == 0, same.stdout + same.stderr
     slower = _run(tmp_path, slow, 256, "--benchmark-compare", "--benchmark-compare-fail=median:10%")
     assert slower.returncode != 0 and "Performance has regressed" in slower.stdout + slower.stderr, slower.stdout
+
+
+class _Session:
+    def __init__(self):
+        self.warnings = []
+        self.logger = self
+
+    def warning(self, text):
+        self.warnings.append(text)
+
+
+def test_latency_records_of_another_cpu_class_are_not_compared():
+    """A stored run from another CPU class: its quantkit latency records leave the comparison (and so
+    --benchmark-compare-fail), with a warning; other benchmarks stay; the same class compares everything."""
+    from quantkit.plugin import BENCHMARK_PREFIX, pytest_benchmark_compare_machine_info
+
+    def stored(cpu_class):
+        return {
+            "machine_info": {"quantkit": {"cpu_class": cpu_class}},
+            "benchmarks": [{"fullname": BENCHMARK_PREFIX + "m/static-qdq/cpu/1t/int8"}, {"fullname": "t.py::other"}],
+        }
+
+    here = {"quantkit": {"cpu_class": "AMD avx2"}}
+    other, session = stored("Intel amx"), _Session()
+    pytest_benchmark_compare_machine_info(None, session, here, other)
+    assert [b["fullname"] for b in other["benchmarks"]] == ["t.py::other"]
+    assert "CPU class 'Intel amx', this run on 'AMD avx2': not compared" in session.warnings[0]
+    same, session = stored("AMD avx2"), _Session()
+    pytest_benchmark_compare_machine_info(None, session, here, same)
+    assert len(same["benchmarks"]) == 2 and not session.warnings
+
+
+MANIFEST = """
+[[case]]
+id = "detector"
+model = "{model}"
+calib = "{calib}"
+val_images = "{val}"
+
+[[config]]
+id = "static-qdq"
+preset = "{preset}"
+"""
+
+
+@pytest.mark.slow  # two nested sessions timing the fixture (`pytest -m slow`)
+def test_a_slower_int8_under_the_same_name_fails_benchmark_compare(fixture_case, tmp_path):
+    """The suite's latency records on the user's model: saved from quantkit's recipe, then compared with an INT8
+    1.4-2x slower (onnxruntime's defaults) under the same benchmark name: --benchmark-compare-fail fails it."""
+
+    def suite(preset, *extra):
+        manifest = tmp_path / f"{preset}.toml"
+        manifest.write_text(
+            MANIFEST.format(
+                model=fixture_case.model, calib=fixture_case.calib, val=fixture_case.coco_images, preset=preset
+            )
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "quantkit.suite",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            f"--rootdir={tmp_path}",
+            "-k",
+            "latency",
+            "--quantkit-latency-threads",
+            "1",
+            f"--quantkit-manifest={manifest}",
+            f"--benchmark-storage=file://{tmp_path / 'store'}",
+            *extra,
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+
+    saved = suite("default", "--benchmark-save=main")
+    assert saved.returncode == 0, saved.stdout[-3000:]
+    stored = json.loads(next((tmp_path / "store").rglob("*_main.json")).read_text())
+    names = sorted(b["name"] for b in stored["benchmarks"])
+    assert names == ["detector/static-qdq/cpu/1t/fp32", "detector/static-qdq/cpu/1t/int8"]
+    record = stored["benchmarks"][0]["extra_info"]["quantkit_record"]
+    assert record["verdict"] == "pass" and record["compression"] > 3 and record["agreement"]["ci95"]
+    slower = suite("naive", "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%")
+    assert slower.returncode != 0 and "Performance has regressed" in slower.stdout + slower.stderr, slower.stdout[
+        -3000:
+    ]
+    assert "detector/static-qdq/cpu/1t/int8" in slower.stdout + slower.stderr

@@ -1,11 +1,18 @@
 """The plugin's own behaviour in nested pytest sessions: settings checked before any test runs,
 and latency timed serially by the xdist controller."""
 
+import os
 import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
 import graphs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
@@ -68,3 +75,31 @@ def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir, run_
     assert proc.stdout.count("timed by the xdist controller") == 4
     assert proc.returncode == (1 if "latency gate FAILED" in proc.stdout else 0), proc.stdout[-3000:]
     assert proc.returncode == (1 if "latency gate FAILED" in proc.stdout else 0)
+
+
+@pytest.mark.slow  # builds quantkit and runs two nested sessions: `pytest -m slow` (CI runs it)
+@pytest.mark.parametrize("install", ["editable", "regular"])
+def test_the_record_lands_in_the_folder_pytest_runs_in(install, fixture_case, tmp_path):
+    """A team's repository with its own pytest.ini runs `pytest --pyargs quantkit.suite ...`: the baseline is
+    written there (not beside the installed package, whatever pytest takes as rootdir), with quantkit from this
+    checkout as installed (editable) or from a regular, non-editable build of it on the path first."""
+    repo, env = tmp_path / "team-repo", dict(os.environ)
+    repo.mkdir()
+    (repo / "pytest.ini").write_text("[pytest]\naddopts = -q\n")
+    python = [sys.executable]
+    if install == "regular":  # quantkit built into a plain folder; -S skips the .pth of the editable install
+        site = tmp_path / "site"
+        build = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(ROOT)]
+        subprocess.run(build, check=True, capture_output=True)
+        env["PYTHONPATH"] = os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]])
+        python.append("-S")
+        where = [*python, "-c", "import quantkit.plugin; print(quantkit.plugin.__file__)"]
+        assert subprocess.run(where, cwd=repo, env=env, capture_output=True, text=True).stdout.startswith(str(site))
+    args = ["--quantkit-model", fixture_case.model, "--quantkit-calib", fixture_case.calib, "-k", "record"]
+    cmd = [*python, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "quantkit.suite", *map(str, args)]
+    proc = subprocess.run([*cmd, "--quantkit-save-baseline", "main"], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in (repo / ".quantkit" / "baselines" / "main").iterdir())[0].endswith("--cpu.json")
+    assert not (ROOT / ".quantkit").exists()
+    compared = subprocess.run([*cmd, "--quantkit-compare", "main"], cwd=repo, env=env, capture_output=True, text=True)
+    assert compared.returncode == 0, compared.stdout[-3000:]

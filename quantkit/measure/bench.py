@@ -13,8 +13,15 @@ import numpy as np
 from .session import Runner
 
 
-def interleaved(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30, warmup: int = 5) -> dict[str, float]:
-    """Median milliseconds per runner, each round running every runner once in turn.
+def interleaved(
+    runners: dict[str, Runner],
+    tensor: np.ndarray,
+    rounds: int = 30,
+    warmup: int = 5,
+    samples: dict[str, list[float]] | None = None,
+) -> dict[str, float]:
+    """Median milliseconds per runner, each round running every runner once in turn; ``samples`` (if given)
+    receives every round's seconds per runner (what pytest-benchmark records).
 
     Build the runners with ``spin=False``: spinning thread pools of idle sessions slow the active one.
     """
@@ -27,6 +34,8 @@ def interleaved(runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30
             start = time.perf_counter()
             runner.run(tensor)
             times[name].append(time.perf_counter() - start)
+    if samples is not None:
+        samples.update(times)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
@@ -58,11 +67,17 @@ def sample_input(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def latency_ratio(
-    fp32_model, int8_model, hw: tuple[int, int], ep: str = "cpu", threads: int | None = 1, rounds: int = 30
+    fp32_model,
+    int8_model,
+    hw: tuple[int, int],
+    ep: str = "cpu",
+    threads: int | None = 1,
+    rounds: int = 30,
+    samples: dict[str, list[float]] | None = None,
 ) -> dict:
-    """{fp32_ms, int8_ms, ratio, threads} for one EP, FP32 and INT8 interleaved."""
+    """{fp32_ms, int8_ms, ratio, threads} for one EP, FP32 and INT8 interleaved (``samples``: see ``interleaved``)."""
     runners = {"fp32": Runner(fp32_model, ep, threads, spin=False), "int8": Runner(int8_model, ep, threads, spin=False)}
-    ms = interleaved(runners, sample_input(hw), rounds)
+    ms = interleaved(runners, sample_input(hw), rounds, samples=samples)
     return {
         "ep": ep,
         "threads": threads,
