@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
 from ..errors import CalibrationError
 from ..manifest import DEFAULT_CALIB_COUNT
 from ..preprocess import letterbox_image, list_images, read_image, to_bgr8
+from ..progress import Progress
 
 DEFAULT_COUNT = DEFAULT_CALIB_COUNT
 # Ultralytics' maintainers advise at least this many calibration images for INT8; fewer get a note.
@@ -98,16 +97,17 @@ def load_calibration(
     """
     chosen, available = choose_files(folder, count, seed, exclude)
     pixels, used, skipped = None, [], []
-    for path in tqdm(chosen, desc="calibration", unit="img", disable=None if progress else True, leave=False):
-        img = read_image(path)
-        if img is None:
-            skipped.append(path.name)
-            continue
-        boxed = letterbox_image(to_bgr8(img), hw)[0]
-        if pixels is None:  # one array filled in place: no list of per-image copies to concatenate
-            pixels = np.empty((len(chosen), 3, *boxed.shape[:2]), np.uint8)
-        pixels[len(used)] = boxed[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW, as to_tensor
-        used.append(path.name)
+    with Progress("reading calibration images", len(chosen), "images", enabled=progress) as bar:
+        for path in bar.iter(chosen):
+            img = read_image(path)
+            if img is None:
+                skipped.append(path.name)
+                continue
+            boxed = letterbox_image(to_bgr8(img), hw)[0]
+            if pixels is None:  # one array filled in place: no list of per-image copies to concatenate
+                pixels = np.empty((len(chosen), 3, *boxed.shape[:2]), np.uint8)
+            pixels[len(used)] = boxed[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW, as to_tensor
+            used.append(path.name)
     if not used:
         raise CalibrationError(
             f"none of the {len(chosen)} images in {folder} could be read: check the files (corrupt or not images)"

@@ -41,8 +41,10 @@ from ..measure.session import default_cache_dir
 from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
 from ..files import copy_atomic
 from ..workdir import private_dir
+from ..progress import Progress
 
 MODES = ("static", "dynamic", "weights")
+STEPS = {"static": "onnxruntime quantize_static", "dynamic": "onnxruntime quantize_dynamic", "weights": "int8 weights"}
 FORMATS = ("qdq", "qoperator")
 CALIBRATE_METHODS = ("auto", "minmax", "entropy", "percentile")
 TARGET_CPUS = ("auto", "vnni", "avx2")
@@ -422,6 +424,7 @@ class Prepared:
     batch: int | str | None  # the input's batch dim (the calibration reader's batch)
     float_nodes: list[str]  # kept float: the head (when kept), config.exclude, the non-quantize_only nodes
     kwargs: dict  # onnxruntime quantizer keyword arguments (``_ort_kwargs``)
+    progress: bool = False  # calibration's progress on stderr (``quantkit.progress``)
 
 
 def _weights_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
@@ -436,7 +439,7 @@ def _weights_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set,
 
 def _static_mode(prepared: Prepared, out: Path, config: QuantConfig, calib_set, range_dir, notes: list[str]) -> None:
     events: list[str] = []
-    with fast_calibration(calib_set, prepared.input_name, range_dir, events, notes):
+    with fast_calibration(calib_set, prepared.input_name, range_dir, events, notes, prepared.progress):
         reader = calib_set.reader(prepared.input_name, batch=prepared.batch)
         notes += compat.quantize_static(
             str(prepared.path), str(out), reader, preprocessed=config.preprocess, **prepared.kwargs
@@ -541,7 +544,8 @@ def quantize(
         fixed, prepared_path, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"
         onnx.save(proto, str(fixed))
         if config.preprocess:
-            _pre_process(fixed, prepared_path, notes, tmp)
+            with Progress("pre-processing (quant_pre_process)", enabled=progress):  # a line only when it is long
+                _pre_process(fixed, prepared_path, notes, tmp)
         else:
             prepared_path = fixed
         prepared_proto = onnx.load(str(prepared_path))
@@ -552,9 +556,12 @@ def quantize(
         head_nodes = head.nodes if head else []
         config = _calibration(config, head)
         kwargs, used = _ort_kwargs(config, float_nodes, notes)
-        prepared = Prepared(prepared_path, prepared_proto, info.input_name, info.input_shape[0], float_nodes, kwargs)
+        prepared = Prepared(
+            prepared_path, prepared_proto, info.input_name, info.input_shape[0], float_nodes, kwargs, progress
+        )
+        step = Progress(f"{STEPS[config.mode]} of {src.name}", enabled=progress, announce=True)  # ours: on stderr
         try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
-            with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
+            with step, contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
                 MODE_RUNNERS[config.mode](
                     prepared, quant, config, calib_set, _range_cache_dir(range_cache, notes), notes
                 )

@@ -36,6 +36,7 @@ import onnx
 import onnxruntime as ort
 
 from .. import cache, compat
+from ..progress import Progress
 
 BATCH = 16
 # Images per MinMax batch at most, as pixels: 16 at the fixture's 192x320, 2 at 640x640. Larger batches of large
@@ -212,12 +213,18 @@ def _digest(*parts) -> str:
 
 @contextlib.contextmanager
 def fast_calibration(
-    tensors, input_name: str, cache_dir: Path | None, events: list[str], notes: list[str] | None = None
+    tensors,
+    input_name: str,
+    cache_dir: Path | None,
+    events: list[str],
+    notes: list[str] | None = None,
+    progress: bool = False,
 ):
     """While active, onnxruntime's ``quantize_static`` calibrates through quantkit: batched where
     exact, in memory flat in the number of images, and from ``cache_dir`` where these ranges were collected
     before. ``tensors``: a CalibrationSet or a float array [n, C, H, W]. ``events`` receives
-    "cached" or "batched"/"per image" for the caller's notes; ``notes`` what the cache had to say."""
+    "cached" or "batched"/"per image" for the caller's notes; ``notes`` what the cache had to say; ``progress``:
+    calibration's progress on stderr (``quantkit.progress``)."""
     ort_quantize = importlib.import_module(
         "onnxruntime.quantization.quantize"
     )  # the package's `quantize` is a function
@@ -258,7 +265,7 @@ def fast_calibration(
         calibrator = real(target, op_types_to_calibrate, augmented_model_path, calibrate_method, *args, **kwargs)
         if method_name == "MinMax":
             _optimized_session(calibrator)
-        return _Collecting(calibrator, source, input_name, size, cached, notes)
+        return _Collecting(calibrator, source, input_name, size, cached, notes, progress)
 
     with _PATCH_LOCK:
         ort_quantize.create_calibrator = create_calibrator
@@ -283,25 +290,39 @@ class _Collecting:
     """onnxruntime's own calibrator, fed ``size`` images per call (or the caller's reader when None) one
     ``collect_data`` call at a time, so only one batch's outputs are ever held; stores what it computes."""
 
-    def __init__(self, calibrator, source: _Source, input_name, size, cached: Path | None, notes: list[str] | None):
+    def __init__(
+        self,
+        calibrator,
+        source: _Source,
+        input_name,
+        size,
+        cached: Path | None,
+        notes: list[str] | None,
+        progress: bool = False,
+    ):
         self._calibrator, self._source, self._name, self._size = calibrator, source, input_name, size
-        self._cached, self._notes = cached, notes
+        self._cached, self._notes, self._progress = cached, notes, progress
 
-    def _feeds(self, data_reader):
-        """The calibration feeds, one at a time: quantkit's batches through the batch-free copy, else the reader's."""
-        if self._size:
-            return ({self._name: batch} for batch in self._source.batches(self._size))
-        return iter(data_reader.get_next, None)
+    def _feeds(self, data_reader, bar: Progress):
+        """The calibration feeds, one at a time: quantkit's batches through the batch-free copy, else the reader's;
+        each counted on ``bar`` (by its images) once the calibrator asks for the next."""
+        feeds = ({self._name: batch} for batch in self._source.batches(self._size)) if self._size else None
+        for feed in feeds or iter(data_reader.get_next, None):
+            yield feed
+            bar.update(_images(feed))
 
     def collect_data(self, data_reader) -> None:
-        calibrator = self._calibrator
+        calibrator, n = self._calibrator, self._source.shape[0]
         if hasattr(calibrator, "collector") and callable(getattr(data_reader, "rewind", None)):
-            _histograms(calibrator, data_reader)
-        elif hasattr(calibrator, "merge_range") and not getattr(calibrator, "moving_average", False):
-            for feed in self._feeds(data_reader):  # MinMax reduces each call's outputs and merges them (min of mins)
-                calibrator.collect_data(_One(feed))
-        else:  # a moving average depends on how the outputs are grouped: onnxruntime's single call, as before
-            calibrator.collect_data(_Batches(self._feeds(data_reader)))
+            _histograms(calibrator, data_reader, n, self._progress)
+            return
+        how = f"calibration ({f'batches of {self._size}' if self._size else 'one feed per inference'})"
+        with Progress(how, n, "images", enabled=self._progress, announce=True) as bar:
+            if hasattr(calibrator, "merge_range") and not getattr(calibrator, "moving_average", False):
+                for feed in self._feeds(data_reader, bar):  # MinMax reduces each call's outputs and merges them
+                    calibrator.collect_data(_One(feed))
+            else:  # a moving average depends on how the outputs are grouped: onnxruntime's single call, as before
+                calibrator.collect_data(_Batches(self._feeds(data_reader, bar)))
 
     def compute_data(self):
         compute = getattr(self._calibrator, "compute_data", None) or self._calibrator.compute_range
@@ -316,6 +337,11 @@ class _Collecting:
         return getattr(self._calibrator, name)
 
 
+def _images(feed: dict) -> int:
+    """Images in a calibration feed (its one input's batch)."""
+    return next((len(v) for v in feed.values() if getattr(v, "ndim", 0)), 1)
+
+
 class _Batches:
     """A CalibrationDataReader over an iterator of feeds."""
 
@@ -326,7 +352,7 @@ class _Batches:
         return next(self._feeds, None)
 
 
-def _histograms(calibrator, data_reader) -> None:
+def _histograms(calibrator, data_reader, images: int = 0, progress: bool = False) -> None:
     """What onnxruntime's HistogramCalibrater.collect_data makes from all images in one call, one image in memory
     at a time.
 
@@ -336,7 +362,8 @@ def _histograms(calibrator, data_reader) -> None:
     tensor's minimum, maximum and value nearest zero; the collector is seeded with those three values, which
     set its range and bins to the joint ones; the second pass adds each image's outputs to bins that no longer
     move (np.histogram assigns each value to a bin alone); the seed's three counts are taken out at the end.
-    tests/test_ranges_memory.py holds the result equal to onnxruntime's single call."""
+    tests/test_ranges_memory.py holds the result equal to onnxruntime's single call. ``images``, ``progress``: each
+    pass's progress on stderr."""
     from onnxruntime.quantization import calibrate
 
     session = calibrator.infer_session
@@ -344,16 +371,18 @@ def _histograms(calibrator, data_reader) -> None:
     wanted = [(i, name) for i, name in enumerate(names) if name in set(calibrator.tensors_to_calibrate)]
     low, high, near = {}, {}, {}
     data_reader.rewind()
-    for feed in iter(data_reader.get_next, None):
-        outputs = session.run(None, feed)
-        for i, name in wanted:
-            values = outputs[i].ravel()
-            if values.size == 0:
-                continue
-            nearest = values[np.nanargmin(np.abs(values))]
-            low[name] = np.fmin(low.get(name, np.nanmin(values)), np.nanmin(values))
-            high[name] = np.fmax(high.get(name, np.nanmax(values)), np.nanmax(values))
-            near[name] = nearest if name not in near or abs(nearest) < abs(near[name]) else near[name]
+    with Progress("calibration pass 1/2 (ranges)", images, "images", enabled=progress, announce=True) as bar:
+        for feed in iter(data_reader.get_next, None):
+            outputs = session.run(None, feed)
+            for i, name in wanted:
+                values = outputs[i].ravel()
+                if values.size == 0:
+                    continue
+                nearest = values[np.nanargmin(np.abs(values))]
+                low[name] = np.fmin(low.get(name, np.nanmin(values)), np.nanmin(values))
+                high[name] = np.fmax(high.get(name, np.nanmax(values)), np.nanmax(values))
+                near[name] = nearest if name not in near or abs(nearest) < abs(near[name]) else near[name]
+            bar.update(_images(feed))
     if not low:
         raise ValueError("No data is collected.")
     if calibrator.collector is None:
@@ -366,9 +395,11 @@ def _histograms(calibrator, data_reader) -> None:
     collector.collect(seeds)
     seeded = {name: collector.histogram_dict[name][0].copy() for name in seeds}
     data_reader.rewind()
-    for feed in iter(data_reader.get_next, None):
-        outputs = session.run(None, feed)
-        collector.collect({name: outputs[i] for i, name in wanted if name in seeds})
+    with Progress("calibration pass 2/2 (histograms)", images, "images", enabled=progress, announce=True) as bar:
+        for feed in iter(data_reader.get_next, None):
+            outputs = session.run(None, feed)
+            collector.collect({name: outputs[i] for i, name in wanted if name in seeds})
+            bar.update(_images(feed))
     for name, counts in seeded.items():
         hist = collector.histogram_dict[name]
         if len(hist[0]) != len(counts):  # the range was not the joint one after all: say so rather than guess
