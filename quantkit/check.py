@@ -30,6 +30,7 @@ from .files import copy_atomic, write_text_atomic
 from .measure.evaluate import predict, score
 from .manifest import THRESHOLDS, ConfigSpec, Manifest
 from .pipeline import CasePipeline
+from .progress import Progress, say
 from .quantization.quantizer import QuantResult
 from .quantization.rewrite import FAST_FP32, carries_rewrite, rewritten_copy
 from .measure.session import Runner, available_eps, model_session_config
@@ -109,9 +110,9 @@ def session_memory_mb(model: Path, hw: tuple[int, int], model_config: bool = Tru
 
 
 def _phase(progress: bool, text: str) -> None:
-    """One line on stderr as each long phase starts; on a terminal, tqdm bars show progress within it."""
-    if progress:
-        print(f"quantkit: {text} ...", file=sys.stderr, flush=True)
+    """One line on stderr as each long phase starts; within it, each long step's progress (``quantkit.progress``:
+    tqdm bars on a terminal, a plain line at least every 30 s elsewhere)."""
+    say(f"{text} ...", progress)
 
 
 class Kind(str, Enum):
@@ -366,7 +367,7 @@ def _time_all(
         if "fp32" not in runners:
             notes.append(f"{ep}: dropped — FP32 does not run there, so nothing on it can be compared")
             continue
-        latency[ep], spread[ep] = timed_twice(runners, sample_input(hw), rounds)
+        latency[ep], spread[ep] = timed_twice(runners, sample_input(hw), rounds, progress)
     if not latency:
         raise EPUnavailableError(
             f"none of the execution providers {', '.join(eps)} ran the model: " + "; ".join(notes[-len(eps) :])
@@ -380,19 +381,23 @@ def _time_all(
             "(interleaved) still compares models"
         )
     _phase(progress, "block timing with deployment defaults (one runtime at a time)")
-    block = {
-        ep: {
-            name: peer.block_ms(Runner(path, ep, threads, model_config=name != WEIGHTS_PLAIN), sample_input(hw), rounds)
-            for name, path in models.items()
-            if name in by_model
+    runs = rounds * sum(len(by_model) for by_model in latency.values())
+    with Progress("block timing", runs, "runs", enabled=progress) as bar:
+        block = {
+            ep: {
+                name: peer.block_ms(
+                    Runner(path, ep, threads, model_config=name != WEIGHTS_PLAIN), sample_input(hw), rounds, bar=bar
+                )
+                for name, path in models.items()
+                if name in by_model
+            }
+            for ep, by_model in latency.items()
         }
-        for ep, by_model in latency.items()
-    }
     _phase(progress, "memory of each model in a fresh process")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one process each; their peaks are their own
-        memory = dict(
-            zip(models, pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN), models.items()))
-        )
+        with Progress("memory", len(models), "models", enabled=progress) as bar:
+            measured = pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN), models.items())
+            memory = dict(zip(models, bar.iter(measured)))
     # each config against its EP's FP32, with the same Softmax rewrite where the INT8 model carries it
     reference = {
         spec.id: FAST_FP32 if FAST_FP32 in models and carries_rewrite(models[spec.id]) else "fp32"
@@ -556,7 +561,7 @@ def run_check(
         fastest=best,
         machine=machine,
         notes=notes,
-        throughput=best_throughput(passed, hw, window),
+        throughput=best_throughput(passed, hw, window, progress),
         gated_model=str(timings.models[GATED]),
         case_id=case.id,
         evidence=evidence,

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ..progress import Progress
 from .session import Runner
 
 
@@ -19,11 +20,13 @@ def interleaved(
     rounds: int = 30,
     warmup: int = 5,
     samples: dict[str, list[float]] | None = None,
+    bar: Progress | None = None,
 ) -> dict[str, float]:
     """Median milliseconds per runner, each round running every runner once in turn; ``samples`` (if given)
     receives every round's seconds per runner (what pytest-benchmark records).
 
     Build the runners with ``spin=False``: spinning thread pools of idle sessions slow the active one.
+    ``bar`` (a ``quantkit.progress.Progress``) counts the rounds.
     """
     for runner in runners.values():
         for _ in range(warmup):
@@ -34,18 +37,23 @@ def interleaved(
             start = time.perf_counter()
             runner.run(tensor)
             times[name].append(time.perf_counter() - start)
+        if bar is not None:
+            bar.update()
     if samples is not None:
         samples.update(times)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def timed_twice(
-    runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30
+    runners: dict[str, Runner], tensor: np.ndarray, rounds: int = 30, progress: bool = False
 ) -> tuple[dict[str, float], dict[str, float]]:
     """``interleaved`` twice: (mean of the two medians, relative spread |a - b| / mean) per runner.
 
-    The spread is the run-to-run noise a comparison must beat before one model is called faster."""
-    runs = [interleaved(runners, tensor, rounds) for _ in range(2)]
+    The spread is the run-to-run noise a comparison must beat before one model is called faster. ``progress``:
+    the rounds' progress on stderr (``quantkit.progress``)."""
+    desc = f"interleaved timing ({len(runners)} models)"
+    with Progress(desc, 2 * rounds, "rounds", enabled=progress) as bar:
+        runs = [interleaved(runners, tensor, rounds, bar=bar) for _ in range(2)]
     ms = {name: (runs[0][name] + runs[1][name]) / 2 for name in runners}
     return ms, {name: abs(runs[0][name] - runs[1][name]) / ms[name] for name in runners}
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from . import bootstrap, metrics
 from .. import heads
@@ -22,6 +21,7 @@ from ..model import inspect_model, load_model, resolve_imgsz
 from ..files import write_text_atomic
 from ..manifest import THRESHOLDS
 from ..preprocess import Letterbox, letterbox_image, list_images, read_image, to_tensor
+from ..progress import Progress
 from .session import Runner
 
 # Like `yolo val`: keep nearly every candidate, so the precision-recall curve is complete.
@@ -52,17 +52,18 @@ class ImageSet:
         """Decode (EXIF orientation applied) and letterbox; unreadable images are skipped, counted, and
         left out of scoring. ``sizes`` (image id -> annotated (h, w)) counts images read at another size."""
         out = cls(hw, [], [], [])
-        for image_id, path in tqdm(items, desc="images", unit="img", disable=None if progress else True, leave=False):
-            img = read_image(path)
-            if img is None:
-                out.skipped.append(path.name)
-                continue
-            if sizes and sizes.get(image_id) not in (None, img.shape[:2]):
-                out.mismatched.append(path.name)
-            boxed, lb = letterbox_image(img, hw)
-            out.ids.append(image_id)
-            out.boxed.append(boxed)
-            out.letterboxes.append(lb)
+        with Progress("reading images", len(items), "images", enabled=progress) as bar:
+            for image_id, path in bar.iter(items):
+                img = read_image(path)
+                if img is None:
+                    out.skipped.append(path.name)
+                    continue
+                if sizes and sizes.get(image_id) not in (None, img.shape[:2]):
+                    out.mismatched.append(path.name)
+                boxed, lb = letterbox_image(img, hw)
+                out.ids.append(image_id)
+                out.boxed.append(boxed)
+                out.letterboxes.append(lb)
         return out
 
 
@@ -148,14 +149,16 @@ def predict(
     items = list(zip(images.ids, images.boxed, images.letterboxes))
     batches = [items[i : i + runner.batch] for i in range(0, len(items), runner.batch)]
     family, meta = None, runner.session.get_modelmeta().custom_metadata_map
-    for batch in tqdm(batches, desc="inference", unit="batch", disable=None if progress else True, leave=False):
-        tensor = np.concatenate([to_tensor(boxed) for _, boxed, _ in batch])
-        t0 = time.perf_counter()
-        outs = runner.run_all(tensor)
-        infer += time.perf_counter() - t0
-        family = family or heads.for_outputs([(1, *o.shape[1:]) for o in outs], nc, meta, runner.model_path)
-        for row, (image_id, _, lb) in enumerate(batch):
-            dets[image_id] = family.decode([o[row : row + 1] for o in outs], lb, conf, iou, MAX_DET, nc, nms)
+    with Progress(f"inference ({Path(runner.model_path).name})", len(items), "images", enabled=progress) as bar:
+        for batch in batches:
+            tensor = np.concatenate([to_tensor(boxed) for _, boxed, _ in batch])
+            t0 = time.perf_counter()
+            outs = runner.run_all(tensor)
+            infer += time.perf_counter() - t0
+            family = family or heads.for_outputs([(1, *o.shape[1:]) for o in outs], nc, meta, runner.model_path)
+            for row, (image_id, _, lb) in enumerate(batch):
+                dets[image_id] = family.decode([o[row : row + 1] for o in outs], lb, conf, iou, MAX_DET, nc, nms)
+            bar.update(len(batch))
     return Predictions(dets, infer, time.perf_counter() - start, family)
 
 

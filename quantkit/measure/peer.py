@@ -148,8 +148,9 @@ class _Metadata:
         return self
 
 
-def block_ms(runner, tensor: np.ndarray, rounds: int = 30, warmup: int = 5) -> float:
-    """Median milliseconds of ``rounds`` back-to-back runs: one runtime alone, its defaults as deployed."""
+def block_ms(runner, tensor: np.ndarray, rounds: int = 30, warmup: int = 5, bar=None) -> float:
+    """Median milliseconds of ``rounds`` back-to-back runs: one runtime alone, its defaults as deployed. ``bar``
+    (a ``quantkit.progress.Progress``) counts the runs."""
     for _ in range(warmup):
         runner.run(tensor)
     times = []
@@ -157,6 +158,8 @@ def block_ms(runner, tensor: np.ndarray, rounds: int = 30, warmup: int = 5) -> f
         start = time.perf_counter()
         runner.run(tensor)
         times.append(time.perf_counter() - start)
+        if bar is not None:
+            bar.update()
     return 1e3 * statistics.median(times)
 
 

@@ -19,6 +19,7 @@ from .. import compat
 from .bench import sample_input
 from .cpu import cpu_info
 from ..errors import QuantkitError
+from ..progress import Progress
 from .session import Runner
 
 WARMUP_RUNS = 3
@@ -158,19 +159,24 @@ def machine() -> dict:
     return {"cpu": cpu_info(), "cores": cores(), "onnxruntime": compat.ORT_VERSION, "load_before": load}
 
 
-def best_throughput(pairs: list[tuple[str, Path, str]], hw: tuple[int, int], seconds: float = 1.0) -> dict | None:
+def best_throughput(
+    pairs: list[tuple[str, Path, str]], hw: tuple[int, int], seconds: float = 1.0, progress: bool = False
+) -> dict | None:
     """The highest-throughput setting over default threads x streams of each (name, path, EP) pair (check passes
-    only the pairs that passed that EP's gates); a pair that does not run is left out. None when nothing ran."""
-    rows = []
-    for name, path, ep in pairs:
-        try:
-            rows += [
-                {**measure(path, hw, ep, t, s, seconds), "model": name}
-                for t in default_counts()
-                for s in default_counts()
-            ]
-        except QuantkitError:
-            continue
+    only the pairs that passed that EP's gates); a pair that does not run is left out. None when nothing ran.
+    ``progress``: the settings' progress on stderr (``quantkit.progress``)."""
+    rows, settings = [], [(t, s) for t in default_counts() for s in default_counts()]
+    with Progress("throughput", len(pairs) * len(settings), "settings", enabled=progress) as bar:
+        for name, path, ep in pairs:
+            mine = []
+            try:
+                for t, s in settings:
+                    mine.append({**measure(path, hw, ep, t, s, seconds), "model": name})
+                    bar.update()
+            except QuantkitError:
+                bar.update(len(settings) - len(mine))  # the pair's settings not run: done
+                continue
+            rows += mine
     return max(rows, key=lambda r: r["fps"]) if rows else None
 
 
