@@ -147,3 +147,29 @@ def test_keypoints_regenerate_from_their_seed():
     assert [(a["keypoints"], a["segmentation"]) for a in anns] == [
         (a["keypoints"], a["segmentation"]) for a in recorded
     ]
+
+
+def test_640_fixture_is_the_dynamic_models_weights_at_640_opset_22():
+    """``fixtures/export_640.py``'s model: fixed 1x3x640x640, opset 22, Ultralytics' metadata with imgsz [640, 640],
+    the dynamic export's Conv weights unchanged, and its outputs those of the opset-17 model run at 640x640."""
+    import onnx
+    import onnxruntime as ort
+
+    from quantkit.preprocess import preprocess, read_image
+
+    path = FIXTURES / "models" / "shapes-v8n-640-opset22.onnx"
+    source = FIXTURES / "models" / "shapes-v8n-dynamic.onnx"
+    model = onnx.load(str(path))
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 640, 640]
+    assert {o.domain: o.version for o in model.opset_import}.get("", 0) == 22
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["imgsz"] == "[640, 640]" and meta["task"] == "detect" and "license" in meta
+    weights = [
+        [onnx.numpy_helper.to_array(t) for t in m.graph.initializer if t.name in conv_inputs]
+        for m in (model, onnx.load(str(source)))
+        for conv_inputs in [{i for n in m.graph.node if n.op_type == "Conv" for i in n.input[1:]}]
+    ]
+    assert len(weights[0]) == 127 and all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+    x, _ = preprocess(read_image(sorted((FIXTURES / "data" / "val" / "images").iterdir())[0]), (640, 640))
+    new, old = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (path, source))
+    np.testing.assert_array_equal(new.run(None, {"images": x})[0], old.run(None, {"images": x})[0])
