@@ -397,7 +397,10 @@ def _time_all(
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one process each; their peaks are their own
         with Progress("memory", len(models), "models", enabled=progress) as bar:
             measured = pool.map(lambda item: session_memory_mb(item[1], hw, item[0] != WEIGHTS_PLAIN), models.items())
-            memory = dict(zip(models, bar.iter(measured)))
+            memory = {}
+            for name, mb in zip(models, measured):  # in order, each counted as it comes
+                memory[name] = mb
+                bar.update()
     # each config against its EP's FP32, with the same Softmax rewrite where the INT8 model carries it
     reference = {
         spec.id: FAST_FP32 if FAST_FP32 in models and carries_rewrite(models[spec.id]) else "fp32"
