@@ -16,8 +16,9 @@ rootdir's —, without the
   --quantkit-latency-threads N,M  intra-op thread counts the latency gate times at (default 1,2)
   --quantkit-undecided fail|skip  a gate whose interval holds its threshold (too little evidence): a failing test
                                     with "accuracy not decided: ..." (default), or a skip a team opts into
-  --quantkit-save-baseline NAME   store this run's metrics as a named baseline (only when the run passes)
-  --quantkit-compare NAME         fail when INT8 mAP, parity or size regress against that baseline
+  --quantkit-save-baseline NAME   save this run's pytest-benchmark record (latency rounds with each pair's record
+                                    in extra_info) as run NAME in pytest-benchmark's storage, only when it passes
+  --quantkit-compare NAME         fail when INT8 mAP, parity, size or (same CPU class) latency regress against it
   --quantkit-results DIR          write one results file per (case, config, EP) under DIR/<onnxruntime>/
   --quantkit-cache-dir DIR        where quantized models are cached (default $QUANTKIT_CACHE or ~/.cache/quantkit)
 
@@ -77,7 +78,7 @@ CASE_KEYS = {
     "val_images": "val_images",
 }
 DEFAULT_LATENCY_THREADS = (1, 2)
-LATENCY_REQUEST, NOTES, BASELINE = "quantkit_latency_request", "quantkit_notes", "quantkit_baseline"  # user_properties
+LATENCY_REQUEST, NOTES = "quantkit_latency_request", "quantkit_notes"  # user_properties keys
 UNDECIDED_ACTIONS = ("fail", "skip")
 DEFAULT_MANIFEST = "fixtures/manifest.toml"
 BASELINE_DIR = ".quantkit/baselines"
@@ -295,7 +296,6 @@ class State:
     notes: dict = field(default_factory=dict)  # pair id -> the quantizer's notes
     latency_lines: list = field(default_factory=list)  # the deferred latency gates' messages, for the summary
     records: dict = field(default_factory=dict)  # pair id -> (results file name, record): made once per pair
-    baselines: dict = field(default_factory=dict)  # file name -> record JSON, written at the end if the run passed
     not_passed: int = 0  # tests that failed, or skipped as undecided: no baseline is saved from such a run
 
 
@@ -456,8 +456,6 @@ class _Collector:
                 st.deferred[value["id"]] = value
             elif key == NOTES and value["notes"]:
                 st.notes[value["id"]] = value["notes"]
-            elif key == BASELINE:
-                st.baselines[value["name"]] = value["record"]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -472,27 +470,62 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def _save_baseline(session) -> None:
-    """Write the run's records as the named baseline when every test passed; otherwise write nothing, say why,
-    and end non-zero (a baseline from a failing or undecided run would let every later run pass against it)."""
+    """``--quantkit-save-baseline NAME``: this run's pytest-benchmark record (the latency rounds, each pair's record in
+    their ``extra_info``) saved as run NAME in pytest-benchmark's storage — only when every test passed. Otherwise
+    nothing is written, the summary says why and the run ends non-zero (a baseline from a failing or undecided run
+    would let every later run pass against it)."""
     config, st = session.config, state(session.config)
     name = _setting(config, "save_baseline")
     if not name:
         return
-    if session.exitstatus == 0 and not st.not_passed and st.baselines:
-        for file_name, text in sorted(st.baselines.items()):
-            write_text_atomic(baseline_dir(settings(config), name) / file_name, text)
-        st.latency_lines.append(
-            f"baseline '{name}' saved: {len(st.baselines)} records in {baseline_dir(settings(config), name)}"
+    bs = getattr(config, "_benchmarksession", None)
+    ours = [b for b in (bs.benchmarks if bs else []) if b and b.fullname.startswith(BENCHMARK_PREFIX)]
+    if session.exitstatus != 0 or st.not_passed:
+        why = f"{st.not_passed or 'some'} tests failed or were not decided"
+    elif not ours:
+        why = (
+            "no latency gate recorded its rounds (deselected, or pytest-benchmark disabled: under xdist or "
+            "--benchmark-disable; save without -n)"
         )
+    else:
+        commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+        config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+        output = config.hook.pytest_benchmark_generate_json(
+            config=config,
+            benchmarks=bs.benchmarks,
+            include_data=True,
+            machine_info=bs.get_machine_info(),
+            commit_info=commit_info,
+        )
+        config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
+        bs.storage.save(output, name)
+        st.latency_lines.append(f"baseline '{name}' saved: {len(ours)} latency records in {bs.storage}")
         return
-    why = (
-        f"{st.not_passed} tests failed or were not decided"
-        if st.not_passed or session.exitstatus
-        else "no gate recorded a result"
-    )
     st.latency_lines.append(f"baseline '{name}' NOT saved: {why}; a baseline is saved only from a passing run")
     if session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def load_baseline(config, name: str) -> tuple[dict, str]:
+    """Baseline ``name``'s records by (case, config, EP) and where they came from: the newest pytest-benchmark run
+    saved as ``name`` (``--quantkit-save-baseline``), the record of each pair's fewest-threads INT8 latency
+    benchmark; or, where a team committed one, an older ``.quantkit/baselines/<name>/`` folder of JSON files."""
+    legacy = baseline_dir(settings(config), name)
+    if legacy.is_dir():
+        records = [json.loads(p.read_text()) for p in sorted(legacy.glob("*.json"))]
+        return {(r["case"], r["config"], r["ep"]): r for r in records}, str(legacy)
+    bs = getattr(config, "_benchmarksession", None)
+    runs = sorted(bs.storage.path.glob(f"*/[0-9][0-9][0-9][0-9]_{name}.json")) if bs else []
+    if not runs:
+        return {}, f"{bs.storage if bs else 'pytest-benchmark storage'} (no run saved as '{name}')"
+    records: dict = {}
+    for bench in json.loads(runs[-1].read_text())["benchmarks"]:
+        record = (bench.get("extra_info") or {}).get("quantkit_record")
+        if record and bench["name"].endswith("/int8"):
+            key = (record["case"], record["config"], record["ep"])
+            if key not in records or record["latency"]["threads"] < records[key]["latency"]["threads"]:
+                records[key] = record
+    return records, str(runs[-1])
 
 
 def _time_deferred(session) -> None:
@@ -625,7 +658,8 @@ def _home(config) -> Path:
 
 
 def baseline_dir(s: Settings, name: str) -> Path:
-    """Where baseline ``name`` lives: ``.quantkit/baselines/<name>`` in the folder pytest was started in."""
+    """Where an older baseline ``name`` was committed: ``.quantkit/baselines/<name>`` in the folder pytest was
+    started in (read by ``load_baseline``; new baselines are pytest-benchmark runs)."""
     return s.home / BASELINE_DIR / name
 
 

@@ -123,24 +123,49 @@ def _flags(prev: dict, row: dict) -> list[str]:
     return flags
 
 
-def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
-    """One row per onnxruntime version x (case, config, ep) from ``results_dir/<version>/*.json``, and
-    one-line flags where a row moved against the previous version's row for the same (case, config, ep)
-    (the latency ratio only where both were timed on the same CPU, INT8 flags and core count)."""
-    results_dir = Path(results_dir)
-    fix = f"run `pytest --quantkit-results {results_dir}` (or `tox`) to write results first"
-    if not results_dir.is_dir():
-        raise QuantkitError(f"results folder not found: {results_dir}: {fix}")
-    rows = []
+def _stored_records(results_dir: Path):
+    """(onnxruntime version, record) of every results file: ``<version>/*.json`` written by ``--quantkit-results``,
+    and the pair records of pytest-benchmark runs (``.benchmarks``: ``<platform>/NNNN_*.json``, each INT8 latency
+    benchmark's ``extra_info``; per run the fewest-threads one of a pair, per version the newest run)."""
     for folder in (d for d in results_dir.iterdir() if d.is_dir() and _VERSION_DIR.match(d.name)):
         for path in sorted(folder.glob("*.json")):
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise QuantkitError(f"unreadable results file {path} ({exc}): delete it or rerun the suite") from None
-            rows.append(_row(folder.name, record))
+            yield folder.name, _read_json(path)
+    newest: dict = {}
+    for path in sorted(results_dir.glob("*/[0-9][0-9][0-9][0-9]_*.json"), key=lambda p: p.name):
+        run: dict = {}
+        for bench in _read_json(path).get("benchmarks", []):
+            record = (bench.get("extra_info") or {}).get("quantkit_record")
+            if record and bench.get("name", "").endswith("/int8"):
+                key = (record["onnxruntime"], record["case"], record["config"], record["ep"])
+                if key not in run or record["latency"]["threads"] < run[key]["latency"]["threads"]:
+                    run[key] = record
+        newest.update(run)
+    for (version, *_), record in newest.items():
+        yield version, record
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise QuantkitError(f"unreadable results file {path} ({exc}): delete it or rerun the suite") from None
+
+
+def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
+    """One row per onnxruntime version x (case, config, ep) from ``results_dir/<version>/*.json`` or from the
+    pytest-benchmark runs saved there (``_stored_records``), and one-line flags where a row moved against the
+    previous version's row for the same (case, config, ep) (the latency ratio only where both were timed on the
+    same CPU, INT8 flags and core count)."""
+    results_dir = Path(results_dir)
+    fix = (
+        f"run `pytest --quantkit-results {results_dir}` (or `tox`), or point at a pytest-benchmark storage "
+        "(.benchmarks) of the suite's runs"
+    )
+    if not results_dir.is_dir():
+        raise QuantkitError(f"results folder not found: {results_dir}: {fix}")
+    rows = [_row(version, record) for version, record in _stored_records(results_dir)]
     if not rows:
-        raise QuantkitError(f"no results files under {results_dir}/<onnxruntime version>/: {fix}")
+        raise QuantkitError(f"no results files under {results_dir}: {fix}")
     rows.sort(key=lambda r: (version_key(r["onnxruntime"]), str(r["case"]), str(r["config"]), str(r["ep"])))
     flags, previous = [], {}
     for row in rows:

@@ -17,7 +17,9 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
         return run_suite(
             tmp_path,
             "-k",
-            "record_and_compare and static-qdq",
+            "(record_and_compare or latency_ratio) and static-qdq",
+            "--quantkit-latency-threads",
+            "1",
             "--quantkit-model",
             model,
             "--quantkit-calib",
@@ -45,8 +47,10 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
 
     saved = suite(good, "--quantkit-save-baseline", "main", "--quantkit-results", tmp_path / "results")
     assert saved.returncode == 0, saved.stdout[-2000:]
-    baseline = json.loads((tmp_path / ".quantkit/baselines/main/detector--static-qdq--cpu.json").read_text())
-    assert baseline["int8_map50_95"] > 0.3 and baseline["compression"] > 3.3
+    run = json.loads(next((tmp_path / ".benchmarks").glob("*/0001_main.json")).read_text())  # pytest-benchmark's
+    assert sorted(b["name"] for b in run["benchmarks"]) == [f"detector/static-qdq/cpu/1t/{p}" for p in ("fp32", "int8")]
+    baseline = run["benchmarks"][0]["extra_info"]["quantkit_record"]
+    assert baseline["int8_map50_95"] > 0.3 and baseline["compression"] > 3.3 and baseline["verdict"] == "pass"
     results = list((tmp_path / "results").glob("*/detector--static-qdq--cpu.json"))
     assert len(results) == 1 and json.loads(results[0].read_text())["latency"]["ratio"] > 0
 
@@ -56,21 +60,27 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
     assert worse.returncode == 1, worse.stdout[-2000:]
     assert "baseline gate FAILED: int8_map50_95_loss_pt" in worse.stdout and "(baseline " in worse.stdout
 
-    broken = run_suite(  # a failing run asked to save a baseline: nothing written, said why, non-zero
-        tmp_path,
-        "-k",
-        "(record_and_compare or int8_map_drop) and static-qdq",
-        "--quantkit-model",
-        bad,
-        "--quantkit-calib",
-        fixture_case.calib,
-        "--quantkit-coco-images",
-        fixture_case.coco_images,
-        "--quantkit-coco-ann",
-        fixture_case.coco_ann.with_name("annotations-first60.json"),
-        "--quantkit-save-baseline",
-        "broken",
+    broken = (
+        run_suite(  # a failing run (onnxruntime's defaults) asked to save a baseline: nothing written, why, non-zero
+            tmp_path,
+            "-k",
+            "record_and_compare or int8_map_drop or latency_ratio",
+            "--quantkit-latency-threads",
+            "1",
+            "--quantkit-preset",
+            "naive",
+            "--quantkit-model",
+            good,
+            "--quantkit-calib",
+            fixture_case.calib,
+            "--quantkit-coco-images",
+            fixture_case.coco_images,
+            "--quantkit-coco-ann",
+            fixture_case.coco_ann.with_name("annotations-first60.json"),
+            "--quantkit-save-baseline",
+            "broken",
+        )
     )
     assert broken.returncode == 1, broken.stdout[-2000:]
-    assert "baseline 'broken' NOT saved: 1 tests failed or were not decided" in broken.stdout
-    assert not (tmp_path / ".quantkit/baselines/broken").exists()
+    assert "baseline 'broken' NOT saved: 2 tests failed or were not decided" in broken.stdout, broken.stdout[-2000:]
+    assert not list((tmp_path / ".benchmarks").glob("*/*_broken.json"))

@@ -54,6 +54,6 @@ def test_ci_recipe_runs_as_written(fixture_case, tmp_path):
         proc = subprocess.run(["bash", "-c", command], cwd=repo, env=environ, capture_output=True, text=True)
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
     committed = subprocess.run(
-        ["git", "ls-files", ".quantkit/baselines/main"], cwd=repo, capture_output=True, text=True, check=True
+        ["git", "ls-files", ".benchmarks"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.split()
     assert committed, "the baseline was not committed"

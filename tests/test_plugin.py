@@ -80,8 +80,9 @@ def test_xdist_workers_defer_latency_to_the_controller(tmp_path, calib_dir, run_
 @pytest.mark.slow  # builds quantkit and runs two nested sessions: `pytest -m slow` (CI runs it)
 @pytest.mark.parametrize("install", ["editable", "regular"])
 def test_the_record_lands_in_the_folder_pytest_runs_in(install, fixture_case, tmp_path):
-    """A team's repository with its own pytest.ini runs `pytest --pyargs quantkit.suite ...`: the baseline is
-    written there (not beside the installed package, whatever pytest takes as rootdir), with quantkit from this
+    """A team's repository with its own pytest.ini runs `pytest --pyargs quantkit.suite ...`: the baseline (a
+    pytest-benchmark run) is written there and read back from there (not beside the installed package, whatever
+    pytest takes as rootdir), with quantkit from this
     checkout as installed (editable) or from a regular, non-editable build of it on the path first."""
     repo, env = tmp_path / "team-repo", dict(os.environ)
     repo.mkdir()
@@ -95,11 +96,19 @@ def test_the_record_lands_in_the_folder_pytest_runs_in(install, fixture_case, tm
         python.append("-S")
         where = [*python, "-c", "import quantkit.plugin; print(quantkit.plugin.__file__)"]
         assert subprocess.run(where, cwd=repo, env=env, capture_output=True, text=True).stdout.startswith(str(site))
-    args = ["--quantkit-model", fixture_case.model, "--quantkit-calib", fixture_case.calib, "-k", "record"]
+    args = [
+        "--quantkit-model",
+        fixture_case.model,
+        "--quantkit-calib",
+        fixture_case.calib,
+        "--quantkit-latency-threads",
+        1,
+    ]
+    args += ["-k", "(record or latency) and static-qdq"]
     cmd = [*python, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "quantkit.suite", *map(str, args)]
     proc = subprocess.run([*cmd, "--quantkit-save-baseline", "main"], cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert sorted(p.name for p in (repo / ".quantkit" / "baselines" / "main").iterdir())[0].endswith("--cpu.json")
-    assert not (ROOT / ".quantkit").exists()
+    assert len(list((repo / ".benchmarks").glob("*/0001_main.json"))) == 1  # pytest-benchmark's storage, in the repo
+    assert not list(ROOT.glob(".benchmarks/*/*_main.json")) and not (ROOT / ".quantkit").exists()
     compared = subprocess.run([*cmd, "--quantkit-compare", "main"], cwd=repo, env=env, capture_output=True, text=True)
     assert compared.returncode == 0, compared.stdout[-3000:]

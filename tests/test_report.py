@@ -173,6 +173,38 @@ def test_written_files_get_the_permissions_open_gives(umask, tmp_path, tiny_mode
         assert stat.S_IMODE((tmp_path / path).stat().st_mode) == 0o666 & ~umask, path
 
 
+def test_history_reads_the_suites_pytest_benchmark_runs(tmp_path):
+    """The suite's latency records saved by pytest-benchmark (.benchmarks/<platform>/NNNN_*.json): one row per
+    onnxruntime version and pair from the INT8 benchmark's record (the fewest threads; the newest run per
+    version), flagged like results files."""
+
+    def run(number, version, drop, threads=(1, 2)):
+        benches = [
+            {
+                "name": f"m/static-qdq/cpu/{t}t/{p}",
+                "extra_info": {
+                    "quantkit_record": {
+                        **record(drop=drop),
+                        "onnxruntime": version,
+                        "latency": {"threads": t, "ratio": 0.8},
+                    }
+                },
+            }
+            for t in threads
+            for p in ("fp32", "int8")
+        ]
+        path = tmp_path / "store" / "Linux-CPython-3.11-64bit" / f"{number}_main.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"benchmarks": benches}))
+
+    run("0001", "1.31.0", drop=0.4)
+    run("0002", "1.32.0", drop=9.0)  # replaced by the newer run of the same version
+    run("0003", "1.32.0", drop=1.2)
+    rows, flags = history(tmp_path / "store")
+    assert [(r["onnxruntime"], r["mAP drop pt"]) for r in rows] == [("1.31.0", 0.4), ("1.32.0", 1.2)]
+    assert len(flags) == 1 and "mAP drop pt 0.4000 -> 1.200 (since 1.31.0)" in flags[0]
+
+
 @pytest.mark.parametrize("make", [lambda p: p / "absent", lambda p: p])
 def test_history_missing_or_empty_folder_is_an_error(tmp_path, make):
     with pytest.raises(QuantkitError, match="--quantkit-results"):

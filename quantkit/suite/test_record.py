@@ -6,14 +6,12 @@ so a baseline committed from one CI runner gates the next one of its kind. The r
 runs only (under pytest-xdist another worker shares the CPU): run the baseline comparison without -n.
 """
 
-import json
-
 import pytest
 
 from quantkit import gates
 from quantkit.measure.bench import latency_ratio
 from quantkit.measure.cpu import fingerprint
-from quantkit.plugin import BASELINE, baseline_dir, results_dir, state, write_json
+from quantkit.plugin import load_baseline, results_dir, state, write_json
 
 pytestmark = [pytest.mark.quantkit_record, pytest.mark.quantkit_needs("val")]
 BASELINE_THREADS = 1
@@ -40,20 +38,23 @@ def _record(qk_pair, request) -> dict:
     return record
 
 
-def _baseline(qk_settings, qk_pair, name):
-    path = baseline_dir(qk_settings, qk_settings.compare) / name
-    if not path.is_file():
+def _baseline(request, qk_settings, qk_pair) -> dict:
+    """The pair's record in baseline ``--quantkit-compare NAME`` (``plugin.load_baseline``); a missing one fails."""
+    records, where = load_baseline(request.config, qk_settings.compare)
+    p = qk_pair.pipeline
+    record = records.get((p.case.id, qk_pair.spec.id, p.ep))
+    if record is None:
         pytest.fail(
-            f"no baseline '{qk_settings.compare}' for {qk_pair.id} ({path}): run --quantkit-save-baseline "
-            f"{qk_settings.compare} first"
+            f"baseline '{qk_settings.compare}' has no record of {qk_pair.id} ({where}): run "
+            f"--quantkit-save-baseline {qk_settings.compare} first (a passing run, latency gates included)"
         )
-    return json.loads(path.read_text())
+    return record
 
 
 @pytest.fixture
 def qk_record(qk_pair, qk_settings, request):
-    """This run's record of the pair (made once per pair), written to the results folder; handed to the controller
-    for the named baseline, which is written only when the whole run passes (``plugin._save_baseline``)."""
+    """This run's record of the pair (made once per pair), written to the results folder (the baseline is the
+    latency gates' pytest-benchmark record: ``plugin._save_baseline``)."""
     records = state(request.config).records
     if qk_pair.id in records:
         return records[qk_pair.id]
@@ -61,26 +62,22 @@ def qk_record(qk_pair, qk_settings, request):
     name = f"{qk_pair.pipeline.case.id}--{qk_pair.spec.id}--{qk_pair.pipeline.ep}.json"
     if qk_settings.results:
         write_json(results_dir(qk_settings) / name, record)
-    if qk_settings.save_baseline:
-        text = json.dumps(record, indent=1, sort_keys=True)
-        request.node.user_properties.append((BASELINE, {"name": name, "record": text}))
     records[qk_pair.id] = name, record
     return name, record
 
 
-def test_record_and_compare(qk_pair, qk_settings, qk_record):
-    name, record = qk_record
+def test_record_and_compare(qk_pair, qk_settings, qk_record, request):
+    _, record = qk_record
     if qk_settings.compare:
-        qk_pair.assert_passed(
-            gates.check_baseline(record, _baseline(qk_settings, qk_pair, name), qk_pair.thresholds, qk_pair.id)
-        )
+        baseline = _baseline(request, qk_settings, qk_pair)
+        qk_pair.assert_passed(gates.check_baseline(record, baseline, qk_pair.thresholds, qk_pair.id))
 
 
-def test_latency_against_baseline(qk_pair, qk_settings, qk_record):
+def test_latency_against_baseline(qk_pair, qk_settings, qk_record, request):
     if not qk_settings.compare:
         pytest.skip("no --quantkit-compare baseline named")
-    name, record = qk_record
-    baseline = _baseline(qk_settings, qk_pair, name)
+    _, record = qk_record
+    baseline = _baseline(request, qk_settings, qk_pair)
     if record["latency"] is None:
         pytest.skip("latency is timed in serial runs only (under xdist another worker shares the CPU)")
     then, now = (baseline.get("machine") or {}).get("class"), record["machine"]["class"]
