@@ -184,6 +184,7 @@ def cmd_quantize(args) -> int:
                     "notes": result.notes,
                     "float_nodes": result.float_nodes,
                     "calibration": result.calibration,
+                    "tensors": result.tensors,
                 }
             )
         )

@@ -313,3 +313,101 @@ def quantized_convs(model: onnx.ModelProto) -> int:
         if n.op_type in ("QLinearConv", "ConvInteger")
         or (n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in dequantized)
     )
+
+
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+_PACKED_4BIT = ("INT4", "UINT4", "FLOAT4E2M1")
+# where an op's inputs are scales or zero points by position; QLinear* ops take (tensor, scale, zero point) in turn
+_QUANT_PARAMS = {
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "DynamicQuantizeLinear": (),
+    "ConvInteger": (2, 3),
+    "MatMulInteger": (2, 3),
+}
+
+
+def _stored_bytes(tensor: onnx.TensorProto) -> int:
+    """What ``tensor``'s values take: elements x element size (4-bit types packed two a byte)."""
+    elements = int(np.prod(tensor.dims, dtype=np.int64))
+    if tensor.data_type == onnx.TensorProto.STRING:
+        return sum(len(v) for v in tensor.string_data)
+    if onnx.TensorProto.DataType.Name(tensor.data_type) in _PACKED_4BIT:
+        return (elements + 1) // 2
+    return elements * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+
+
+def _quant_roles(graph: onnx.GraphProto, inits: dict) -> dict[str, str]:
+    """Tensor name (initializers, Constant outputs) -> "quantized" (integer data a quantized op reads: weights,
+    int32 biases) or "scales" (scales and zero points)."""
+    role: dict[str, str] = {}
+    for node in graph.node:
+        if not heads.is_quantized_op(node.op_type):
+            continue
+        params = _QUANT_PARAMS.get(node.op_type)
+        for k, name in enumerate(node.input):
+            tensor = inits.get(name)
+            if tensor is None or name in role:
+                continue
+            is_float = tensor.data_type in _FLOAT_TYPES
+            if params is not None:
+                param = k in params
+            else:  # a float input is a scale, an integer right after a scale its zero point
+                before = inits.get(node.input[k - 1]) if k > 0 else None
+                param = is_float or (before is not None and before.data_type in _FLOAT_TYPES)
+            if param:
+                role[name] = "scales"
+            elif not is_float:  # a float weight a QuantizeLinear quantizes as the model runs is stored float
+                role[name] = "quantized"
+    return role
+
+
+def tensor_bytes(model: onnx.ModelProto, head_nodes=()) -> dict[str, int]:
+    """The bytes of ``model``'s tensors by what quantization made of them (the size gate's figures):
+
+    - ``quantized``: integer data a quantized op reads (DequantizeLinear's input, QLinearConv's and
+      ConvInteger's weights, int32 biases), as stored; ``quantized_fp32``: the same elements at 4 bytes,
+      what they weighed in FP32;
+    - ``scales``: the scales and zero points of every quantized op;
+    - ``head_float``: float tensors only ``head_nodes`` read (the decode's anchors and strides, the DFL's
+      bins: what the head keeps float by design);
+    - ``float``: every other float tensor (initializers and Constant values, subgraphs included): weights
+      left float, and anything carried along, read or not;
+    - ``other``: the rest (int64 shapes, indices), which quantization leaves alone; ``tensors``: all of them.
+    """
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
+            inits.setdefault(node.output[0], node.attribute[0].t)
+    role = _quant_roles(graph, inits)
+    readers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.name)
+    head = set(head_nodes)
+    out = dict.fromkeys(("quantized", "quantized_fp32", "scales", "head_float", "float", "other", "tensors"), 0)
+
+    def count(tensor: onnx.TensorProto, name: str | None) -> None:
+        """``name``: what the graph calls the tensor (its readers tell the head's); None inside a subgraph."""
+        kind = role.get(name) if name else None
+        if kind is None and tensor.data_type in _FLOAT_TYPES:
+            used_by = readers.get(name, set()) if name else set()
+            kind = "head_float" if used_by and used_by <= head else "float"
+        kind = kind or "other"
+        stored = _stored_bytes(tensor)
+        if kind == "quantized":
+            out["quantized_fp32"] += 4 * int(np.prod(tensor.dims, dtype=np.int64))
+        out[kind] += stored
+        out["tensors"] += stored
+
+    for tensor in graph.initializer:
+        count(tensor, tensor.name)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                count(attr.t, node.output[0] if node.op_type == "Constant" else None)
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                for tensor in _tensors(sub):
+                    count(tensor, None)
+    return out

@@ -33,6 +33,7 @@ from ..model import (
     name_nodes,
     refuse_quantized,
     resolve_imgsz,
+    tensor_bytes,
     upcast_float16,
 )
 from .ranges import batch_size, fast_calibration
@@ -159,10 +160,29 @@ class QuantResult:
     head_nodes: list[str] = field(default_factory=list)  # the YOLOv8 head found, whether kept float or not
     calibration: dict | None = None
     notes: list[str] = field(default_factory=list)
+    tensors: dict | None = None  # the INT8 model's tensor bytes by kind (model.tensor_bytes): the size gate reads them
 
     @property
     def compression(self) -> float:
         return self.source_bytes / self.output_bytes
+
+    def weights(self) -> dict:
+        """What quantization could shrink, from the INT8 graph: every weight but the head's own float constants,
+        FP32 bytes (``fp32``: quantized tensors at 4 bytes an element, float ones as they are) against INT8 bytes
+        (``int8``: integers, their scales and zero points, float ones as they are); ``compression`` (None without
+        weights), ``float_share`` (of ``fp32``, float kept), ``head_float`` (bytes the head keeps float by design).
+        A result cached before quantkit kept ``tensors`` reads them from its output once."""
+        if self.tensors is None:
+            self.tensors = tensor_bytes(onnx.load(self.output), self.head_nodes)
+        t = self.tensors
+        fp32, int8 = t["quantized_fp32"] + t["float"], t["quantized"] + t["scales"] + t["float"]
+        return {
+            "fp32": fp32,
+            "int8": int8,
+            "compression": fp32 / int8 if int8 else None,
+            "float_share": t["float"] / fp32 if fp32 else None,
+            "head_float": t["head_float"],
+        }
 
     def summary(self) -> dict:
         """One row for the CLI and reports."""
@@ -177,12 +197,18 @@ class QuantResult:
             "source MB": round(self.source_bytes / 1e6, 2),
             "int8 MB": round(self.output_bytes / 1e6, 2),
             "compression": round(self.compression, 2),
+            "weight compression": _rounded(self.weights()["compression"], 2),
+            "float share": _rounded(self.weights()["float_share"], 4),
             "seconds": round(self.seconds, 2),
             "onnxruntime": self.onnxruntime,
             "config": " ".join(used.split()),
             "target CPU": c.get("target_cpu"),
             "float nodes": len(self.float_nodes),
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _check_output(src: Path, out: Path) -> None:
@@ -613,4 +639,5 @@ def quantize(
         head_nodes=head_nodes,
         calibration=calibration,
         notes=notes,
+        tensors=tensor_bytes(onnx.load(str(out)), head_nodes),
     )
