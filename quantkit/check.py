@@ -306,7 +306,7 @@ def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progre
         case_id = f"{case.id}/{spec.id}"
         try:
             q = pipe.quantized(spec)
-            checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id)
+            checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id, q.weights())
             if measured:
                 _phase(
                     progress, f"evaluating {spec.id} ({'mAP, ' if pipe.annotated else ''}agreement with FP32, parity)"

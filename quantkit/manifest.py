@@ -23,8 +23,12 @@ DEFAULT_CALIB_COUNT = 100  # calibration images drawn from a folder (seeded), li
 
 # Every default's reason and the measurements behind it are in docs/thresholds.md, with the commands that made them.
 THRESHOLDS: dict[str, float] = {
-    # size
-    "min_compression": 3.3,  # FP32 bytes / INT8 bytes
+    # size: the whole file (FP32 bytes / INT8 bytes) is a floor for catastrophes only: a QDQ graph's own nodes take
+    # ~0.25-0.5 MB, so a small model's file compresses less however well its weights do (the pruned fixture 3.07x,
+    # YOLO26n 3.21-3.24x). What quantization could shrink, every weight but the head's float constants, is gated
+    # at 3.3x (the fixtures: 3.78-3.98x in every preset; nothing quantized 1.0x, every other Conv float 1.47-1.66x)
+    "min_compression": 2.0,
+    "min_weight_compression": 3.3,
     # accuracy (COCO mAP50-95 on the case's annotated images)
     "max_map_drop_pt": 1.5,  # FP32 - INT8, in absolute percentage points
     "min_fp32_map": 0.05,  # sanity floor: below it the setup is broken; a case sets its model card's floor

@@ -180,7 +180,7 @@ def tune(
         ratio = ms[s.id] / ms[reference[s.id]]
         results = (
             pipe.accuracy_gates(s, th, s.id)
-            + gates.check_size(q.source_bytes, q.output_bytes, th, s.id)
+            + gates.check_size(q.source_bytes, q.output_bytes, th, s.id, q.weights())
             + [
                 gates.check_latency(
                     {"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id], "ratio": ratio},

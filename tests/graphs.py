@@ -30,6 +30,7 @@ def tiny_yolo(
     opset: int = OPSET,
     batch: int = 1,
     scales: int = 1,
+    widths: tuple[int, int] = (8, 16),
 ) -> onnx.ModelProto:
     """A YOLOv8-shaped detector; ``dynamic`` gives batch/H/W symbolic axes (shape ops stay static).
 
@@ -37,10 +38,11 @@ def tiny_yolo(
     the DFL Softmax between Transposes (Softmax-12 flattens from ``axis``) and a Split with a ``split``
     attribute. ``batch`` fixes the batch dim, Reshape shapes included. ``scales=4`` is a P2/P6-style
     model: the box and class branches read four feature maps (strides 2, 4, 8, 16), concatenated.
+    ``widths``: the two backbone Convs' output channels (the head's 1x1 Convs read the last).
     """
     rng = np.random.default_rng(seed)
     h, w = hw
-    widths = [8, 16] + [16] * (scales - 2)  # backbone Conv i has stride 2**(i+1)
+    widths = list(widths) + [widths[-1]] * (scales - 2)  # backbone Conv i has stride 2**(i+1)
     levels = list(range(len(widths)))[-scales:]  # the backbone levels the head reads
     grids = [(-(-h // 2 ** (i + 1)), -(-w // 2 ** (i + 1))) for i in levels]
     counts = [gh * gw for gh, gw in grids]

@@ -26,8 +26,9 @@ from quantkit.measure.evaluate import Predictions, score
 from quantkit.heads import find as find_head, head_is_float
 from quantkit.manifest import THRESHOLDS, ConfigSpec
 from quantkit.measure.metrics import ClassMap, parity
-from quantkit.model import float_convs
+from quantkit.model import float_convs, model_bytes
 from quantkit.pipeline import CasePipeline
+from quantkit.quantization.quantizer import QuantResult
 from quantkit.quantization.rewrite import REWRITES_KEY, decompose_softmax
 
 TH = dict(THRESHOLDS)
@@ -290,10 +291,115 @@ def metrics_op(pipe, dets):
 # ---- size, graph, inputs, baselines ------------------------------------------------------------
 
 
-def test_compression_alone(tiny_model, calib_dir, tmp_path):
-    """Nothing the config may quantize (MatMul only, the model has none): the file does not shrink."""
-    q = quantize(tiny_model, tmp_path / "q.onnx", calib=calib_dir, op_types=("MatMul",), progress=False)
-    assert failed(gates.check_size(q.source_bytes, q.output_bytes, TH, "planted")) == {"compression"}
+def size_gates(source, int8, head_nodes=()) -> list[gates.GateResult]:
+    """The size gates of the file ``int8`` against its FP32 ``source``, with the figures a QuantResult reads from
+    the INT8 graph (``QuantResult.weights``)."""
+    q = QuantResult(str(source), str(int8), "planted", {}, model_bytes(source), model_bytes(int8), 0.0)
+    q.head_nodes = list(head_nodes)
+    return gates.check_size(q.source_bytes, q.output_bytes, TH, "planted", q.weights())
+
+
+@pytest.fixture
+def small_int8(tmp_path, calib_dir):
+    """A small detector (82 KB of weights) whose head's float constants (anchors, strides: 12.8 KB at 160x160)
+    are 30 % of its INT8 file, quantized with the default preset."""
+    model = graphs.save(graphs.tiny_yolo(hw=(160, 160), widths=(32, 64)), tmp_path / "small.onnx")
+    return model, quantize(model, tmp_path / "small.int8.onnx", calib=calib_dir, progress=False)
+
+
+def test_size_passes_a_small_model_whose_head_weighs_a_lot(small_int8):
+    """The whole file compresses 2.3x (the old rule, 3.3x of the file, failed it): the head's float constants
+    and the graph do not shrink; its weights do, 3.7x, and decide."""
+    model, q = small_int8
+    results = size_gates(model, q.output, q.head_nodes)
+    assert failed(results) == set(), gates.failures(results)
+    weights = q.weights()
+    assert q.compression < 3.3 and weights["head_float"] > 0.25 * q.output_bytes and weights["float_share"] == 0
+    assert "weight_compression 3.6" in results[1].message() and "the file 2." in results[1].message()
+
+
+@pytest.mark.parametrize("preset", ["qoperator", "weights", "dynamic", "naive", "ultralytics-ort"])
+def test_size_reads_the_weights_of_every_format(preset, small_int8, calib_dir, tmp_path):
+    """QLinearConv, ConvInteger and int8 weights behind DequantizeLinear are all read as quantized weights: the
+    small model passes in every preset (the biases weights and dynamic keep float count as float weights)."""
+    model, _ = small_int8
+    q = quantize(model, tmp_path / f"{preset}.onnx", preset=preset, calib=calib_dir, progress=False)
+    results = gates.check_size(q.source_bytes, q.output_bytes, TH, f"small/{preset}", q.weights())
+    assert failed(results) == set(), gates.failures(results)
+    assert q.weights()["compression"] > 3.5 and q.weights()["float_share"] < 0.02 and q.tensors["quantized"] > 0
+
+
+def test_compression_alone(small_int8, tmp_path):
+    """A good INT8 file carrying 1 MB outside its tensors (a metadata entry): only the whole-file floor sees it."""
+    model, q = small_int8
+    bloated = onnx.load(q.output)
+    bloated.metadata_props.add(key="planted", value="x" * 1_000_000)
+    results = size_gates(model, graphs.save(bloated, tmp_path / "bloated.onnx"), q.head_nodes)
+    assert failed(results) == {"compression"}, [r.message() for r in results]
+
+
+@pytest.mark.parametrize("how", ["fp32-saved-again", "nothing-the-config-quantizes", "conv-weights-left-float"])
+def test_nothing_quantized_fails_both_size_metrics(how, small_int8, calib_dir, tmp_path):
+    """The FP32 file saved as "INT8"; a config that quantizes nothing (MatMul only: the model has none); a QDQ
+    model whose Conv weights were left float (activations still quantized): the weights compress 1.0x, the
+    file at most 1.0x."""
+    model, q = small_int8
+    if how == "fp32-saved-again":
+        planted = graphs.save(onnx.load(str(model)), tmp_path / "again.onnx")
+    elif how == "nothing-the-config-quantizes":
+        planted = quantize(model, tmp_path / "q.onnx", calib=calib_dir, op_types=("MatMul",), progress=False).output
+    else:
+        planted = graphs.save(dequantized_weights(onnx.load(q.output)), tmp_path / "float-weights.onnx")
+    results = size_gates(model, planted, q.head_nodes)
+    assert failed(results) == {"compression", "weight_compression"}, [r.message() for r in results]
+    assert results[1].value == pytest.approx(1.0, abs=0.01) and results[0].value <= 1.0
+
+
+def dequantized_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with every DequantizeLinear of an integer weight replaced by its float values."""
+    inits = {t.name: t for t in model.graph.initializer}
+    floats, dropped = [], []
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits and node.input[0] != node.output[0]:
+            x, scale = (onnx.numpy_helper.to_array(inits[n]).astype(np.float32) for n in node.input[:2])
+            zero = onnx.numpy_helper.to_array(inits[node.input[2]]).astype(np.float32) if len(node.input) > 2 else 0
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            shape = [-1 if i == axis else 1 for i in range(x.ndim)] if scale.ndim else []
+            values = (x - np.reshape(zero, shape)) * np.reshape(scale, shape) if shape else (x - zero) * scale
+            floats.append(onnx.numpy_helper.from_array(values.astype(np.float32), node.output[0]))
+            dropped.append(node)
+    for node in dropped:
+        model.graph.node.remove(node)
+    used = {n for node in model.graph.node for n in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used] + floats
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
+
+
+def test_weight_compression_alone(fixture_pipeline, tmp_path):
+    """(fixture) Weights quantized, and a 2 MB float blob carried along (an initializer nothing reads): the file
+    still reads 2.25x, over the floor; the weights' 3.89x falls to 2.75x."""
+    q = fixture_pipeline.quantized(ConfigSpec("static-qdq", "default"))
+    planted = onnx.load(q.output)
+    planted.graph.initializer.append(onnx.numpy_helper.from_array(np.ones(500_000, np.float32), "planted_blob"))
+    results = size_gates(fixture_pipeline.case.model, graphs.save(planted, tmp_path / "blob.onnx"), q.head_nodes)
+    assert failed(results) == {"weight_compression"}, [r.message() for r in results]
+    assert "% of the weights stay float" in gates.failures(results)[0]
+
+
+def test_half_the_convs_quantized_fails_the_size_gate(fixture_case, tmp_path):
+    """(fixture) Every other Conv excluded: 57 % of the weights' FP32 bytes stay float, the weights compress
+    ~1.5x and the file ~1.4x: both fail, and the message says how much of the weights stayed float."""
+    proto = onnx.load(str(fixture_case.model))
+    convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
+    q = quantize(
+        fixture_case.model, tmp_path / "half.onnx", calib=fixture_case.calib, exclude=convs[::2], progress=False
+    )
+    results = gates.check_size(q.source_bytes, q.output_bytes, TH, "planted/half", q.weights())
+    assert failed(results) == {"compression", "weight_compression"}, [r.message() for r in results]
+    assert 0.4 < q.weights()["float_share"] < 0.7
+    assert "% of the weights stay float: nodes left unquantized (--exclude" in gates.failures(results)[1]
 
 
 def test_float_convs_alone(tiny_model, calib_dir, tmp_path):
