@@ -375,7 +375,9 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_no_temp_folder(fixture_case, tmp
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert (proc.returncode, err) == (130, "quantkit: interrupted: nothing written\n")
+    *before, last = err.splitlines(keepends=True)  # before: progress lines written before Ctrl-C (quantkit.progress)
+    assert (proc.returncode, last) == (130, "quantkit: interrupted: nothing written\n"), err
+    assert all(line.startswith("quantkit: ") and not line.startswith("quantkit: interrupted") for line in before), err
     assert not [p.name for p in temp.iterdir() if p.name.startswith(("quantkit-", "ort.quant"))]
     assert not (tmp_path / "report").exists()
 
