@@ -13,11 +13,11 @@ import pytest
 
 from quantkit.measure.bench import sample_input
 from quantkit.plugin import LATENCY_REQUEST, pipeline, settings
-from quantkit.measure.session import EPS, Runner, available_eps
+from quantkit import providers
+from quantkit.measure.session import Runner, available_eps
 
 pytestmark = pytest.mark.benchmark
 THREADS = (1, 2)
-GPU_EPS = ("cuda", "tensorrt", "dml")
 ROUNDS, WARMUP = 30, 5
 
 
@@ -27,7 +27,7 @@ def _targets(config):
     targets = []
     for case in s.manifest.cases:
         specs = [spec for c, spec in s.manifest.pairs() if c is case]
-        for ep in EPS:
+        for ep in providers.IDS:
             for threads in THREADS:
                 targets += [(case, None, ep, threads)] + [(case, spec, ep, threads) for spec in specs]
     return targets
@@ -41,7 +41,7 @@ def _id(target):
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
         params = [
-            pytest.param(t, id=_id(t), marks=[pytest.mark.gpu] if t[2] in GPU_EPS else [])
+            pytest.param(t, id=_id(t), marks=[pytest.mark.gpu] if providers.get(t[2]).gpu else [])
             for t in _targets(metafunc.config)
         ]
         metafunc.parametrize("target", params)

@@ -27,12 +27,12 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from . import compat
+from . import compat, providers
 from .errors import CacheError
 from .files import write_bytes_atomic, write_text_atomic
 
 META = ".meta.json"
-KINDS = ("models", "ranges", "rewritten", "trt")  # anything else in the folder is "other"
+KINDS = ("models", "ranges", "rewritten", *providers.cache_kinds())  # anything else in the folder is "other"
 ENTRY_KINDS = ("models", "ranges", "rewritten")  # folders whose files carry a record
 TAG = "CACHEDIR.TAG"
 TAG_TEXT = (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compat, gates
+from . import compat, gates, providers
 from .measure import peer
 from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import choose_files, load_calibration
@@ -219,11 +219,12 @@ def _check_evidence(pipe: CasePipeline, th: dict) -> None:
 def _check_inputs(pipe: CasePipeline, eps: list[str] | None, accuracy: bool, th: dict) -> list[str]:
     """Every input checked in one line each before the first long phase, the evidence first of all; returns the
     EPs to run on."""
-    unknown = sorted(set(eps or []) - set(available_eps()))
-    if unknown:
-        raise QuantkitError(
-            f"execution provider {', '.join(unknown)} is not available here: choose from {', '.join(available_eps())}"
-        )
+    for ep in eps or []:
+        if ep not in available_eps():  # an unknown one is named with the known ones, a known one with how to get it
+            raise QuantkitError(
+                f"execution provider '{ep}' is not available here ({providers.get(ep).install}): choose from "
+                f"{', '.join(available_eps())}"
+            )
     if not pipe.case.calib:
         raise CalibrationError("the static configurations need calibration images: pass --calib DIR")
     choose_files(pipe.case.calib, exclude=pipe.holdout)

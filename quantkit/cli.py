@@ -17,6 +17,7 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
+from . import providers
 from .errors import NotDecidedError, QuantkitError
 from .manifest import DEFAULT_CALIB_COUNT
 
@@ -376,7 +377,7 @@ def cmd_bench(args) -> int:
     from .measure.session import available_eps
     from .measure.throughput import best, default_counts, grid, machine
 
-    default_eps = ["cpu"] + (["openvino"] if "openvino" in available_eps() else [])  # the CPU EPs
+    default_eps = [p.id for p in providers.REGISTRY if not p.gpu and p.id in available_eps()]  # the CPU's EPs
     models, eps = list(dict.fromkeys(str(m) for m in args.models)), list(dict.fromkeys(args.ep or default_eps))
     hws, info = [model_hw(m, _imgsz(args.imgsz))[0] for m in models], machine()
     threads, streams = args.threads or default_counts(), args.streams or default_counts()
@@ -664,13 +665,11 @@ def _add_run_args(parser, ep_nargs=None) -> None:
             nargs=ep_nargs,
             action="extend",
             metavar="EP",
-            help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or "
+            help=f"execution providers: {providers.listing()}; --ep cuda cpu or "
             "--ep cuda --ep cpu (default: every available one)",
         )
     else:
-        parser.add_argument(
-            "--ep", default="cpu", metavar="EP", help="execution provider: cpu, cuda, tensorrt, openvino or dml"
-        )
+        parser.add_argument("--ep", default="cpu", metavar="EP", help=f"execution provider: {providers.listing()}")
     parser.add_argument(
         "--threads",
         type=_positive_int,
@@ -814,7 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         metavar="EP",
-        help="execution providers: cpu, cuda, tensorrt, openvino, dml; --ep cuda cpu or --ep cuda --ep cpu "
+        help=f"execution providers: {providers.listing()}; --ep cuda cpu or --ep cuda --ep cpu "
         "(default: cpu, and openvino where onnxruntime-openvino is installed)",
     )
     b.add_argument(
@@ -858,7 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PT",
         help="mAP50-95 drop allowed, in points (default: the threshold table's max_map_drop_pt)",
     )
-    t.add_argument("--ep", default="cpu", metavar="EP", help="execution provider to tune for")
+    t.add_argument("--ep", default="cpu", metavar="EP", help=f"execution provider to tune for: {providers.listing()}")
     t.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="intra-op threads per session")
     t.add_argument(
         "-o",

@@ -12,7 +12,7 @@ import operator
 from dataclasses import dataclass
 from typing import Callable
 
-from . import compat
+from . import compat, providers
 from .measure import intervals
 from .measure.cpu import cpu_info, has_vnni
 
@@ -624,13 +624,11 @@ def check_graph(graph: dict, config: dict, th: dict, case_id: str) -> list[GateR
 
 
 def latency_threshold_key(ep: str, size_only: bool = False) -> str:
-    """The threshold table's key for an EP on this machine: CPUs with an INT8 dot-product
-    instruction (VNNI/AMX) have their own; a size-only configuration has a cap instead."""
+    """The threshold table's key for an EP on this machine (its registry entry's: the CPU has one per CPU class,
+    VNNI/AMX or not); a size-only configuration has a cap instead."""
     if size_only:
         return "max_latency_ratio_size_only"
-    if ep == "cpu":
-        return "max_latency_ratio_cpu_vnni" if has_vnni() else "max_latency_ratio_cpu"
-    return f"max_latency_ratio_{ep}"
+    return providers.get(ep).threshold_key(has_vnni())
 
 
 def check_latency(measured: dict, th: dict, case_id: str, size_only: bool = False) -> GateResult:

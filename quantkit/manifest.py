@@ -17,6 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import providers
 from .errors import ManifestError
 
 DEFAULT_CALIB_COUNT = 100  # calibration images drawn from a folder (seeded), like the seed's 100 of 600
@@ -74,13 +75,9 @@ THRESHOLDS: dict[str, float] = {
     "max_float_conv": 1,  # float Convs left in a static model (the DFL's fixed 1x1 Conv)
     # latency: INT8 / FP32, medians of one interleaved run at fixed intra-op threads, per EP and CPU class: on
     # VNNI/AMX CPUs INT8 must pay; on AVX2-only ones it may not, but a regression to 1.5x must still fail (a
-    # committed baseline, --quantkit-compare, catches smaller ones within a CPU class)
-    "max_latency_ratio_cpu_vnni": 0.90,
-    "max_latency_ratio_cpu": 1.15,
-    "max_latency_ratio_openvino": 1.0,
-    "max_latency_ratio_cuda": 1.0,
-    "max_latency_ratio_tensorrt": 1.0,
-    "max_latency_ratio_dml": 1.0,
+    # committed baseline, --quantkit-compare, catches smaller ones within a CPU class). Each EP declares its own
+    # (quantkit/providers/): max_latency_ratio_cpu_vnni 0.90, _cpu 1.15, _cuda, _tensorrt, _openvino, _dml 1.0
+    **providers.latency_thresholds(),
     # a config declared size_only buys size, not speed: reported "no gain", capped against catastrophe
     "max_latency_ratio_size_only": 2.0,
     # baselines (--quantkit-compare): allowed regression against a saved run

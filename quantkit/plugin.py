@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from . import compat, gates
+from . import compat, gates, providers
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline
@@ -98,7 +98,7 @@ def pytest_addoption(parser):
         "latency_threads": "comma-separated intra-op thread counts the latency gate times at (default 1,2)",
         "preset": "run every case under this one preset instead of the manifest's configs (e.g. naive)",
         "config": "comma-separated config ids to run (default: all of the manifest's)",
-        "ep": "execution provider for the accuracy and latency gates (cpu, cuda, tensorrt, openvino, dml)",
+        "ep": f"execution provider for the accuracy and latency gates ({providers.listing()})",
         "save_baseline": "save this run's metrics as baseline NAME (only when every test passed)",
         "undecided": "a gate whose interval holds its threshold: 'fail' the test (default) or 'skip' it",
         "compare": "compare against baseline NAME and fail on regressions",
@@ -586,7 +586,7 @@ def record_latency(benchmark, pair: Pair, gate_id: str, result: gates.GateResult
     threads = measured["threads"]
     q = p.quantized(spec)
     judged = (
-        gates.check_size(q.source_bytes, q.output_bytes, pair.thresholds, pair.id)
+        gates.check_size(q.source_bytes, q.output_bytes, pair.thresholds, pair.id, q.weights())
         + p.accuracy_gates(spec, pair.thresholds, pair.id)
         + [result]
     )

@@ -158,8 +158,8 @@ def history(results_dir: str | Path) -> tuple[list[dict], list[str]]:
     same CPU, INT8 flags and core count)."""
     results_dir = Path(results_dir)
     fix = (
-        f"run `pytest --quantkit-results {results_dir}` (or `tox`), or point at a pytest-benchmark storage "
-        "(.benchmarks) of the suite's runs"
+        f"run `pytest --quantkit-results {results_dir}` (or `tox`) to write results first, or point at the "
+        "pytest-benchmark storage (.benchmarks) of the suite's runs"
     )
     if not results_dir.is_dir():
         raise QuantkitError(f"results folder not found: {results_dir}: {fix}")

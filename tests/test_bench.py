@@ -13,7 +13,8 @@ import pytest
 import graphs
 from quantkit import QuantkitError
 from quantkit.cli import build_parser, main
-from quantkit.measure.session import EPS, available_eps
+from quantkit.measure.session import available_eps
+from quantkit.providers import IDS as EPS
 from quantkit.measure.throughput import best, best_throughput, default_counts, measure, parse_counts
 
 ROW_KEYS = {"model", "ep", "threads", "streams", "latency_ms", "fps", "oversubscribed"}

@@ -317,7 +317,7 @@ BAD_INPUTS = {  # id -> (argv from a Workspace, words the one stderr line must h
         "pass a writable folder",
     ),
     "check-without-calib": (lambda ws: ["check", ws.tiny()], "pass --calib DIR"),
-    "check-unknown-ep": (lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--ep", "npu"], "choose from cpu"),
+    "check-unknown-ep": (lambda ws: ["check", ws.tiny(), "--calib", ws.calib(), "--ep", "npu"], "choose one of cpu"),
     "check-threads-zero": (lambda ws: ["check", "--threads", "0"], "must be a positive integer"),
     "tune-output-under-a-file": (lambda ws: ["tune", ws.tiny(), "-o", ws.file() / "t.toml"], "is a file, not a folder"),
     "history-missing": (lambda ws: ["history", ws.root / "results"], "to write results first"),

@@ -15,25 +15,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .. import cache, compat
+from .. import compat, providers
 from ..errors import EPUnavailableError, QuantkitError
 from ..quantization.weights import SESSION_CONFIG_KEY
 
-# Short, stable ids (test ids and CLI options) -> onnxruntime provider names.
-EPS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "dml": "DmlExecutionProvider",
-}
-CUDA_EPS = ("cuda", "tensorrt")  # IOBinding with outputs on the CUDA device
-
 
 def available_eps() -> list[str]:
-    """Short ids of the EPs this onnxruntime build offers, in EPS order."""
+    """Short ids of the registered EPs this onnxruntime build offers, in registry order."""
     have = set(compat.available_providers())
-    return [ep for ep, name in EPS.items() if name in have]
+    return [p.id for p in providers.REGISTRY if p.ort_name in have]
 
 
 def default_cache_dir() -> Path:
@@ -44,25 +34,15 @@ def default_cache_dir() -> Path:
 
 
 def _provider(ep: str, model_path: Path):
-    if ep not in EPS:
-        raise QuantkitError(f"unknown execution provider '{ep}': choose one of {', '.join(EPS)}")
+    """onnxruntime's providers entry for ``ep``: its name, with its options where it has any."""
+    provider = providers.get(ep)
     if ep not in available_eps():
         raise QuantkitError(
             f"execution provider '{ep}' is not available in this onnxruntime "
-            f"(available: {', '.join(available_eps())}): install its onnxruntime build or pick --ep cpu"
+            f"(available: {', '.join(available_eps())}): {provider.install}, or pick --ep cpu"
         )
-    if ep == "tensorrt":
-        is_qdq = any(
-            n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node
-        )
-        engines = cache.kind_folder(default_cache_dir(), "trt")  # a temporary stand-in where it cannot take files
-        return (
-            EPS[ep],
-            {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)},
-        )
-    if ep == "openvino":
-        return (EPS[ep], {"device_type": "CPU"})
-    return EPS[ep]
+    options = provider.options(model_path, default_cache_dir())
+    return provider.ort_name if options is None else (provider.ort_name, options)
 
 
 @contextlib.contextmanager
@@ -133,18 +113,19 @@ class Runner:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         for key, value in (model_session_config(self.model_path) if model_config else {}).items():
             opts.add_session_config_entry(key, value)
-        provider = _provider(ep, self.model_path)
-        providers = [provider] if ep == "cpu" else [provider, EPS["cpu"]]
+        chosen, cpu = _provider(ep, self.model_path), providers.get("cpu").ort_name
         try:
             with _captured_native_output() if ep != "cpu" else contextlib.nullcontext(io.StringIO()) as log:
-                self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
+                self.session = ort.InferenceSession(
+                    str(self.model_path), opts, providers=[chosen] if ep == "cpu" else [chosen, cpu]
+                )
         except Exception as exc:  # noqa: BLE001
             raise QuantkitError(
                 f"onnxruntime {compat.ORT_VERSION} cannot load {self.model_path.name} on '{ep}' "
                 f"({compat.error_line(exc)})"
             ) from None
         running = self.session.get_providers()
-        if not running or running[0] != EPS[ep]:
+        if not running or running[0] != providers.get(ep).ort_name:
             reason = _last_error(log.getvalue()) or "no reason given"
             raise EPUnavailableError(
                 f"execution provider '{ep}' did not start for {self.model_path.name}: onnxruntime "
@@ -155,7 +136,7 @@ class Runner:
         self.output_names = [o.name for o in self.session.get_outputs()]
         batch = self.session.get_inputs()[0].shape[0]
         self.batch = batch if isinstance(batch, int) and batch > 1 else 1
-        self._binding = self.session.io_binding() if ep in CUDA_EPS else None
+        self._binding = self.session.io_binding() if providers.get(ep).cuda_binding else None
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """The first output for ``tensor`` [B, 3, H, W] (what latency timing and raw-output statistics read)."""

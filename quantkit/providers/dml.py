@@ -1,0 +1,11 @@
+"""DirectML, Windows' GPU EP (the onnxruntime-directml build)."""
+
+from .base import ExecutionProvider
+
+PROVIDER = ExecutionProvider(
+    id="dml",
+    ort_name="DmlExecutionProvider",
+    thresholds={"max_latency_ratio_dml": 1.0},
+    install="pip install onnxruntime-directml (Windows, in place of onnxruntime)",
+    gpu=True,
+)

@@ -1,0 +1,18 @@
+"""onnxruntime's OpenVINO EP (the onnxruntime-openvino build), on the CPU."""
+
+from pathlib import Path
+
+from .base import ExecutionProvider
+
+
+class OpenVINO(ExecutionProvider):
+    def options(self, model_path: Path, cache_dir: Path) -> dict:
+        return {"device_type": "CPU"}
+
+
+PROVIDER = OpenVINO(
+    id="openvino",
+    ort_name="OpenVINOExecutionProvider",
+    thresholds={"max_latency_ratio_openvino": 1.0},
+    install="pip install onnxruntime-openvino (in place of onnxruntime)",
+)
