@@ -4,6 +4,8 @@ plugin), and in what each command prints, for that command itself."""
 import argparse
 import io
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
@@ -32,9 +34,16 @@ def command_flags() -> dict[str, set[str]]:
     return walk(build_parser(), "", {})
 
 
+def pytest_benchmark_flags() -> set[str]:
+    """pytest-benchmark's own options, as `pytest --help` lists them (the plugin and the suite name them)."""
+    text = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True).stdout
+    return set(re.findall(r"--benchmark-[a-z-]+[a-z]", text))
+
+
 def test_every_flag_in_the_package_strings_is_an_option():
     commands = command_flags()
     known = set().union(*commands.values()) | {"--quantkit-" + o.replace("_", "-") for o in plugin.OPTIONS}
+    known |= pytest_benchmark_flags()
     unknown = {}
     for path in PACKAGE.rglob("*.py"):
         for tok in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
