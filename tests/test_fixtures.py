@@ -173,3 +173,73 @@ def test_640_fixture_is_the_dynamic_models_weights_at_640_opset_22():
     x, _ = preprocess(read_image(sorted((FIXTURES / "data" / "val" / "images").iterdir())[0]), (640, 640))
     new, old = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (path, source))
     np.testing.assert_array_equal(new.run(None, {"images": x})[0], old.run(None, {"images": x})[0])
+
+
+def test_obb_annotations_regenerate():
+    """``data/val/annotations-obb.json`` (and its first-60 cut) is ``make_dataset.with_obb`` of the committed val
+    annotations: every other field unchanged, each ``obb`` the 4 corners of the minimum-area rectangle around the
+    visible mask (corners within 0.02 px: another OpenCV may round its float32 rectangle differently)."""
+    make = _make_dataset()
+    coco = _coco("val")
+    for first in (None, 60):
+        name = f"annotations-obb-first{first}.json" if first else "annotations-obb.json"
+        committed = json.loads((FIXTURES / "data" / "val" / name).read_text())
+        made = make.with_obb(coco, first)
+        assert [im["id"] for im in committed["images"]] == [im["id"] for im in coco["images"][:first]]
+        strip = [{k: v for k, v in a.items() if k != "obb"} for a in committed["annotations"]]
+        assert strip == [{k: v for k, v in a.items() if k != "obb"} for a in made["annotations"]]
+        assert {k: v for k, v in committed.items() if k != "annotations"} == {
+            k: v for k, v in made.items() if k != "annotations"
+        }
+        got = np.array([a["obb"] for a in committed["annotations"]])
+        np.testing.assert_allclose(got, np.array([a["obb"] for a in made["annotations"]]), atol=0.02)
+
+
+def test_obb_encloses_the_visible_mask():
+    """Each oriented box covers its axis-aligned box's extent and the mask's area; an upright one is the box."""
+    import cv2
+
+    committed = json.loads((FIXTURES / "data" / "val" / "annotations-obb.json").read_text())
+    upright = 0
+    for a in committed["annotations"]:
+        corners = np.array(a["obb"], np.float32).reshape(4, 2)
+        x, y, w, h = a["bbox"]
+        assert corners[:, 0].min() <= x + 0.01 and corners[:, 0].max() >= x + w - 0.01
+        assert corners[:, 1].min() <= y + 0.01 and corners[:, 1].max() >= y + h - 0.01
+        assert cv2.contourArea(corners) >= a["area"] - 0.5
+        xs, ys = (sorted({round(float(v), 2) for v in corners[:, i]}) for i in (0, 1))
+        if len(xs) == 2 and np.allclose(xs, [x, x + w], atol=0.01):
+            upright += 1
+            assert np.allclose(ys, [y, y + h], atol=0.01)
+    assert upright > 0
+
+
+def test_classification_crops_regenerate():
+    """``data/cls``: ``val/<class>/*.jpg`` (50 crops a class) and ``calib/*.jpg`` (100, all 6 classes), each the
+    64x64 crop ``make_dataset.crop`` cuts from its split's JPEG (byte for byte with the same JPEG encoder; pixel-close
+    with another)."""
+    import cv2
+
+    make = _make_dataset()
+    cls = FIXTURES / "data" / "cls"
+    assert sorted(p.name for p in (cls / "val").iterdir()) == sorted(make.CATEGORIES.values())
+    by_name = {}
+    for split in SPLITS:
+        for name, file, ann in make.crop_candidates(FIXTURES / "data" / split):
+            by_name[file] = (split, name, ann)
+    calib = sorted((cls / "calib").glob("*.jpg"))
+    assert len(calib) == make.CLS_CALIB and {by_name[p.name][1] for p in calib} == set(make.CATEGORIES.values())
+    files = calib + sorted((cls / "val").glob("*/*.jpg"))
+    same_encoder = True
+    assert len(files) == make.CLS_CALIB + make.CLS_VAL_PER_CLASS * len(make.CATEGORIES)
+    for path in files:
+        split, name, ann = by_name[path.name]
+        assert split == path.parent.name if split == "calib" else (split, name) == ("val", path.parent.name)
+        img = cv2.imread(str(FIXTURES / "data" / split / "images" / ann["file_name"]))
+        made = make.encode_crop(make.crop(img, ann["bbox"]))
+        committed = cv2.imread(str(path))
+        assert committed.shape == (make.CROP_SIZE, make.CROP_SIZE, 3)
+        decoded = cv2.imdecode(np.frombuffer(made, np.uint8), cv2.IMREAD_COLOR)
+        assert np.abs(committed.astype(int) - decoded.astype(int)).mean() < 1.0, path.name
+        same_encoder = same_encoder and made == path.read_bytes()
+    assert same_encoder or cv2.__version__ != "5.1.0"  # the OpenCV that wrote them
