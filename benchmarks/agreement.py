@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from quantkit import compat
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 from quantkit.manifest import ConfigSpec, single_case
 from quantkit.pipeline import CasePipeline
 

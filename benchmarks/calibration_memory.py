@@ -26,7 +26,7 @@ from pathlib import Path
 
 import quantkit
 from quantkit import compat
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {  # label -> (model, --imgsz or None for the model's own)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from quantkit import compat
 from quantkit.manifest import ConfigSpec, single_case
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 from quantkit.pipeline import CasePipeline
 
 ROOT = Path(__file__).resolve().parent.parent

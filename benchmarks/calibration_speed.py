@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from quantkit import compat
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "fixtures" / "models" / "shapes-v8n-192x320.onnx"

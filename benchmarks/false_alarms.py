@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from quantkit import compat
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 from quantkit.manifest import load_manifest
 from quantkit.pipeline import CasePipeline
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from quantkit import compat, quantize
 from quantkit.manifest import ConfigSpec, load_manifest
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 from quantkit.pipeline import CasePipeline
 
 ROOT = Path(__file__).resolve().parent.parent

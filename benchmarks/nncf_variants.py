@@ -41,8 +41,8 @@ import onnx
 from peer_gap import DEFAULT, map50_95, time_blocks, THREADS, log
 from quantkit import compat, heads
 from quantkit.manifest import load_manifest
-from quantkit.measure import peer
-from quantkit.measure.cpu import cpu_info
+from quantkit import peer
+from quantkit.cpu import cpu_info
 from quantkit.measure.session import Runner
 from quantkit.model import name_nodes
 from quantkit.pipeline import CasePipeline

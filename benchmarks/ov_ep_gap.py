@@ -6,7 +6,7 @@
 (``python -m venv V && V/bin/pip install onnxruntime-openvino``); this script (run where quantkit, openvino
 and nncf are) starts that interpreter as a worker and alternates blocks between the worker's sessions (the
 OpenVINO EP, ``num_of_threads`` = threads, and for reference the worker's own CPU EP) and the peer
-(``quantkit.measure.peer``'s NNCF model on OpenVINO's runtime) in this process, in an order rotated each round,
+(``quantkit.peer``'s NNCF model on OpenVINO's runtime) in this process, in an order rotated each round,
 as ``peer_gap.py`` does; "x peer" is the median over rounds of block / the peer's block of the same round.
 mAP50-95 of the OpenVINO EP is quantkit's evaluation of the worker's outputs on the fixture's val set.
 """
@@ -103,8 +103,8 @@ def main() -> None:
     from peer_gap import DEFAULT, THREADS, map50_95, log
     from quantkit import compat
     from quantkit.manifest import load_manifest
-    from quantkit.measure import peer
-    from quantkit.measure.cpu import cpu_info
+    from quantkit import peer
+    from quantkit.cpu import cpu_info
     from quantkit.pipeline import CasePipeline
     from quantkit.quantization.calibration import load_calibration
     from quantkit.report import markdown_table

@@ -3,7 +3,7 @@ OpenVINO + NNCF INT8, on the fixture, in one process.
 
     PYTHONPATH=. python benchmarks/peer_gap.py [--rounds N] [--runs N] [--profile-runs N]
 
-Timing: at a fixed 1 and 2 threads, each variant runs alone in blocks (``quantkit.measure.peer.block_ms``:
+Timing: at a fixed 1 and 2 threads, each variant runs alone in blocks (``quantkit.peer.block_ms``:
 warm-up, then ``--runs`` back-to-back inferences, median), with its runtime's deployment defaults but
 the thread count; every round runs one block of every variant, in an order rotated each round, and a
 variant's figure is the median of its blocks. "x peer" is the median over rounds of the variant's block
@@ -27,7 +27,7 @@ The levers, each a variant of quantkit's default INT8 (static QDQ, per-channel, 
       non-last axis, as quantkit made INT8 models before ``quantkit.quantization.rewrite``), and FP32 with the rewrite
 
 Quantized models come from quantkit's cache (``CasePipeline``, the same cache as ``quantkit check``) and
-are made once; the peer is ``quantkit.measure.peer.nncf_int8``'s cached model. mAP50-95 is quantkit's
+are made once; the peer is ``quantkit.peer.nncf_int8``'s cached model. mAP50-95 is quantkit's
 evaluation on the fixture's val set (best-class NMS), each variant run by its own session.
 """
 
@@ -55,11 +55,11 @@ from onnx import numpy_helper
 
 from profile_ops import op_profile  # benchmarks/ is this script's folder
 from quantkit import compat
-from quantkit.measure import peer
+from quantkit import peer
 from quantkit.measure.bench import sample_input
 from quantkit.quantization.calibration import load_calibration
 from quantkit.check import fast_softmax_fp32
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 from quantkit.errors import QuantkitError
 from quantkit.measure.evaluate import predict, score
 from quantkit.manifest import ConfigSpec, load_manifest

@@ -29,7 +29,7 @@ from quantkit import compat
 from quantkit.heads import segment
 from quantkit.manifest import ConfigSpec, load_manifest, single_case
 from quantkit.measure.bench import latency_ratio
-from quantkit.measure.cpu import cpu_info
+from quantkit.cpu import cpu_info
 from quantkit.measure.metrics import SCORED
 from quantkit.model import float_convs
 from quantkit.pipeline import CasePipeline

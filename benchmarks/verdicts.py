@@ -32,7 +32,7 @@ import make_dataset  # noqa: E402
 from quantkit import compat, gates  # noqa: E402
 from quantkit.manifest import load_manifest, single_case  # noqa: E402
 from quantkit.measure import bootstrap, metrics  # noqa: E402
-from quantkit.measure.cpu import cpu_info  # noqa: E402
+from quantkit.cpu import cpu_info  # noqa: E402
 from quantkit.measure.evaluate import score  # noqa: E402
 from quantkit.measure.intervals import percentile_interval, resample_weights  # noqa: E402
 from quantkit.pipeline import CasePipeline  # noqa: E402

@@ -32,6 +32,15 @@ from .errors import CacheError
 from .files import write_bytes_atomic, write_text_atomic
 
 META = ".meta.json"
+
+
+def default_cache_dir() -> Path:
+    """$QUANTKIT_CACHE, else the XDG cache folder (quantized models, ranges, TensorRT engines, the peer)."""
+    if os.environ.get("QUANTKIT_CACHE"):
+        return Path(os.environ["QUANTKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quantkit"
+
+
 KINDS = ("models", "ranges", "rewritten", *providers.cache_kinds())  # anything else in the folder is "other"
 ENTRY_KINDS = ("models", "ranges", "rewritten")  # folders whose files carry a record
 TAG = "CACHEDIR.TAG"

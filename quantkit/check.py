@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from . import compat, gates, providers
-from .measure import peer
+from . import peer
 from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import choose_files, load_calibration
-from .measure.cpu import cpu_info
+from .cpu import cpu_info
 from .errors import CalibrationError, DatasetError, EPUnavailableError, NotDecidedError, QuantkitError
 from .files import copy_atomic, write_text_atomic
 from .measure.evaluate import predict, score

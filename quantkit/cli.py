@@ -372,7 +372,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .measure import peer
+    from . import peer
     from .measure.evaluate import model_hw
     from .measure.session import available_eps
     from .measure.throughput import best, default_counts, grid, machine
@@ -583,7 +583,7 @@ def cmd_tune(args) -> int:
 
 def cmd_cache(args) -> int:
     from . import cache
-    from .measure.session import default_cache_dir
+    from .cache import default_cache_dir
 
     def size(n: int) -> str:
         return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"

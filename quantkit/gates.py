@@ -14,7 +14,7 @@ from typing import Callable
 
 from . import compat, providers
 from .measure import intervals
-from .measure.cpu import cpu_info, has_vnni
+from .cpu import cpu_info, has_vnni
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 OFF = 100.0  # an optional threshold at or above this is off (no gate)

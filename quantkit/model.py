@@ -15,6 +15,10 @@ from . import compat
 from .errors import ModelError
 from . import heads
 
+# The metadata key a model's own session options are stamped under (weight-only INT8 needs
+# session.disable_quant_qdq=1); written by quantization/weights, read by measure/session.
+SESSION_CONFIG_KEY = "quantkit_session_config"
+
 
 @dataclass
 class ModelInfo:

@@ -39,7 +39,8 @@ from .model import float_convs, load_model, name_nodes, op_counts, quantized_con
 from .quantization.cached import QuantCache
 from .quantization.quantizer import QuantResult
 from .quantization.rewrite import carries_rewrite, rewritten_copy
-from .measure.session import Runner, default_cache_dir
+from .cache import default_cache_dir
+from .measure.session import Runner
 
 
 class CasePipeline:

@@ -46,7 +46,7 @@ from . import compat, gates, providers
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline
-from .measure.session import default_cache_dir
+from .cache import default_cache_dir
 from .files import write_text_atomic
 
 OPTIONS = (
@@ -580,7 +580,7 @@ def record_latency(benchmark, pair: Pair, gate_id: str, result: gates.GateResult
     if not benchmark.enabled:
         return
     from . import __version__
-    from .measure.cpu import fingerprint
+    from .cpu import fingerprint
 
     p, spec = pair.pipeline, pair.spec
     threads = measured["threads"]
@@ -612,7 +612,7 @@ def record_latency(benchmark, pair: Pair, gate_id: str, result: gates.GateResult
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config, machine_info):
     """What decides INT8 speed, in every saved run: onnxruntime, its EPs, the CPU's INT8 flags and class."""
-    from .measure.cpu import cpu_class, cpu_info
+    from .cpu import cpu_class, cpu_info
     from .measure.session import available_eps
 
     info = cpu_info()

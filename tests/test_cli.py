@@ -26,7 +26,7 @@ import quantkit.pipeline
 from quantkit import plugin
 from quantkit.cli import build_parser, main
 from quantkit.manifest import load_manifest
-from quantkit.measure import peer
+from quantkit import peer
 from quantkit.manifest import ConfigSpec
 from quantkit.quantization.quantizer import PRESETS
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from quantkit.measure import peer
+from quantkit import peer
 from quantkit.quantization.calibration import load_calibration
 from quantkit.cli import main
 from quantkit.quantization.quantizer import quantize

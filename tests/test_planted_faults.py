@@ -20,7 +20,7 @@ import graphs
 from quantkit import gates
 from quantkit import quantize
 from quantkit.quantization.calibration import load_calibration
-from quantkit.measure.cpu import has_vnni
+from quantkit.cpu import has_vnni
 from quantkit.heads import Detections
 from quantkit.measure.evaluate import Predictions, score
 from quantkit.heads import find as find_head, head_is_float

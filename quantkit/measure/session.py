@@ -15,22 +15,16 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .. import compat, providers
+from .. import cache, compat, providers
+from ..cache import default_cache_dir
 from ..errors import EPUnavailableError, QuantkitError
-from ..quantization.weights import SESSION_CONFIG_KEY
+from ..model import SESSION_CONFIG_KEY
 
 
 def available_eps() -> list[str]:
     """Short ids of the registered EPs this onnxruntime build offers, in registry order."""
     have = set(compat.available_providers())
     return [p.id for p in providers.REGISTRY if p.ort_name in have]
-
-
-def default_cache_dir() -> Path:
-    """$QUANTKIT_CACHE, else the XDG cache folder (quantized models, TensorRT engines)."""
-    if os.environ.get("QUANTKIT_CACHE"):
-        return Path(os.environ["QUANTKIT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "quantkit"
 
 
 def _provider(ep: str, model_path: Path):
@@ -41,7 +35,9 @@ def _provider(ep: str, model_path: Path):
             f"execution provider '{ep}' is not available in this onnxruntime "
             f"(available: {', '.join(available_eps())}): {provider.install}, or pick --ep cpu"
         )
-    options = provider.options(model_path, default_cache_dir())
+    # its folder in the cache (a temporary stand-in where the cache cannot take files)
+    folder = cache.kind_folder(default_cache_dir(), provider.cache_kind) if provider.cache_kind else None
+    options = provider.options(model_path, folder)
     return provider.ort_name if options is None else (provider.ort_name, options)
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from .. import compat
 from .bench import sample_input
-from .cpu import cpu_info
+from ..cpu import cpu_info
 from ..errors import QuantkitError
 from ..progress import Progress
 from .session import Runner

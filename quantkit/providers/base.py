@@ -25,6 +25,7 @@ class ExecutionProvider:
         instruction); an EP with one threshold ignores it."""
         return next(iter(self.thresholds))
 
-    def options(self, model_path: Path, cache_dir: Path) -> dict | None:
-        """onnxruntime provider options for ``model_path`` (None: its defaults)."""
+    def options(self, model_path: Path, folder: Path | None) -> dict | None:
+        """onnxruntime provider options for ``model_path`` (None: its defaults); ``folder`` is its ``cache_kind``
+        folder in quantkit's cache, where it has one."""
         return None

@@ -6,7 +6,7 @@ from .base import ExecutionProvider
 
 
 class OpenVINO(ExecutionProvider):
-    def options(self, model_path: Path, cache_dir: Path) -> dict:
+    def options(self, model_path: Path, folder: Path | None) -> dict:
         return {"device_type": "CPU"}
 
 

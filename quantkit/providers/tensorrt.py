@@ -6,16 +6,13 @@ from .base import ExecutionProvider
 
 
 class TensorRT(ExecutionProvider):
-    def options(self, model_path: Path, cache_dir: Path) -> dict:
+    def options(self, model_path: Path, folder: Path | None) -> dict:
         import onnx
-
-        from .. import cache
 
         is_qdq = any(
             n.op_type == "QuantizeLinear" for n in onnx.load(str(model_path), load_external_data=False).graph.node
         )
-        engines = cache.kind_folder(cache_dir, self.cache_kind)  # a temporary stand-in where it cannot take files
-        return {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)}
+        return {"trt_int8_enable": is_qdq, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(folder)}
 
 
 PROVIDER = TensorRT(

@@ -20,7 +20,7 @@ from filelock import FileLock
 from .. import cache, compat
 from ..errors import CalibrationError, QuantkitError
 from ..manifest import Case, ConfigSpec
-from ..measure.cpu import has_vnni
+from ..cpu import has_vnni
 from .calibration import files_digest, load_calibration
 from .quantizer import QuantConfig, QuantResult, quantize, resolve_config
 

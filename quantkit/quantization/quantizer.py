@@ -22,10 +22,11 @@ import onnxruntime as ort
 
 from .. import cache, compat
 from .calibration import DEFAULT_COUNT, RECOMMENDED_COUNT, CalibrationSet, load_calibration
-from ..measure.cpu import has_vnni
+from ..cpu import has_vnni
 from ..errors import CalibrationError, ModelError, OutputError, QuantkitError, RuntimeLoadError
 from .. import heads
 from ..model import (
+    SESSION_CONFIG_KEY,
     fix_input_dims,
     inspect_model,
     load_model,
@@ -38,8 +39,8 @@ from ..model import (
 )
 from .ranges import batch_size, fast_calibration
 from .rewrite import REWRITES_KEY, decompose_softmax
-from ..measure.session import default_cache_dir
-from .weights import SESSION_CONFIG, SESSION_CONFIG_KEY, quantize_weights
+from ..cache import default_cache_dir
+from .weights import SESSION_CONFIG, quantize_weights
 from ..files import copy_atomic
 from ..workdir import private_dir
 from ..progress import Progress

@@ -16,7 +16,6 @@ from onnx import helper, numpy_helper
 from ..compat import model_opset
 from ..errors import ModelError
 
-SESSION_CONFIG_KEY = "quantkit_session_config"
 SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
 
 

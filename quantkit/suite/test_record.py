@@ -10,7 +10,7 @@ import pytest
 
 from quantkit import gates
 from quantkit.measure.bench import latency_ratio
-from quantkit.measure.cpu import fingerprint
+from quantkit.cpu import fingerprint
 from quantkit.plugin import load_baseline, results_dir, state, write_json
 
 pytestmark = [pytest.mark.quantkit_record, pytest.mark.quantkit_needs("val")]

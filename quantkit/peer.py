@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .. import compat
-from ..quantization.calibration import CalibrationSet, choose_files, files_digest, load_calibration
-from ..errors import QuantkitError
-from .. import heads
-from ..model import name_nodes, quantized_nodes
-from .session import default_cache_dir
+from . import compat, heads
+from .cache import default_cache_dir
+from .errors import QuantkitError
+from .model import name_nodes, quantized_nodes
+from .quantization.calibration import CalibrationSet, choose_files, files_digest, load_calibration
 
 LABEL = "OpenVINO NNCF INT8 (peer)"  # the peer's row in check's and bench's tables
 INSTALL = "pip install 'quantkit-yolo[openvino]'"
@@ -210,7 +209,7 @@ def throughput_rows(
     """The peer over the threads x streams grid, measured as ``throughput.measure`` measures onnxruntime
     sessions: each stream its own compiled model (``INFERENCE_NUM_THREADS`` = threads, OpenVINO's other
     settings its defaults) in its own thread (OpenVINO releases the GIL during inference)."""
-    from .throughput import measure
+    from .measure.throughput import measure
 
     OVRunner(xml, threads[0])  # compiles before any timing
     return [
@@ -227,7 +226,7 @@ def ultralytics_ort(model: str | Path, calib_dir: str | Path, cache_dir: Path | 
     """``quantkit bench``'s Ultralytics-ORT row: ``model`` quantized with the ``ultralytics-ort`` preset on
     ``calib_dir`` (made once per model and calibration files), and a note; None and the reason when it cannot
     be made."""
-    from ..quantization.quantizer import quantize
+    from .quantization.quantizer import quantize
 
     name = Path(model).name
     if quantized_nodes(onnx.load(str(model), load_external_data=False)):
