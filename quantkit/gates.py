@@ -308,8 +308,19 @@ def check_task_maps(
 
 
 def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: float | None = None) -> list[GateResult]:
-    """F1 at the deployed confidence (``metrics.operating_point``) may drop at most ``max_f1_drop_pt`` points."""
+    """F1 at the deployed confidence (``metrics.operating_point``) may drop at most ``max_f1_drop_pt`` points, decided
+    from the drop's paired per-image interval (F1 = 2 matched / (detections + annotations), FP32 and INT8 counts of
+    the same images resampled together)."""
     measured = fp32["f1"] is not None and int8["f1"] is not None
+    interval = None
+    if measured and fp32.get("per_image") and int8.get("per_image"):
+        f, q = fp32["per_image"], int8["per_image"]
+
+        def drop(f_matched, f_dets, q_matched, q_dets, annotations):
+            return 100 * (2 * f_matched / (f_dets + annotations) - 2 * q_matched / (q_dets + annotations))
+
+        args = (f["matched"], f["detections"], q["matched"], q["detections"], f["annotations"])
+        interval = intervals.paired_interval(drop, *args, level=th["decision_level"])
 
     def pr(op):  # noqa: E306
         return "no detection" if op["precision"] is None else f"P {op['precision']:.3f} R {op['recall']:.3f}"
@@ -328,6 +339,9 @@ def check_operating_point(fp32: dict, int8: dict, th: dict, case_id: str, iou: f
             labels=("FP32 F1", "INT8 F1"),
             no_evidence=None if measured else "the images have no annotation of the mapped classes",
             note=f"{where}: FP32 {pr(fp32)}, INT8 {pr(int8)} (greedy matching, IoU >= {th['match_iou']:g}, same class)",
+            interval=interval,
+            level=th["decision_level"] if interval else None,
+            images=len(fp32["per_image"]["matched"]) if interval else None,
         )
     ]
 

@@ -42,7 +42,7 @@ THRESHOLDS: dict[str, float] = {
     "max_map_drop_pt_small": 100.0,
     "max_class_ap_drop_pt": 100.0,
     # the deployed operating point (the case's conf/iou): F1 against the annotations, FP32 - INT8 in points
-    "max_f1_drop_pt": 2.0,  # wide enough for a 60-image subset's sampling noise
+    "max_f1_drop_pt": 3.0,  # decided from its paired interval: good cases' upper ends 0.9-2.8, docs/thresholds.md
     # detection-level parity, FP32 vs INT8 on the same images (scores >= the case's conf, same class, IoU >= match_iou)
     "min_parity_recall": 0.90,  # share of FP32 detections INT8 has (onnxruntime's defaults read 0: the head collapsed)
     "min_parity_precision": 0.90,  # share of INT8 detections FP32 has

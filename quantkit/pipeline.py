@@ -408,7 +408,9 @@ class CasePipeline:
             "operating_point": {
                 "conf": self.case.conf,
                 "iou": self.case.iou,
-                "fp32": self.operating_point(None),
-                "int8": self.operating_point(spec),
+                **{
+                    name: {k: v for k, v in self.operating_point(s).items() if k != "per_image"}
+                    for name, s in (("fp32", None), ("int8", spec))
+                },
             },
         }

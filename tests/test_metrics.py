@@ -158,7 +158,9 @@ def test_operating_point_precision_recall_f1(gt):
     image_ids = gt.getImgIds()[:30]
     perfect = gt_detections(gt, cat_ids, image_ids)
     n_gt = sum(len(d) for d in perfect.values())
-    assert operating_point(gt, perfect, cat_ids, 0.25) == {
+    op = operating_point(gt, perfect, cat_ids, 0.25)
+    per_image = op.pop("per_image")
+    assert op == {
         "conf": 0.25,
         "precision": 1.0,
         "recall": 1.0,
@@ -167,6 +169,7 @@ def test_operating_point_precision_recall_f1(gt):
         "detections": n_gt,
         "annotations": n_gt,
     }
+    assert per_image["matched"] == per_image["annotations"] == [len(d) for d in perfect.values()]
     # half the boxes scored below conf, one wrong-class duplicate of each kept box: P 1/2, R about 1/2
     edited = {}
     for i, d in perfect.items():

@@ -266,12 +266,26 @@ def test_optional_accuracy_gates_are_off_by_default():
     assert failed(results) == {"map50_95_drop_pt"}
 
 
+def _operating_point(images: int, matched: int, detections: int, annotations: int = 5) -> dict:
+    """An operating point of ``images`` alike images, each with these counts (what metrics.operating_point returns)."""
+    p, r = matched / detections, matched / annotations
+    counts = {"matched": [matched] * images, "detections": [detections] * images, "annotations": [annotations] * images}
+    return {"conf": 0.25, "precision": p, "recall": r, "f1": 2 * p * r / (p + r), "per_image": counts}
+
+
 def test_f1_drop_alone():
-    fp32 = {"conf": 0.25, "precision": 0.74, "recall": 0.60, "f1": 0.6627}
+    """200 images, INT8 finds 4 of 5 objects where FP32 finds 5 of 5: the F1 drop (11 pt) and all of its paired
+    interval lie over 2 pt: FAILED. On 6 varied images a 3.3 pt drop's interval holds the threshold: not decided."""
+    fp32 = _operating_point(200, 5, 5)
     assert failed(gates.check_operating_point(fp32, fp32, TH, "planted", 0.7)) == set()
-    int8 = {"conf": 0.25, "precision": 0.74, "recall": 0.55, "f1": 0.6310}  # 5 points of recall lost
-    results = gates.check_operating_point(fp32, int8, TH, "planted", 0.7)
+    results = gates.check_operating_point(fp32, _operating_point(200, 4, 5), TH, "planted", 0.7)
     assert failed(results) == {"f1_drop_pt"} and "conf 0.25, NMS IoU 0.7" in gates.failures(results)[0]
+    assert "CI95 [" in gates.failures(results)[0]
+    varied = {**fp32, "per_image": {"matched": [5, 5, 5, 5, 5, 0], "detections": [5] * 6, "annotations": [5] * 6}}
+    varied_int8 = {**fp32, "per_image": {"matched": [5, 5, 5, 5, 4, 0], "detections": [5] * 6, "annotations": [5] * 6}}
+    varied.update(f1=50 / 60, precision=25 / 30, recall=25 / 30)
+    varied_int8.update(f1=48 / 60, precision=24 / 30, recall=24 / 30)
+    assert gates.check_operating_point(varied, varied_int8, TH, "planted")[0].outcome == "undecided"
 
 
 def test_f1_of_an_int8_model_without_detections_fails(fixture_pipeline):

@@ -37,18 +37,42 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL, bounds: tuple 
     return [float(low), float(high)]
 
 
+def paired_interval(
+    statistic,
+    *per_image,
+    level: float = LEVEL,
+    bounds: tuple | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> list[float] | None:
+    """Interval of ``statistic(*sums)`` on ``resamples`` image resamples, where each of ``per_image`` (arrays of
+    one figure per image) is summed over the same draw (paired: FP32 and INT8 counts resampled together); a draw
+    where the statistic is undefined (NaN) measures nothing and is left out."""
+    arrays = [np.asarray(a, np.float64) for a in per_image]
+    if not arrays[0].size:
+        return None
+    weights = resample_weights(arrays[0].size, resamples, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = statistic(*(weights @ a for a in arrays))
+    return percentile_interval(values, level, bounds)
+
+
 def ratio_interval(
     num, den, level: float = LEVEL, bounds: tuple | None = (0.0, 1.0), resamples: int = RESAMPLES, seed: int = SEED
 ) -> list[float] | None:
-    """Interval of sum(num) / sum(den) over per-image ``num``/``den`` on ``resamples`` image resamples; a draw
-    whose denominator is 0 measures nothing and is left out. None without images or a denominator."""
-    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
-    if not num.size or den.sum() <= 0:
+    """Interval of sum(num) / sum(den) over per-image ``num``/``den``; a draw whose denominator is 0 measures
+    nothing and is left out. None without images or a denominator."""
+    if np.asarray(den, np.float64).sum() <= 0:
         return None
-    weights = resample_weights(num.size, resamples, seed)
-    top, bottom = weights @ num, weights @ den
-    ratio = np.divide(top, bottom, out=np.full_like(top, np.nan), where=bottom > 0)
-    return percentile_interval(ratio, level, bounds)
+    return paired_interval(
+        lambda n, d: np.where(d > 0, n / np.where(d > 0, d, 1), np.nan),
+        num,
+        den,
+        level=level,
+        bounds=bounds,
+        resamples=resamples,
+        seed=seed,
+    )
 
 
 def decide(value: float, interval: list[float] | None, op: str, threshold: float) -> str:

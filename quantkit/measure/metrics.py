@@ -674,10 +674,12 @@ def operating_point(
     """Precision, recall and F1 of the detections with score >= ``conf`` against the annotations of the
     images in ``dets_by_image``: greedy one-to-one matching, highest score first, same category, IoU >=
     ``iou_thr``. Crowd annotations and categories outside ``cat_ids`` are left out. Without detections
-    precision is None and F1 0; without annotations recall and F1 are None."""
+    precision is None and F1 0; without annotations recall and F1 are None. ``per_image`` holds each image's
+    counts (matched, detections, annotations)."""
     lookup = np.asarray(cat_ids, np.int64)
     wanted = set(int(c) for c in cat_ids)
     matched = n_dets = n_gt = 0
+    per_image: dict[str, list[int]] = {"matched": [], "detections": [], "annotations": []}
     for image_id, dets in dets_by_image.items():
         anns = [
             a for a in coco_gt.imgToAnns.get(int(image_id), []) if not a.get("iscrowd") and a["category_id"] in wanted
@@ -688,6 +690,8 @@ def operating_point(
         mapped = Detections(dets.boxes, dets.scores, lookup[dets.classes] if len(dets) else dets.classes)
         pairs, nd, _ = _match(mapped, gt, conf, iou_thr)
         matched, n_dets, n_gt = matched + len(pairs), n_dets + nd, n_gt + len(anns)
+        for key, value in (("matched", len(pairs)), ("detections", nd), ("annotations", len(anns))):
+            per_image[key].append(value)
     precision = matched / n_dets if n_dets else None
     recall = matched / n_gt if n_gt else None
     if recall is None:
@@ -702,6 +706,7 @@ def operating_point(
         "matched": matched,
         "detections": n_dets,
         "annotations": n_gt,
+        "per_image": per_image,  # in dets_by_image's order: the F1 drop's paired interval (gates.check_operating_point)
     }
 
 
