@@ -35,14 +35,16 @@ fails or a pair could not be timed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from . import compat, gates, providers
+from . import compat, gates, progress, providers
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
 from .pipeline import CasePipeline
@@ -337,8 +339,37 @@ def settings(config) -> Settings:
 def pipeline(config, case) -> CasePipeline:
     s = settings(config)
     if case.id not in state(config).pipelines:
-        state(config).pipelines[case.id] = CasePipeline(case, s.ep, s.cache_dir, preset=s.preset)
+        state(config).pipelines[case.id] = CasePipeline(case, s.ep, s.cache_dir, preset=s.preset, progress=True)
     return state(config).pipelines[case.id]
+
+
+class _PastCapture:
+    """Where the gates' progress goes: stderr past pytest's capture, so a CI log says which case and config the
+    suite is quantizing and how far a long step is (plain lines, ``quantkit.progress``), not dots alone."""
+
+    def __init__(self, config):
+        self.capture = config.pluginmanager.getplugin("capturemanager")
+
+    def write(self, text: str) -> None:
+        with self.capture.global_and_fixture_disabled() if self.capture else contextlib.nullcontext():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False  # plain lines: a bar would fight pytest's own output
+
+
+@contextlib.contextmanager
+def _progress_past_capture(config):
+    """While a gate test runs, its pipeline's progress goes past pytest's capture (``_PastCapture``)."""
+    previous, progress.STREAM = progress.STREAM, _PastCapture(config)
+    try:
+        yield
+    finally:
+        progress.STREAM = previous
 
 
 @dataclass
@@ -392,23 +423,25 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture
-def qk_pair(request) -> Pair:
+def qk_pair(request) -> Iterator[Pair]:
     case, spec = request.param
     s = settings(request.config)
-    return Pair(
-        pipeline(request.config, case),
-        spec,
-        s.manifest.thresholds_for(case, spec),
-        f"{case.id}/{spec.id}/{s.ep}",
-        s.undecided,
-    )
+    with _progress_past_capture(request.config):
+        yield Pair(
+            pipeline(request.config, case),
+            spec,
+            s.manifest.thresholds_for(case, spec),
+            f"{case.id}/{spec.id}/{s.ep}",
+            s.undecided,
+        )
 
 
 @pytest.fixture
-def qk_case(request) -> CaseTarget:
+def qk_case(request) -> Iterator[CaseTarget]:
     case = request.param
     s = settings(request.config)
-    return CaseTarget(pipeline(request.config, case), s.manifest.thresholds_for(case), f"{case.id}/{s.ep}")
+    with _progress_past_capture(request.config):
+        yield CaseTarget(pipeline(request.config, case), s.manifest.thresholds_for(case), f"{case.id}/{s.ep}")
 
 
 @pytest.fixture

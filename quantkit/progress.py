@@ -23,6 +23,7 @@ import time
 from tqdm import tqdm
 
 INTERVAL_S = 30.0  # plain-line mode: at least one line this often while a step runs
+STREAM = None  # where progress goes when a caller names no stream (None: stderr); the pytest plugin sets it
 _LOCK = threading.RLock()
 _OPEN: list["Progress"] = []  # open plain-line steps, innermost last
 _last_line = 0.0  # time.monotonic() of the last plain line written
@@ -42,7 +43,7 @@ def _seconds(s: float) -> str:
 def say(text: str, enabled: bool = True, stream=None) -> None:
     """One plain line ``quantkit: <text>`` on stderr (a phase starting); it counts as the last line written."""
     if enabled:
-        _write(stream or sys.stderr, f"quantkit: {text}")
+        _write(stream or STREAM or sys.stderr, f"quantkit: {text}")
 
 
 def _write(stream, line: str) -> None:
@@ -70,7 +71,7 @@ class Progress:
         stream=None,
     ):
         self.desc, self.total, self.unit, self.announce = desc, total, unit, announce
-        self.stream = stream or sys.stderr
+        self.stream = stream or STREAM or sys.stderr
         self.interval = INTERVAL_S if interval is None else interval
         self.mode = None if not enabled else "bar" if _is_tty(self.stream) else "lines"
         self.n, self.start, self.lines = 0, time.monotonic(), 0

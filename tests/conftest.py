@@ -12,6 +12,7 @@ Catalogue:
   run_suite        run the gate suite (`pytest --pyargs quantkit.suite`) in a nested session: CompletedProcess
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,7 @@ def run_cli_process():
 def run_suite():
     """The gate suite in a nested pytest session rooted at ``rootdir`` (this repo's addopts left out)."""
 
-    def run(rootdir, *args):
+    def run(rootdir, *args, env: dict | None = None):
         cmd = [
             sys.executable,
             "-m",
@@ -98,6 +99,6 @@ def run_suite():
             "addopts=",
             *map(str, args),
         ]
-        return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir)
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=rootdir, env={**os.environ, **(env or {})})
 
     return run

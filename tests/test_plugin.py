@@ -112,3 +112,16 @@ def test_the_record_lands_in_the_folder_pytest_runs_in(install, fixture_case, tm
     assert not list(ROOT.glob(".benchmarks/*/*_main.json")) and not (ROOT / ".quantkit").exists()
     compared = subprocess.run([*cmd, "--quantkit-compare", "main"], cwd=repo, env=env, capture_output=True, text=True)
     assert compared.returncode == 0, compared.stdout[-3000:]
+
+
+@pytest.mark.slow  # a nested pytest session: `pytest -m slow` (CI runs it)
+def test_the_suite_says_which_case_and_config_it_quantizes(tmp_path, calib_dir, run_suite):
+    """Past pytest's capture, in a quiet run: the (case, config) being quantized, and its long steps' progress."""
+    model = graphs.save(graphs.tiny_yolo(metadata={"names": "{0: 'a', 1: 'b'}"}), tmp_path / "tiny.onnx")
+    env_cache = {"QUANTKIT_CACHE": str(tmp_path / "cache")}
+    proc = run_suite(
+        tmp_path, "--quantkit-model", model, "--quantkit-calib", calib_dir, "-k", "compression", env=env_cache
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("quantkit: ")]
+    assert "quantkit: tiny/static-qdq: quantizing (static, preset default)" in lines, proc.stderr[-2000:]
+    assert any("quantize_static of tiny.onnx done" in line for line in lines)

@@ -21,6 +21,7 @@ from .. import cache, compat
 from ..errors import CalibrationError, QuantkitError
 from ..manifest import Case, ConfigSpec
 from ..cpu import has_vnni
+from ..progress import say
 from .calibration import files_digest, load_calibration
 from .quantizer import QuantConfig, QuantResult, quantize, resolve_config
 
@@ -95,6 +96,10 @@ class QuantCache:
         with FileLock(str(model_path) + ".lock"):
             entry = cache.read(model_path, notes)
             if entry is None:
+                say(
+                    f"{self.case.id}/{spec.id}: quantizing ({config.mode}, preset {self.preset or spec.preset})",
+                    self.progress,
+                )
                 calib = (
                     load_calibration(
                         self.case.calib,
