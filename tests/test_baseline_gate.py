@@ -13,11 +13,11 @@ from onnx import numpy_helper
 
 @pytest.mark.slow  # three nested pytest sessions on 60 val images (out of the default run; `pytest -m slow`)
 def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
-    def suite(model, *extra):
+    def suite(model, *extra, select="(record_and_compare or latency_ratio) and static-qdq"):
         return run_suite(
             tmp_path,
             "-k",
-            "(record_and_compare or latency_ratio) and static-qdq",
+            select,
             "--quantkit-latency-threads",
             "1",
             "--quantkit-model",
@@ -60,27 +60,9 @@ def test_baseline_catches_a_degraded_model(fixture_case, tmp_path, run_suite):
     assert worse.returncode == 1, worse.stdout[-2000:]
     assert "baseline gate FAILED: int8_map50_95_loss_pt" in worse.stdout and "(baseline " in worse.stdout
 
-    broken = (
-        run_suite(  # a failing run (onnxruntime's defaults) asked to save a baseline: nothing written, why, non-zero
-            tmp_path,
-            "-k",
-            "record_and_compare or int8_map_drop or latency_ratio",
-            "--quantkit-latency-threads",
-            "1",
-            "--quantkit-preset",
-            "naive",
-            "--quantkit-model",
-            good,
-            "--quantkit-calib",
-            fixture_case.calib,
-            "--quantkit-coco-images",
-            fixture_case.coco_images,
-            "--quantkit-coco-ann",
-            fixture_case.coco_ann.with_name("annotations-first60.json"),
-            "--quantkit-save-baseline",
-            "broken",
-        )
-    )
+    # a failing run (onnxruntime's defaults) asked to save a baseline: nothing written, said why, non-zero
+    naive = ("--quantkit-preset", "naive", "--quantkit-save-baseline", "broken")
+    broken = suite(good, *naive, select="record_and_compare or int8_map_drop or latency_ratio")
     assert broken.returncode == 1, broken.stdout[-2000:]
     assert "baseline 'broken' NOT saved: 2 tests failed or were not decided" in broken.stdout, broken.stdout[-2000:]
     assert not list((tmp_path / ".benchmarks").glob("*/*_broken.json"))

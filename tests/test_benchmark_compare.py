@@ -100,38 +100,17 @@ preset = "{preset}"
 
 
 @pytest.mark.slow  # two nested sessions timing the fixture (`pytest -m slow`)
-def test_a_slower_int8_under_the_same_name_fails_benchmark_compare(fixture_case, tmp_path):
+def test_a_slower_int8_under_the_same_name_fails_benchmark_compare(fixture_case, tmp_path, run_suite):
     """The suite's latency records on the user's model: saved from quantkit's recipe, then compared with an INT8
     1.4-2x slower (onnxruntime's defaults) under the same benchmark name: --benchmark-compare-fail fails it."""
 
     def suite(preset, *extra):
         manifest = tmp_path / f"{preset}.toml"
-        manifest.write_text(
-            MANIFEST.format(
-                model=fixture_case.model, calib=fixture_case.calib, val=fixture_case.coco_images, preset=preset
-            )
-        )
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--pyargs",
-            "quantkit.suite",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "addopts=",
-            f"--rootdir={tmp_path}",
-            "-k",
-            "latency",
-            "--quantkit-latency-threads",
-            "1",
-            f"--quantkit-manifest={manifest}",
-            f"--benchmark-storage=file://{tmp_path / 'store'}",
-            *extra,
-        ]
-        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        paths = {"model": fixture_case.model, "calib": fixture_case.calib, "val": fixture_case.coco_images}
+        manifest.write_text(MANIFEST.format(**paths, preset=preset))
+        store = f"--benchmark-storage=file://{tmp_path / 'store'}"
+        return run_suite(tmp_path, "-k", "latency", "--quantkit-latency-threads", "1", "--quantkit-manifest", manifest,
+                         store, *extra)  # fmt: skip
 
     saved = suite("default", "--benchmark-save=main")
     assert saved.returncode == 0, saved.stdout[-3000:]
