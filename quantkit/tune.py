@@ -172,7 +172,7 @@ def tune(
         **{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
         **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs},
     }
-    ms, spread = timed_twice(runners, sample_input(pipe.hw_nc[0]), int(th["latency_rounds"]))  # the spread decides ties
+    ms, spread = timed_twice(runners, sample_input(pipe.hw_nc[0]), int(th["latency_rounds"]), progress)  # spread: ties
     reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
     candidates = []
     for s in specs:
