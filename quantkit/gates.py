@@ -8,7 +8,6 @@ Used by the pytest suite (assertions) and by `quantkit check` (verdict column, e
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Callable
 
@@ -16,7 +15,6 @@ from . import compat, providers
 from .measure import intervals
 from .cpu import cpu_info, has_vnni
 
-_OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 OFF = 100.0  # an optional threshold at or above this is off (no gate)
 
 
@@ -121,12 +119,8 @@ def undecided_line(results: list[GateResult]) -> str:
     open_ = undecided(results)
     counts = [r.value for r in results if r.metric == "fp32_detections"]
     images = max((r.images or 0 for r in open_), default=0)
-    more = [r.more_images for r in open_]
-    need = (
-        f"about {max(more)} more would decide"
-        if more and all(m is not None for m in more)
-        else "no number of images decides a figure on its threshold"
-    )
+    known = [r.more_images for r in open_ if r.more_images is not None]
+    need = f"about {max(known)} more would decide" if known else "more images would decide"
     dets = f", {int(counts[0])} FP32 detections" if counts else ""
     return f"accuracy not decided: {images} images{dets} — {need} ({', '.join(sorted({r.metric for r in open_}))})"
 
