@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compat, gates, providers
-from . import peer
+from . import compat, gates, peer, providers
 from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import choose_files, load_calibration
 from .cpu import cpu_info

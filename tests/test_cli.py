@@ -128,6 +128,30 @@ def test_check_stops_before_quantizing_when_the_evidence_cannot_decide(tiny_mode
     assert "quantizing" not in err and not (tmp_path / "report").exists()
 
 
+def test_a_side_row_that_breaks_is_its_rows_fail_not_the_runs_end(tiny_model, tmp_path, run_cli, monkeypatch):
+    """The Ultralytics contrast row cannot be made (as onnxruntime 1.32's opset-22 QDQ defect once made it): the
+    run goes on to its report; that row reads FAIL with the one-line reason; the recommended row decides."""
+    from quantkit.errors import RuntimeLoadError
+
+    made = quantkit.pipeline.CasePipeline.quantized
+
+    def quantized(self, spec):
+        if spec.id == "ultralytics-ort":
+            raise RuntimeLoadError("the quantized model does not load in onnxruntime (planted)")
+        return made(self, spec)
+
+    monkeypatch.setattr(quantkit.pipeline.CasePipeline, "quantized", quantized)
+    calib_dir = graphs.write_images(tmp_path / "calib", 100)
+    code, out, err = run_cli("check", tiny_model, "--calib", calib_dir, "--out", tmp_path / "report")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    row = next(r for r in report["rows"] if r["model"] == "INT8 ultralytics-ort")
+    assert row["verdict"] == "FAIL: ultralytics-ort could not be made or run: the quantized model does not load in " \
+        "onnxruntime (planted)"  # fmt: skip
+    assert report["gates"]["ultralytics-ort"][0]["metric"] == "quantized_and_evaluated"
+    gated_failures = {g["gate"] for g in report["gates"]["static-qdq"] if g["outcome"] == "fail"}
+    assert code == (1 if gated_failures else 0) and "verdict:" in out, err  # the recommended row's gates decide
+
+
 def test_check_on_a_model_of_your_own(tiny_model, tmp_path, run_cli):
     """A tiny graph's INT8 file is larger than its FP32 file (its QDQ nodes outweigh 7 KB of weights): the
     recommended config fails the size gate's floor -> exit 1. Without annotations, accuracy is judged on
