@@ -297,6 +297,7 @@ class State:
     )  # latency requests deferred by xdist workers / benchmarks: id -> request
     notes: dict = field(default_factory=dict)  # pair id -> the quantizer's notes
     latency_lines: list = field(default_factory=list)  # the deferred latency gates' messages, for the summary
+    baseline_lines: list = field(default_factory=list)  # whether the asked-for baseline was saved, and why not
     records: dict = field(default_factory=dict)  # pair id -> (results file name, record): made once per pair
     not_passed: int = 0  # tests that failed, or skipped as undecided: no baseline is saved from such a run
 
@@ -532,9 +533,9 @@ def _save_baseline(session) -> None:
         )
         config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
         bs.storage.save(output, name)
-        st.latency_lines.append(f"baseline '{name}' saved: {len(ours)} latency records in {bs.storage}")
+        st.baseline_lines.append(f"baseline '{name}' saved: {len(ours)} latency records in {bs.storage}")
         return
-    st.latency_lines.append(f"baseline '{name}' NOT saved: {why}; a baseline is saved only from a passing run")
+    st.baseline_lines.append(f"baseline '{name}' NOT saved: {why}; a baseline is saved only from a passing run")
     if session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -588,10 +589,14 @@ def _time_deferred(session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if state(config).latency_lines:
-        terminalreporter.write_sep("-", "quantkit: latency gates timed after the tests, serially; baselines")
-        for line in state(config).latency_lines:
-            terminalreporter.write_line(line, red="FAILED" in line or "NOT saved" in line)
+    for title, lines in (
+        ("quantkit latency gates (timed after the tests, serially)", state(config).latency_lines),
+        ("quantkit baseline", state(config).baseline_lines),
+    ):
+        if lines:
+            terminalreporter.write_sep("-", title)
+            for line in lines:
+                terminalreporter.write_line(line, red="FAILED" in line or "NOT saved" in line)
     if state(config).notes:
         terminalreporter.write_sep("-", "quantkit: what the quantizer noted")
         for pair_id, notes in sorted(state(config).notes.items()):

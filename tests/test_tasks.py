@@ -370,7 +370,7 @@ def test_check_adds_the_mask_map_column_and_gates_it(tmp_path, calib_dir):
     from quantkit.manifest import single_case
 
     src = graphs.save(graphs.tiny_seg(metadata=SEG_META), tmp_path / "m.onnx")
-    images = graphs.write_images(tmp_path / "val", count=8, seed=3)
+    images = graphs.write_images(tmp_path / "val", count=25, seed=3)  # the evidence minimum: fewer stops at once
     ann = annotations_from(src, images, tmp_path / "ann.json")
     report = run_check(single_case(src, calib_dir, images, ann), eps=["cpu"], threads=1)
     assert all("mask mAP50-95" in row for row in report.rows)
