@@ -288,12 +288,13 @@ class CasePipeline:
         return self._maps[key]
 
     def parity(self, spec: ConfigSpec) -> dict:
-        return parity_report(
-            self.predictions(None),
-            self.predictions(spec),
-            score_thr=self.case.conf,
-            th=self.thresholds,
-        )
+        """Detection parity of the config's INT8 with FP32 at the case's conf, with its intervals (computed once)."""
+        key = spec.id + "@parity"
+        if key not in self._maps:
+            self._maps[key] = parity_report(
+                self.predictions(None), self.predictions(spec), score_thr=self.case.conf, th=self.thresholds
+            )
+        return self._maps[key]
 
     def graph(self, spec: ConfigSpec) -> dict:
         """Op counts of the INT8 model, its float Convs, and whether the head stayed float."""
