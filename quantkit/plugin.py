@@ -549,7 +549,7 @@ def load_baseline(config, name: str) -> tuple[dict, str]:
         records = [json.loads(p.read_text()) for p in sorted(legacy.glob("*.json"))]
         return {(r["case"], r["config"], r["ep"]): r for r in records}, str(legacy)
     bs = getattr(config, "_benchmarksession", None)
-    runs = sorted(bs.storage.path.glob(f"*/[0-9][0-9][0-9][0-9]_{name}.json")) if bs else []
+    runs = sorted(bs.storage.path.glob(f"*/[0-9][0-9][0-9][0-9]_{name}.json"), key=lambda p: p.name) if bs else []
     if not runs:
         return {}, f"{bs.storage if bs else 'pytest-benchmark storage'} (no run saved as '{name}')"
     records: dict = {}
