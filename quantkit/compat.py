@@ -219,6 +219,15 @@ def conv_integer_int8_weights() -> bool:
         return False
 
 
+def older_than(version: str) -> bool:
+    """True when the installed onnxruntime is older than ``version`` (e.g. '1.20')."""
+
+    def key(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+    return key(ORT_VERSION) < key(version)
+
+
 def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 

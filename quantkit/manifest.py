@@ -146,6 +146,9 @@ class Case:
     task: str | None = None  # detect, segment or pose: checked against the model's head (None: taken from it)
     marks: tuple[str, ...] = ()  # pytest markers on every gate of this case, e.g. ("slow",) for a long one
     calib_count: int = DEFAULT_CALIB_COUNT  # calibration images drawn from calib (seeded); the rest may validate
+    onnxruntime: str | None = (
+        None  # the oldest onnxruntime that loads the case's model (e.g. "1.20"): older ones skip it
+    )
 
 
 @dataclass
@@ -306,6 +309,13 @@ def _marks(entry: dict) -> tuple[str, ...]:
     return tuple(marks)
 
 
+def _min_runtime(entry: dict) -> str | None:
+    value = entry.get("onnxruntime")
+    if value is not None and not (isinstance(value, str) and value.replace(".", "").isdigit()):
+        raise ManifestError(f"case '{entry['id']}': onnxruntime = {value!r} is not a version such as \"1.20\"")
+    return value
+
+
 def _calib_count(entry: dict) -> int:
     count = entry.get("calib_count", DEFAULT_CALIB_COUNT)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -346,6 +356,7 @@ def load_manifest(path: str | Path) -> Manifest:
                 task=_task(entry),
                 marks=_marks(entry),
                 calib_count=_calib_count(entry),
+                onnxruntime=_min_runtime(entry),
             )
         )
     if not cases:

@@ -221,6 +221,8 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
     from .measure.metrics import map_classes
 
     for case, specs in _cases_with_specs(s.manifest):
+        if unsupported(case):  # its gates skip, saying why
+            continue
         try:
             model_hw(case.model, case.imgsz)
         except QuantkitError as exc:
@@ -264,6 +266,16 @@ def validate(s: Settings, needs: set[str] = frozenset()) -> None:
                     f"case '{case.id}': {exc} (fix {_fix(s, case, 'coco_ann')}, "
                     f"{_fix(s, case, 'coco_images')} or {_fix(s, case, 'class_map')})"
                 ) from None
+
+
+def unsupported(case) -> str | None:
+    """Why the installed onnxruntime cannot run ``case`` (its manifest's ``onnxruntime`` minimum), or None."""
+    if case.onnxruntime and compat.older_than(case.onnxruntime):
+        return (
+            f"case '{case.id}' needs onnxruntime >= {case.onnxruntime} (its model's opset); "
+            f"{compat.ORT_VERSION} is installed"
+        )
+    return None
 
 
 def _static(s: Settings, spec: ConfigSpec) -> bool:
@@ -414,7 +426,10 @@ def pytest_generate_tests(metafunc):
         raise pytest.UsageError(f"quantkit: {exc}") from None
 
     def marked(value, case, id_):
-        return pytest.param(value, marks=[getattr(pytest.mark, m) for m in case.marks], id=id_)
+        marks = [getattr(pytest.mark, m) for m in case.marks]
+        if unsupported(case):
+            marks.append(pytest.mark.skip(reason=unsupported(case)))
+        return pytest.param(value, marks=marks, id=id_)
 
     if wants_pair:
         params = [marked((c, k), c, f"{c.id}/{k.id}/{s.ep}") for c, k in s.manifest.pairs()]

@@ -59,3 +59,19 @@ def test_a_case_marked_slow_leaves_the_default_selection(tmp_path, run_suite):
     out = run_suite(tmp_path, "--quantkit-manifest", "m.toml", "--collect-only", "-m", "not slow").stdout
     assert "quick/" in out and "long/" not in out, out
     assert "deselected" in out, out
+
+
+def test_a_case_for_a_newer_onnxruntime_skips_saying_why(tmp_path):
+    """`onnxruntime = "X.Y"`: on an older onnxruntime the case's gates skip with the reason (an opset-22 model does
+    not load before 1.21), instead of stopping the whole run; a bad version is a manifest error."""
+    from quantkit import compat, plugin
+
+    newer = manifest(tmp_path, 'onnxruntime = "99.0"\n').cases[0]
+    assert (
+        plugin.unsupported(newer)
+        == f"case 'c' needs onnxruntime >= 99.0 (its model's opset); {compat.ORT_VERSION} is installed"
+    )
+    assert plugin.unsupported(manifest(tmp_path, 'onnxruntime = "1.15"\n').cases[0]) is None
+    assert plugin.unsupported(manifest(tmp_path).cases[0]) is None
+    with pytest.raises(ManifestError, match="onnxruntime = 'latest' is not a version"):
+        manifest(tmp_path, 'onnxruntime = "latest"\n')
