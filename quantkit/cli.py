@@ -20,6 +20,7 @@ from pathlib import Path
 from . import providers
 from .errors import NotDecidedError, QuantkitError
 from .manifest import DEFAULT_CALIB_COUNT
+from .options import Imgsz, cli_options, positive_int
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 # 0 pass, 1 a gate failed, 2 bad input; 3: accuracy not decided (an interval holds its threshold, too little
@@ -41,16 +42,6 @@ def _join_imgsz(args: list[str]) -> list[str]:
             args[i + 1 : i + 3] = [f"{args[i + 1]},{args[i + 2]}"]
             break
     return args
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _number(text: str, ok, must: str) -> float:
@@ -110,27 +101,6 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or "%(default)" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
-
-
-class _Imgsz(argparse.Action):
-    """``--imgsz 640``, ``640x640`` or ``640,640`` (one token; ``H W`` is joined into one by _Parser)."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        kwargs.setdefault(
-            "help",
-            "input height and width in pixels for dynamic H/W: 640 (square), 640x640 or "
-            "640,640; a multiple of the model's stride (its metadata's, else its head's, else 32), "
-            "32..4096",
-        )
-        super().__init__(option_strings, dest, metavar="HxW", **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from .manifest import parse_imgsz
-
-        try:
-            setattr(namespace, self.dest, parse_imgsz(values))
-        except QuantkitError:
-            parser.error(f"argument {option_string}: '{values}' is not a size: write 640, 640x640 or 640,640")
 
 
 class _Version(argparse.Action):
@@ -437,16 +407,7 @@ def _manifest_from_args(args):
         have, lack = ("--coco-images", "--coco-ann JSON") if args.coco_images else ("--coco-ann", "--coco-images DIR")
         raise QuantkitError(f"{have} needs {lack} too: mAP is measured on annotated images, so pass both or neither")
     if args.model:
-        return single_case(
-            args.model,
-            args.calib,
-            args.coco_images,
-            args.coco_ann,
-            _imgsz(args.imgsz),
-            args.class_map,
-            args.val_images,
-            args.calib_count,
-        )
+        return single_case(**{o.name: getattr(args, o.name) for o in cli_options(args.command) if o.case})
     manifest = FIXTURES / "manifest.toml"
     if not manifest.is_file():
         raise QuantkitError(
@@ -622,40 +583,11 @@ def cmd_cache(args) -> int:
     return 0
 
 
-def _add_case_args(parser) -> None:
-    """MODEL and its data; all optional, defaulting to the embedded fixture."""
-    parser.add_argument(
-        "model",
-        type=Path,
-        nargs="?",
-        metavar="MODEL",
-        help="FP32 ONNX detector (default: the fixture in fixtures/, with its data)",
-    )
-    parser.add_argument("--calib", type=Path, metavar="DIR", help="calibration image folder (static configurations)")
-    parser.add_argument(
-        "--calib-count",
-        type=_positive_int,
-        default=DEFAULT_CALIB_COUNT,
-        metavar="N",
-        help="calibration images drawn from --calib with a fixed seed; without other validation images, the "
-        "folder's other images (at least a quarter) are held out for validation",
-    )
-    parser.add_argument("--coco-images", type=Path, metavar="DIR", help="evaluation image folder")
-    parser.add_argument("--coco-ann", type=Path, metavar="JSON", help="COCO instances JSON of the evaluation images")
-    parser.add_argument(
-        "--val-images",
-        type=Path,
-        metavar="DIR",
-        help="unlabelled validation images: accuracy as agreement with FP32 (default without "
-        "annotations: images held out of --calib with a fixed seed)",
-    )
-    parser.add_argument("--imgsz", action=_Imgsz)
-    parser.add_argument(
-        "--class-map",
-        type=Path,
-        metavar="FILE",
-        help="JSON/TOML of class index -> category id or name (default: match the model's class names)",
-    )
+def _add_case_args(parser, command: str) -> None:
+    """The declared options (quantkit/options.py) that ``command`` takes: for check and tune, MODEL and its data,
+    all optional, defaulting to the embedded fixture."""
+    for option in cli_options(command):
+        option.cli.add_to(parser)
 
 
 def _add_run_args(parser, ep_nargs=None) -> None:
@@ -672,29 +604,18 @@ def _add_run_args(parser, ep_nargs=None) -> None:
         parser.add_argument("--ep", default="cpu", metavar="EP", help=f"execution provider: {providers.listing()}")
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="intra-op threads per session (default: onnxruntime's choice)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _quantize_args(parser) -> None:
+    """quantize's arguments: the model, the output and the recipe's overrides."""
     from .quantization.quantizer import CALIBRATE_METHODS, FORMATS, MODES, PRESETS, TARGET_CPUS
 
-    parser = _Parser(prog="quantkit", description=__doc__.splitlines()[0], formatter_class=_Formatter)
-    parser.add_argument("--version", action=_Version, help="print quantkit's and onnxruntime's versions and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name, help, description=None):
-        return sub.add_parser(name, help=help, description=description or help, formatter_class=_Formatter)
-
-    q = command(
-        "quantize",
-        "quantize an FP32 ONNX detector to INT8",
-        "Quantize an FP32 ONNX detector to INT8; the preset gives the recipe, the options below override it.",
-    )
-    q.add_argument("model", type=Path, metavar="MODEL", help="FP32 ONNX detector (read only, never modified)")
-    q.add_argument(
+    parser.add_argument("model", type=Path, metavar="MODEL", help="FP32 ONNX detector (read only, never modified)")
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -702,22 +623,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="INT8 ONNX file to write (its folder must exist; written atomically)",
     )
-    q.add_argument(
+    parser.add_argument(
         "--mode",
         choices=MODES,
         help="static: calibrated activations (needs --calib); weights: the 'weights' preset; dynamic: the "
         "'dynamic' preset (default: the preset's)",
     )
-    q.add_argument("--calib", type=Path, metavar="DIR", help="folder of calibration images (static mode)")
-    q.add_argument(
+    parser.add_argument("--calib", type=Path, metavar="DIR", help="folder of calibration images (static mode)")
+    parser.add_argument(
         "--calib-count",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CALIB_COUNT,
         metavar="N",
         help="calibration images drawn from --calib with a fixed seed",
     )
-    q.add_argument("--imgsz", action=_Imgsz)
-    q.add_argument(
+    parser.add_argument("--imgsz", action=Imgsz)
+    parser.add_argument(
         "--preset",
         default="default",
         choices=sorted(PRESETS, key=lambda name: name != "default"),
@@ -727,88 +648,87 @@ def build_parser() -> argparse.ArgumentParser:
         "naive: onnxruntime's own defaults; ultralytics-ort: what `yolo export format=onnx int8=True` makes "
         "(both kept for contrast)",
     )
-    q.add_argument("--format", choices=FORMATS, help="static quantization format (default: the preset's)")
-    q.add_argument(
+    parser.add_argument("--format", choices=FORMATS, help="static quantization format (default: the preset's)")
+    parser.add_argument(
         "--per-channel",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="per-channel weight scales (default: the preset's)",
     )
-    q.add_argument(
+    parser.add_argument(
         "--calibrate-method",
         choices=CALIBRATE_METHODS,
         help="activation range calibration (default: the preset's; auto: the head family's, percentile for YOLO26)",
     )
-    q.add_argument(
+    parser.add_argument(
         "--target-cpu",
         choices=TARGET_CPUS,
         help="CPU class the model is for: avx2 uses 7-bit weights (reduce_range) so CPUs without VNNI "
         "cannot saturate; vnni full 8-bit; auto: this machine's class (default: the preset's)",
     )
-    q.add_argument(
+    parser.add_argument(
         "--exclude",
         nargs="+",
         metavar="NODE",
         help="node names to keep in float (e.g. the head of a model whose head quantkit cannot find)",
     )
-    q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    q.set_defaults(func=cmd_quantize)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
-    e = command("eval", "COCO mAP of a model on an annotated image folder")
-    e.add_argument("model", type=Path, metavar="MODEL", help="ONNX detector, FP32 or INT8")
-    e.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder holding the annotated images")
-    e.add_argument("--ann", type=Path, required=True, metavar="JSON", help="COCO instances JSON of those images")
-    e.add_argument("--imgsz", action=_Imgsz)
-    _add_run_args(e)
-    e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    e.add_argument("--detections", type=Path, metavar="OUT.json", help="write the COCO results JSON that was scored")
-    e.add_argument(
+
+def _eval_args(parser) -> None:
+    """eval's arguments: the model, its annotated images and how its detections are decoded."""
+    parser.add_argument("model", type=Path, metavar="MODEL", help="ONNX detector, FP32 or INT8")
+    parser.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder holding the annotated images")
+    parser.add_argument("--ann", type=Path, required=True, metavar="JSON", help="COCO instances JSON of those images")
+    parser.add_argument("--imgsz", action=Imgsz)
+    _add_run_args(parser)
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument(
+        "--detections", type=Path, metavar="OUT.json", help="write the COCO results JSON that was scored"
+    )
+    parser.add_argument(
         "--class-map",
         type=Path,
         metavar="FILE",
         help="JSON/TOML of class index -> category id or name (default: match the model's class names)",
     )
-    e.add_argument(
+    parser.add_argument(
         "--nms",
         choices=("best-class", "multi-label"),
         default="best-class",
         help="best-class: one label per box, its best class (what a deployed detector reports); "
         "multi-label: every class score > 0.001 of a box is a candidate, as `yolo val` decodes",
     )
-    e.add_argument(
+    parser.add_argument(
         "--coco80",
         action="store_true",
         help="an 80-class COCO-trained model on the 91-id COCO annotations (the standard 80->91 map)",
     )
-    e.set_defaults(func=cmd_eval)
 
-    c = command("compare", "detection-level parity of an INT8 model against its FP32 source")
-    c.add_argument("fp32", type=Path, metavar="FP32.onnx", help="the FP32 source model")
-    c.add_argument("int8", type=Path, metavar="INT8.onnx", help="the INT8 model quantized from it (same input size)")
-    c.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of images to run both on")
-    c.add_argument(
+
+def _compare_args(parser) -> None:
+    """compare's arguments: the FP32 and INT8 models and the images to run both on."""
+    parser.add_argument("fp32", type=Path, metavar="FP32.onnx", help="the FP32 source model")
+    parser.add_argument(
+        "int8", type=Path, metavar="INT8.onnx", help="the INT8 model quantized from it (same input size)"
+    )
+    parser.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of images to run both on")
+    parser.add_argument(
         "--conf",
         type=_unit_float,
         default=0.25,
         metavar="CONF",
         help="the deployed confidence: FP32's detections at or above it are what INT8 must reproduce",
     )
-    c.add_argument("--imgsz", action=_Imgsz)
-    _add_run_args(c)
-    c.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    c.set_defaults(func=cmd_compare)
+    parser.add_argument("--imgsz", action=Imgsz)
+    _add_run_args(parser)
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
-    b = command(
-        "bench",
-        "latency and throughput per model x EP x intra-op threads x concurrent streams",
-        "Latency and throughput per model x EP x intra-op threads x concurrent streams. Each stream is its own "
-        "session in its own thread; all start together after a warm-up and run for the same --seconds. Sessions "
-        "keep onnxruntime's default thread spinning (deployment defaults), unlike the interleaved timing of "
-        "check and tune. With the openvino extra and --calib, the OpenVINO NNCF INT8 peer of the first MODEL "
-        "runs over the same grid (threads: INFERENCE_NUM_THREADS; each stream its own compiled model).",
-    )
-    b.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="ONNX models, FP32 or INT8")
-    b.add_argument(
+
+def _bench_args(parser) -> None:
+    """bench's arguments: the models and the grid of EPs x threads x streams."""
+    parser.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="ONNX models, FP32 or INT8")
+    parser.add_argument(
         "--ep",
         nargs="+",
         action="extend",
@@ -816,50 +736,54 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"execution providers: {providers.listing()}; --ep cuda cpu or --ep cuda --ep cpu "
         "(default: cpu, and openvino where onnxruntime-openvino is installed)",
     )
-    b.add_argument(
+    parser.add_argument(
         "--threads", type=_counts, metavar="N,N", help="intra-op threads per session (default: 1 and every core)"
     )
-    b.add_argument("--streams", type=_counts, metavar="N,N", help="concurrent streams (default: 1 and every core)")
-    b.add_argument("--seconds", type=_positive_float, default=2.0, metavar="S", help="timed window per setting")
-    b.add_argument("--imgsz", action=_Imgsz)
-    b.add_argument(
+    parser.add_argument("--streams", type=_counts, metavar="N,N", help="concurrent streams (default: 1 and every core)")
+    parser.add_argument("--seconds", type=_positive_float, default=2.0, metavar="S", help="timed window per setting")
+    parser.add_argument("--imgsz", action=Imgsz)
+    parser.add_argument(
         "--calib",
         type=Path,
         metavar="DIR",
         help="calibration images: with the openvino extra, adds the OpenVINO NNCF INT8 peer of the first MODEL "
         "(its FP32 source) over the same threads x streams",
     )
-    b.add_argument("--json", action="store_true", help="print one JSON object: rows, best per model, machine, notes")
-    b.set_defaults(func=cmd_bench)
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object: rows, best per model, machine, notes"
+    )
 
-    k = command("check", "the main job: quantize, evaluate, time, report (default: the embedded fixture)")
-    _add_case_args(k)
-    k.add_argument(
+
+def _check_args(parser) -> None:
+    """check's own arguments, after the case's."""
+    parser.add_argument(
         "--no-accuracy",
         action="store_true",
         help="skip validation and accept a 'size and latency only' verdict (exit 0 instead of 3)",
     )
-    k.add_argument(
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path("quantkit-report"),
         metavar="DIR",
         help="folder for report.md, report.json and the PNG plots (checked before any work)",
     )
-    _add_run_args(k, ep_nargs="+")
-    k.set_defaults(func=cmd_check)
+    _add_run_args(parser, ep_nargs="+")
 
-    t = command("tune", "accuracy-aware search: the fastest configuration within the mAP-drop threshold")
-    _add_case_args(t)
-    t.add_argument(
+
+def _tune_args(parser) -> None:
+    """tune's own arguments, after the case's."""
+    parser.add_argument(
         "--max-drop",
         type=float,
         metavar="PT",
         help="mAP50-95 drop allowed, in points (default: the threshold table's max_map_drop_pt)",
     )
-    t.add_argument("--ep", default="cpu", metavar="EP", help=f"execution provider to tune for: {providers.listing()}")
-    t.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="intra-op threads per session")
-    t.add_argument(
+    parser.add_argument(
+        "--ep", default="cpu", metavar="EP", help=f"execution provider to tune for: {providers.listing()}"
+    )
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="intra-op threads per session")
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -867,16 +791,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.toml",
         help="where the chosen [[config]] is written",
     )
-    t.set_defaults(func=cmd_tune)
 
-    ca = command(
-        "cache",
-        "where the cache is, its size by kind; prune what no longer serves",
-        "quantkit's cache ($QUANTKIT_CACHE, else ~/.cache/quantkit): quantized models, activation ranges, "
-        "rewritten FP32 models, TensorRT engines. Every entry can be rebuilt. Without ACTION: info.",
-    )
-    cache_actions = ca.add_subparsers(dest="cache_command", metavar="ACTION", help="info (the default) or prune")
-    ca.set_defaults(func=cmd_cache, cache_command="info", json=False, dir=None)
+
+def _cache_args(parser) -> None:
+    """cache's actions, info and prune, and their arguments."""
+    cache_actions = parser.add_subparsers(dest="cache_command", metavar="ACTION", help="info (the default) or prune")
+    parser.set_defaults(cache_command="info", json=False, dir=None)
     for action, help in (
         ("info", "where the cache is, its size, and its entries by kind"),
         ("prune", "remove entries of other quantkit/onnxruntime versions, orphaned or corrupt files and stale locks"),
@@ -893,11 +813,81 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="empty the cache (its CACHEDIR.TAG stays)")
     a.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
 
-    h = command("history", "results across onnxruntime versions: Markdown table, flags and a plot")
-    h.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
-    h.add_argument("--out", type=Path, metavar="DIR", help="where history.md and history.png go (default: RESULTS_DIR)")
-    h.add_argument("--fail-on-flags", action="store_true", help="exit 1 when a flag is raised (for CI)")
-    h.set_defaults(func=cmd_history)
+
+def _history_args(parser) -> None:
+    """history's arguments: the results folder and where the page goes."""
+    parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --quantkit-results folder")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="where history.md and history.png go (default: RESULTS_DIR)"
+    )
+    parser.add_argument("--fail-on-flags", action="store_true", help="exit 1 when a flag is raised (for CI)")
+
+
+# quantkit's commands, in --help's order: name, help, description (None: the help), the function that adds the
+# command's own arguments (after the declared options it takes: _add_case_args), the function it runs
+COMMANDS = (
+    (
+        "quantize",
+        "quantize an FP32 ONNX detector to INT8",
+        "Quantize an FP32 ONNX detector to INT8; the preset gives the recipe, the options below override it.",
+        _quantize_args,
+        cmd_quantize,
+    ),
+    ("eval", "COCO mAP of a model on an annotated image folder", None, _eval_args, cmd_eval),
+    ("compare", "detection-level parity of an INT8 model against its FP32 source", None, _compare_args, cmd_compare),
+    (
+        "bench",
+        "latency and throughput per model x EP x intra-op threads x concurrent streams",
+        "Latency and throughput per model x EP x intra-op threads x concurrent streams. Each stream is its own "
+        "session in its own thread; all start together after a warm-up and run for the same --seconds. Sessions "
+        "keep onnxruntime's default thread spinning (deployment defaults), unlike the interleaved timing of "
+        "check and tune. With the openvino extra and --calib, the OpenVINO NNCF INT8 peer of the first MODEL "
+        "runs over the same grid (threads: INFERENCE_NUM_THREADS; each stream its own compiled model).",
+        _bench_args,
+        cmd_bench,
+    ),
+    (
+        "check",
+        "the main job: quantize, evaluate, time, report (default: the embedded fixture)",
+        None,
+        _check_args,
+        cmd_check,
+    ),
+    (
+        "tune",
+        "accuracy-aware search: the fastest configuration within the mAP-drop threshold",
+        None,
+        _tune_args,
+        cmd_tune,
+    ),
+    (
+        "cache",
+        "where the cache is, its size by kind; prune what no longer serves",
+        "quantkit's cache ($QUANTKIT_CACHE, else ~/.cache/quantkit): quantized models, activation ranges, "
+        "rewritten FP32 models, TensorRT engines. Every entry can be rebuilt. Without ACTION: info.",
+        _cache_args,
+        cmd_cache,
+    ),
+    (
+        "history",
+        "results across onnxruntime versions: Markdown table, flags and a plot",
+        None,
+        _history_args,
+        cmd_history,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """quantkit's parser: one subcommand per row of COMMANDS."""
+    parser = _Parser(prog="quantkit", description=__doc__.splitlines()[0], formatter_class=_Formatter)
+    parser.add_argument("--version", action=_Version, help="print quantkit's and onnxruntime's versions and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help, description, add_arguments, func in COMMANDS:
+        command = sub.add_parser(name, help=help, description=description or help, formatter_class=_Formatter)
+        _add_case_args(command, name)
+        add_arguments(command)
+        command.set_defaults(func=func)
     return parser
 
 

@@ -1,8 +1,8 @@
 """The quantkit pytest plugin (entry point ``pytest11``): options, parametrization, shared pipelines.
 
-Options (each also readable from ``[tool.quantkit]`` in the pyproject.toml of the folder pytest runs in — else the
-rootdir's —, without the
-``quantkit-`` prefix and with underscores, e.g. ``manifest = "fixtures/manifest.toml"``):
+Options (declared in ``quantkit/options.py``; each also readable from ``[tool.quantkit]`` in the pyproject.toml of
+the folder pytest runs in — else the rootdir's —, without the ``quantkit-`` prefix and with underscores, e.g.
+``manifest = "fixtures/manifest.toml"``):
 
   --quantkit-manifest PATH        cases x configs x thresholds (default fixtures/manifest.toml)
   --quantkit-model PATH           one case without a manifest, with --quantkit-calib,
@@ -44,72 +44,26 @@ from typing import Iterator
 
 import pytest
 
-from . import compat, gates, progress, providers
+from . import compat, gates, options, progress
 from .errors import QuantkitError
 from .manifest import ConfigSpec, Manifest, load_manifest, single_case
+from .options import DEFAULT_MANIFEST
 from .pipeline import CasePipeline
 from .cache import default_cache_dir
 from .files import write_text_atomic
 
-OPTIONS = (
-    "manifest",
-    "model",
-    "calib",
-    "coco_images",
-    "coco_ann",
-    "val_images",
-    "imgsz",
-    "class_map",
-    "preset",
-    "config",
-    "ep",
-    "latency_threads",
-    "save_baseline",
-    "compare",
-    "results",
-    "cache_dir",
-    "undecided",
-)
-CASE_KEYS = {
-    "model": "model",
-    "calib": "calib",
-    "coco_images": "coco_images",
-    "coco_ann": "coco_ann",
-    "imgsz": "imgsz",
-    "class_map": "class_map",
-    "val_images": "val_images",
-}
 DEFAULT_LATENCY_THREADS = (1, 2)
 LATENCY_REQUEST, NOTES = "quantkit_latency_request", "quantkit_notes"  # user_properties keys
 UNDECIDED_ACTIONS = ("fail", "skip")
-DEFAULT_MANIFEST = "fixtures/manifest.toml"
 BASELINE_DIR = ".quantkit/baselines"
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("quantkit", "quantkit INT8 validation gates")
-    helps = {
-        "manifest": f"manifest TOML of cases x configs x thresholds (default {DEFAULT_MANIFEST})",
-        "model": "an FP32 ONNX model to gate, instead of a manifest",
-        "calib": "calibration image folder for --quantkit-model",
-        "coco_images": "evaluation image folder for --quantkit-model",
-        "coco_ann": "COCO instances JSON for --quantkit-model",
-        "val_images": "unlabelled validation images for --quantkit-model (default: held out of --quantkit-calib)",
-        "imgsz": "input size 'H' or 'H,W' for --quantkit-model with dynamic axes",
-        "class_map": "JSON/TOML of class index -> category id or name for --quantkit-model (default: by class name)",
-        "latency_threads": "comma-separated intra-op thread counts the latency gate times at (default 1,2)",
-        "preset": "run every case under this one preset instead of the manifest's configs (e.g. naive)",
-        "config": "comma-separated config ids to run (default: all of the manifest's)",
-        "ep": f"execution provider for the accuracy and latency gates ({providers.listing()})",
-        "save_baseline": "save this run's metrics as baseline NAME (only when every test passed)",
-        "undecided": "a gate whose interval holds its threshold: 'fail' the test (default) or 'skip' it",
-        "compare": "compare against baseline NAME and fail on regressions",
-        "results": "write per-(case, config) results files under DIR/<onnxruntime version>/",
-        "cache_dir": "where quantized models are cached (default $QUANTKIT_CACHE or ~/.cache/quantkit)",
-    }
-    for name in OPTIONS:
-        group.addoption("--quantkit-" + name.replace("_", "-"), dest="quantkit_" + name, default=None, help=helps[name])
-        parser.addini("quantkit_" + name, helps[name], default=None)
+    for option in options.plugin_options():
+        dest = "quantkit_" + option.name
+        group.addoption(options.pytest_flag(option.name), dest=dest, default=None, help=option.pytest_help)
+        parser.addini(dest, option.pytest_help, default=None)
 
 
 def _pyproject_settings(config) -> dict:
@@ -167,15 +121,7 @@ def _resolve(config) -> Settings:
     rootdir = Path(config.rootpath)
     get = lambda name: _setting(config, name)  # noqa: E731
     if get("model"):
-        manifest = single_case(
-            get("model"),
-            get("calib"),
-            get("coco_images"),
-            get("coco_ann"),
-            get("imgsz"),
-            get("class_map"),
-            get("val_images"),
-        )
+        manifest = single_case(**{o.name: get(o.name) for o in options.plugin_options() if o.case})
     else:
         path = Path(get("manifest") or DEFAULT_MANIFEST)
         manifest = load_manifest(path if path.is_absolute() else rootdir / path)
@@ -206,7 +152,7 @@ def _resolve(config) -> Settings:
 def _fix(s: Settings, case, key: str) -> str:
     """Where the user fixes ``key`` of ``case``: a --quantkit-* option, or the manifest's key."""
     if s.manifest.path is None:
-        return f"--quantkit-{CASE_KEYS[key].replace('_', '-')}"
+        return options.pytest_flag(key)
     return f"`{key}` of case '{case.id}' in {s.manifest.path}"
 
 
@@ -293,7 +239,7 @@ def _explicit(config) -> bool:
     """True when any quantkit setting was given (command line, [tool.quantkit], ini)."""
     return any(
         config.getoption("quantkit_" + n) or state(config).pyproject.get(n) or config.getini("quantkit_" + n)
-        for n in OPTIONS
+        for n in (o.name for o in options.plugin_options())
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from quantkit import plugin
+from quantkit import options
 from quantkit.cli import build_parser
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
@@ -42,7 +42,7 @@ def pytest_benchmark_flags() -> set[str]:
 
 def test_every_flag_in_the_package_strings_is_an_option():
     commands = command_flags()
-    known = set().union(*commands.values()) | {"--quantkit-" + o.replace("_", "-") for o in plugin.OPTIONS}
+    known = set().union(*commands.values()) | {options.pytest_flag(o.name) for o in options.plugin_options()}
     known |= pytest_benchmark_flags()
     unknown = {}
     for path in PACKAGE.rglob("*.py"):
