@@ -1,12 +1,14 @@
 """The manifest: model cases x quantization configs x thresholds, read from TOML.
 
-``THRESHOLDS`` below is the one declared table of gate thresholds. A manifest may override any
+``THRESHOLDS`` is the one table of thresholds: each gate's declared ones (``quantkit/gates/``: the EPs' latency
+keys and the tasks' gates among them) and POLICY below, with their defaults. A manifest may override any
 entry globally (``[thresholds]``), per case (``[case.thresholds]``) or per config
 (``[config.thresholds]``); later levels win. Paths in a manifest are relative to the manifest.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -17,91 +19,92 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import providers
+from . import gates
 from .errors import ManifestError
+from .gates import Threshold
 
 DEFAULT_CALIB_COUNT = 100  # calibration images drawn from a folder (seeded), like the seed's 100 of 600
 
-# Every default's reason and the measurements behind it are in docs/thresholds.md, with the commands that made them.
-THRESHOLDS: dict[str, float] = {
-    # size: the whole file (FP32 bytes / INT8 bytes) is a floor for catastrophes only: a QDQ graph's own nodes take
-    # ~0.25-0.5 MB, so a small model's file compresses less however well its weights do (the pruned fixture 3.07x,
-    # YOLO26n 3.21-3.24x). What quantization could shrink, every weight but the head's float constants, is gated
-    # at 3.3x (the fixtures: 3.78-3.98x in every preset; nothing quantized 1.0x, every other Conv float 1.47-1.66x)
-    "min_compression": 2.0,
-    "min_weight_compression": 3.3,
-    # accuracy (COCO mAP50-95 on the case's annotated images)
-    "max_map_drop_pt": 1.5,  # FP32 - INT8, in absolute percentage points
-    "min_fp32_map": 0.05,  # sanity floor: below it the setup is broken; a case sets its model card's floor
-    # every accuracy figure over images is decided from its per-image bootstrap interval at this two-sided level
-    # (1000 resamples): pass when all of it clears the threshold, fail when none does, else "not decided" (exit 3);
-    # chosen by benchmarks/verdicts.py (docs/thresholds.md)
-    "decision_level": 0.95,
-    "map_drop_gate_upper": 0,  # superseded by decision_level (either value decides from the interval); old manifests
-    # where the loss is (>= 100 = off): small objects' AP (COCO area < 32^2), the worst class's AP50-95
-    "max_map_drop_pt_small": 100.0,
-    "max_class_ap_drop_pt": 100.0,
-    # the deployed operating point (the case's conf/iou): F1 against the annotations, FP32 - INT8 in points
-    "max_f1_drop_pt": 3.0,  # decided from its paired interval: good cases' upper ends 0.9-2.8, docs/thresholds.md
-    # detection-level parity, FP32 vs INT8 on the same images (scores >= the case's conf, same class, IoU >= match_iou)
-    "min_parity_recall": 0.90,  # share of FP32 detections INT8 has (onnxruntime's defaults read 0: the head collapsed)
-    "min_parity_precision": 0.90,  # share of INT8 detections FP32 has
-    "min_parity_matches": 20,  # drift and IoU are judged only on at least this many matched detections
-    "max_score_drift_mean": 0.05,
-    "min_iou_mean": 0.90,
-    "max_collapsed_fraction": 0.05,  # images whose INT8 best score fell below collapse_score_ratio of FP32's
-    "collapse_score_ratio": 0.5,  # an image "collapsed" when INT8's best score is below this share of FP32's
-    "match_iou": 0.5,  # a detection matches another (parity, operating point) of the same class at this IoU
-    "max_int8_score": 1.0,  # a class score above 1 means the head was quantized onto the box scale
-    # segmentation and pose heads (measured on the task fixtures: docs/thresholds.md): the mask / keypoint mAP50-95 drop
-    # (annotated images, with its paired CI95 like the box drop) and, on any images, the matched pairs' mean mask
-    # IoU and mean keypoint distance in units of sqrt(FP32 box area)
-    "max_mask_map_drop_pt": 1.5,
-    "max_keypoint_map_drop_pt": 1.5,
-    "min_mask_iou_mean": 0.90,
-    "max_keypoint_distance_mean": 0.10,
-    # agreement with FP32, on any images (no annotations needed): COCO mAP50-95 of INT8's detections with
-    # FP32's detections at the case's conf as the ground truth (FP32 itself reads 1.0). docs/thresholds.md
-    # has the measurements behind the defaults (benchmarks/agreement.py).
-    "min_agreement_map": 0.90,
-    # evidence: fewer validation images or FP32 detections than this is "too little evidence": not decided (exit 3),
-    # never a pass (there the agreement mAP's CI95 half-width is about 0.025, half the gap between a good model and
-    # the gate)
-    "min_val_images": 25,
-    "min_val_fp32_detections": 100,
-    # inputs: unreadable calibration/evaluation images, or images whose size disagrees with the annotations
-    "max_skipped_fraction": 0.05,
-    # graph
-    "max_float_conv": 1,  # float Convs left in a static model (the DFL's fixed 1x1 Conv)
-    # latency: INT8 / FP32, medians of one interleaved run at fixed intra-op threads, per EP and CPU class: on
-    # VNNI/AMX CPUs INT8 must pay; on AVX2-only ones it may not, but a regression to 1.5x must still fail (a
-    # committed baseline, --quantkit-compare, catches smaller ones within a CPU class). Each EP declares its own
-    # (quantkit/providers/): max_latency_ratio_cpu_vnni 0.90, _cpu 1.15, _cuda, _tensorrt, _openvino, _dml 1.0
-    **providers.latency_thresholds(),
-    # a config declared size_only buys size, not speed: reported "no gain", capped against catastrophe
-    "max_latency_ratio_size_only": 2.0,
-    # baselines (--quantkit-compare): allowed regression against a saved run
-    "baseline_map_drop_pt": 0.5,
-    "baseline_recall_drop": 0.02,
-    "baseline_agreement_drop": 0.02,  # agreement mAP (0..1) may fall this much below the baseline's
-    "baseline_size_growth": 0.02,  # fraction of the baseline's INT8 bytes
-    "baseline_latency_ratio_growth": 0.25,  # INT8/FP32 ratio may grow by this fraction (same CPU class)
-    # `quantkit history`: flag a change against the previous onnxruntime version's results
-    "history_map_drop_change_pt": 0.5,  # mAP50-95 drop moved by more than this (absolute points)
-    "history_latency_ratio_change": 0.20,  # INT8/FP32 latency ratio moved by more than this fraction
-    "history_compression_change": 0.02,  # compression moved by more than this fraction
-    # how latency is timed and read (policy, not pass/fail): rounds of one interleaved run; a ratio over its gate
-    # is timed once more with latency_retry_rounds and that run decides (noise rarely fails twice, a regression does)
-    "latency_rounds": 30,
-    "latency_retry_rounds": 60,
-    # `quantkit tune`'s per-Conv timing: two interleaved runs of layer_rounds each; a Conv is kept float for speed
-    # only when INT8 is slower by more than those runs' spread and by more than layer_float_margin
-    "layer_rounds": 20,
-    "layer_float_margin": 0.0,
-    "same_speed_ratio": 1.05,  # a size-only row within this of FP32's latency reads "the same speed", not "slower"
-    # other processes' load per core (1-minute load average) above which check flags block timing and throughput
-    "max_other_load_per_core": 0.5,
-}
+# The thresholds that are no gate's own: how gates decide and time, what `check`, `tune` and `history` flag.
+POLICY: tuple[Threshold, ...] = (
+    Threshold(
+        "decision_level",
+        0.95,
+        "two-sided level of every accuracy gate's per-image bootstrap interval: pass when all of it clears the "
+        "threshold, fail when none does, not decided in between ([the decision rule](#the-decision-rule))",
+    ),
+    Threshold(
+        "map_drop_gate_upper",
+        0,
+        "superseded by `decision_level`, kept so older manifests load: the drop is decided from its interval either "
+        "way",
+    ),
+    Threshold(
+        "latency_rounds",
+        30,
+        "timing policy: rounds of one interleaved FP32/INT8 run (gates, baselines, `check`'s table unless `--rounds`)",
+    ),
+    Threshold(
+        "latency_retry_rounds",
+        60,
+        "timing policy: a ratio over its gate is timed once more with this many rounds, and that run decides",
+    ),
+    Threshold("layer_rounds", 20, "`quantkit tune`'s per-Conv timing: rounds of each of its two interleaved runs"),
+    Threshold(
+        "layer_float_margin",
+        0.0,
+        "`quantkit tune` keeps a Conv float for speed only when INT8 is slower by more than this and than the two runs'"
+        " spread",
+    ),
+    Threshold("history_map_drop_change_pt", 0.5, "`quantkit history` flag: mAP drop moved by more than this"),
+    Threshold(
+        "history_latency_ratio_change", 0.2, "`quantkit history` flag: latency ratio moved by more than this fraction"
+    ),
+    Threshold(
+        "history_compression_change", 0.02, "`quantkit history` flag: compression moved by more than this fraction"
+    ),
+    Threshold(
+        "same_speed_ratio",
+        1.05,
+        'verdict wording: a size-only row within this of FP32\'s latency reads "the same speed", not "slower"',
+    ),
+    Threshold(
+        "max_other_load_per_core",
+        0.5,
+        "`check` flags 'deploy ms' and throughput as unreliable when other processes' load per core exceeds this",
+    ),
+)
+
+
+@functools.cache
+def declared() -> tuple[Threshold, ...]:
+    """Every key of the threshold table: the gates' (``gates.thresholds``, the EPs' latency keys among them), then
+    POLICY. Read on first use, so that gates declared by ``quantkit.tasks`` are in (``gates.registry``)."""
+    table = gates.thresholds() + POLICY
+    keys = [t.key for t in table]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"threshold(s) {twice} declared twice: by a gate and in POLICY")
+    return table
+
+
+def threshold_table() -> str:
+    """docs/thresholds.md's table of every threshold, its default and why, built from ``declared``."""
+    rows = [f"| `{t.key}` | {t.default!r} | {t.why} |" for t in declared()]
+    return "\n".join(["| threshold | default | gate |", "|---|---|---|", *rows])
+
+
+def __getattr__(name: str):
+    """``THRESHOLDS``: every key of ``declared`` with its default, built when first read."""
+    if name == "THRESHOLDS":
+        return _defaults()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _defaults() -> dict[str, float]:
+    return {t.key: t.default for t in declared()}
+
 
 DEFAULT_CONFIGS = (
     {"id": "static-qdq", "preset": "default"},
@@ -174,10 +177,11 @@ class Manifest:
         return [(c, k) for c in self.cases for k in self.configs if c.configs is None or k.id in c.configs]
 
     def thresholds_for(self, case: Case, config: ConfigSpec | None = None) -> dict:
-        merged = {**THRESHOLDS, **self.thresholds, **case.thresholds, **(config.thresholds if config else {})}
-        unknown = set(merged) - set(THRESHOLDS)
+        defaults = _defaults()
+        merged = {**defaults, **self.thresholds, **case.thresholds, **(config.thresholds if config else {})}
+        unknown = set(merged) - set(defaults)
         if unknown:
-            raise ManifestError(f"unknown threshold(s) {sorted(unknown)}: known are {sorted(THRESHOLDS)}")
+            raise ManifestError(f"unknown threshold(s) {sorted(unknown)}: known are {sorted(defaults)}")
         return merged
 
     def with_preset(self, preset: str) -> "Manifest":

@@ -21,9 +21,9 @@ def test_every_eps_latency_thresholds_are_in_the_threshold_table_with_their_defa
 
 
 def test_the_cpu_threshold_follows_the_cpu_class(monkeypatch):
-    monkeypatch.setattr(gates, "has_vnni", lambda: True)
+    monkeypatch.setattr(gates.latency, "has_vnni", lambda: True)
     assert gates.latency_threshold_key("cpu") == "max_latency_ratio_cpu_vnni"
-    monkeypatch.setattr(gates, "has_vnni", lambda: False)
+    monkeypatch.setattr(gates.latency, "has_vnni", lambda: False)
     assert gates.latency_threshold_key("cpu") == "max_latency_ratio_cpu"
     assert gates.latency_threshold_key("cuda", size_only=True) == "max_latency_ratio_size_only"
 

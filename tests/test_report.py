@@ -281,10 +281,11 @@ def test_cli_history_missing_folder_exits_2(tmp_path, capsys):
 
 
 def test_docs_threshold_table_is_the_threshold_table():
-    """Every threshold of the one declared table appears in docs/thresholds.md's table with its default, only those."""
+    """docs/thresholds.md's table is the one built from the declarations (``manifest.threshold_table``): every key of
+    THRESHOLDS with its default, only those, each row's text the declared one."""
     from pathlib import Path
 
-    from quantkit.manifest import THRESHOLDS
+    from quantkit.manifest import THRESHOLDS, threshold_table
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "thresholds.md").read_text(encoding="utf-8")
     table = readme[readme.index("| threshold | default | gate |") :].split("\n\n")[0]
@@ -292,6 +293,7 @@ def test_docs_threshold_table_is_the_threshold_table():
     assert set(rows) == set(THRESHOLDS)
     for key, value in THRESHOLDS.items():
         assert float(rows[key]) == value, f"docs/thresholds.md says {key} = {rows[key]}, THRESHOLDS says {value}"
+    assert table == threshold_table(), "paste quantkit.manifest.threshold_table() into docs/thresholds.md"
 
 
 @pytest.mark.parametrize("ratio, code", [(1.4, 1), (0.8, 0)])

@@ -9,7 +9,8 @@ from pathlib import Path
 @dataclass(frozen=True)
 class ExecutionProvider:
     """One EP: its short id (CLI value, test ids, threshold keys), onnxruntime's name for it, its latency
-    thresholds (key -> default INT8/FP32 ratio, in THRESHOLDS), how to install it, and how a session uses it."""
+    thresholds (key -> default INT8/FP32 ratio, in THRESHOLDS; ``why`` their docs rows), how to install it, and how
+    a session uses it."""
 
     id: str
     ort_name: str
@@ -19,6 +20,7 @@ class ExecutionProvider:
     gpu: bool = False  # needs an accelerator: its benchmarks carry the `gpu` mark
     cache_kind: str | None = None  # a folder of its own in quantkit's cache (TensorRT engines)
     notes: tuple[str, ...] = field(default=())
+    why: dict[str, str] = field(default_factory=dict)  # each threshold key's row text in docs/thresholds.md
 
     def threshold_key(self, vnni: bool) -> str:
         """The latency threshold that applies on this machine (``vnni``: the CPU has an INT8 dot-product

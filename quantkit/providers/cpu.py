@@ -13,5 +13,9 @@ PROVIDER = CPU(
     id="cpu",
     ort_name="CPUExecutionProvider",
     thresholds={"max_latency_ratio_cpu_vnni": 0.90, "max_latency_ratio_cpu": 1.15},
+    why={
+        "max_latency_ratio_cpu_vnni": "INT8 / FP32 on CPUs with VNNI or AMX",
+        "max_latency_ratio_cpu": "INT8 / FP32 on CPUs without (AVX2-only)",
+    },
     install="part of every onnxruntime",
 )

@@ -14,5 +14,6 @@ PROVIDER = OpenVINO(
     id="openvino",
     ort_name="OpenVINOExecutionProvider",
     thresholds={"max_latency_ratio_openvino": 1.0},
+    why={"max_latency_ratio_openvino": "INT8 / FP32 on the OpenVINO EP"},
     install="pip install onnxruntime-openvino (in place of onnxruntime)",
 )

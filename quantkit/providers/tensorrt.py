@@ -19,6 +19,7 @@ PROVIDER = TensorRT(
     id="tensorrt",
     ort_name="TensorrtExecutionProvider",
     thresholds={"max_latency_ratio_tensorrt": 1.0},
+    why={"max_latency_ratio_tensorrt": "INT8 / FP32 on TensorRT"},
     install="pip install 'quantkit-yolo[gpu]' (onnxruntime-gpu) with TensorRT's libraries",
     cuda_binding=True,
     gpu=True,
