@@ -306,12 +306,12 @@ def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progre
         case_id = f"{case.id}/{spec.id}"
         try:
             q = pipe.quantized(spec)
-            checks = gates.check_size(q.source_bytes, q.output_bytes, th[spec.id], case_id, q.weights())
             if measured:
                 _phase(
                     progress, f"evaluating {spec.id} ({'mAP, ' if pipe.annotated else ''}agreement with FP32, parity)"
                 )
-                checks += pipe.accuracy_gates(spec, th[spec.id], case_id)
+            unmeasured = () if measured else ("accuracy",)
+            checks = pipe.gate_results(spec, th[spec.id], case_id, "size", "inputs", "accuracy", exclude=unmeasured)
         except Exception as exc:  # noqa: BLE001 - a side row's failure of any kind is that row's FAIL
             if spec.id == GATED:
                 raise
@@ -409,7 +409,9 @@ def _time_all(
     return Timings(models, latency, spread, block, memory, reference, notes)
 
 
-def _gate_latency(quantized: Quantized, timings: Timings, case_id: str, threads: int | None) -> None:
+def _gate_latency(
+    pipe: CasePipeline, quantized: Quantized, timings: Timings, case_id: str, threads: int | None
+) -> None:
     """Append each config's latency gate per EP to its gate results; an INT8 model that did not run on an EP
     fails there (no evidence is never a pass)."""
     for spec in quantized.specs:
@@ -417,27 +419,16 @@ def _gate_latency(quantized: Quantized, timings: Timings, case_id: str, threads:
         for ep, ms in timings.latency.items():
             ref = timings.reference[spec.id] if timings.reference[spec.id] in ms else "fp32"
             where = f"{case_id}/{spec.id}/{ep}"
-            if spec.id not in ms:
-                result = gates.GateResult(
-                    gate="latency",
-                    metric=f"int8/fp32 interleaved median on {ep}",
-                    value=None,
-                    op="<=",
-                    threshold=th[gates.latency_threshold_key(ep, spec.size_only)],
-                    case_id=where,
-                    no_evidence=f"the INT8 model did not run on {ep}",
-                )
-            else:
-                measured = {
-                    "ep": ep,
-                    "threads": threads,
-                    "fp32_ms": ms[ref],
-                    "int8_ms": ms[spec.id],
-                    "ratio": ms[spec.id] / ms[ref],
-                }
-                result = gates.check_latency(measured, th, where, spec.size_only)
-                if ref == FAST_FP32:
-                    result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
+            measured = {
+                "ep": ep,
+                "threads": threads,
+                "fp32_ms": ms[ref],
+                "int8_ms": ms.get(spec.id),
+                "ratio": ms[spec.id] / ms[ref] if spec.id in ms else None,  # None: it did not run there
+            }
+            (result,) = pipe.gate_results(spec, th, where, "latency", given={"timing": measured})
+            if ref == FAST_FP32 and spec.id in ms:
+                result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
             quantized.gates[spec.id].append(result)
 
 
@@ -516,7 +507,7 @@ def run_check(
     quantized = _quantize_all(pipe, manifest, measured, progress)
     rounds = rounds or int(quantized.th[GATED]["latency_rounds"])
     timings = _time_all(pipe, quantized, eps, threads, rounds, progress)
-    _gate_latency(quantized, timings, case.id, threads)
+    _gate_latency(pipe, quantized, timings, case.id, threads)
     notes += quantized.notes + timings.notes
     rows, verdicts, spreads, row_eps = _rows(pipe, quantized, timings, measured, accuracy)
     fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None

@@ -207,7 +207,7 @@ class CasePipeline:
 
     def map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
         """The INT8 mAP gates of ``spec`` (the drop with its CI95, resolution, small objects, worst class)."""
-        return gates.check_map(self.map(None), self.map(spec), th, case_id, self.map_bootstrap(spec), self.case.nms)[1:]
+        return gates.map_drops(self.map(None), self.map(spec), th, case_id, self.map_bootstrap(spec), self.case.nms)
 
     def deployed(self, spec: ConfigSpec | None = None) -> dict:
         """Detections at the case's conf and NMS IoU, as deployed: the evaluation's, filtered, where the
@@ -229,36 +229,18 @@ class CasePipeline:
                 ).dets
         return self._deployed[key]
 
+    def gate_results(
+        self, spec: ConfigSpec | None, th: dict, case_id: str, *tags: str, exclude=(), given: dict | None = None
+    ) -> list[gates.GateResult]:
+        """The registered gates carrying any of ``tags`` (none of ``exclude``) on ``spec`` (None: the case's own),
+        each whose needs the case meets (``gates.run``); ``given``: measurements made by the caller (timing)."""
+        return gates.run(gates.Target(self, spec, th, case_id, given or {}), *tags, exclude=exclude)
+
     def accuracy_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
-        """Every accuracy gate the case's evidence allows: agreement with FP32 (evidence counted) and
-        detection parity on any validation images; with annotations also the mAP and F1 gates. No
-        validation images at all is one failed gate: accuracy is never passed unmeasured."""
-        if self.evidence is None:
-            return [
-                gates.GateResult(
-                    gate="accuracy",
-                    metric="validation_images",
-                    value=None,
-                    op=">=",
-                    threshold=th["min_val_images"],
-                    case_id=case_id,
-                    no_evidence="no validation images (pass --val-images DIR, annotated images, "
-                    "or a --calib folder to hold images out of)",
-                )
-            ]
-        results = gates.check_agreement(self.agreement(spec), th, case_id) + gates.check_parity(
-            self.parity(spec), th, case_id
-        )
-        if self.annotated:
-            results = (
-                self.map_gates(spec, th, case_id)
-                + self.task_map_gates(spec, th, case_id)
-                + gates.check_operating_point(
-                    self.operating_point(None), self.operating_point(spec), th, case_id, self.case.iou
-                )
-                + results
-            )
-        return results
+        """Every accuracy gate the case's evidence allows (those tagged "accuracy"): the evidence counted,
+        agreement with FP32 and detection parity on any validation images; with annotations also the FP32 floor,
+        the mAP and F1 gates. No validation images at all is one failed gate: accuracy is never passed unmeasured."""
+        return self.gate_results(spec, th, case_id, "accuracy")
 
     def operating_point(self, spec: ConfigSpec | None = None) -> dict:
         """Precision, recall and F1 at the case's conf and NMS IoU against the annotations."""
@@ -321,9 +303,11 @@ class CasePipeline:
             samples: dict[str, list[float]] = {}
             return {**latency_ratio(fp32, int8, self.hw_nc[0], self.ep, threads, rounds, samples), "samples": samples}
 
-        result, measured = gates.latency_with_retry(
-            measure, lambda m: gates.check_latency(m, th, case_id, spec.size_only), th
-        )
+        def check(measured: dict) -> gates.GateResult:
+            (result,) = self.gate_results(spec, th, case_id, "latency", given={"timing": measured})
+            return result
+
+        result, measured = gates.latency_with_retry(measure, check, th)
         if fp32 != self.case.model:
             result.note += "; FP32 timed with the same Softmax rewrite as the INT8 model"
         return result, measured

@@ -354,12 +354,21 @@ class Pair:
         if undecided:
             raise AssertionError("\n".join(undecided))
 
+    def gate_results(self, *tags: str, **given) -> list[gates.GateResult]:
+        """The pair's results of the registered gates carrying any of ``tags`` (``gates.select``); ``given``:
+        measurements made here (timing, baseline)."""
+        return self.pipeline.gate_results(self.spec, self.thresholds, self.id, *tags, given=given)
+
 
 @dataclass
 class CaseTarget:
     pipeline: CasePipeline
     thresholds: dict
     id: str
+
+    def gate_results(self, *tags: str) -> list[gates.GateResult]:
+        """The case's own gates (FP32, its images) carrying any of ``tags``."""
+        return self.pipeline.gate_results(None, self.thresholds, self.id, *tags)
 
 
 def pytest_generate_tests(metafunc):
@@ -583,12 +592,7 @@ def record_latency(benchmark, pair: Pair, gate_id: str, result: gates.GateResult
 
     p, spec = pair.pipeline, pair.spec
     threads = measured["threads"]
-    q = p.quantized(spec)
-    judged = (
-        gates.check_size(q.source_bytes, q.output_bytes, pair.thresholds, pair.id, q.weights())
-        + p.accuracy_gates(spec, pair.thresholds, pair.id)
-        + [result]
-    )
+    judged = p.gate_results(spec, pair.thresholds, pair.id, "size", "accuracy") + [result]
     failed, open_ = sorted({r.gate for r in judged if r.failed}), sorted({r.gate for r in gates.undecided(judged)})
     verdict = f"FAIL: {', '.join(failed)}" if failed else f"not decided: {', '.join(open_)}" if open_ else "pass"
     record = {

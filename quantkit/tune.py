@@ -24,7 +24,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import gates
 from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import load_calibration
 from .measure.layer_speed import conv_timings, slow_in_int8
@@ -178,21 +177,8 @@ def tune(
     for s in specs:
         q = pipe.quantized(s)
         ratio = ms[s.id] / ms[reference[s.id]]
-        results = (
-            pipe.accuracy_gates(s, th, s.id)
-            + gates.check_size(q.source_bytes, q.output_bytes, th, s.id, q.weights())
-            + [
-                gates.check_latency(
-                    {"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id], "ratio": ratio},
-                    th,
-                    s.id,
-                )
-            ]
-        )
-        if q.calibration:
-            results += gates.check_inputs("calib", q.calibration["images"], q.calibration["skipped"], th, s.id)
-        if pipe.annotated:
-            results += gates.check_map(pipe.map(None), pipe.map(None), th, s.id)[:1]  # the FP32 floor
+        timing = {"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id], "ratio": ratio}
+        results = pipe.gate_results(s, th, s.id, "accuracy", "size", "inputs", "latency", given={"timing": timing})
         failed = sorted({r.metric for r in results if not r.passed})
         candidates.append(
             Candidate(

@@ -1,7 +1,7 @@
 """The execution-provider registry: one module per EP (``cpu``, ``cuda``, ``tensorrt``, ``openvino``, ``dml``),
 each a ``base.ExecutionProvider``. Everything else — session creation, the latency thresholds in THRESHOLDS, the
-CLI's and the plugin's help, the cache's folders, the errors — is derived from this list, so a new EP is one
-module here (and its row in docs/thresholds.md). Light to import: no onnxruntime here."""
+CLI's and the plugin's help, the cache's folders, the errors, its rows in docs/thresholds.md — is derived from this
+list, so a new EP is one module here. Light to import: no onnxruntime here."""
 
 from __future__ import annotations
 

@@ -2,8 +2,6 @@
 
 import pytest
 
-from quantkit import gates
-
 
 def _config(qk_pair) -> dict:
     return qk_pair.pipeline.quantized(qk_pair.spec).config
@@ -13,24 +11,14 @@ def test_no_float_conv(qk_pair):
     config = _config(qk_pair)
     if config["mode"] == "dynamic":
         pytest.skip("dynamic quantization keeps float Convs where it cannot quantize them")
-    graph = qk_pair.pipeline.graph(qk_pair.spec)
-    qk_pair.assert_passed(
-        [r for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id) if r.metric == "float_convs"]
-    )
+    qk_pair.assert_passed([r for r in qk_pair.gate_results("graph") if r.metric == "float_convs"])
 
 
 def test_head_stays_float(qk_pair):
     config = _config(qk_pair)
     if not config["keep_head_float"]:
         pytest.skip("this config quantizes the head on purpose")
-    graph = qk_pair.pipeline.graph(qk_pair.spec)
-    qk_pair.assert_passed(
-        [
-            r
-            for r in gates.check_graph(graph, config, qk_pair.thresholds, qk_pair.id)
-            if r.gate == "graph" and r.metric.startswith("head")
-        ]
-    )
+    qk_pair.assert_passed([r for r in qk_pair.gate_results("graph") if r.metric.startswith("head")])
 
 
 def test_quantized_conv_count(qk_pair):

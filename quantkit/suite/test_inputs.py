@@ -14,15 +14,9 @@ def test_calibration_images_readable(qk_pair):
     q = qk_pair.pipeline.quantized(qk_pair.spec)
     if q.calibration is None:
         pytest.skip(f"{q.config['mode']} quantization reads no calibration images")
-    c = q.calibration
-    qk_pair.assert_passed(gates.check_inputs("calib", c["images"], c["skipped"], qk_pair.thresholds, qk_pair.id))
+    qk_pair.assert_passed(qk_pair.gate_results("calibration inputs"))
 
 
 @pytest.mark.quantkit_needs("val")
 def test_evaluation_images_readable(qk_case):
-    images = qk_case.pipeline.images
-    gates.assert_passed(
-        gates.check_inputs(
-            "eval", len(images.ids), len(images.skipped), qk_case.thresholds, qk_case.id, len(images.mismatched)
-        )
-    )
+    gates.assert_passed(qk_case.gate_results("evaluation inputs"))

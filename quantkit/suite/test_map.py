@@ -21,26 +21,20 @@ def _annotated(request):
 
 
 def test_fp32_map_floor(qk_case):
-    fp32 = qk_case.pipeline.map(None)
-    gates.assert_passed(gates.check_map(fp32, fp32, qk_case.thresholds, qk_case.id)[:1])
+    gates.assert_passed(qk_case.gate_results("fp32 floor"))
 
 
 def test_int8_map_drop(qk_pair):
-    qk_pair.assert_passed(qk_pair.pipeline.map_gates(qk_pair.spec, qk_pair.thresholds, qk_pair.id))
+    qk_pair.assert_passed(qk_pair.gate_results("mAP"))
 
 
 def test_int8_mask_and_keypoint_map_drop(qk_pair):
     """Segmentation and pose heads: the mask / keypoint mAP50-95 drop with its paired CI95."""
-    results = qk_pair.pipeline.task_map_gates(qk_pair.spec, qk_pair.thresholds, qk_pair.id)
+    results = qk_pair.gate_results("task mAP")
     if not results:
         pytest.skip("boxes only: the model has no mask or keypoint head, or the annotations carry no masks / keypoints")
     qk_pair.assert_passed(results)
 
 
 def test_operating_point_f1(qk_pair):
-    p = qk_pair.pipeline
-    qk_pair.assert_passed(
-        gates.check_operating_point(
-            p.operating_point(None), p.operating_point(qk_pair.spec), qk_pair.thresholds, qk_pair.id, p.case.iou
-        )
-    )
+    qk_pair.assert_passed(qk_pair.gate_results("operating point"))

@@ -5,8 +5,6 @@ the mask IoU and the keypoint distance of the matched detections."""
 
 import pytest
 
-from quantkit import gates
-
 pytestmark = pytest.mark.quantkit_needs("val")
 METRICS = [
     "recall_of_fp32_detections",
@@ -21,11 +19,7 @@ TASK_METRICS = ["matched_mask_iou_mean", "matched_keypoint_distance_mean"]  # se
 
 @pytest.mark.parametrize("metric", METRICS + TASK_METRICS)
 def test_detection_parity(qk_pair, metric):
-    results = [
-        r
-        for r in gates.check_parity(qk_pair.pipeline.parity(qk_pair.spec), qk_pair.thresholds, qk_pair.id)
-        if r.metric == metric
-    ]
+    results = [r for r in qk_pair.gate_results("parity") if r.metric == metric]
     if not results and metric in TASK_METRICS:
         pytest.skip(f"{metric}: the model's head has no {'masks' if 'mask' in metric else 'keypoints'}")
     qk_pair.assert_passed(results)

@@ -70,7 +70,7 @@ def test_record_and_compare(qk_pair, qk_settings, qk_record, request):
     _, record = qk_record
     if qk_settings.compare:
         baseline = _baseline(request, qk_settings, qk_pair)
-        qk_pair.assert_passed(gates.check_baseline(record, baseline, qk_pair.thresholds, qk_pair.id))
+        qk_pair.assert_passed(qk_pair.gate_results("baseline", baseline=(record, baseline)))
 
 
 def test_latency_against_baseline(qk_pair, qk_settings, qk_record, request):
@@ -101,7 +101,9 @@ def test_latency_against_baseline(qk_pair, qk_settings, qk_record, request):
             rounds=rounds,
         )
 
-    result, _ = gates.latency_with_retry(
-        measure, lambda m: gates.check_baseline_latency({**record, "latency": m}, baseline, th, qk_pair.id), th
-    )
+    def check(measured: dict) -> gates.GateResult:
+        (result,) = qk_pair.gate_results("baseline latency", baseline=(record, baseline), timing=measured)
+        return result
+
+    result, _ = gates.latency_with_retry(measure, check, th)
     qk_pair.assert_passed([result])
