@@ -30,7 +30,6 @@ from quantkit.heads import segment
 from quantkit.manifest import ConfigSpec, load_manifest, single_case
 from quantkit.measure.bench import latency_ratio
 from quantkit.cpu import cpu_info
-from quantkit.measure.metrics import SCORED
 from quantkit.model import float_convs
 from quantkit.pipeline import CasePipeline
 
@@ -58,8 +57,8 @@ def subset(ann: Path, images: int | None, out: Path) -> Path:
 
 def row(pipe: CasePipeline, spec: ConfigSpec, threads: list[int], label: str) -> dict:
     fp32, int8 = pipe.map(None), pipe.map(spec)
-    iou_type = pipe.predictions(None).scored_on[1]
-    kind = SCORED[iou_type]
+    iou_type = pipe.task.scored_on[1]
+    kind = pipe.task.label(iou_type)
     box, task = pipe.map_bootstrap(spec), pipe.map_bootstrap(spec, iou_type)
     par = pipe.parity(spec)
     q = pipe.quantized(spec)

@@ -206,7 +206,7 @@ def _check_evidence(pipe: CasePipeline, th: dict) -> None:
                 "they do not describe these images, or the classes map wrongly: check that --coco-ann belongs to "
                 "--coco-images (and --class-map)"
             )
-    detections = sum(len(d) for d in pipe.deployed(None).values())
+    detections = sum(len(d) for d in pipe.deployed(None).values()) if pipe.task.uses_boxes else None
     evidence = gates.check_evidence(len(pipe.images.ids), detections, th, pipe.case.id)
     if gates.undecided(evidence):
         raise NotDecidedError(
@@ -435,8 +435,6 @@ def _gate_latency(
 def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: bool, accuracy: bool):
     """The table: a row per (model, EP), its verdict from its gate results, and its timing spread."""
     fp32_bytes = quantized.results[GATED].source_bytes
-    fp32_map = pipe.map(None)["map50_95"] if measured and pipe.annotated else None
-    task_maps = [label for label in ("mask", "keypoints") if fp32_map is not None and pipe.map(None).get(label)]
     spec_of = {spec.id: spec for spec in quantized.specs}
     rows, verdicts, spreads, row_eps = [], [], [], []
     for ep, latency in timings.latency.items():
@@ -448,8 +446,7 @@ def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: 
             )
             size = q.output_bytes if q else fp32_bytes
             label = LABELS.get(name, f"INT8 {name}")
-            scores = pipe.map(measured_spec) if fp32_map is not None and name != FAST_FP32 else None
-            agree = pipe.agreement(measured_spec)["map50_95"] if spec and measured else None
+            accuracy_columns = pipe.task.columns(pipe, measured_spec, measured, reference=name == FAST_FP32)
             ep_base, ref_ms = latency.get("fp32"), latency.get(timings.reference.get(name, "fp32"))
             rows.append(
                 {
@@ -462,12 +459,7 @@ def _rows(pipe: CasePipeline, quantized: Quantized, timings: Timings, measured: 
                     "speed change %": round(100 * (ep_base / ms - 1), 1) if ms and ep_base else None,
                     "INT8 gain %": round(100 * (ref_ms / ms - 1), 1) if spec and ms and ref_ms else None,
                     "peak memory MB": timings.memory[name]["session_mb"],
-                    "mAP50-95": round(scores["map50_95"], 4) if scores else None,
-                    "mAP drop": round(100 * (fp32_map - scores["map50_95"]), 2) if scores else None,
-                    **{
-                        f"{task} mAP50-95": round(scores[task]["map50_95"], 4) if scores else None for task in task_maps
-                    },  # segmentation / pose heads
-                    "agreement mAP": round(agree, 4) if agree is not None else None,
+                    **accuracy_columns,  # the task's: mAP, its drop, agreement; a classifier's top-1
                     "quantize s": round(q.seconds, 1) if q else None,
                     "verdict": verdict.text(),
                 }
@@ -514,7 +506,8 @@ def run_check(
     if peer.available():
         _phase(progress, "the peer: OpenVINO + NNCF INT8")
         try:
-            rows.append(_peer_row(pipe, threads, rounds, quantized.results[GATED].source_bytes, fp32_map))
+            peer_row = _peer_row(pipe, threads, rounds, quantized.results[GATED].source_bytes, fp32_map)
+            rows.append({**dict.fromkeys(rows[0]), **peer_row})
             verdicts.append(Verdict(Kind.PEER))
         except Exception as exc:  # noqa: BLE001 - the peer's failure is its row's FAIL, never the run's end
             from .compat import error_line
@@ -648,8 +641,7 @@ def _peer_row(pipe: CasePipeline, threads: int | None, rounds: int, fp32_bytes: 
         "size change %": round(100 * (size / fp32_bytes - 1), 1),
         "speed change %": None,
         "peak memory MB": None,
-        "mAP50-95": round(map_, 4) if map_ is not None else None,
-        "mAP drop": round(100 * (fp32_map - map_), 2) if map_ is not None else None,
+        **({"mAP50-95": round(map_, 4), "mAP drop": round(100 * (fp32_map - map_), 2)} if map_ is not None else {}),
         "quantize s": None,
         "verdict": "peer",
     }

@@ -220,11 +220,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import gates
-    from .measure.evaluate import compare
-    from .manifest import THRESHOLDS
+    from . import gates, tasks
+    from .compare import run_compare
 
-    report = compare(
+    report, results = run_compare(
         args.fp32,
         args.int8,
         args.images,
@@ -234,42 +233,36 @@ def cmd_compare(args) -> int:
         progress=not args.json,
         conf=args.conf,
     )
-    case_id = f"{args.int8.name} vs {args.fp32.name} on {report['images']} images"
-    results = gates.check_agreement(report["agreement"], THRESHOLDS, case_id) + gates.check_parity(
-        report, THRESHOLDS, case_id
-    )
     failed, undecided = gates.failures(results), gates.undecided_lines(results)
     code = 1 if failed else EXIT_UNDECIDED if undecided else 0
     if args.json:
-        print(
-            json.dumps(
-                {
-                    **report,
-                    "passed": code == 0,
-                    "outcome": {0: "pass", 1: "fail", EXIT_UNDECIDED: "not decided"}[code],
-                    "gates": [
-                        {
-                            "metric": r.metric,
-                            "value": r.value,
-                            "threshold": r.threshold,
-                            "op": r.op,
-                            "interval": r.interval,
-                            "passed": r.passed,
-                            "outcome": r.outcome,
-                        }
-                        for r in results
-                    ],
-                }
-            )
-        )
+        outcome = {0: "pass", 1: "fail", EXIT_UNDECIDED: "not decided"}[code]
+        fields = ("metric", "value", "threshold", "op", "interval", "passed", "outcome")
+        shown = [{k: getattr(r, k) for k in fields} for r in results]
+        print(json.dumps({**report, "passed": code == 0, "outcome": outcome, "gates": shown}))
         return code
+    if "agreement" in report:  # a box task: parity and agreement
+        _print_box_parity(report, args.conf)
+    for line in tasks.get(report["task"]).report_lines(report):
+        print(line)
+    for line in failed or undecided[1:]:
+        print(line)
+    verdict = (
+        "FAIL" if failed else f"NOT DECIDED ({undecided[0]}: more images in --images DIR)" if undecided else "pass"
+    )
+    print(f"verdict: {verdict} — at score >= {args.conf:g}, thresholds of quantkit's table")
+    return code
+
+
+def _print_box_parity(report: dict, conf: float) -> None:
+    """`quantkit compare`'s lines for box parity and agreement (``compare.run_compare``'s report)."""
 
     def num(value, digits=4, key=None):
         shown = "n/a (nothing to measure)" if value is None else f"{value:.{digits}f}"
         ci = report["ci"].get(key) if key else None
         return shown + (f"  CI{100 * report['level']:.0f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
-    agree = report["agreement"]
+    agree, crossed = report["agreement"], report["crossings"]
     ci = f"  CI95 [{agree['ci95'][0]:.3f}, {agree['ci95'][1]:.3f}]" if agree.get("ci95") else ""
     print(
         f"agreement mAP50-95 with FP32       {num(agree['map50_95'], 3)}{ci}  "
@@ -283,10 +276,9 @@ def cmd_compare(args) -> int:
         f"INT8 detections also in FP32       {num(report['precision'], 3, 'precision')}  "
         f"({report['matched']}/{report['int8_count']})"
     )
-    crossed = report["crossings"]
     print(
         f"threshold crossings (not counted)  {crossed['fp32_kept_int8_under_conf']} FP32 detections INT8 scores just "
-        f"under {args.conf:g}, {crossed['int8_kept_fp32_under_conf']} the other way (within the score drift "
+        f"under {conf:g}, {crossed['int8_kept_fp32_under_conf']} the other way (within the score drift "
         f"{crossed['margin']:.3f})"
         + (
             f"; INT8 keeps them all at conf >= {crossed['int8_keeps_all_at_conf']:g}"
@@ -300,23 +292,9 @@ def cmd_compare(args) -> int:
     )
     print(f"score drift (mean / max)           {num(report['score_drift_mean'])} / {num(report['score_drift_max'])}")
     print(f"IoU of matched boxes (mean)        {num(report['iou_mean'])}")
-    if "mask_iou_mean" in report:
-        print(f"IoU of matched masks (mean / min)  {num(report['mask_iou_mean'])} / {num(report['mask_iou_min'])}")
-    if "keypoint_distance_mean" in report:
-        print(
-            f"keypoint distance / box size       {num(report['keypoint_distance_mean'])}  "
-            f"({report['keypoint_pairs']} matched pairs)"
-        )
     print(f"max class score FP32 / INT8        {report['fp32_max_score']:.4f} / {report['int8_max_score']:.4f}")
     for group, stats in report.get("raw", {}).items():
         print(f"raw output, {group} channels: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-    for line in failed or undecided[1:]:
-        print(line)
-    verdict = (
-        "FAIL" if failed else f"NOT DECIDED ({undecided[0]}: more images in --images DIR)" if undecided else "pass"
-    )
-    print(f"verdict: {verdict} — parity and agreement at score >= {args.conf:g}, thresholds of quantkit's table")
-    return code
 
 
 def cmd_history(args) -> int:

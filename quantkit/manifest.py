@@ -42,7 +42,7 @@ POLICY: tuple[Threshold, ...] = (
     Threshold(
         "latency_rounds",
         30,
-        "timing policy: rounds of one interleaved FP32/INT8 run (gates, baselines, `check`'s table unless `--rounds`)",
+        "timing policy: rounds of one interleaved FP32/INT8 run (gates, baselines, `check`'s table)",
     ),
     Threshold(
         "latency_retry_rounds",
@@ -146,7 +146,7 @@ class Case:
     iou: float = 0.7  # ... and NMS IoU, where precision, recall and F1 are reported and gated
     nms: str = "best_class"  # candidate decoding: best_class or multi_label (as `yolo val`), see heads/boxes.py
     val_images: Path | None = None  # unlabelled validation images (without them and annotations: held out of calib)
-    task: str | None = None  # detect, segment or pose: checked against the model's head (None: taken from it)
+    task: str | None = None  # a task of quantkit/tasks/: checked against the model's head (None: taken from it)
     marks: tuple[str, ...] = ()  # pytest markers on every gate of this case, e.g. ("slow",) for a long one
     calib_count: int = DEFAULT_CALIB_COUNT  # calibration images drawn from calib (seeded); the rest may validate
     onnxruntime: str | None = (
@@ -291,15 +291,14 @@ def _operating_point(entry: dict) -> dict:
     return out
 
 
-TASKS = ("detect", "segment", "pose")
-
-
 def _task(entry: dict) -> str | None:
-    """A case's declared task, one of TASKS, or None (taken from the model's head and metadata)."""
+    """A case's declared task, one of the task registry's, or None (taken from the model's head and metadata)."""
+    from .tasks import NAMES
+
     task = entry.get("task")
-    if task is not None and task not in TASKS:
+    if task is not None and task not in NAMES:
         raise ManifestError(
-            f"case '{entry['id']}': task = {task!r} is not one of {', '.join(TASKS)} (or leave it out: "
+            f"case '{entry['id']}': task = {task!r} is not one of {', '.join(NAMES)} (or leave it out: "
             "the model's head says)"
         )
     return task

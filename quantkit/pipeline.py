@@ -26,20 +26,29 @@ from .measure.evaluate import (
     annotated_sizes,
     coco_items,
     folder_items,
-    model_hw,
-    model_names,
     parity_report,
     predict,
     score,
 )
-from .heads import head_is_float
+from . import heads, tasks
+from .heads import HeadFamily, head_is_float
 from .manifest import THRESHOLDS, Case, ConfigSpec
-from .measure.metrics import SCORED, ClassMap, coco_results, map_classes, operating_point
-from .model import float_convs, load_model, name_nodes, op_counts, quantized_convs
+from .measure.metrics import ClassMap, coco_results, map_classes, operating_point
+from .model import (
+    ModelInfo,
+    float_convs,
+    inspect_model,
+    load_model,
+    name_nodes,
+    op_counts,
+    quantized_convs,
+    resolve_imgsz,
+)
 from .quantization.cached import QuantCache
 from .quantization.quantizer import QuantResult
 from .quantization.rewrite import carries_rewrite, rewritten_copy
 from .cache import default_cache_dir
+from .tasks import Task
 from .measure.session import Runner
 
 
@@ -74,8 +83,45 @@ class CasePipeline:
         return {**THRESHOLDS, **self.case.thresholds}
 
     @cached_property
+    def fp32_model(self) -> onnx.ModelProto:
+        """The case's model, loaded and checked once (nodes named as the quantizer names them)."""
+        model = load_model(self.case.model)
+        name_nodes(model)
+        return model
+
+    @cached_property
+    def info(self) -> ModelInfo:
+        return inspect_model(self.fp32_model, self.case.model)
+
+    @cached_property
     def hw_nc(self) -> tuple[tuple[int, int], int | None]:
-        return model_hw(self.case.model, self.case.imgsz)
+        return resolve_imgsz(self.info, self.case.imgsz, self.case.model), (len(self.info.names) or None)
+
+    @cached_property
+    def family(self) -> HeadFamily | None:
+        """The FP32 model's head family, found once, by graph structure (None where no family finds it)."""
+        head = heads.find(self.fp32_model)
+        return heads.family(head.family) if head else None
+
+    @cached_property
+    def task(self) -> Task:
+        """The model's task (``quantkit/tasks/``): its head's, else the case's declared one, else detect."""
+        return tasks.get(self.family.task if self.family else self.case.task)
+
+    @cached_property
+    def labelled(self) -> list[tuple[Path, str]] | None:
+        """Validation images the task labels by their folder (classification: one folder per class) with their
+        labels, else None (detection tasks take labels from COCO annotations)."""
+        if self.annotated or not self.case.val_images:
+            return None
+        return self.task.labelled_images(self.case.val_images)
+
+    @cached_property
+    def labels(self) -> list[str] | None:
+        """The label of each validation image, in ``images``' order (None without ``labelled`` images)."""
+        if self.labelled is None:
+            return None
+        return [self.labelled[i][1] for i in self.images.ids]
 
     @cached_property
     def coco(self):
@@ -88,7 +134,7 @@ class CasePipeline:
     @cached_property
     def classes(self) -> ClassMap:
         """Class index -> category id: the case's class_map, else by the model's class names."""
-        return map_classes(self.coco[0], model_names(self.case.model), self.case.class_map)
+        return map_classes(self.coco[0], self.info.names, self.case.class_map)
 
     @property
     def annotated(self) -> bool:
@@ -104,8 +150,9 @@ class CasePipeline:
 
     @property
     def evidence(self) -> str | None:
-        """What accuracy is judged on: "annotated" images, "unlabelled" images (agreement with FP32), or None."""
-        if self.annotated:
+        """What accuracy is judged on: "annotated" images (COCO annotations, or a folder per class), "unlabelled"
+        images (agreement with FP32), or None."""
+        if self.annotated or self.labelled:
             return "annotated"
         return "unlabelled" if self.case.val_images or self.holdout else None
 
@@ -114,6 +161,8 @@ class CasePipeline:
         if self.evidence is None:
             return "accuracy: NOT measured"
         n = len(self.images.ids)
+        if self.labelled:
+            return f"accuracy: {self.task.name} on {n} images labelled by their folders in {self.case.val_images.name}/"
         if self.evidence == "annotated":
             return f"accuracy: annotated mAP on {n} images"
         where = f"held out of {self.case.calib.name}/" if self.holdout else f"in {self.case.val_images.name}/"
@@ -124,6 +173,8 @@ class CasePipeline:
         """The validation images: the annotated ones, else the unlabelled folder, else those held out of calib."""
         if self.annotated:
             return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress, annotated_sizes(self.coco[0]))
+        if self.labelled:
+            return ImageSet.load(list(enumerate(p for p, _ in self.labelled)), self.hw_nc[0], self.progress)
         if self.case.val_images:
             return ImageSet.load(folder_items(self.case.val_images), self.hw_nc[0], self.progress)
         if self.holdout:
@@ -177,33 +228,28 @@ class CasePipeline:
             self._maps[key] = scored["metrics"]
             if scored["evaluator"] is not None:  # the bootstrap reuses these per-image matches
                 self._tables[key] = bootstrap.MatchTable.from_evaluator(scored["evaluator"], self.images.ids)
-            for iou_type, evaluator in scored["evaluators"].items():  # masks, keypoints
+            for kind, evaluator in scored["evaluators"].items():  # the task's further kinds: masks, keypoints
                 if evaluator is not None:
-                    self._tables[f"{key}@{iou_type}"] = bootstrap.MatchTable.from_evaluator(evaluator, self.images.ids)
+                    self._tables[f"{key}@{kind}"] = bootstrap.MatchTable.from_evaluator(evaluator, self.images.ids)
         return self._maps[key]
 
-    def map_bootstrap(self, spec: ConfigSpec, iou_type: str = "bbox") -> dict:
+    def map_bootstrap(self, spec: ConfigSpec, kind: str | None = None) -> dict:
         """Paired bootstrap of the FP32 - INT8 mAP50-95 drop over the case's images (``bootstrap.paired_drop``)
-        of boxes, or of ``iou_type`` (segm, keypoints) where the model's family is scored on it."""
-        tables = []
+        of the task's primary kind (boxes, oriented boxes), or of a further ``kind`` it is scored on (segm,
+        keypoints)."""
+        task, tables = self.task, []
+        primary = task.scored_on[0]
+        kind = kind or primary
         for key, s in (("fp32", None), (spec.id, spec)):
             self.map(s)
-            key = key if iou_type == "bbox" else f"{key}@{iou_type}"
+            key = key if kind == primary else f"{key}@{kind}"
             if key not in self._tables:  # no detections at all: matches against the annotations alone
-                results = coco_results(self.predictions(s).dets, self.classes.cat_ids, iou_type)
+                results = coco_results(self.predictions(s).dets, self.classes.cat_ids, kind, task)
                 self._tables[key] = bootstrap.MatchTable.from_results(
-                    self.coco[0], results, self.images.ids, self.classes.cat_ids, iou_type
+                    self.coco[0], results, self.images.ids, self.classes.cat_ids, kind, task
                 )
             tables.append(self._tables[key])
         return bootstrap.paired_drop(*tables, level=self.thresholds["decision_level"])
-
-    def task_map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
-        """The mask / keypoint mAP50-95 drop gates with their CI95, for what the model is scored on beyond boxes
-        and the annotations carry ([] for a detector)."""
-        fp32, int8 = self.map(None), self.map(spec)
-        types = [t for t in self.predictions(None).scored_on[1:] if fp32.get(SCORED[t]) is not None]
-        boots = {SCORED[t]: self.map_bootstrap(spec, t) for t in types}
-        return gates.check_task_maps(fp32, int8, th, case_id, boots, self.case.nms)
 
     def map_gates(self, spec: ConfigSpec, th: dict, case_id: str) -> list[gates.GateResult]:
         """The INT8 mAP gates of ``spec`` (the drop with its CI95, resolution, small objects, worst class)."""
@@ -252,6 +298,7 @@ class CasePipeline:
                 self.classes.cat_ids,
                 self.case.conf,
                 iou_thr=self.thresholds["match_iou"],
+                task=self.task,
             )
         return self._maps[key]
 
@@ -266,6 +313,7 @@ class CasePipeline:
                 self.images,
                 self.hw_nc[1],
                 self.thresholds["decision_level"],
+                self.task,
             )
         return self._maps[key]
 
@@ -323,19 +371,17 @@ class CasePipeline:
 
     @cached_property
     def fp32_ops(self) -> dict[str, int]:
-        return op_counts(load_model(self.case.model))
+        return op_counts(self.fp32_model)
 
     @cached_property
     def fp32_conv_names(self) -> set[str]:
-        model = load_model(self.case.model)
-        name_nodes(model)
-        return {n.name for n in model.graph.node if n.op_type == "Conv"}
+        return {n.name for n in self.fp32_model.graph.node if n.op_type == "Conv"}
 
     def record(self, spec: ConfigSpec) -> dict:
-        """Every number of one (case, config), for results files and baselines: size, parity and agreement
-        on any validation images; with annotations also mAP, its CI95, AP by size and class, and F1."""
+        """Every number of one (case, config), for results files and baselines: size; a box task's parity and
+        agreement on any validation images, with annotations also mAP, its CI95, AP by size and class, and F1; the
+        task's own figures (``Task.pair_report``: a classifier's top-1 agreement and accuracy)."""
         q = self.quantized(spec)
-        agreement = self.agreement(spec)
         record = {
             "case": self.case.id,
             "config": spec.id,
@@ -346,8 +392,7 @@ class CasePipeline:
             "compression": round(q.compression, 4),
             "quantize_seconds": round(q.seconds, 2),
             "evidence": self.evidence,
-            "agreement": {k: agreement.get(k) for k in ("map50_95", "map50", "ci95", "images", "fp32_detections")},
-            "parity": {k: v for k, v in self.parity(spec).items() if k != "raw"},
+            "task": self.task.name,
             "ops": self.graph(spec)["ops"],
             "float_nodes": len(q.float_nodes),
             "notes": q.notes,
@@ -360,15 +405,18 @@ class CasePipeline:
                 "eval_size_mismatched": len(self.images.mismatched),
             },
         }
-        family = self.predictions(None).family
-        record["task"] = family.task if family is not None else "detect"
+        record.update(self.task.pair_report(self, spec))
+        if self.task.uses_boxes:
+            agreement, kept = self.agreement(spec), ("map50_95", "map50", "ci95", "images", "fp32_detections")
+            record["agreement"] = {k: agreement.get(k) for k in kept}
+            record["parity"] = {k: v for k, v in self.parity(spec).items() if k != "raw"}
         if not self.annotated:
             return record
         fp32, int8, boot = self.map(None), self.map(spec), self.map_bootstrap(spec)
-        for iou_type in self.predictions(None).scored_on[1:]:  # masks, keypoints: their mAP and its drop's CI95
-            label = SCORED[iou_type]
+        for kind in self.task.scored_on[1:]:  # masks, keypoints: their mAP and its drop's CI95
+            label = self.task.label(kind)
             if fp32.get(label) is not None:
-                drop = self.map_bootstrap(spec, iou_type)
+                drop = self.map_bootstrap(spec, kind)
                 record[label] = {
                     "fp32_map50_95": fp32[label]["map50_95"],
                     "int8_map50_95": int8[label]["map50_95"],

@@ -343,7 +343,11 @@ class Pair:
 
     def assert_passed(self, results) -> None:
         """Fail with every failed gate's numbers, and the quantizer's notes that may explain them; a gate not
-        decided fails with "accuracy not decided: ..." (or skips, with ``--quantkit-undecided skip``)."""
+        decided fails with "accuracy not decided: ..." (or skips, with ``--quantkit-undecided skip``). No result at
+        all skips: none of the test's gates applies to the model's task (a classifier has no boxes, a detector no
+        masks)."""
+        if not results:
+            pytest.skip(f"no gate of this test applies to {self.id} (task: {self.pipeline.task.name})")
         failed = gates.failures(results)
         if failed:
             notes = self.pipeline.quantized(self.spec).notes

@@ -21,7 +21,7 @@ from pycocotools.cocoeval import COCOeval
 import graphs
 import quantkit
 import quantkit.check
-import quantkit.measure.evaluate
+import quantkit.compare
 import quantkit.pipeline
 from quantkit import plugin
 from quantkit.cli import build_parser, main
@@ -444,7 +444,7 @@ def test_unforeseen_errors_are_one_line_too(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom\nsecond line")
 
-    monkeypatch.setattr(quantkit.measure.evaluate, "compare", broken)
+    monkeypatch.setattr(quantkit.compare, "run_compare", broken)
     assert main(["compare", "a.onnx", "b.onnx", "--images", "x"]) == 2
     assert capsys.readouterr().err == (
         "quantkit: error: unexpected RuntimeError: boom: rerun with QUANTKIT_TRACEBACK=1 and report it\n"

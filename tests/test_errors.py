@@ -9,7 +9,8 @@ import pytest
 import graphs
 from quantkit import CalibrationError, DatasetError, ModelError, OutputError
 from quantkit import quantize
-from quantkit.measure.evaluate import compare, evaluate
+from quantkit.compare import run_compare as compare
+from quantkit.measure.evaluate import evaluate
 
 
 def _bad_model(kind, tmp_path, tiny_model):

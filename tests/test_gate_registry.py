@@ -30,9 +30,12 @@ def test_check_tune_and_the_pipeline_select_by_tag():
     def names(*tags, exclude=()):
         return [g.name for g in gates.select(*tags, exclude=exclude)]
 
-    accuracy = ["fp32 floor", "mAP", "task mAP", "operating point", "evidence", "agreement", "parity", "task parity"]
-    assert names("accuracy") == accuracy + ["evaluation inputs"]
-    assert names("size", "inputs", "accuracy") == ["size"] + accuracy + ["calibration inputs", "evaluation inputs"]
+    accuracy = ["fp32 floor", "mAP", "operating point", "evidence", "agreement", "parity"]
+    tasks = ["mask mAP", "matched_mask_iou_mean", "keypoints mAP", "matched_keypoint_distance_mean", "classification"]
+    assert names("accuracy") == accuracy + ["evaluation inputs"] + tasks  # the tasks' gates after the built-in ones
+    assert (
+        names("size", "inputs", "accuracy") == ["size"] + accuracy + ["calibration inputs", "evaluation inputs"] + tasks
+    )
     assert names("size", "inputs", exclude=("accuracy",)) == ["size", "calibration inputs"]  # check --no-accuracy
     assert "graph" not in names("accuracy", "size", "inputs", "latency")  # tune keeps Convs float on purpose
     with pytest.raises(ValueError, match="no gate is tagged \\['acuracy'\\]"):

@@ -1,5 +1,5 @@
 """(fixtures) The trained fixtures beyond the YOLOv8 detector: every case of fixtures/manifest.toml whose head
-is another family (YOLO26 one-to-many and end-to-end, segmentation, pose). The default preset quantizes each
+is another box family (YOLO26 one-to-many and end-to-end, segmentation, pose, oriented boxes). The default preset quantizes each
 with its head float and INT8 keeps >= 90 % of FP32's detections (segment / pose: the mask / keypoint mAP drop
 reported with its CI95 and gated); onnxruntime's defaults (``--preset naive``, slow) fail those gates.
 ``quantkit eval --json`` on each segment / pose case agrees with pycocotools run directly on the same predictions
@@ -19,7 +19,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from quantkit import gates, heads, plugin
+from quantkit import gates, heads, plugin, tasks
 from quantkit.heads import dfl_detect
 from quantkit.model import name_nodes
 from quantkit.manifest import THRESHOLDS, ConfigSpec, load_manifest
@@ -37,10 +37,10 @@ def _family(model: Path) -> str:
     return heads.find(proto).family
 
 
-FAMILY_CASES = [  # not YOLOv8 / YOLO11's head; a case's manifest marks (slow) carried over
+FAMILY_CASES = [  # box heads but YOLOv8 / YOLO11's (classification: test_classify.py); manifest marks carried over
     pytest.param(c.id, marks=[getattr(pytest.mark, m) for m in c.marks], id=c.id)
     for c in load_manifest(MANIFEST).cases
-    if _family(c.model) != dfl_detect.FAMILY.name
+    if _family(c.model) != dfl_detect.FAMILY.name and tasks.get(heads.family(_family(c.model)).task).uses_boxes
 ]
 STATIC = ConfigSpec("static-qdq", "default")
 
@@ -68,7 +68,7 @@ def test_default_preset_keeps_the_head_float_and_the_detections(family_pipe):
     par = pipe.parity(STATIC)
     assert par["recall"] >= 0.9 and par["precision"] >= 0.9, par  # INT8 keeps >= 90 % of FP32's detections
     th = {**THRESHOLDS, **pipe.case.thresholds}
-    results = pipe.task_map_gates(STATIC, th, pipe.case.id) or pipe.map_gates(STATIC, th, pipe.case.id)
+    results = pipe.gate_results(STATIC, th, pipe.case.id, "task mAP") or pipe.map_gates(STATIC, th, pipe.case.id)
     assert [r.metric for r in results][:1] == [_accuracy_metric(pipe.case.task)]
     assert all(r.passed for r in results), gates.failures(results)
     assert "CI95 [" in results[0].message()
@@ -86,7 +86,7 @@ def test_naive_preset_fails_the_gates(case_id, tmp_path):
     pipe = CasePipeline(case, preset="naive", cache_dir=tmp_path)
     spec = ConfigSpec("naive", "naive")
     th = {**THRESHOLDS, **case.thresholds}
-    maps = pipe.task_map_gates(spec, th, case.id) or pipe.map_gates(spec, th, case.id)
+    maps = pipe.gate_results(spec, th, case.id, "task mAP") or pipe.map_gates(spec, th, case.id)
     failed = {r.metric for r in maps + gates.check_parity(pipe.parity(spec), th, case.id) if not r.passed}
     assert _accuracy_metric(case.task) in failed and "recall_of_fp32_detections" in failed, failed
 

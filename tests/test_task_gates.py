@@ -9,14 +9,16 @@ and keypoints; INT8 is FP32 with one thing changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import types
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from quantkit import gates
+from quantkit import gates, tasks
 from quantkit.heads import Detections, pose, segment
 from quantkit.manifest import THRESHOLDS
 from quantkit.measure import bootstrap
@@ -91,8 +93,7 @@ def scene(images: int = 60, seed: int = 0):
             all_boxes,
             np.r_[rng.uniform(0.5, 0.95, 4), 0.3].astype(np.float32),
             np.r_[classes, 0].astype(np.int64),
-            [rle(ellipse(b)) for b in all_boxes],
-            np.stack([keypoints(b) for b in all_boxes]),
+            {"masks": [rle(ellipse(b)) for b in all_boxes], "keypoints": np.stack([keypoints(b) for b in all_boxes])},
         )
     gt = COCO()
     gt.dataset = coco
@@ -110,9 +111,10 @@ def edit(dets: dict, masks=None, kpts=None) -> dict:
     """A copy with every mask replaced by ``masks(box)`` and every keypoint set moved by ``kpts(box, k)``."""
     out = {}
     for i, d in dets.items():
-        m = [rle(masks(b)) for b in d.boxes] if masks else list(d.masks)
-        k = np.stack([kpts(b, kk) for b, kk in zip(d.boxes, d.keypoints)]) if kpts else d.keypoints.copy()
-        out[i] = Detections(d.boxes.copy(), d.scores.copy(), d.classes.copy(), m, k)
+        m = [rle(masks(b)) for b in d.boxes] if masks else list(d.fields["masks"])
+        k = d.fields["keypoints"]
+        k = np.stack([kpts(b, kk) for b, kk in zip(d.boxes, k)]) if kpts else k.copy()
+        out[i] = Detections(d.boxes.copy(), d.scores.copy(), d.classes.copy(), {"masks": m, "keypoints": k})
     return out
 
 
@@ -132,9 +134,39 @@ def moved(box, k, by: float = 0.25):
 # ---- parity: mask IoU and keypoint distance of matched detections ---------------------------------------
 
 
+@dataclasses.dataclass
+class Judged:
+    """What the registry's gates read of a case pipeline, from measurements made here: a task's parity report,
+    FP32 / INT8 scores and their paired bootstraps."""
+
+    task: tasks.Task
+    report: dict | None = None
+    scores: tuple[dict, dict] = ({}, {})
+    boots: dict = dataclasses.field(default_factory=dict)
+    evidence, annotated, case = "annotated", True, types.SimpleNamespace(nms="best_class")
+
+    def parity(self, spec):
+        return self.report
+
+    def map(self, spec):
+        return self.scores[spec is not None]
+
+    def map_bootstrap(self, spec, kind=None):
+        return self.boots[kind]
+
+
+def registered(judged: Judged, *tags: str, th=None) -> list:
+    return gates.run(gates.Target(judged, "int8", {**TH, **(th or {})}, "planted"), *tags)
+
+
 def parity_gates(fp32: dict, int8: dict):
+    """The parity gates of the pair as a segmentation and as a pose model (the world carries masks and keypoints)."""
     ids = sorted(fp32)
-    return gates.check_parity(parity([fp32[i] for i in ids], [int8[i] for i in ids]), TH, "planted")
+    a, b = [fp32[i] for i in ids], [int8[i] for i in ids]
+    reports = {t: parity(a, b, task=tasks.get(t)) for t in ("segment", "pose")}
+    return gates.check_parity(reports["segment"], TH, "planted") + [
+        r for t, report in reports.items() for r in registered(Judged(tasks.get(t), report), "task")
+    ]
 
 
 PARITY_ROWS = {
@@ -169,8 +201,7 @@ def test_task_parity_is_absent_for_a_detector_and_not_passed_unmeasured(world):
             np.zeros((0, 4), np.float32),
             np.zeros(0, np.float32),
             np.zeros(0, np.int64),
-            [],
-            np.zeros((0, K, 3), np.float32),
+            {"masks": [], "keypoints": np.zeros((0, K, 3), np.float32)},
         )
         for i in fp32
     }
@@ -201,13 +232,16 @@ def evidence(gt, fp32: dict, int8: dict, family) -> dict:
         "b": b["metrics"],
         "box": bootstrap.paired_drop(*box, resamples=300),
         "boot": {label: bootstrap.paired_drop(*tables, resamples=300)},
+        "family": family,
     }
 
 
 def task_gates(ev: dict, th=None) -> list:
-    th = {**TH, **(th or {})}
-    return gates.check_map(ev["a"], ev["b"], th, "planted", ev["box"]) + gates.check_task_maps(
-        ev["a"], ev["b"], th, "planted", ev["boot"], "best_class"
+    task = tasks.get(ev["family"].task)
+    kind = task.scored_on[1]
+    judged = Judged(task, scores=(ev["a"], ev["b"]), boots={kind: ev["boot"][task.label(kind)]})
+    return gates.check_map(ev["a"], ev["b"], {**TH, **(th or {})}, "planted", ev["box"]) + registered(
+        judged, "task mAP", th=th
     )
 
 
@@ -255,7 +289,9 @@ def test_bootstrap_reproduces_pycocotools_mask_and_keypoint_map(world, family):
     table = bootstrap.MatchTable.from_evaluator(result["evaluators"][iou_type], sorted(fp32))
     assert table.map50_95(np.ones(len(fp32)))[0] == pytest.approx(result["metrics"][label]["map50_95"], abs=1e-9)
     assert 0.3 < result["metrics"][label]["map50_95"] < 0.99
-    empty = bootstrap.MatchTable.from_results(gt, coco_results({}, CATS, iou_type), sorted(fp32), CATS, iou_type)
+    task = tasks.get(family.task)
+    nothing = coco_results({}, CATS, iou_type, task)
+    empty = bootstrap.MatchTable.from_results(gt, nothing, sorted(fp32), CATS, iou_type, task)
     drop = bootstrap.paired_drop(table, empty, resamples=200)
     full = 100 * result["metrics"][label]["map50_95"]
     assert drop["ci95"][0] == pytest.approx(full, abs=6) and drop["ci95"][1] == pytest.approx(full, abs=6)
@@ -263,15 +299,16 @@ def test_bootstrap_reproduces_pycocotools_mask_and_keypoint_map(world, family):
 
 def test_two_empty_masks_are_no_evidence_of_mask_parity():
     """A matched pair whose masks are both empty has no IoU (pycocotools reads 0/0 as 0): left out, not a 0."""
-    from quantkit.measure.metrics import mask_pair_ious
-
     box = np.array([[10, 10, 60, 60]], np.float32)
     full, empty = rle(ellipse(box[0])), rle(np.zeros((H, W), np.uint8))
-    a = Detections(np.r_[box, box + 100], np.array([0.9, 0.8], np.float32), np.zeros(2, np.int64), [full, empty])
-    b = Detections(a.boxes.copy(), a.scores.copy(), a.classes.copy(), [full, empty])
+    a = Detections(np.r_[box, box + 100], np.array([0.9, 0.8], np.float32), np.zeros(2, np.int64))
+    a.fields["masks"] = [full, empty]
+    b = Detections(a.boxes.copy(), a.scores.copy(), a.classes.copy(), {"masks": [full, empty]})
     pairs = [(0.9, 0.9, 1.0, 0, 0), (0.8, 0.8, 1.0, 1, 1)]
-    assert mask_pair_ious(a, b, pairs) == [1.0]
-    assert mask_pair_ious(a, Detections(b.boxes, b.scores, b.classes, [empty, empty]), pairs) == [0.0]
+    segment_task = tasks.get("segment")
+    assert segment_task.pair_figures(a, b, pairs) == {"mask_iou": [1.0]}
+    emptied = Detections(b.boxes, b.scores, b.classes, {"masks": [empty, empty]})
+    assert segment_task.pair_figures(a, emptied, pairs) == {"mask_iou": [0.0]}
 
 
 @pytest.mark.parametrize("kind", ["mask", "keypoints"])
@@ -284,6 +321,7 @@ def test_baseline_catches_a_mask_or_keypoint_map_regression(kind):
         "parity": {"recall": 0.97},
         "int8_bytes": 3_000_000,
         kind: {"int8_map50_95": 0.45},
+        "task": {"mask": "segment", "keypoints": "pose"}[kind],
     }
     assert failed(gates.check_baseline(base, base, TH, "planted")) == set()
     worse = {**base, kind: {"int8_map50_95": 0.43}}

@@ -167,8 +167,8 @@ def test_masks_decode_as_ultralytics_does(image_hw):
     out[0, 4, 8] = 0.3
     out[0, 4 + nc :, 8] = -rng.normal(0, 1, nm)  # another detection, other coefficients
     dets = segment.FAMILY.decode([out, protos[None]], lb, 0.25, 0.7, 300, nc, "best_class")
-    assert len(dets) == 2 and dets.classes.tolist() == [1, 0] and len(dets.masks) == 2
-    ours = mask_utils.decode(dets.masks[0]).astype(bool)
+    assert len(dets) == 2 and dets.classes.tolist() == [1, 0] and len(dets.fields["masks"]) == 2
+    ours = mask_utils.decode(dets.fields["masks"][0]).astype(bool)
     ref = reference_masks(out[0, 4 + nc :, 7], protos, dets.boxes[0], lb, input_hw)
     assert ours.shape == image_hw and ref.sum() > 500
     assert (ours & ref).sum() / (ours | ref).sum() > 0.97
@@ -186,10 +186,10 @@ def test_keypoints_map_back_through_the_letterbox():
     kpts = np.array([[32, 32, 0.9], [32, 27, 0.8], [42, 32, 0.2], [32, 37, 0.7], [70, 10, 0.6]], np.float32)
     out[0, 4 + nc :, 3] = kpts.reshape(-1)
     dets = pose.Pose((k, 3)).decode([out], lb, 0.25, 0.7, 300, None, "best_class")
-    assert dets.keypoints.shape == (1, k, 3)
+    assert dets.fields["keypoints"].shape == (1, k, 3)
     expected = np.c_[(kpts[:, 0] - lb.left) / lb.scale, (kpts[:, 1] - lb.top) / lb.scale, kpts[:, 2]]
     expected[4, :2] = [400, 0]  # beyond the image (in the padding): clipped to it, as Ultralytics clips
-    np.testing.assert_allclose(dets.keypoints[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(dets.fields["keypoints"][0], expected, rtol=1e-5)
     np.testing.assert_allclose(dets.boxes[0], [137.5, 68.75, 262.5, 131.25], rtol=1e-5)  # boxes and keypoints agree
 
 
@@ -237,14 +237,14 @@ def annotations_from(model_path, images_dir, out, seed=0):
                 "area": (x1 - x0) * (y1 - y0),
                 "iscrowd": 0,
             }
-            if dets.masks is not None:
-                m = np.roll(mask_utils.decode(dets.masks[i]), 2, axis=1)
+            if "masks" in dets.fields:
+                m = np.roll(mask_utils.decode(dets.fields["masks"][i]), 2, axis=1)
                 if m.sum() < 4:
                     continue
                 rle = mask_utils.encode(np.asfortranarray(m))
                 ann.update(segmentation={"size": rle["size"], "counts": rle["counts"].decode()}, area=float(m.sum()))
-            if dets.keypoints is not None:
-                k = dets.keypoints[i].copy()
+            if "keypoints" in dets.fields:
+                k = dets.fields["keypoints"][i].copy()
                 k[:, :2] += rng.uniform(-2, 2, (len(k), 2))
                 k[:, 2] = 2
                 ann.update(keypoints=np.round(k, 2).reshape(-1).tolist(), num_keypoints=len(k))

@@ -4,16 +4,14 @@ from it by tag (``select``, ``run``); THRESHOLDS (``manifest.py``) and docs/thre
 its declarations.
 
 Tags: "accuracy" (judged on validation images: ``CasePipeline.accuracy_gates``, check, tune), "case" (of the case's
-FP32 model and images, not of a configuration: once per case in the suite), "inputs", "parity", "baseline", "task"
-(a task's head: masks, keypoints); a gate's name is a tag too. Gates declared elsewhere join the built-in ones:
-the task registry lists its tasks' in ``quantkit.tasks.GATES`` (``registry``).
+FP32 model and images, not of a configuration: once per case in the suite), "inputs", "parity", "baseline",
+"task" (declared by a task: masks, keypoints, classification), "task mAP"; a gate's name is a tag too. Gates
+declared elsewhere join the built-in ones: the task registry lists its tasks' in ``quantkit.tasks.GATES``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
-from . import agreement, baseline, graph, inputs, latency, map_drop, operating_point, parity, size, task_gates
+from . import agreement, baseline, graph, inputs, latency, map_drop, operating_point, parity, size
 from .agreement import agreement_map, check_agreement, check_evidence
 from .base import (
     NEEDS,
@@ -36,18 +34,17 @@ from .map_drop import check_map, fp32_floor, map_drops
 from .operating_point import check_operating_point
 from .parity import detection_parity, too_few_pairs
 from .size import check_size
-from .task_gates import TASK_MAPS, check_task_maps, check_task_parity
+
+check_parity = detection_parity  # the box parity gates of a parity report (``metrics.parity``)
 
 BUILT_IN: tuple[Gate, ...] = (
     size.GATE,
     map_drop.FLOOR,
     map_drop.DROPS,
-    task_gates.MAPS,
     operating_point.GATE,
     agreement.EVIDENCE,
     agreement.AGREEMENT,
     parity.GATE,
-    task_gates.PARITY,
     inputs.CALIBRATION,
     inputs.EVALUATION,
     graph.GATE,
@@ -58,12 +55,10 @@ BUILT_IN: tuple[Gate, ...] = (
 
 
 def _task_gates() -> tuple[Gate, ...]:
-    """The gates the task registry declares (``quantkit.tasks.GATES``), where it declares some."""
-    if importlib.util.find_spec("quantkit.tasks") is None:
-        return ()
-    from .. import tasks
+    """The gates the task registry declares (``quantkit.tasks.GATES``: masks, keypoints, classification)."""
+    from .. import tasks  # imported here: the tasks import this package's gate types
 
-    return tuple(getattr(tasks, "GATES", ()))
+    return tuple(tasks.GATES)
 
 
 def registry() -> tuple[Gate, ...]:
@@ -99,16 +94,9 @@ def run(target: Target, *tags: str, exclude: tuple[str, ...] = ()) -> list[GateR
     return [r for gate in select(*tags, exclude=exclude) if target.meets(gate.needs) for r in gate.run(target)]
 
 
-def check_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
-    """``detection_parity`` and, for segmentation and pose heads, ``check_task_parity``: every parity gate of a
-    parity report (``metrics.parity``)."""
-    return detection_parity(parity, th, case_id) + check_task_parity(parity, th, case_id, too_few_pairs(parity, th))
-
-
 __all__ = [
     "NEEDS",
     "OFF",
-    "TASK_MAPS",
     "BUILT_IN",
     "Gate",
     "GateResult",
@@ -127,8 +115,6 @@ __all__ = [
     "check_operating_point",
     "check_parity",
     "check_size",
-    "check_task_maps",
-    "check_task_parity",
     "detection_parity",
     "failures",
     "fp32_floor",

@@ -6,11 +6,14 @@ from __future__ import annotations
 from .base import Gate, GateResult, Target, Threshold
 
 
-def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) -> list[GateResult]:
-    """Enough validation images and FP32 detections to judge accuracy at all; fewer is undecided, never a pass
-    and never a failure of the model."""
-    need = f"need {th['min_val_images']:g} images and {th['min_val_fp32_detections']:g} FP32 detections"
-    note = f"too little evidence: {images} images, {fp32_detections} detections — {need}"
+def check_evidence(images: int, fp32_detections: int | None, th: dict, case_id: str) -> list[GateResult]:
+    """Enough validation images and FP32 detections (None: a task without detections) to judge accuracy at all;
+    fewer is undecided, never a pass and never a failure of the model."""
+    if fp32_detections is None:
+        note = f"too little evidence: {images} images — need {th['min_val_images']:g}"
+    else:
+        need = f"need {th['min_val_images']:g} images and {th['min_val_fp32_detections']:g} FP32 detections"
+        note = f"too little evidence: {images} images, {fp32_detections} detections — {need}"
     results = [
         GateResult(
             gate="evidence",
@@ -33,6 +36,7 @@ def check_evidence(images: int, fp32_detections: int, th: dict, case_id: str) ->
             evidence=True,
         ),
     ]
+    results = results if fp32_detections is not None else results[:1]
     for r in results:
         r.note = "" if r.passed else note
     return results
@@ -81,6 +85,8 @@ def _evidence(t: Target) -> list[GateResult]:
                 "or a --calib folder to hold images out of)",
             )
         ]
+    if not t.pipeline.task.uses_boxes:  # a classifier: the images count, each one judged
+        return check_evidence(len(t.pipeline.images.ids), None, t.th, t.case_id)
     agreement = t.pipeline.agreement(t.spec)
     return check_evidence(agreement["images"], agreement["fp32_detections"], t.th, t.case_id)
 
@@ -109,7 +115,7 @@ EVIDENCE = Gate(
 AGREEMENT = Gate(
     name="agreement",
     run=_agreement,
-    needs=("val",),
+    needs=("val", "boxes"),
     tags=("accuracy",),
     thresholds=(
         Threshold(

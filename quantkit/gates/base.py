@@ -15,6 +15,7 @@ OFF = 100.0  # an optional threshold at or above this is off (no gate)
 NEEDS = {
     "val": "validation images of any kind: annotated, unlabelled, or held out of the calibration folder",
     "coco": "annotated validation images",
+    "boxes": "a task whose predictions are boxes (every task but classification: ``Task.uses_boxes``)",
     "calib": "a calibration run (static configurations)",
     "timing": "a latency measurement the caller made (``bench.latency_ratio``'s dict): ``given['timing']``",
     "baseline": "a saved run to compare with: ``given['baseline']``, (this run's record, the baseline's)",
@@ -53,6 +54,8 @@ class Target:
             return self.pipeline.evidence is not None
         if need == "coco":
             return self.pipeline.annotated
+        if need == "boxes":
+            return self.pipeline.task.uses_boxes
         if need == "calib":
             return self.spec is not None and self.pipeline.quantized(self.spec).calibration is not None
         return False

@@ -1,5 +1,5 @@
 """The parity gates: FP32 vs INT8 detections on the same validation images, in both directions (the mask and
-keypoint parity of segmentation and pose heads: ``task_gates``)."""
+keypoint parity of segmentation and pose heads: their tasks' gates, ``quantkit/tasks/``)."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def _run(t: Target) -> list[GateResult]:
 GATE = Gate(
     name="parity",
     run=_run,
-    needs=("val",),
+    needs=("val", "boxes"),
     tags=("accuracy",),
     thresholds=(
         Threshold(

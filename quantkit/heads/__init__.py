@@ -2,13 +2,15 @@
 
     segment      YOLOv8-seg / YOLO11-seg: output0 [1, 4+nc+32, N] (mask coefficients), output1 protos [1, 32, H/4, W/4]
     pose         YOLOv8-pose / YOLO11-pose: [1, 4+nc+K*3, N] (keypoints decoded in the graph)
+    obb          YOLOv8-obb / YOLO11-obb: [1, 4+nc+1, N] (the angle, which the box decode reads too)
+    classify     YOLOv8-cls / YOLO11-cls: [1, nc] class probabilities
     dfl_detect   YOLOv8 / YOLO11 / YOLOv5u Detect: DFL box branch, output [1, 4+nc, N]
     detect26     YOLO26 Detect, one-to-many export: no DFL (reg_max 1), output [1, 4+nc, N]
     end2end      YOLO26 / YOLOv10 end-to-end Detect: TopK selection in the graph, rows [1, K, 6], no NMS afterwards
     graph_nms    Detect with NonMaxSuppression inside the graph: rows [1, max_det, 6]
 
 Adding a family = a module with a ``HeadFamily`` subclass + a fixture + a manifest case; nothing
-else branches on the family.
+else branches on the family. What its predictions carry and how they are scored is its task's (``quantkit/tasks/``).
 """
 
 from __future__ import annotations
@@ -19,22 +21,28 @@ from typing import Sequence
 import onnx
 
 from ..errors import ModelError
-from . import detect26, dfl_detect, end2end, graph_nms, pose, segment
+from . import classify, detect26, dfl_detect, end2end, graph_nms, obb, pose, segment
 from .base import Head, HeadFamily, head_is_float, is_quantized_op
-from .boxes import Detections
+from ..tasks.base import Detections
 
-# A Detect with extra parts first; dfl-detect before detect26 (whose walk would stop at a DFL Conv).
+HEAD_KEY = "quantkit_head"  # metadata of a quantized model: the family its head was found as, at quantize time
+
+# A Detect with extra parts first (an OBB head's Concat nested two-input would pass dfl-detect's walk); dfl-detect
+# before detect26 (whose walk would stop at a DFL Conv).
 FAMILIES: tuple[HeadFamily, ...] = (
     segment.FAMILY,
     pose.FAMILY,
+    obb.FAMILY,
     dfl_detect.FAMILY,
     detect26.FAMILY,
     end2end.FAMILY,
     graph_nms.FAMILY,
+    classify.FAMILY,
 )
 
 __all__ = [
     "FAMILIES",
+    "HEAD_KEY",
     "Detections",
     "Head",
     "HeadFamily",
@@ -97,10 +105,10 @@ def for_outputs(
 ) -> HeadFamily:
     """The family that decodes outputs of these shapes; ModelError naming the supported layouts otherwise.
 
-    ``meta`` is the model's metadata: Ultralytics' ``task`` (detect, segment, pose) narrows the search to
-    that task's families, and each family reads what it needs from it (``with_metadata``). Where shapes
-    alone are ambiguous between layouts (``[1, 300, 6]``: rows, or 300 anchors of 2 classes), ``model``'s
-    graph decides."""
+    ``meta`` is the model's metadata: Ultralytics' ``task`` narrows the search to that task's families, and each
+    family reads what it needs from it (``with_metadata``). Where shapes alone are ambiguous between layouts
+    (``[1, 300, 6]``: rows, or 300 anchors of 2 classes; ``[1, 5+nc, N]``: an OBB's or YOLOX's) the family
+    found at quantize time decides (``HEAD_KEY`` in a quantized model's metadata), else ``model``'s graph."""
     meta = meta or {}
     task, readers = meta.get("task"), []
     for family in FAMILIES:
@@ -109,8 +117,10 @@ def for_outputs(
         family = family.with_metadata(meta)
         if family.reads(shapes, nc):
             readers.append(family)
-    if len({f.layout for f in readers}) > 1 and model is not None:
-        found = _found_in(model)
+    ambiguous = len({f.layout for f in readers}) > 1 or any(not f.by_shape and f.task != task for f in readers)
+    found = meta.get(HEAD_KEY) or (_found_in(model) if ambiguous and model is not None else None)
+    readers = [f for f in readers if f.by_shape or f.task == task or f.name == found]
+    if len({f.layout for f in readers}) > 1 and found is not None:
         readers = [f for f in readers if f.name == found] or readers
     if readers:
         return readers[0]

@@ -14,9 +14,10 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
+from .. import tasks
 from ..preprocess import Letterbox
 from . import boxes
-from .boxes import Detections
+from ..tasks.base import Detections
 
 
 @dataclass
@@ -32,14 +33,21 @@ class HeadFamily:
     """One head family. Subclasses set the class attributes and implement ``find``, ``reads`` and ``decode``."""
 
     name: str = ""  # registry key, e.g. "dfl-detect"
-    task: str = "detect"  # Ultralytics' task: detect, segment, pose
+    task: str = "detect"  # Ultralytics' task (``quantkit/tasks/``): what its predictions carry, how they are scored
     covers: str = ""  # the models it serves, for the one-line refusal
     looked_for: str = ""  # the structure ``find`` looks for, in words
-    scored_on: tuple[str, ...] = ("bbox",)  # pycocotools iouTypes its predictions are scored on
     layout: str = "anchors"  # "anchors": one prediction per anchor, NMS by quantkit; "rows": the graph selected them
+    # False where another export's output has the same shapes (an OBB's [1, 5+nc, N] is YOLOX's): then only the
+    # metadata's task or the graph (``find``) lets the family decode
+    by_shape: bool = True
     # activation calibration of the presets that leave it to the family (calibrate_method "auto"), chosen by the
     # family's fixture (docs/quantization.md)
     calibration: str = "minmax"
+
+    @property
+    def scored_on(self) -> tuple[str, ...]:
+        """What its predictions are scored on (its task's kinds, the primary first)."""
+        return tasks.get(self.task).scored_on
 
     def find(self, model: onnx.ModelProto) -> Head | None:
         """This family's head in ``model`` (nodes named, see ``model.name_nodes``), or None. Raises ModelError

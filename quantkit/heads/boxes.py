@@ -1,4 +1,4 @@
-"""Boxes every family shares: ``Detections``, and the decode of a one-to-many box output ``[1, 4+nc, N]``.
+"""Boxes every family shares: the decode of a one-to-many box output ``[1, 4+nc, N]``.
 
 Each of the N anchors carries cx, cy, w, h in model-input pixels followed by nc class scores that
 are already sigmoid'ed. Decoding is: candidates, class-wise NMS, top ``max_det``, undo the letterbox.
@@ -13,52 +13,17 @@ Two ways to pick candidates (``nms``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from ..errors import ModelError
 from ..preprocess import Letterbox, boxes_to_image
+from ..tasks import detect
+from ..tasks.base import Detections, Task
 
 NMS_MODES = ("best_class", "multi_label")
 MAX_NMS = 30000  # Ultralytics' cap on candidates entering NMS (multi_label mode)
-
-
-@dataclass
-class Detections:
-    """One image's detections, highest score first; segmentation and pose heads add one mask or one
-    set of keypoints per detection (None where the head has none)."""
-
-    boxes: np.ndarray  # [K, 4] float32 xyxy in original image pixels
-    scores: np.ndarray  # [K] float32
-    classes: np.ndarray  # [K] int64 class index
-    masks: list[dict] | None = None  # K COCO RLEs (compressed counts) at the original image size
-    keypoints: np.ndarray | None = None  # [K, P, 3] float32: x, y in original image pixels, visibility score
-
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def take(self, index) -> Detections:
-        """The detections at ``index`` (positions or a boolean mask), masks and keypoints included."""
-        index = np.asarray(index)
-        index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64).reshape(-1)
-        return Detections(
-            self.boxes[index],
-            self.scores[index],
-            self.classes[index],
-            None if self.masks is None else [self.masks[i] for i in index],
-            None if self.keypoints is None else self.keypoints[index],
-        )
-
-    def above(self, conf: float) -> Detections:
-        """The detections scoring at least ``conf``."""
-        return self.take(self.scores >= conf)
 
 
 def _shape_text(shape: Sequence) -> str:
@@ -148,23 +113,21 @@ def decode_anchors(
     nc: int | None = None,
     nms: str = "best_class",
     extra: int = 0,
+    task: Task = detect.TASK,
 ) -> tuple[Detections, np.ndarray, np.ndarray]:
     """``decode`` of an output ``[1, 4+nc+extra, N]`` whose last ``extra`` channels are not class scores
-    (mask coefficients, keypoints): (detections, the anchor index of each, the channels-first [4+nc+extra, N] array),
-    so a family can read its extra channels at the anchors that survived NMS."""
+    (mask coefficients, keypoints, an angle): (detections, the anchor index of each, the channels-first
+    [4+nc+extra, N] array), so a family can read its extra channels at the anchors that survived NMS, which
+    ``task`` does (``Task.suppress``)."""
     output = np.asarray(output)
     layout = head_layout(output.shape, None if nc is None else nc + extra)
     preds = output[0] if layout == "channels_first" else output[0].T  # [4+nc+extra, N]
     keep, classes, scores = _candidates(preds[4 : preds.shape[0] - extra], conf, nms_mode(nms))
     if keep.size == 0:
         return Detections.empty(), keep, preds
-    cx, cy, w, h = preds[:4, keep].astype(np.float32)
-    xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-    # Candidates already passed `conf` (inclusive); OpenCV's threshold is strict (>) and must be >= 0.
-    picked = np.asarray(
-        cv2.dnn.NMSBoxesBatched(xywh, scores, classes.astype(np.int32), 0.0, iou), dtype=np.int64
-    ).reshape(-1)
+    picked = task.suppress(preds, keep, scores, classes, iou)
     picked = picked[np.argsort(-scores[picked], kind="stable")][:max_det]
-    xyxy = xywh[picked].copy()
-    xyxy[:, 2:] += xyxy[:, :2]
+    cx, cy, w, h = preds[:4, keep[picked]].astype(np.float32)
+    x1, y1 = cx - w / 2, cy - h / 2
+    xyxy = np.stack([x1, y1, x1 + w, y1 + h], axis=1)
     return Detections(boxes_to_image(xyxy, lb), scores[picked], classes[picked].astype(np.int64)), keep[picked], preds

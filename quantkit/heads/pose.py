@@ -21,6 +21,7 @@ import onnx
 
 from ..preprocess import Letterbox
 from . import boxes
+from ..tasks.base import Detections
 from .base import Head, HeadFamily, detect_with_extra
 
 
@@ -29,7 +30,6 @@ class Pose(HeadFamily):
     task = "pose"
     covers = "YOLOv8-pose and YOLO11-pose ([1, 4+nc+K*3, N], K keypoints from the kpt_shape metadata)"
     looked_for = "one output fed by Concat(box decode with a DFL, class Sigmoid, keypoint decode)"
-    scored_on = ("bbox", "keypoints")
 
     def __init__(self, kpt_shape: tuple[int, int] | None = None):
         self.kpt_shape = kpt_shape
@@ -56,10 +56,11 @@ class Pose(HeadFamily):
         return Head(family=self.name, nodes=sorted({n.name for n in walked}), feeding_convs=sorted(feeding))
 
     def layout(self, shape: Sequence, nc: int | None) -> tuple[int, int, int] | None:
-        """(nc, K, d) of a static output ``[1, 4+nc+K*d, N]`` (or ``[1, N, ...]``), or None."""
+        """(nc, K, d) of a static output ``[1, 4+nc+K*d, N]`` (or ``[1, N, ...]``: the channels are the smaller
+        dim, anchors outnumber them), or None."""
         if len(shape) != 3 or shape[0] != 1 or not all(isinstance(v, (int, np.integer)) for v in shape):
             return None
-        for channels in (int(shape[1]), int(shape[2])):
+        for channels in (min(int(shape[1]), int(shape[2])),):
             if self.kpt_shape:
                 k, d = self.kpt_shape
                 classes = channels - 4 - k * d
@@ -81,10 +82,10 @@ class Pose(HeadFamily):
         max_det: int,
         nc: int | None,
         nms: str,
-    ) -> boxes.Detections:
+    ) -> Detections:
         nc, k, d = self.layout(outputs[0].shape, nc)
         dets, anchors, preds = boxes.decode_anchors(outputs[0], lb, conf, iou, max_det, nc, nms, extra=k * d)
-        dets.keypoints = keypoints_to_image(preds[4 + nc :, anchors].T.reshape(-1, k, d), lb)
+        dets.fields["keypoints"] = keypoints_to_image(preds[4 + nc :, anchors].T.reshape(-1, k, d), lb)
         return dets
 
     def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:

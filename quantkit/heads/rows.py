@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ModelError
 from ..preprocess import Letterbox, boxes_to_image
 from .base import HeadFamily
-from .boxes import Detections
+from ..tasks.base import Detections
 
 ROW = 6  # x1, y1, x2, y2, score, class
 

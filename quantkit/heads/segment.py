@@ -26,6 +26,7 @@ from pycocotools import mask as mask_utils
 
 from ..preprocess import Letterbox
 from . import boxes
+from ..tasks.base import Detections
 from .base import Head, HeadFamily, detect_with_extra, producers, walk_back
 
 PROTO_STRIDE = 4  # input pixels per prototype pixel (Ultralytics' Proto: P3 upsampled 2x)
@@ -133,7 +134,6 @@ class Segment(HeadFamily):
         "two outputs: one fed by Concat(box decode with a DFL, class Sigmoid, mask coefficients), one rank-4 "
         "prototype output"
     )
-    scored_on = ("bbox", "segm")
 
     def __init__(self, protos: str = PROTOS_FLOAT):
         if protos not in PROTOS_CHOICES:
@@ -194,14 +194,15 @@ class Segment(HeadFamily):
         max_det: int,
         nc: int | None,
         nms: str,
-    ) -> boxes.Detections:
+    ) -> Detections:
         det_i, proto_i = self._split([o.shape for o in outputs])
         out, protos = np.asarray(outputs[det_i]), np.asarray(outputs[proto_i])[0]
         nm = protos.shape[0]
         if nc is None:  # the channel dim is the smaller one (N anchors outnumber the channels)
             nc = min(out.shape[1:]) - 4 - nm
         dets, anchors, preds = boxes.decode_anchors(out, lb, conf, iou, max_det, nc, nms, extra=nm)
-        dets.masks = masks_from_protos(preds[4 + nc :, anchors].T, protos, dets.boxes, lb) if len(dets) else []
+        coefficients = preds[4 + nc :, anchors].T
+        dets.fields["masks"] = masks_from_protos(coefficients, protos, dets.boxes, lb) if len(dets) else []
         return dets
 
     def raw_channels(self, output: np.ndarray, nc: int | None) -> np.ndarray:

@@ -16,6 +16,8 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from .intervals import CHUNK, LEVEL, RESAMPLES, SEED, percentile_interval, resample_weights
+from .. import tasks
+from ..tasks import Task
 from .metrics import evaluated
 
 
@@ -39,22 +41,26 @@ class MatchTable:
 
     @classmethod
     def from_results(
-        cls, coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int], iou_type: str = "bbox"
+        cls,
+        coco_gt: COCO,
+        results: list[dict],
+        image_ids: list[int],
+        cat_ids: list[int],
+        kind: str = "bbox",
+        task: Task | None = None,
     ) -> MatchTable:
-        """Matches of ``results`` (a COCO results list of ``iou_type``) on ``image_ids`` via pycocotools'
+        """Matches of ``results`` (a COCO results list of ``task``'s ``kind``) on ``image_ids`` via pycocotools'
         ``evaluate()``."""
+        task = task or tasks.get(None)
         image_ids = [int(i) for i in image_ids]
         cats = sorted(set(int(c) for c in cat_ids))
         if results:
-            return cls.from_evaluator(evaluated(coco_gt, results, image_ids, cats, iou_type), image_ids)
-
-        def counted(a: dict) -> bool:  # what pycocotools does not ignore (keypoints: objects with labelled keypoints)
-            return not a.get("iscrowd") and (iou_type != "keypoints" or a.get("num_keypoints", 0) > 0)
-
-        gt = np.zeros((len(cats), len(image_ids)))  # nothing detected: only the annotations count
+            return cls.from_evaluator(evaluated(coco_gt, results, image_ids, cats, kind, task), image_ids)
+        gt = np.zeros((len(cats), len(image_ids)))  # nothing detected: only the annotations pycocotools counts
         for k, cat in enumerate(cats):
             for i, image_id in enumerate(image_ids):
-                gt[k, i] = sum(counted(a) for a in coco_gt.imgToAnns.get(image_id, []) if a["category_id"] == cat)
+                anns = coco_gt.imgToAnns.get(image_id, [])
+                gt[k, i] = sum(task.counted(a, kind) for a in anns if a["category_id"] == cat)
         empty = np.zeros((len(image_ids), 0), np.float32)
         return cls(image_ids, np.linspace(0.0, 1.00, 101), 10, empty, empty, [], gt)
 

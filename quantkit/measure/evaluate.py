@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import bootstrap, metrics
-from .. import heads
+from .. import heads, tasks
 from ..heads import boxes
-from ..errors import DatasetError, ModelError
+from ..tasks import Detections
+from ..errors import DatasetError
 from ..model import inspect_model, load_model, resolve_imgsz
 from ..files import write_text_atomic
 from ..manifest import THRESHOLDS
@@ -93,12 +94,13 @@ def coco_items(ann: str | Path, images_dir: str | Path):
 
 
 def folder_items(images_dir: str | Path) -> list[tuple[int, Path]]:
+    """(index, path) of the images directly inside ``images_dir``, else of its subfolders (a folder per class)."""
     folder = Path(images_dir)
     if not folder.is_dir():
         raise DatasetError(f"images folder not found: {folder}: pass a folder of images")
-    files = list_images(folder)
+    files = list_images(folder) or [f for sub in sorted(folder.iterdir()) if sub.is_dir() for f in list_images(sub)]
     if not files:
-        raise DatasetError(f"no images in {folder}: pass a folder with .jpg/.png images")
+        raise DatasetError(f"no images in {folder}: pass a folder with .jpg/.png images (or a folder of such folders)")
     return list(enumerate(files))
 
 
@@ -117,15 +119,20 @@ def model_names(model: str | Path) -> dict[int, str]:
 class Predictions:
     """Detections of one model on an ImageSet, with where the time went and the head family that decoded them."""
 
-    dets: dict[int, boxes.Detections]
+    dets: dict[int, Detections]
     seconds_inference: float
     seconds_total: float
     family: heads.HeadFamily | None = None  # None: boxes only
 
     @property
+    def task(self) -> tasks.Task:
+        """What these predictions carry and are scored on: the family's task (boxes without one)."""
+        return tasks.get(self.family.task if self.family is not None else None)
+
+    @property
     def scored_on(self) -> tuple[str, ...]:
-        """The pycocotools iouTypes these detections are scored on (the family's; boxes without one)."""
-        return self.family.scored_on if self.family is not None else ("bbox",)
+        """What these predictions are scored on, the primary first (``Task.scored_on``)."""
+        return self.task.scored_on
 
     @property
     def overhead(self) -> float:
@@ -165,30 +172,36 @@ def predict(
 def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap) -> dict:
     """COCO mAP of ``preds`` over the readable images and the mapped categories, plus timings, the
     results list and pycocotools' evaluator (None without detections). ``classes`` maps class index ->
-    category id (``metrics.map_classes``). A family scored on masks or keypoints adds their mAP under
-    "mask" / "keypoints" (None, with a note, where the annotations carry no masks or keypoints) and their
-    evaluators under "evaluators"."""
-    results, kept = metrics.coco_results(preds.dets, classes.cat_ids), {}
+    category id (``metrics.map_classes``). The task's primary kind (boxes, oriented boxes) gives the top-level
+    stats; each further kind (masks, keypoints) its own under its label (None, with a note, where the annotations
+    carry none) and its evaluator under "evaluators"."""
+    task, ids = preds.task, images.ids
+    primary, *others = task.scored_on
+    if not task.carries(coco, primary, ids):
+        raise DatasetError(
+            f"the annotations lack \"{task.annotation_field[primary]}\" on some objects, which a {task.name} model "
+            f"is scored on: annotate every object with it (docs/layouts.md)"
+        )
+    results, kept = metrics.coco_results(preds.dets, classes.cat_ids, primary, task), {}
     t0 = time.perf_counter()
-    stats = metrics.coco_map(coco, results, images.ids, classes.cat_ids, keep=kept)
+    stats = metrics.coco_map(coco, results, ids, classes.cat_ids, keep=kept, kind=primary, task=task)
     evaluators, notes = {}, []
-    for iou_type in preds.scored_on[1:]:
-        label = metrics.SCORED[iou_type]
-        if not metrics.carries(coco, iou_type, images.ids):
+    for kind in others:
+        label = task.label(kind)
+        if not task.carries(coco, kind, ids):
             stats[label] = None
             notes.append(
-                f"the annotations carry no {'masks (segmentation)' if iou_type == 'segm' else iou_type}: "
+                f"the annotations carry no {label.rstrip('s')}s ({task.annotation_field[kind]}): "
                 f"{label} mAP not measured, boxes only"
             )
             continue
-        if iou_type == "keypoints":
-            check_keypoints(coco, preds)
-        kept_type: dict = {}
-        typed = metrics.coco_results(preds.dets, classes.cat_ids, iou_type)
-        stats[label] = metrics.coco_map(coco, typed, images.ids, classes.cat_ids, keep=kept_type, iou_type=iou_type)
-        evaluators[iou_type] = kept_type.get("evaluator")
+        task.check_annotations(coco, preds.dets)
+        kept_kind: dict = {}
+        typed = metrics.coco_results(preds.dets, classes.cat_ids, kind, task)
+        stats[label] = metrics.coco_map(coco, typed, ids, classes.cat_ids, keep=kept_kind, kind=kind, task=task)
+        evaluators[kind] = kept_kind.get("evaluator")
     if preds.family is not None:
-        stats["task"] = preds.family.task
+        stats["task"] = task.name
     stats.update(
         skipped=len(images.skipped),
         size_mismatched=len(images.mismatched),
@@ -205,17 +218,6 @@ def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap)
         "evaluators": evaluators,
         "notes": notes,
     }
-
-
-def check_keypoints(coco, preds: Predictions) -> None:
-    """DatasetError when the model predicts another number of keypoints than the annotations hold."""
-    have = metrics.annotated_keypoints(coco)
-    predicted = next((d.keypoints.shape[1] for d in preds.dets.values() if d.keypoints is not None), have)
-    if predicted != have:
-        raise DatasetError(
-            f"the model predicts {predicted} keypoints per object but the annotations hold {have}: "
-            "evaluate on the keypoint annotations the model was trained for"
-        )
 
 
 def evaluate(
@@ -243,7 +245,8 @@ def evaluate(
     preds = predict(Runner(model, ep, threads), images, nc, progress=progress, nms=boxes.nms_mode(nms))
     scored = score(coco, preds, images, classes)
     if detections_out:  # every field the detections have: boxes, masks (RLE), keypoints
-        write_text_atomic(detections_out, json.dumps(metrics.coco_results(preds.dets, classes.cat_ids, "all")))
+        results = metrics.coco_results(preds.dets, classes.cat_ids, "all", preds.task)
+        write_text_atomic(detections_out, json.dumps(results))
     return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes + scored["notes"]}
 
 
@@ -267,6 +270,7 @@ def parity_report(
         th["match_iou"],
         th["collapse_score_ratio"],
         th["decision_level"],
+        fp32.task,
     )
     report["score_thr"] = score_thr
     if raw_fp32 is not None:
@@ -275,18 +279,19 @@ def parity_report(
 
 
 def agreement_report(
-    reference: dict[int, boxes.Detections],
-    int8: dict[int, boxes.Detections],
+    reference: dict[int, Detections],
+    int8: dict[int, Detections],
     images: ImageSet,
     nc: int | None = None,
     level: float = THRESHOLDS["decision_level"],
+    task: tasks.Task | None = None,
 ) -> dict:
     """Agreement mAP of ``int8``'s ranked detections with ``reference`` (FP32's at the deployed confidence)
     as the ground truth (``metrics.agreement_map``), with its bootstrap CI95 and ``level`` interval over the images."""
     classes = max((int(d.classes.max()) + 1 for d in (*reference.values(), *int8.values()) if len(d)), default=1)
     shapes = {i: lb.shape for i, lb in zip(images.ids, images.letterboxes)}
     kept: dict = {}
-    out = metrics.agreement_map(reference, int8, shapes, max(nc or 0, classes), keep=kept)
+    out = metrics.agreement_map(reference, int8, shapes, max(nc or 0, classes), keep=kept, task=task)
     for key in ("coco", "cat_ids"):
         out.pop(key)
     if "evaluator" in kept:
@@ -297,7 +302,7 @@ def agreement_report(
     return out
 
 
-def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = RAW_IMAGES) -> np.ndarray:
+def raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = RAW_IMAGES) -> np.ndarray:
     """Raw first outputs of the first ``count`` images as their head family lays them out for per-channel-group
     statistics (box channels first, then scores), joined along the anchor axis ([1, C, N*count])."""
     outputs = [runner.run_all(to_tensor(boxed)) for boxed in images.boxed[:count]]
@@ -305,35 +310,3 @@ def _raw_outputs(runner: Runner, images: ImageSet, nc: int | None, count: int = 
         [o.shape for o in outputs[0]], nc, runner.session.get_modelmeta().custom_metadata_map, runner.model_path
     )
     return np.concatenate([family.raw_channels(outs[0], nc) for outs in outputs], axis=2)
-
-
-def compare(
-    fp32_model: str | Path,
-    int8_model: str | Path,
-    images_dir: str | Path,
-    ep: str = "cpu",
-    imgsz=None,
-    threads: int | None = None,
-    progress: bool = True,
-    conf: float = 0.25,
-) -> dict:
-    """Parity and agreement mAP of an INT8 model against its FP32 source on the same images, at the deployed
-    confidence ``conf`` (the `quantkit compare` job)."""
-    hw, nc = model_hw(fp32_model, imgsz)
-    int8_dims = inspect_model(load_model(int8_model), int8_model).input_shape[2:]
-    if all(isinstance(d, int) for d in int8_dims) and tuple(int8_dims) != hw:
-        raise ModelError(
-            f"{Path(fp32_model).name} runs at {hw[0]}x{hw[1]} but {Path(int8_model).name} is fixed at "
-            f"{int8_dims[0]}x{int8_dims[1]}: compare an INT8 model with the FP32 model it was quantized from"
-        )
-    images = ImageSet.load(folder_items(images_dir), hw, progress)
-    if not images.ids:
-        raise DatasetError(f"none of the {len(images.skipped)} images in {images_dir} could be read: check the files")
-    runners = Runner(fp32_model, ep, threads), Runner(int8_model, ep, threads)
-    preds = [predict(r, images, nc, progress=progress) for r in runners]
-    report = parity_report(preds[0], preds[1], *(_raw_outputs(r, images, nc) for r in runners), score_thr=conf)
-    reference = {i: d.above(conf) for i, d in preds[0].dets.items()}
-    report["agreement"] = agreement_report(reference, preds[1].dets, images, nc)
-    report["images"] = len(images.ids)
-    report["skipped"] = len(images.skipped)
-    return report

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from ..heads.boxes import Detections, head_layout
+from .. import tasks
+from ..heads.boxes import head_layout
+from ..tasks import Detections, Task
 from ..errors import DatasetError, ModelError
 from .intervals import LEVEL, ratio_interval
 
@@ -102,21 +103,6 @@ COCO80_TO_91 = [
 ]
 
 MAX_DETS = [1, 10, 300]
-# What each pycocotools iouType scores, by the name quantkit's stats, gates and JSON use for it.
-SCORED = {"bbox": "box", "segm": "mask", "keypoints": "keypoints"}
-# COCO's per-keypoint OKS sigmas for its 17 person keypoints; any other keypoint set gets 1/K each,
-# as Ultralytics' pose validator does.
-COCO_KPT_SIGMAS = (
-    np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89])
-    / 10.0
-)
-
-
-def oks_sigmas(k: int) -> np.ndarray:
-    """OKS sigmas for K keypoints: COCO's for 17 (a person), else uniform 1/K."""
-    return COCO_KPT_SIGMAS.copy() if k == 17 else np.full(k, 1.0 / k)
-
-
 _REQUIRED_KEYS = {
     "images": ("id", "file_name"),
     "annotations": ("id", "image_id", "category_id", "bbox"),
@@ -255,11 +241,13 @@ def map_classes(coco_gt: COCO, names: dict[int, str] | None = None, explicit=Non
     return ClassMap(ids, "names", notes)
 
 
-def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int], iou_type: str = "bbox") -> list[dict]:
-    """COCO results list: image_id, category_id, score (5 decimals) and what ``iou_type`` scores:
-    "bbox": bbox [x, y, w, h] (3 decimals); "segm": segmentation (RLE) without bbox, so pycocotools takes
-    the area from the mask; "keypoints": bbox and keypoints [x, y, v] * K (3 decimals); "all": every field
-    the detections have (the ``--detections`` file)."""
+def coco_results(
+    dets_by_image: dict[int, Detections], cat_ids: list[int], kind: str = "bbox", task: Task | None = None
+) -> list[dict]:
+    """COCO results list: image_id, category_id, score (5 decimals) and the fields ``task`` scores ``kind`` on
+    (``Task.result_fields``: "bbox" a bbox [x, y, w, h] of 3 decimals, a segmentation, keypoints, corners; "all":
+    every field the detections have, the ``--detections`` file)."""
+    task = task or tasks.get(None)
     lookup = np.asarray(cat_ids, np.int64)
     results = []
     for image_id, dets in dets_by_image.items():
@@ -271,15 +259,7 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int], iou_t
                 f"class index {int(bad[0])} has no COCO category id ({len(lookup)} categories mapped): "
                 "pass a category map that covers every class of the model"
             )
-        xywh = dets.boxes.astype(np.float64)
-        xywh[:, 2:] -= xywh[:, :2]
-        fields: dict[str, list] = {}
-        if iou_type in ("bbox", "keypoints", "all"):
-            fields["bbox"] = np.round(xywh, 3).tolist()
-        if iou_type in ("segm", "all") and dets.masks is not None:
-            fields["segmentation"] = dets.masks
-        if iou_type in ("keypoints", "all") and dets.keypoints is not None:
-            fields["keypoints"] = np.round(dets.keypoints.astype(np.float64).reshape(len(dets), -1), 3).tolist()
+        fields = task.result_fields(dets, kind)
         scores, cats = np.round(dets.scores.astype(np.float64), 5).tolist(), lookup[dets.classes].tolist()
         for k in range(len(dets)):
             results.append(
@@ -294,16 +274,20 @@ def coco_results(dets_by_image: dict[int, Detections], cat_ids: list[int], iou_t
 
 
 def evaluated(
-    coco_gt: COCO, results: list[dict], image_ids: list[int], cat_ids: list[int] | None = None, iou_type: str = "bbox"
+    coco_gt: COCO,
+    results: list[dict],
+    image_ids: list[int],
+    cat_ids: list[int] | None = None,
+    kind: str = "bbox",
+    task: Task | None = None,
 ) -> COCOeval:
-    """pycocotools' COCOeval of ``iou_type`` over ``image_ids`` (and ``cat_ids``) with maxDets [1, 10, 300], after
-    ``evaluate()`` (per-image matching, ``evalImgs``) and before ``accumulate()``. ``results`` must not be empty.
-    Keypoints are scored with ``oks_sigmas`` of the annotations' keypoint count."""
+    """pycocotools' COCOeval of ``kind`` (``task``'s evaluator) over ``image_ids`` (and ``cat_ids``) with maxDets
+    [1, 10, 300], after ``evaluate()`` (per-image matching, ``evalImgs``) and before ``accumulate()``. ``results``
+    must not be empty."""
+    task = task or tasks.get(None)
+    coco_dt = task.load_results(coco_gt, results)
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
-        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
-        if iou_type == "keypoints":
-            evaluator.params.kpt_oks_sigmas = oks_sigmas(annotated_keypoints(coco_gt))
+        evaluator = task.evaluator(coco_gt, coco_dt, kind)
         evaluator.params.imgIds = [int(i) for i in image_ids]
         if cat_ids is not None:
             evaluator.params.catIds = sorted(set(int(c) for c in cat_ids))
@@ -318,21 +302,6 @@ def category_names(coco_gt: COCO, cat_ids) -> dict[int, str]:
     names = {int(c): str(coco_gt.cats[int(c)].get("name") or c) for c in cat_ids}
     counts = {n: list(names.values()).count(n) for n in names.values()}
     return {c: n if counts[n] == 1 else f"{n} ({c})" for c, n in names.items()}
-
-
-def annotated_keypoints(coco_gt: COCO) -> int:
-    """Keypoints per object in the annotations (0 when they carry none)."""
-    for ann in coco_gt.dataset["annotations"]:
-        if ann.get("keypoints"):
-            return len(ann["keypoints"]) // 3
-    return 0
-
-
-def carries(coco_gt: COCO, iou_type: str, image_ids: list[int]) -> bool:
-    """True when every annotation of ``image_ids`` has what ``iou_type`` scores (a mask, keypoints)."""
-    field = {"bbox": "bbox", "segm": "segmentation", "keypoints": "keypoints"}[iou_type]
-    anns = [a for i in image_ids for a in coco_gt.imgToAnns.get(int(i), [])]
-    return bool(anns) and all(a.get(field) for a in anns)
 
 
 def _table_stats(evaluator: COCOeval, names: dict[int, str]) -> dict:
@@ -370,10 +339,11 @@ def coco_map(
     image_ids: list[int],
     cat_ids: list[int] | None = None,
     keep: dict | None = None,
-    iou_type: str = "bbox",
+    kind: str = "bbox",
+    task: Task | None = None,
 ) -> dict:
-    """pycocotools mAP of ``iou_type`` (bbox, segm, keypoints) over ``image_ids`` (and ``cat_ids``, default all)
-    only, with maxDets [1, 10, 300].
+    """pycocotools mAP of ``kind`` (bbox, segm, keypoints, obb: what ``task`` scores) over ``image_ids`` (and
+    ``cat_ids``, default all) only, with maxDets [1, 10, 300].
 
     Besides mAP50-95/50/75 and AR: COCO's small/medium/large AP (``aps``/``apm``/``apl``, -1 where no
     object of that size exists; keypoints have no small) and AP50-95 per category, keyed by category name
@@ -416,7 +386,7 @@ def coco_map(
     }
     if not results:  # pycocotools' loadRes cannot take an empty list
         return {**zeros, **summary}
-    evaluator = evaluated(coco_gt, results, image_ids, cat_ids, iou_type)
+    evaluator = evaluated(coco_gt, results, image_ids, cat_ids, kind, task)
     if keep is not None:
         keep["evaluator"] = evaluator
     with contextlib.redirect_stdout(io.StringIO()):
@@ -424,17 +394,23 @@ def coco_map(
     return {**_table_stats(evaluator, names), **summary}
 
 
-def reference_coco(dets_by_image: dict[int, Detections], shapes: dict[int, tuple[int, int]], n_classes: int) -> COCO:
+def reference_coco(
+    dets_by_image: dict[int, Detections],
+    shapes: dict[int, tuple[int, int]],
+    n_classes: int,
+    task: Task | None = None,
+) -> COCO:
     """A COCO ground truth made of one model's detections (FP32's at the deployed confidence), so any
     image folder can score another model against it: category ``k + 1`` is class index ``k``;
-    ``shapes`` gives each image's (height, width)."""
+    ``shapes`` gives each image's (height, width); ``task`` adds its fields (an oriented box's corners)."""
+    task = task or tasks.get(None)
     images = [
         {"id": int(i), "file_name": str(i), "height": int(shapes[i][0]), "width": int(shapes[i][1])}
         for i in dets_by_image
     ]
     annotations = []
     for image_id, dets in dets_by_image.items():
-        for box, cls in zip(dets.boxes.astype(np.float64).tolist(), dets.classes.tolist()):
+        for k, (box, cls) in enumerate(zip(dets.boxes.astype(np.float64).tolist(), dets.classes.tolist())):
             w, h = box[2] - box[0], box[3] - box[1]
             annotations.append(
                 {
@@ -444,6 +420,7 @@ def reference_coco(dets_by_image: dict[int, Detections], shapes: dict[int, tuple
                     "bbox": [box[0], box[1], w, h],
                     "area": w * h,
                     "iscrowd": 0,
+                    **task.annotation_fields(dets, k),
                 }
             )
     coco = COCO()
@@ -463,41 +440,37 @@ def agreement_map(
     shapes: dict[int, tuple[int, int]],
     n_classes: int,
     keep: dict | None = None,
+    task: Task | None = None,
 ) -> dict:
-    """Agreement mAP: pycocotools' bbox mAP of ``int8``'s ranked detections with ``fp32_ref`` (FP32's
-    detections at the deployed confidence) as the ground truth; FP32 scored this way reads 1.0.
-    Needs no annotations. ``fp32_detections`` counts the reference boxes; without any the mAP is None."""
+    """Agreement mAP: pycocotools' mAP (of ``task``'s primary kind: boxes, oriented boxes) of ``int8``'s ranked
+    detections with ``fp32_ref`` (FP32's detections at the deployed confidence) as the ground truth; FP32 scored
+    this way reads 1.0. Needs no annotations. ``fp32_detections`` counts the reference boxes; without any the mAP
+    is None."""
+    task = task or tasks.get(None)
     ids = sorted(fp32_ref)
-    coco = reference_coco(fp32_ref, shapes, n_classes)
+    coco = reference_coco(fp32_ref, shapes, n_classes, task)
     cat_ids = list(range(1, n_classes + 1))
     count = sum(len(d) for d in fp32_ref.values())
     out = {"images": len(ids), "fp32_detections": count, "int8_detections": sum(len(int8[i]) for i in ids)}
     if not count:
         return {**out, "map50_95": None, "map50": None, "coco": coco, "cat_ids": cat_ids}
-    stats = coco_map(coco, coco_results({i: int8[i] for i in ids}, cat_ids), ids, cat_ids, keep=keep)
+    kind = task.scored_on[0]
+    results = coco_results({i: int8[i] for i in ids}, cat_ids, kind, task)
+    stats = coco_map(coco, results, ids, cat_ids, keep=keep, kind=kind, task=task)
     return {**out, "map50_95": stats["map50_95"], "map50": stats["map50"], "coco": coco, "cat_ids": cat_ids}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes: [A, 4] x [B, 4] -> [A, B]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float) -> tuple[list, int, int]:
-    """Greedy one-to-one matching, highest FP32 score first: ([(fp32 score, int8 score, iou, fp32 index,
-    int8 index)], nf, ni)."""
+def _match(
+    fp32: Detections, int8: Detections, score_thr: float, iou_thr: float, task: Task | None = None
+) -> tuple[list, int, int]:
+    """Greedy one-to-one matching by ``task``'s IoU, highest FP32 score first: ([(fp32 score, int8 score, iou,
+    fp32 index, int8 index)], nf, ni)."""
     fi = np.flatnonzero(fp32.scores >= score_thr)
     fi = fi[np.argsort(-fp32.scores[fi], kind="stable")]
     ii = np.flatnonzero(int8.scores >= score_thr)
     pairs = []
     if fi.size and ii.size:
-        ious = _iou(fp32.boxes[fi].astype(np.float64), int8.boxes[ii].astype(np.float64))
+        ious = (task or tasks.get(None)).iou(fp32, fi, int8, ii)
         ious[fp32.classes[fi][:, None] != int8.classes[ii][None, :]] = -1.0
         for row, f in enumerate(fi):
             col = int(ious[row].argmax())
@@ -509,7 +482,9 @@ def _match(fp32: Detections, int8: Detections, score_thr: float, iou_thr: float)
     return pairs, fi.size, ii.size
 
 
-def _crossings(fp32: Detections, int8: Detections, pairs: list, conf: float, margin: float, iou_thr: float):
+def _crossings(
+    fp32: Detections, int8: Detections, pairs: list, conf: float, margin: float, iou_thr: float, task: Task
+):
     """Detections that crossed the deployed ``conf`` by no more than ``margin`` (the measured score drift):
     FP32 detections at or above ``conf`` that INT8 has (same class, IoU) just under it ("down": not lost, a
     threshold crossing; the INT8 scores returned), and INT8 detections FP32 has just under it ("up")."""
@@ -526,7 +501,7 @@ def _crossings(fp32: Detections, int8: Detections, pairs: list, conf: float, mar
         if not lost or not near:
             continue
         lost = sorted(lost, key=lambda i: -a.scores[i])
-        ious = _iou(a.boxes[lost].astype(np.float64), b.boxes[near].astype(np.float64))
+        ious = task.iou(a, np.asarray(lost), b, np.asarray(near))
         ious[a.classes[lost][:, None] != b.classes[near][None, :]] = -1.0
         for row in range(len(lost)):
             col = int(ious[row].argmax())
@@ -546,9 +521,10 @@ def parity(
     iou_thr: float = 0.5,
     collapse_ratio: float = 0.5,
     level: float = LEVEL,
+    task: Task | None = None,
 ) -> dict:
     """FP32 vs INT8 detections in both directions: how many FP32 detections INT8 reproduces (same
-    class, IoU >= ``iou_thr``; ``recall``), how many INT8 detections FP32 also has (``precision``),
+    class, ``task``'s IoU >= ``iou_thr``; ``recall``), how many INT8 detections FP32 also has (``precision``),
     how closely the matched ones agree, and on how many images INT8's best score collapsed.
 
     Detections below ``score_thr`` are ignored, except in the max scores (over all detections),
@@ -556,21 +532,20 @@ def parity(
     other scores just under ``score_thr`` (within the 95th percentile of the matched pairs' score drift) is
     a crossing, counted apart (``crossings``), neither lost nor a false alarm. A figure with nothing to
     measure is None, never a pass. ``ci`` holds each figure's ``level`` interval from a per-image bootstrap.
-    Segmentation heads add the mean mask IoU of the matched pairs (``mask_iou_mean``), pose heads their
-    mean keypoint distance in units of the FP32 box's size (``keypoint_distance_mean``, ``task_parity``).
+    The task adds its own figures of the matched pairs (``Task.pair_figures``: a mask's IoU, keypoints' distance).
     """
     if len(fp32) != len(int8):
         raise ValueError(f"parity needs one FP32 and one INT8 result per image, got {len(fp32)} and {len(int8)}")
-    matches = [_match(f, q, score_thr, iou_thr) for f, q in zip(fp32, int8)]
+    task = task or tasks.get(None)
+    matches = [_match(f, q, score_thr, iou_thr, task) for f, q in zip(fp32, int8)]
     drifts = np.array([abs(p[0] - p[1]) for m in matches for p in m[0]], np.float64)
     margin = float(np.percentile(drifts, 95)) if drifts.size else 0.0
     per_image = {k: [] for k in ("matched", "fp32", "int8", "drift", "iou", "scored", "collapsed")}
-    mask_ious, kpt_distances, down, up = [], [], [], 0
+    figures, down, up = [], [], 0
     for f, q, (p, nf, ni) in zip(fp32, int8, matches):
-        crossed_down, crossed_up = _crossings(f, q, p, score_thr, margin, iou_thr)
+        crossed_down, crossed_up = _crossings(f, q, p, score_thr, margin, iou_thr, task)
         down, up = down + crossed_down, up + crossed_up
-        mask_ious.append(mask_pair_ious(f, q, p))
-        kpt_distances.append(keypoint_pair_distances(f, q, p))
+        figures.append(task.pair_figures(f, q, p))
         fp32_best = float(f.scores.max()) if len(f) else 0.0
         scored = fp32_best >= score_thr
         for key, value in (
@@ -593,9 +568,9 @@ def parity(
         "iou_mean": ratio_interval(n["iou"], n["matched"], level),
         "collapsed_fraction": ratio_interval(n["collapsed"], n["scored"], level),
     }
-    task, task_ci = task_parity(fp32, mask_ious, kpt_distances, level)
+    own, own_ci = task.summarize_pairs(fp32, figures, level)
     return {
-        **task,
+        **own,
         "recall": matched / fp32_count if fp32_count else None,
         "precision": matched / int8_count if int8_count else None,
         "fp32_count": fp32_count,
@@ -616,66 +591,25 @@ def parity(
         "images": len(fp32),
         "int8_max_score": max((float(d.scores.max()) for d in int8 if len(d)), default=0.0),
         "fp32_max_score": max((float(d.scores.max()) for d in fp32 if len(d)), default=0.0),
-        "ci": {**ci, **task_ci},
+        "ci": {**ci, **own_ci},
         "level": level,
     }
 
 
-KEYPOINT_VISIBLE = 0.5  # an FP32 keypoint counts in the distance when its visibility score reaches this
-
-
-def mask_pair_ious(fp32: Detections, int8: Detections, pairs: list) -> list[float]:
-    """Mask IoU of each matched (FP32, INT8) pair of one image ([] without masks)."""
-    if not pairs or fp32.masks is None or int8.masks is None:
-        return []
-    a, b = [fp32.masks[p[3]] for p in pairs], [int8.masks[p[4]] for p in pairs]
-    ious = np.diag(np.asarray(mask_utils.iou(a, b, [0] * len(b)), np.float64).reshape(len(a), len(b)))
-    shown = (mask_utils.area(a) + mask_utils.area(b)) > 0  # two empty masks agree, but have no IoU to report
-    return ious[shown].tolist()
-
-
-def keypoint_pair_distances(fp32: Detections, int8: Detections, pairs: list) -> list[float]:
-    """Per matched pair of one image: mean distance of INT8's keypoints from FP32's, over the keypoints
-    FP32 scores visible, divided by sqrt(area) of the FP32 box ([] without keypoints)."""
-    if not pairs or fp32.keypoints is None or int8.keypoints is None:
-        return []
-    out = []
-    for p in pairs:
-        a, b, box = fp32.keypoints[p[3]], int8.keypoints[p[4]], fp32.boxes[p[3]].astype(np.float64)
-        seen = a[:, 2] >= KEYPOINT_VISIBLE
-        size = np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1e-9))
-        if seen.any():
-            out.append(float(np.linalg.norm((a[seen, :2] - b[seen, :2]).astype(np.float64), axis=1).mean() / size))
-    return out
-
-
-def task_parity(fp32: list[Detections], mask_ious: list[list], kpt_distances: list[list], level: float = LEVEL):
-    """The parity figures of segmentation and pose heads (per-image lists of the matched pairs' mask IoUs and
-    keypoint distances), present only for those heads (None: nothing matched), and their intervals."""
-    out, ci = {}, {}
-
-    def mean_and_ci(per_image: list[list]):
-        flat = [v for image in per_image for v in image]
-        sums, counts = [sum(image) for image in per_image], [len(image) for image in per_image]
-        return (float(np.mean(flat)) if flat else None), flat, ratio_interval(sums, counts, level, bounds=None)
-
-    if any(d.masks is not None for d in fp32):
-        mean, flat, ci["mask_iou_mean"] = mean_and_ci(mask_ious)
-        out.update(mask_iou_mean=mean, mask_iou_min=float(np.min(flat)) if flat else None, mask_pairs=len(flat))
-    if any(d.keypoints is not None for d in fp32):
-        mean, flat, ci["keypoint_distance_mean"] = mean_and_ci(kpt_distances)
-        out.update(keypoint_distance_mean=mean, keypoint_pairs=len(flat))
-    return out, ci
-
-
 def operating_point(
-    coco_gt: COCO, dets_by_image: dict[int, Detections], cat_ids: list[int], conf: float, iou_thr: float = 0.5
+    coco_gt: COCO,
+    dets_by_image: dict[int, Detections],
+    cat_ids: list[int],
+    conf: float,
+    iou_thr: float = 0.5,
+    task: Task | None = None,
 ) -> dict:
     """Precision, recall and F1 of the detections with score >= ``conf`` against the annotations of the
-    images in ``dets_by_image``: greedy one-to-one matching, highest score first, same category, IoU >=
-    ``iou_thr``. Crowd annotations and categories outside ``cat_ids`` are left out. Without detections
+    images in ``dets_by_image``: greedy one-to-one matching, highest score first, same category, ``task``'s IoU
+    >= ``iou_thr``. Crowd annotations and categories outside ``cat_ids`` are left out. Without detections
     precision is None and F1 0; without annotations recall and F1 are None. ``per_image`` holds each image's
     counts (matched, detections, annotations)."""
+    task = task or tasks.get(None)
     lookup = np.asarray(cat_ids, np.int64)
     wanted = set(int(c) for c in cat_ids)
     matched = n_dets = n_gt = 0
@@ -684,11 +618,9 @@ def operating_point(
         anns = [
             a for a in coco_gt.imgToAnns.get(int(image_id), []) if not a.get("iscrowd") and a["category_id"] in wanted
         ]
-        boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
-        boxes[:, 2:] += boxes[:, :2]
-        gt = Detections(boxes, np.ones(len(anns), np.float32), np.array([a["category_id"] for a in anns], np.int64))
-        mapped = Detections(dets.boxes, dets.scores, lookup[dets.classes] if len(dets) else dets.classes)
-        pairs, nd, _ = _match(mapped, gt, conf, iou_thr)
+        gt = task.ground_truth(anns)
+        mapped = Detections(dets.boxes, dets.scores, lookup[dets.classes] if len(dets) else dets.classes, dets.fields)
+        pairs, nd, _ = _match(mapped, gt, conf, iou_thr, task)
         matched, n_dets, n_gt = matched + len(pairs), n_dets + nd, n_gt + len(anns)
         for key, value in (("matched", len(pairs)), ("detections", nd), ("annotations", len(anns))):
             per_image[key].append(value)

@@ -159,6 +159,7 @@ class QuantResult:
     onnxruntime: str = compat.ORT_VERSION
     float_nodes: list[str] = field(default_factory=list)  # the head (when kept float) and config.exclude
     head_nodes: list[str] = field(default_factory=list)  # the YOLOv8 head found, whether kept float or not
+    head_family: str | None = None  # the head family it was found as (also in the model's metadata: heads.HEAD_KEY)
     calibration: dict | None = None
     notes: list[str] = field(default_factory=list)
     tensors: dict | None = None  # the INT8 model's tensor bytes by kind (model.tensor_bytes): the size gate reads them
@@ -610,6 +611,8 @@ def quantize(
             "quantkit_preset": preset,
             "quantkit_onnxruntime": compat.ORT_VERSION,
         }
+        if head is not None:  # the family found here decodes the INT8 model's outputs (heads.for_outputs)
+            stamps[heads.HEAD_KEY] = head.family
         if config.mode == "weights":
             stamps[SESSION_CONFIG_KEY] = json.dumps(SESSION_CONFIG)
         _finish(quant, stamps, config.fast_softmax, notes)
@@ -638,6 +641,7 @@ def quantize(
         seconds=time.perf_counter() - started,
         float_nodes=float_nodes,
         head_nodes=head_nodes,
+        head_family=head.family if head else None,
         calibration=calibration,
         notes=notes,
         tensors=tensor_bytes(onnx.load(str(out)), head_nodes),

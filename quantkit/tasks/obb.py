@@ -1,0 +1,113 @@
+"""Oriented boxes: each detection carries its rotated rectangle's four corners (``fields["obb"]``: [K, 4, 2] in
+original pixels; ``boxes`` holds their axis-aligned hull). Candidates are suppressed by OpenCV's rotated NMS,
+FP32/INT8 pairs matched by rotated IoU, and mAP50-95 is pycocotools' matching and accumulation with that IoU in
+place of the axis-aligned one (annotations carry ``"obb": [x1, y1, ..., x4, y4]``). Neither ground truth nor
+predictions are clipped to the image, so a box past the edge is judged alike on both sides.
+
+Rotated IoU is exact: the intersection of two convex polygons (OpenCV's ``intersectConvexConvex``) over their
+union; pairs whose hulls do not overlap are 0 without it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from .base import Detections, Task, box_iou
+
+CLASS_OFFSET = 1e5  # input pixels between classes' centres in one rotated NMS pass (class-wise suppression)
+
+
+def corners(xywhr: np.ndarray) -> np.ndarray:
+    """[K, 5] cx, cy, w, h, angle (radians, as Ultralytics' OBB head emits it) -> [K, 4, 2] corners, in the
+    order OpenCV's ``RotatedRect.points`` gives them."""
+    cx, cy, w, h, r = np.asarray(xywhr, np.float64).reshape(-1, 5).T
+    cos, sin = np.cos(r), np.sin(r)
+    along = np.stack([w / 2 * cos, w / 2 * sin], axis=1)  # half the width along the box's own x axis
+    across = np.stack([-h / 2 * sin, h / 2 * cos], axis=1)
+    centre = np.stack([cx, cy], axis=1)
+    return np.stack(
+        [centre - along + across, centre - along - across, centre + along - across, centre + along + across], 1
+    )
+
+
+def hull(points: np.ndarray) -> np.ndarray:
+    """[K, 4, 2] corners -> [K, 4] xyxy of their axis-aligned hull."""
+    points = np.asarray(points, np.float64).reshape(-1, 4, 2)
+    return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
+
+
+def polygon_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of convex quadrilaterals: [A, 4, 2] x [B, 4, 2] -> [A, B]."""
+    a, b = np.asarray(a, np.float32).reshape(-1, 4, 2), np.asarray(b, np.float32).reshape(-1, 4, 2)
+    out = np.zeros((len(a), len(b)))
+    area_a = [abs(cv2.contourArea(p)) for p in a]
+    area_b = [abs(cv2.contourArea(p)) for p in b]
+    for i, j in zip(*np.nonzero(box_iou(hull(a), hull(b)) > 0)):
+        inter, _ = cv2.intersectConvexConvex(a[i], b[j])
+        union = area_a[i] + area_b[j] - inter
+        out[i, j] = inter / union if union > 0 else 0.0
+    return out
+
+
+class RotatedEval(COCOeval):
+    """pycocotools' COCOeval (bbox: its area ranges, maxDets, matching, accumulation) with rotated IoU."""
+
+    def computeIoU(self, imgId, catId):  # noqa: N802, N803 - pycocotools' names
+        gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
+        if not gt and not dt:
+            return []
+        dt = [dt[i] for i in np.argsort([-d["score"] for d in dt], kind="mergesort")][: self.params.maxDets[-1]]
+        return polygon_iou([d["obb"] for d in dt], [g["obb"] for g in gt])
+
+
+class OBB(Task):
+    name = "obb"
+    fields = ("obb",)
+    scored_on = ("obb",)
+    labels = {"obb": "box"}
+    annotation_field = {"obb": "obb"}
+
+    def iou(self, a: Detections, ai: np.ndarray, b: Detections, bi: np.ndarray) -> np.ndarray:
+        if "obb" not in a.fields or "obb" not in b.fields:
+            return super().iou(a, ai, b, bi)
+        return polygon_iou(np.asarray(a.fields["obb"])[ai], np.asarray(b.fields["obb"])[bi])
+
+    def suppress(self, preds, keep, scores, classes, iou):
+        """Class-wise rotated NMS (OpenCV's ``NMSBoxesRotated``, exact polygon IoU): each class's centres shifted
+        ``CLASS_OFFSET`` apart so classes never suppress each other. The angle is ``preds``' last channel."""
+        cx, cy, w, h = preds[:4, keep].astype(np.float64)
+        degrees = np.degrees(preds[-1, keep].astype(np.float64))
+        shift = classes.astype(np.float64) * CLASS_OFFSET
+        rects = [((x + s, y), (bw, bh), a) for x, y, bw, bh, a, s in zip(cx, cy, w, h, degrees, shift)]
+        return np.asarray(cv2.dnn.NMSBoxesRotated(rects, scores.tolist(), 0.0, iou), np.int64).reshape(-1)
+
+    def result_fields(self, dets: Detections, kind: str) -> dict[str, list]:
+        """The hull's bbox (pycocotools' loader needs one) and the corners."""
+        out = super().result_fields(dets, "bbox")
+        if "obb" in dets.fields:
+            out["obb"] = np.round(np.asarray(dets.fields["obb"], np.float64).reshape(len(dets), 8), 3).tolist()
+        return out
+
+    def annotation_fields(self, dets: Detections, k: int) -> dict:
+        return {"obb": np.asarray(dets.fields["obb"][k], np.float64).reshape(8).tolist()}
+
+    def evaluator(self, coco_gt: COCO, coco_dt: COCO, kind: str) -> COCOeval:
+        return RotatedEval(coco_gt, coco_dt, "bbox")
+
+    def load_results(self, coco_gt: COCO, results: list[dict]) -> COCO:
+        """pycocotools' loader, each prediction's area its rotated box's (the ground truth's is the object's)."""
+        coco_dt = super().load_results(coco_gt, results)
+        for ann in coco_dt.dataset["annotations"]:
+            ann["area"] = abs(cv2.contourArea(np.asarray(ann["obb"], np.float32).reshape(4, 2)))
+        return coco_dt
+
+    def ground_truth(self, annotations: list[dict]) -> Detections:
+        gt = super().ground_truth(annotations)
+        gt.fields["obb"] = np.array([a["obb"] for a in annotations], np.float32).reshape(-1, 4, 2)
+        return gt
+
+
+TASK = OBB()

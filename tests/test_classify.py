@@ -1,0 +1,134 @@
+"""Classification: the head found by structure and kept float, the ranking decoded, top-1 / top-5 accuracy and top-1
+agreement with their intervals, on the project's classification fixture and on planted faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from quantkit import heads, quantize, tasks
+from quantkit.errors import DatasetError
+from quantkit.manifest import THRESHOLDS
+from quantkit.measure.evaluate import ImageSet, predict
+from quantkit.measure.session import Runner
+from quantkit.model import name_nodes
+from quantkit.preprocess import Letterbox
+from quantkit.tasks import classify
+from quantkit.tasks.base import Detections
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MODEL = FIXTURES / "models" / "shapes-v8n-cls-64.onnx"
+VAL, CALIB = FIXTURES / "data" / "cls" / "val", FIXTURES / "data" / "cls" / "calib"
+NAMES = {0: "circle", 1: "cross", 2: "rectangle", 3: "ring", 4: "star", 5: "triangle"}
+TH = THRESHOLDS
+
+
+def ranking(*classes: int, nc: int = 6) -> Detections:
+    """One image's ranking with ``classes`` first (probabilities falling), then the rest."""
+    order = list(classes) + [c for c in range(nc) if c not in classes]
+    scores = np.linspace(0.9, 0.01, nc).astype(np.float32)
+    return Detections(np.zeros((nc, 4), np.float32), scores, np.array(order, np.int64))
+
+
+def test_head_is_the_softmax_the_linear_feeds_it():
+    model = onnx.load(str(MODEL))
+    name_nodes(model)
+    head = heads.find(model)
+    assert head.family == "classify" and heads.family("classify").task == "classify"
+    by_name = {n.name: n.op_type for n in model.graph.node}
+    assert [by_name[n] for n in head.nodes] == ["Softmax"] and [by_name[n] for n in head.feeding_convs] == ["Gemm"]
+
+
+def test_decode_ranks_every_class():
+    dets = heads.family("classify").decode(
+        [np.array([[0.1, 0.6, 0.05, 0.2, 0.03, 0.02]], np.float32)],
+        Letterbox(1.0, 0, 0, (64, 64)),
+        0.25,
+        0.7,
+        300,
+        6,
+        "best_class",
+    )
+    assert dets.classes.tolist() == [1, 3, 0, 2, 4, 5] and dets.scores[0] == pytest.approx(0.6) and len(dets) == 6
+
+
+def test_accuracy_and_agreement_with_their_intervals():
+    labels = np.array([0, 1, 2, 3] * 25)
+    fp32 = [ranking(int(lab)) for lab in labels]
+    int8 = [ranking(int(lab)) if k % 10 else ranking((int(lab) + 1) % 6, int(lab)) for k, lab in enumerate(labels)]
+    acc = classify.accuracy(fp32, int8, labels)
+    assert acc["top1"]["fp32"] == 1.0 and acc["top1"]["int8"] == pytest.approx(0.9)
+    assert acc["top1"]["drop_pt"] == pytest.approx(10.0) and acc["top1"]["ci"][0] > 4.0  # paired: every miss is INT8's
+    assert acc["top5"]["drop_pt"] == 0.0 and acc["top5"]["ci"] == [0.0, 0.0]  # the label is still second
+    agree = classify.agreement(fp32, int8)
+    assert agree["top1_agreement"] == pytest.approx(0.9) and agree["top1_disagreements"] == 10
+    assert agree["ci"]["top1_agreement"][0] < 0.9 < agree["ci"]["top1_agreement"][1]
+
+
+def test_labelled_folders_map_to_classes_by_name(tmp_path):
+    items = classify.labelled_images(VAL)
+    assert len(items) == 300 and {c for _, c in items} == set(NAMES.values())
+    assert classify.class_indices(["Circle", "star"], NAMES).tolist() == [0, 4]
+    with pytest.raises(DatasetError, match=r"class folders \['hexagon'\] name no class"):
+        classify.class_indices(["hexagon"], NAMES)
+    (tmp_path / "a.jpg").write_bytes(b"")
+    assert classify.labelled_images(tmp_path) is None  # a flat folder: unlabelled images
+
+
+def _fixture_gates(int8_model: Path, images: ImageSet, labels) -> dict:
+    fp32 = predict(Runner(MODEL), images, 6)
+    int8 = predict(Runner(int8_model), images, 6)
+    pairs = [fp32.dets[i] for i in images.ids], [int8.dets[i] for i in images.ids]
+    return {r.metric: r for r in classify.TASK.pair_gates(*pairs, labels, TH, "cls")}
+
+
+@pytest.fixture(scope="module")
+def val_set():
+    items = classify.labelled_images(VAL)
+    images = ImageSet.load(list(enumerate(p for p, _ in items)), (64, 64))
+    return images, classify.class_indices([c for _, c in items], NAMES)
+
+
+def test_fixture_int8_passes_and_a_planted_fault_fails(tmp_path, val_set):
+    images, labels = val_set
+    good = quantize(MODEL, tmp_path / "good.onnx", calib=CALIB, progress=False, range_cache=False)
+    assert good.head_family == "classify" and heads.head_is_float(onnx.load(good.output), good.head_nodes)
+    results = _fixture_gates(Path(good.output), images, labels)
+    assert {m: r.outcome for m, r in results.items()} == dict.fromkeys(results, "pass")
+    assert results["top1_drop_pt"].fp32 == pytest.approx(0.9633, abs=1e-4)
+    # a planted fault: an early Conv's weights x4 in the model quantized (FP32 stays the reference): 62 of 300
+    # images change their top-1 class, top-1 falls 17.7 points
+    model = onnx.load(str(MODEL))
+    conv = next(n for n in model.graph.node if n.name == "/model.2/cv2/conv/Conv")
+    init = next(i for i in model.graph.initializer if i.name == conv.input[1])
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 4.0, init.name))
+    onnx.save(model, str(tmp_path / "planted.onnx"))
+    planted = quantize(tmp_path / "planted.onnx", tmp_path / "planted-int8.onnx", calib=CALIB, progress=False)
+    failed = {m for m, r in _fixture_gates(Path(planted.output), images, labels).items() if r.outcome == "fail"}
+    assert failed == {"top1_agreement", "top1_prob_drift_mean", "top1_drop_pt"}
+
+
+def test_baseline_compares_a_classifier_on_top1():
+    """--quantkit-compare on a classifier: its top-1 accuracy and top-1 agreement may not regress; box figures it
+    never had are not asked for."""
+    from quantkit import gates
+
+    base = {
+        "task": "classify",
+        "int8_bytes": 1_000_000,
+        "classification": {"top1_agreement": 0.99},
+        "accuracy": {"top1": {"int8": 0.96}},
+    }
+    assert [r.outcome for r in gates.check_baseline(base, base, TH, "cls")] == ["pass"] * 3
+    worse = {**base, "accuracy": {"top1": {"int8": 0.94}}, "classification": {"top1_agreement": 0.95}}
+    failed = {r.metric for r in gates.check_baseline(worse, base, TH, "cls") if r.failed}
+    assert failed == {"int8_top1_loss_pt", "top1_agreement_loss"}
+
+
+def test_task_registry_names_every_ultralytics_task():
+    assert tasks.NAMES == ("detect", "segment", "pose", "obb", "classify")
+    assert {f.task for f in heads.FAMILIES} == set(tasks.NAMES)
