@@ -1,6 +1,6 @@
 """How often a verdict is wrong at the edge of the evidence: the decision level of every accuracy gate.
 
-    PYTHONPATH=. python benchmarks/verdicts.py [--pool 1000] [--levels 0.8 0.9 0.95 0.99]
+    PYTHONPATH=. python benchmarks/verdicts.py [--pool 1000] [--levels 0.8 0.9 0.95 0.99] [--case ID] [--conv NAME]
 
 The fixture's good INT8 (static-qdq) and a planted fault (the same INT8 file with one Conv's weight scale
 doubled, ``model.18.m.0.cv1``: ~2.6 pt mAP50-95 lost) are judged on many disjoint image subsets of 25, 40,
@@ -9,6 +9,8 @@ doubled, ``model.18.m.0.cv1``: ~2.6 pt mAP50-95 lost) are judged on many disjoin
 200 val images (the mAP drop beside them). A subset's verdict is FAIL when any gate fails, NOT DECIDED when
 none fails and one is undecided, else pass. Prints, per level and size, how often the good model FAILs
 (the false-fail rate) and how often the planted fault passes; the CPU, its INT8 flags and onnxruntime with them.
+``--case`` judges another manifest case of a box task (detect, segment, pose, obb) the same way, its task's IoU
+matching and scoring included; ``--conv`` names the Conv whose scale is doubled.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class Judged:
         shapes = {i: lb.shape for i, lb in zip(pipe.images.ids, pipe.images.letterboxes)}
         kept: dict = {}
         nc = pipe.hw_nc[1]
-        metrics.agreement_map(self.reference, self.int8, shapes, nc, keep=kept)
+        metrics.agreement_map(self.reference, self.int8, shapes, nc, keep=kept, task=pipe.task)
         self.agreement = bootstrap.MatchTable.from_evaluator(kept["evaluator"], sorted(self.reference))
         self.order = {i: k for k, i in enumerate(sorted(self.reference))}
         if annotated:
@@ -117,6 +119,7 @@ class Judged:
             th["match_iou"],
             th["collapse_score_ratio"],
             level,
+            self.pipe.task,
         )
         results = gates.check_agreement(agreement, th, "verdicts") + gates.check_parity(par, th, "verdicts")
         if drop is not None:
@@ -136,16 +139,19 @@ def main(argv=None) -> int:
     parser.add_argument("--pool", type=int, default=1000, help="unseen images to draw unlabelled subsets from")
     parser.add_argument("--levels", type=float, nargs="+", default=[0.80, 0.90, 0.95, 0.99])
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 40, 100, 200])
+    parser.add_argument("--case", help="the manifest case to judge (default: the first)")
+    parser.add_argument("--conv", default=PLANTED_CONV, help="the Conv whose weight scale the planted fault doubles")
     args = parser.parse_args(argv)
     manifest = load_manifest(ROOT / "fixtures" / "manifest.toml")
-    case, spec = manifest.cases[0], manifest.spec("static-qdq")
+    case = next(c for c in manifest.cases if c.id == args.case) if args.case else manifest.cases[0]
+    spec = manifest.spec("static-qdq")
     th = manifest.thresholds_for(case, spec)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         make_dataset.write_split("pool", Path(tmp), args.pool)
         good_val = CasePipeline(case, progress=False)
         int8 = good_val.model_path(spec)
-        planted = plant_scale_fault(int8, Path(tmp) / "planted.onnx")
+        planted = plant_scale_fault(int8, Path(tmp) / "planted.onnx", args.conv)
         unlabelled = single_case(case.model, case.calib, val_images=Path(tmp) / "pool" / "images").cases[0]
         sets = {
             "unlabelled pool": [
@@ -170,7 +176,7 @@ def main(argv=None) -> int:
         cpu = cpu_info()
         print(
             f"CPU {cpu['brand']} [{', '.join(cpu['flags']) or 'no INT8 dot-product flags'}], CPU EP, onnxruntime "
-            f"{compat.ORT_VERSION}, {time.strftime('%Y-%m-%d')}; planted: {PLANTED_CONV} weight scale x2"
+            f"{compat.ORT_VERSION}, {time.strftime('%Y-%m-%d')}; case {case.id}; planted: {args.conv} weight scale x2"
         )
         print("| images | subsets | level | good: pass / not decided / FAIL | planted: pass / not decided / FAIL |")
         print("|---|---|---|---|---|")
