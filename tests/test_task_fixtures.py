@@ -1,7 +1,7 @@
 """(fixtures) The trained fixtures beyond the YOLOv8 detector: every case of fixtures/manifest.toml whose head
 is another box family (YOLO26 one-to-many and end-to-end, segmentation, pose, oriented boxes). The default preset
-quantizes each with its head float and INT8 keeps >= 90 % of FP32's detections (segment / pose: the mask / keypoint mAP drop
-reported with its CI95 and gated); onnxruntime's defaults (``--preset naive``, slow) fail those gates.
+quantizes each with its head float and INT8 keeps >= 90 % of FP32's detections (segment / pose: the mask /
+keypoint mAP drop reported with its CI95 and gated); onnxruntime's defaults (``--preset naive``, slow) fail those gates.
 ``quantkit eval --json`` on each segment / pose case agrees with pycocotools run directly on the same predictions
 (slow). A case added to the manifest is tested here without a code change.
 """
