@@ -138,9 +138,7 @@ def tune(
     pipe.images  # no validation images at all stops here, in one line, before the grid
 
     def loss(spec: ConfigSpec) -> float:
-        if pipe.annotated:
-            return 100 * (pipe.map(None)["map50_95"] - pipe.map(spec)["map50_95"])
-        return 100 * (1 - (pipe.agreement(spec)["map50_95"] or 0.0))
+        return pipe.task.loss_pt(pipe, spec)
 
     specs = list(grid)
     # accuracy of the grid first, so the sensitivity analysis starts from its most accurate QDQ recipe
@@ -163,35 +161,7 @@ def tune(
         specs.append(mixed)
         losses[mixed.id] = loss(mixed)
 
-    rewritten = rewritten_copy(
-        case.model, pipe.cache_dir
-    )  # the candidates carry the Softmax rewrite: so does their FP32
-    references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
-    runners = {
-        **{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
-        **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs},
-    }
-    ms, spread = timed_twice(runners, sample_input(pipe.hw_nc[0]), int(th["latency_rounds"]), progress)  # spread: ties
-    reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
-    candidates = []
-    for s in specs:
-        q = pipe.quantized(s)
-        ratio = ms[s.id] / ms[reference[s.id]]
-        timing = {"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id], "ratio": ratio}
-        results = pipe.gate_results(s, th, s.id, "accuracy", "size", "inputs", "latency", given={"timing": timing})
-        failed = sorted({r.metric for r in results if not r.passed})
-        candidates.append(
-            Candidate(
-                s,
-                losses[s.id],
-                ratio,
-                ms[s.id],
-                q.compression,
-                not failed,
-                failed,
-                spread[s.id] + spread[reference[s.id]],
-            )
-        )
+    candidates, ms, spread, references = _candidates(pipe, specs, losses, th, progress)
     passing = [c for c in candidates if c.passed]
     chosen, tied = choose(passing)
     deployable = fastest_deployable(
@@ -206,7 +176,7 @@ def tune(
         "fp32_rewritten_ms": ms.get(FAST_FP32),
         "evidence": pipe.evidence_text(),
         "sensitivity": ranking[: max(top_k)],
-        "threshold_pt": th["max_map_drop_pt"],
+        "threshold_pt": th[pipe.task.loss_threshold],
         "conv_timings": timings,
         "float_for_speed": for_speed,
         "float_for_accuracy": [name for name, _ in ranking[: max(top_k)]],
@@ -214,6 +184,33 @@ def tune(
         "mixed": mixed.id if mixed else None,
         "deployable": deployable,
     }
+
+
+def _candidates(
+    pipe: CasePipeline, specs: list[ConfigSpec], losses: dict[str, float], th: dict, progress: bool
+) -> tuple[list[Candidate], dict[str, float], dict[str, float], dict[str, Path]]:
+    """Every spec timed twice, interleaved with FP32 (and FP32 with the Softmax rewrite the candidates carry), and
+    gated: (candidates, milliseconds and the two timings' spread by name, the FP32 references timed)."""
+    case, ep, threads = pipe.case, pipe.ep, pipe.threads
+    rewritten = rewritten_copy(case.model, pipe.cache_dir)  # the candidates carry the Softmax rewrite: so does FP32
+    references = {"fp32": case.model, **({FAST_FP32: rewritten} if rewritten else {})}
+    runners = {
+        **{k: Runner(path, ep, threads, spin=False) for k, path in references.items()},
+        **{s.id: Runner(pipe.model_path(s), ep, threads, spin=False) for s in specs},
+    }
+    ms, spread = timed_twice(runners, sample_input(pipe.hw_nc[0]), int(th["latency_rounds"]), progress)  # spread: ties
+    reference = {s.id: FAST_FP32 if rewritten and carries_rewrite(pipe.model_path(s)) else "fp32" for s in specs}
+    candidates = []
+    for s in specs:
+        ratio = ms[s.id] / ms[reference[s.id]]
+        timing = {"ep": ep, "threads": threads, "fp32_ms": ms[reference[s.id]], "int8_ms": ms[s.id], "ratio": ratio}
+        results = pipe.gate_results(s, th, s.id, "accuracy", "size", "inputs", "latency", given={"timing": timing})
+        failed = sorted({r.metric for r in results if not r.passed})
+        tie = spread[s.id] + spread[reference[s.id]]
+        candidates.append(
+            Candidate(s, losses[s.id], ratio, ms[s.id], pipe.quantized(s).compression, not failed, failed, tie)
+        )
+    return candidates, ms, spread, references
 
 
 def fastest_deployable(

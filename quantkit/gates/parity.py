@@ -22,16 +22,23 @@ def detection_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
     """Both directions (recall of FP32 detections, precision of INT8 ones), agreement of the matched
     pairs (only with at least ``min_parity_matches`` of them), collapsed images, and scores above 1; each
     figure over images decided from its interval. Threshold crossings are counted apart (``metrics.parity``)."""
-    at = f"score >= {parity.get('score_thr', 0.25):g}"
-    thin = too_few_pairs(parity, th)
+    return _directions(parity, th, case_id) + _matched_and_collapsed(parity, th, case_id)
+
+
+def _crossing_note(parity: dict) -> str:
     crossed = parity.get("crossings") or {}
-    crossing_note = (
+    if not crossed.get("fp32_kept_int8_under_conf"):
+        return ""
+    return (
         f"{crossed['fp32_kept_int8_under_conf']} FP32 detections INT8 scores just under conf (within the score "
         f"drift {crossed['margin']:.3f}) counted as crossings, not lost; INT8 keeps them at conf "
         f">= {crossed['int8_keeps_all_at_conf']:g}"
-        if crossed.get("fp32_kept_int8_under_conf")
-        else ""
     )
+
+
+def _directions(parity: dict, th: dict, case_id: str) -> list[GateResult]:
+    """Recall of FP32's detections and precision of INT8's."""
+    at = f"score >= {parity.get('score_thr', 0.25):g}"
     return [
         GateResult(
             gate="parity",
@@ -45,7 +52,7 @@ def detection_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             labels=("FP32 detections", "matched by INT8"),
             no_evidence=None if parity["recall"] is not None else f"FP32 made no detection at {at} on these images",
             evidence=parity["recall"] is None,
-            note=crossing_note,
+            note=_crossing_note(parity),
             **_measured(parity, "recall"),
         ),
         GateResult(
@@ -61,6 +68,14 @@ def detection_parity(parity: dict, th: dict, case_id: str) -> list[GateResult]:
             no_evidence=None if parity["precision"] is not None else f"INT8 made no detection at {at} on these images",
             **_measured(parity, "precision"),
         ),
+    ]
+
+
+def _matched_and_collapsed(parity: dict, th: dict, case_id: str) -> list[GateResult]:
+    """The matched pairs' score drift and IoU (with at least ``min_parity_matches`` of them), collapsed images,
+    and scores above 1."""
+    at, thin = f"score >= {parity.get('score_thr', 0.25):g}", too_few_pairs(parity, th)
+    return [
         GateResult(
             gate="parity",
             metric="score_drift_mean",

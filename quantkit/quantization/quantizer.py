@@ -27,6 +27,7 @@ from ..errors import CalibrationError, ModelError, OutputError, QuantkitError, R
 from .. import heads
 from ..model import (
     SESSION_CONFIG_KEY,
+    ModelInfo,
     fix_input_dims,
     inspect_model,
     load_model,
@@ -516,6 +517,82 @@ def _calibration(config: QuantConfig, head: heads.Head | None) -> QuantConfig:
     return replace(config, calibrate_method=heads.family(head.family).calibration if head else "minmax")
 
 
+def _working_copy(
+    src: Path, imgsz: tuple[int, ...] | None, config: QuantConfig, notes: list[str]
+) -> tuple[onnx.ModelProto, ModelInfo, tuple[int, int], QuantConfig]:
+    """The source loaded (an already-INT8 model refused), its input dims fixed, float16 upcast, the opset fitted
+    (``config`` with it) and its nodes named: (model, its input, (H, W), config)."""
+    proto = load_model(src, notes)
+    refuse_quantized(proto, src)
+    info = inspect_model(proto, src)
+    hw = resolve_imgsz(info, imgsz, src)
+    if fix_input_dims(proto, info, hw):
+        notes.append(f"dynamic input axes fixed to {'x'.join(map(str, info.input_shape))}")
+    if upcast_float16(proto):
+        notes.append(
+            "float16 weights upcast to float32 in quantkit's working copy (onnxruntime quantizes float32); "
+            "the compression is against the float16 source"
+        )
+    proto, config = _fit_opset(proto, config, src.name, notes)
+    name_nodes(proto)
+    return proto, info, hw, config
+
+
+def _run_mode(
+    prepared: Prepared,
+    quant: Path,
+    config: QuantConfig,
+    calib_set: CalibrationSet | None,
+    ranges: Path | None,
+    name: str,
+    notes: list[str],
+) -> None:
+    """The config's mode (``MODE_RUNNERS``) on the prepared model; onnxruntime's failures as one line."""
+    step = Progress(f"{STEPS[config.mode]} of {name}", enabled=prepared.progress, announce=True)  # ours: on stderr
+    try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
+        with step, contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
+            MODE_RUNNERS[config.mode](prepared, quant, config, calib_set, ranges, notes)
+    except QuantkitError:
+        raise
+    except ImportError as exc:
+        raise QuantkitError(
+            f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
+            f"configuration: pip install {exc.name}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
+        raise ModelError(
+            f"onnxruntime {compat.ORT_VERSION} failed to quantize {name} ({type(exc).__name__}: "
+            f"{compat.error_line(exc)}): check the model runs in onnxruntime as FP32 first"
+        ) from None
+
+
+def _stamps(used: dict, preset: str, head: heads.Head | None, config: QuantConfig) -> dict[str, str]:
+    """What the quantized model was made for and how, in its own metadata."""
+    stamps = {
+        "quantkit_target_cpu": used["target_cpu"],
+        "quantkit_reduce_range": str(used["reduce_range"]).lower(),
+        "quantkit_preset": preset,
+        "quantkit_onnxruntime": compat.ORT_VERSION,
+    }
+    if head is not None:  # the family found here decodes the INT8 model's outputs (heads.for_outputs)
+        stamps[heads.HEAD_KEY] = head.family
+    if config.mode == "weights":
+        stamps[SESSION_CONFIG_KEY] = json.dumps(SESSION_CONFIG)
+    return stamps
+
+
+def _calibration_summary(calib_set: CalibrationSet | None, notes: list[str]) -> dict | None:
+    """The calibration images used, skipped and available (with a note below the advised count)."""
+    if calib_set is None:
+        return None
+    if len(calib_set.files) < RECOMMENDED_COUNT:
+        notes.append(
+            f"calibrated on {len(calib_set.files)} images ({calib_set.available} in the folder): "
+            f"{RECOMMENDED_COUNT} or more are advised for INT8 (--calib-count N)"
+        )
+    return {"images": len(calib_set.files), "skipped": len(calib_set.skipped), "available": calib_set.available}
+
+
 def quantize(
     model: str | Path,
     output: str | Path,
@@ -547,19 +624,7 @@ def quantize(
     config = (config or resolve_config(preset, mode, **overrides)).validate()
     _check_output(src, out)
     notes: list[str] = []
-    proto = load_model(src, notes)
-    refuse_quantized(proto, src)
-    info = inspect_model(proto, src)
-    hw = resolve_imgsz(info, imgsz, src)
-    if fix_input_dims(proto, info, hw):
-        notes.append(f"dynamic input axes fixed to {'x'.join(map(str, info.input_shape))}")
-    if upcast_float16(proto):
-        notes.append(
-            "float16 weights upcast to float32 in quantkit's working copy (onnxruntime quantizes float32); "
-            "the compression is against the float16 source"
-        )
-    proto, config = _fit_opset(proto, config, src.name, notes)
-    name_nodes(proto)
+    proto, info, hw, config = _working_copy(src, imgsz, config, notes)
     calib_set = None
     if config.mode == "static":
         if calib is None:
@@ -587,50 +652,10 @@ def quantize(
         prepared = Prepared(
             prepared_path, prepared_proto, info.input_name, info.input_shape[0], float_nodes, kwargs, progress
         )
-        step = Progress(f"{STEPS[config.mode]} of {src.name}", enabled=progress, announce=True)  # ours: on stderr
-        try:  # onnxruntime's calibrators print progress to stdout and log advice: keep both off ours
-            with step, contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
-                MODE_RUNNERS[config.mode](
-                    prepared, quant, config, calib_set, _range_cache_dir(range_cache, notes), notes
-                )
-        except QuantkitError:
-            raise
-        except ImportError as exc:
-            raise QuantkitError(
-                f"onnxruntime {compat.ORT_VERSION} needs the Python package '{exc.name}' for this "
-                f"configuration: pip install {exc.name}"
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - surface onnxruntime's failure as one line
-            raise ModelError(
-                f"onnxruntime {compat.ORT_VERSION} failed to quantize {src.name} ({type(exc).__name__}: "
-                f"{compat.error_line(exc)}): check the model runs in onnxruntime as FP32 first"
-            ) from None
-        stamps = {
-            "quantkit_target_cpu": used["target_cpu"],
-            "quantkit_reduce_range": str(used["reduce_range"]).lower(),
-            "quantkit_preset": preset,
-            "quantkit_onnxruntime": compat.ORT_VERSION,
-        }
-        if head is not None:  # the family found here decodes the INT8 model's outputs (heads.for_outputs)
-            stamps[heads.HEAD_KEY] = head.family
-        if config.mode == "weights":
-            stamps[SESSION_CONFIG_KEY] = json.dumps(SESSION_CONFIG)
-        _finish(quant, stamps, config.fast_softmax, notes)
+        _run_mode(prepared, quant, config, calib_set, _range_cache_dir(range_cache, notes), src.name, notes)
+        _finish(quant, _stamps(used, preset, head, config), config.fast_softmax, notes)
         _check_loads(quant)
         copy_atomic(quant, out)
-
-    calibration = None
-    if calib_set is not None:
-        if len(calib_set.files) < RECOMMENDED_COUNT:
-            notes.append(
-                f"calibrated on {len(calib_set.files)} images ({calib_set.available} in the folder): "
-                f"{RECOMMENDED_COUNT} or more are advised for INT8 (--calib-count N)"
-            )
-        calibration = {
-            "images": len(calib_set.files),
-            "skipped": len(calib_set.skipped),
-            "available": calib_set.available,
-        }
     return QuantResult(
         source=str(src),
         output=str(out),
@@ -642,7 +667,7 @@ def quantize(
         float_nodes=float_nodes,
         head_nodes=head_nodes,
         head_family=head.family if head else None,
-        calibration=calibration,
+        calibration=_calibration_summary(calib_set, notes),
         notes=notes,
         tensors=tensor_bytes(onnx.load(str(out)), head_nodes),
     )

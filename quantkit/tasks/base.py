@@ -85,6 +85,7 @@ class Task:
     labels: dict[str, str] = {"bbox": "box"}
     annotation_field: dict[str, str] = {"bbox": "bbox"}  # what an annotation must carry to be scored on a kind
     uses_boxes = True  # box-level gates (parity by matched boxes, agreement mAP, F1 at the operating point) apply
+    loss_threshold = "max_map_drop_pt"  # the threshold `quantkit tune` weighs its accuracy loss (``loss_pt``) against
 
     def label(self, kind: str) -> str:
         return self.labels[kind]
@@ -158,6 +159,13 @@ class Task:
     def report_lines(self, report: dict) -> list[str]:
         """Lines `quantkit compare` prints for the task's own figures in ``report``."""
         return []
+
+    def loss_pt(self, pipeline, spec) -> float:
+        """What a configuration loses, in points, for `quantkit tune`'s ranking: the mAP50-95 drop with annotations,
+        else the agreement mAP's shortfall from 1."""
+        if pipeline.annotated:
+            return 100 * (pipeline.map(None)["map50_95"] - pipeline.map(spec)["map50_95"])
+        return 100 * (1 - (pipeline.agreement(spec)["map50_95"] or 0.0))
 
     def baseline_figures(self) -> list[tuple[str, tuple[str, ...], str, float]]:
         """What a saved run is compared on (``gates.check_baseline``): (metric, the figure's path in a record, the

@@ -90,6 +90,7 @@ class Classify(Task):
     scored_on = ("top1",)
     labels = {"top1": "top1"}
     uses_boxes = False
+    loss_threshold = "max_top1_drop_pt"
 
     def labelled_images(self, folder: Path) -> list[tuple[Path, str]] | None:
         return labelled_images(folder)
@@ -113,6 +114,13 @@ class Classify(Task):
         for name, acc in ((k, report["accuracy"][k]) for k in ("top1", "top5") if "accuracy" in report):
             lines.append(f"{name} accuracy FP32 / INT8          {acc['fp32']:.4f} / {acc['int8']:.4f}")
         return lines
+
+    def loss_pt(self, pipeline, spec) -> float:
+        """The top-1 drop where the folders label the images, else the top-1 agreement's shortfall from 1."""
+        fp32, model, labels = _pairs(pipeline, spec)
+        if labels is not None:
+            return accuracy(fp32, model, labels)["top1"]["drop_pt"]
+        return 100 * (1 - agreement(fp32, model)["top1_agreement"])
 
     def baseline_figures(self) -> list[tuple[str, tuple[str, ...], str, float]]:
         return [
