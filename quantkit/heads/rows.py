@@ -4,7 +4,8 @@ x1, y1, x2, y2 (model-input pixels), score, class index.
 End-to-end heads (TopK over one-to-one scores) and exports with NMS inside the graph both end in
 this layout; NMS exports pad the unused rows with zeros. Decoding keeps the rows scoring at least
 ``conf`` (and above 0, which drops padding), highest score first, undoes the letterbox, and runs
-no NMS: selecting was the graph's job.
+no NMS: selecting was the graph's job. Oriented-box rows ``[1, K, 7]`` (the angle last) are ``obb.py``'s, read
+with the same ``kept`` and ``class_index``.
 """
 
 from __future__ import annotations
@@ -49,22 +50,31 @@ def is_rows_layout(shape: Sequence, width: int = ROW) -> bool:
 
 
 def decode_rows(output: np.ndarray, lb: Letterbox, conf: float, max_det: int, nc: int | None = None) -> Detections:
-    """Rows of ``output`` [1, K, 6] scoring >= ``conf`` and > 0, at most ``max_det``, boxes in original-image pixels.
-
-    A class value is rounded to the nearest index (an INT8 graph may carry it as a float off the grid)
-    and clipped to the model's classes, so a damaged class column costs accuracy, not a crash."""
+    """Rows of ``output`` [1, K, 6] scoring >= ``conf`` and > 0, at most ``max_det``, boxes in original-image pixels
+    (``kept``), classes as ``class_index`` reads them."""
     output = np.asarray(output)
     if not is_rows_layout(output.shape):
         raise ModelError(
             f"model output {list(output.shape)} is not [1, K, 6] rows (x1, y1, x2, y2, score, class): "
             "export the detector end-to-end or with NMS for Detect only"
         )
-    rows = output[0].astype(np.float32)
+    rows = kept(output, conf, max_det)
+    return Detections(boxes_to_image(rows[:, :4], lb), rows[:, 4].copy(), class_index(rows[:, 5], nc))
+
+
+def kept(output: np.ndarray, conf: float, max_det: int) -> np.ndarray:
+    """The rows of ``output`` [1, K, W] (the score in column 4) that are finite and score at least ``conf`` and
+    above 0, highest score first, at most ``max_det``: [k, W] float32."""
+    rows = np.asarray(output)[0].astype(np.float32)
     scores = rows[:, 4]
     rows = rows[np.isfinite(rows).all(axis=1) & (scores >= conf) & (scores > 0)]
-    rows = rows[np.argsort(-rows[:, 4], kind="stable")][:max_det]
-    classes = np.rint(rows[:, 5]).clip(0, None if nc is None else nc - 1).astype(np.int64)
-    return Detections(boxes_to_image(rows[:, :4], lb), rows[:, 4].copy(), classes)
+    return rows[np.argsort(-rows[:, 4], kind="stable")][:max_det]
+
+
+def class_index(column: np.ndarray, nc: int | None) -> np.ndarray:
+    """A class column as indices: rounded to the nearest (an INT8 graph may carry it off the grid), clipped to the
+    model's classes, so a damaged class column costs accuracy, not a crash."""
+    return np.rint(column).clip(0, None if nc is None else nc - 1).astype(np.int64)
 
 
 def raw_rows(output: np.ndarray) -> np.ndarray:
