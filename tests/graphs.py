@@ -496,7 +496,8 @@ def tiny_yolo26(seed: int = 0, xyxy: bool = False, angle: bool = False, names: b
     box Conv giving the 4 side distances directly (reg_max 1: no Softmax, no DFL Conv), decoded with the
     anchors (Slice, Sub, Add; then Add/Div/Sub to cx, cy, w, h, or kept x1, y1, x2, y2 with ``xyxy``, as the
     end-to-end head decodes), times the stride; class scores through Sigmoid; Concat -> [1, 4 + nc, 64].
-    ``angle`` adds an oriented-box angle branch as a third Concat input (an OBB head, which quantkit refuses)."""
+    ``angle`` adds an angle-like branch, (Sigmoid - 0.25), as a third Concat input that the box decode does not read:
+    no export's head (YOLO26-obb's box decode reads its angle: ``tiny_yolo26_obb``), which quantkit refuses."""
     rng = np.random.default_rng(seed)
     node = helper.make_node
     nodes, inits, feat, n = _tiny_backbone(rng, 32, 32)
@@ -553,6 +554,64 @@ def tiny_yolo26(seed: int = 0, xyxy: bool = False, angle: bool = False, names: b
     nodes.append(node("Concat", parts, ["output0"], axis=1))
     out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, channels, n])
     return _finish(nodes, inits, [out], "tiny_yolo26", names)
+
+
+def tiny_yolo26_obb(seed: int = 0, names: bool = True) -> onnx.ModelProto:
+    """A YOLO26-obb in miniature, one-to-many export, as Ultralytics 8.4 writes it (``OBB26``): box, class and angle
+    1x1 Convs (with biases) on a stride-4 map; the angle is the raw Conv output in radians (no Sigmoid); the box Conv
+    gives the 4 side distances directly (reg_max 1: no DFL), rotated by the angle (``dist2rbox``: Split, Sub, Div,
+    Split, Cos, Sin, Mul, Sub/Add, Concat, + anchors; w, h = l + r, t + b) and times the stride; class scores through
+    Sigmoid; Concat(boxes, scores, angle) -> [1, 4 + nc + 1, 64]."""
+    rng = np.random.default_rng(seed)
+    node = helper.make_node
+    nodes, inits, feat, n = _tiny_backbone(rng, 32, 32)
+    inits += [
+        _init("wb", rng.normal(0, 0.3, (4, 16, 1, 1)).astype(np.float32)),
+        _init("bb", np.full(4, 1.0, np.float32)),
+        _init("wc", rng.normal(0, 0.3, (NC, 16, 1, 1)).astype(np.float32)),
+        _init("bc", np.zeros(NC, np.float32)),
+        _init("wa", rng.normal(0, 0.3, (1, 16, 1, 1)).astype(np.float32)),
+        _init("ba", np.zeros(1, np.float32)),
+        _init("shape_box", np.array([1, 4, n], np.int64)),
+        _init("shape_cls", np.array([1, NC, n], np.int64)),
+        _init("shape_ang", np.array([1, 1, n], np.int64)),
+        _init("split2", np.array([2, 2], np.int64)),
+        _init("split1", np.array([1, 1], np.int64)),
+        _init("two", np.array(2.0, np.float32)),
+        _init(
+            "anchors", (np.stack(np.meshgrid(np.arange(8), np.arange(8)), 0).reshape(1, 2, n) + 0.5).astype(np.float32)
+        ),
+        _init("stride", np.array(4.0, np.float32)),
+    ]
+    nodes += [
+        node("Conv", [feat, "wb", "bb"], ["box"]),
+        node("Conv", [feat, "wc", "bc"], ["cls"]),
+        node("Conv", [feat, "wa", "ba"], ["ang"]),
+        node("Reshape", ["box", "shape_box"], ["dist"]),
+        node("Reshape", ["cls", "shape_cls"], ["cls_r"]),
+        node("Reshape", ["ang", "shape_ang"], ["angle"]),
+        node("Split", ["dist", "split2"], ["lt", "rb"], axis=1),
+        node("Cos", ["angle"], ["cos"]),
+        node("Sin", ["angle"], ["sin"]),
+        node("Sub", ["rb", "lt"], ["half2"]),
+        node("Add", ["lt", "rb"], ["wh"]),
+        node("Div", ["half2", "two"], ["half"]),
+        node("Split", ["half", "split1"], ["xf", "yf"], axis=1),
+        node("Mul", ["xf", "cos"], ["xc"]),
+        node("Mul", ["yf", "sin"], ["ys"]),
+        node("Mul", ["xf", "sin"], ["xs"]),
+        node("Mul", ["yf", "cos"], ["yc"]),
+        node("Sub", ["xc", "ys"], ["x"]),
+        node("Add", ["xs", "yc"], ["y"]),
+        node("Concat", ["x", "y"], ["xy"], axis=1),
+        node("Add", ["xy", "anchors"], ["cxy"]),
+        node("Concat", ["cxy", "wh"], ["dbox"], axis=1),
+        node("Mul", ["dbox", "stride"], ["boxes"]),
+        node("Sigmoid", ["cls_r"], ["scores"]),
+        node("Concat", ["boxes", "scores", "angle"], ["output0"], axis=1),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + NC + 1, n])
+    return _finish(nodes, inits, [out], "tiny_yolo26_obb", names)
 
 
 def _rename_output(model: onnx.ModelProto, new: str) -> tuple[onnx.ModelProto, list, int, int]:
@@ -633,6 +692,59 @@ def end_to_end(model: onnx.ModelProto, k: int = 20, xywh: bool = True, extra_out
     model.graph.output.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, k, 6]))
     if extra_output:
         model.graph.output.append(helper.make_tensor_value_info("a2", TensorProto.FLOAT, [1, 16, 8, 8]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def end_to_end_obb(model: onnx.ModelProto, k: int = 20) -> onnx.ModelProto:
+    """``model`` (an OBB one-to-many output [1, 4 + nc + 1, N]: cx, cy, w, h, scores, angle) behind the selection
+    Ultralytics 8.4 exports for YOLO26-obb with ``nms=False``: Transpose, Slices of boxes, scores and angle, the
+    two TopKs of ``end_to_end``, GatherElements of the boxes and of the angle, Concat -> [1, k, 7] rows cx, cy, w,
+    h, score, class, angle."""
+    model, _, c, _ = _rename_output(model, "o2m")
+    nc, node = c - 5, helper.make_node
+    model.graph.initializer.extend(
+        [
+            _init("e2e_k", np.array([k], np.int64)),
+            _init("e2e_ax", np.array([-1], np.int64)),
+            _init("e2e_ax2", np.array([2], np.int64)),
+            _init("e2e_0", np.array([0], np.int64)),
+            _init("e2e_4", np.array([4], np.int64)),
+            _init("e2e_sc_end", np.array([4 + nc], np.int64)),
+            _init("e2e_end", np.array([5 + nc], np.int64)),
+            _init("e2e_nc", np.array(nc, np.int64)),
+            _init("e2e_exp_nc", np.array([1, 1, nc], np.int64)),
+            _init("e2e_exp_4", np.array([1, 1, 4], np.int64)),
+        ]
+    )
+    nodes = [
+        node("Transpose", ["o2m"], ["e2e_t"], perm=[0, 2, 1]),
+        node("Slice", ["e2e_t", "e2e_0", "e2e_4", "e2e_ax"], ["e2e_box"]),
+        node("Slice", ["e2e_t", "e2e_4", "e2e_sc_end", "e2e_ax"], ["e2e_sc"]),
+        node("Slice", ["e2e_t", "e2e_sc_end", "e2e_end", "e2e_ax"], ["e2e_ang"]),
+        node("ReduceMax", ["e2e_sc"], ["e2e_best"], axes=[-1], keepdims=0),
+        node("TopK", ["e2e_best", "e2e_k"], ["e2e_v1", "e2e_i1"], axis=1),
+        node("Unsqueeze", ["e2e_i1", "e2e_ax2"], ["e2e_i1u"]),
+        node("Expand", ["e2e_i1u", "e2e_exp_nc"], ["e2e_i1e"]),
+        node("GatherElements", ["e2e_sc", "e2e_i1e"], ["e2e_sck"], axis=1),
+        node("Flatten", ["e2e_sck"], ["e2e_flat"], axis=1),
+        node("TopK", ["e2e_flat", "e2e_k"], ["e2e_score", "e2e_i2"], axis=1),
+        node("Unsqueeze", ["e2e_score", "e2e_ax2"], ["e2e_scores"]),
+        node("Mod", ["e2e_i2", "e2e_nc"], ["e2e_cls"]),
+        node("Div", ["e2e_i2", "e2e_nc"], ["e2e_which"]),
+        node("Unsqueeze", ["e2e_cls", "e2e_ax2"], ["e2e_clsu"]),
+        node("GatherElements", ["e2e_i1", "e2e_which"], ["e2e_anchor"], axis=1),
+        node("Cast", ["e2e_clsu"], ["e2e_clsf"], to=TensorProto.FLOAT),
+        node("Unsqueeze", ["e2e_anchor", "e2e_ax2"], ["e2e_au"]),
+        node("Expand", ["e2e_au", "e2e_exp_4"], ["e2e_ae"]),
+        node("GatherElements", ["e2e_ang", "e2e_au"], ["e2e_angle"], axis=1),
+        node("GatherElements", ["e2e_box", "e2e_ae"], ["e2e_boxes"], axis=1),
+        node("Concat", ["e2e_boxes", "e2e_scores", "e2e_clsf", "e2e_angle"], ["output0"], axis=-1),
+    ]
+    for i, nd in enumerate(nodes):
+        nd.name = f"/model/e2e/{nd.op_type.lower()}_{i}"
+    model.graph.node.extend(nodes)
+    model.graph.output.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, k, 7]))
     onnx.checker.check_model(model)
     return model
 

@@ -265,8 +265,9 @@ def test_rows_with_masks_or_keypoints_are_refused_with_the_export_to_use(build, 
     ],
 )
 def test_other_heads_are_refused_listing_the_supported_families(build, decodable, tmp_path, calib_dir):
-    """YOLOX-style (objectness, exp(wh)), oriented boxes (an angle branch) and a head with no Sigmoid class branch
-    (whose output alone looks like YOLO26's: only the graph tells)."""
+    """YOLOX-style (objectness, exp(wh)), an angle-like branch the box decode does not read (no OBB export's: the
+    oriented heads are test_obb.py's) and a head with no Sigmoid class branch (whose output alone looks like
+    YOLO26's: only the graph tells)."""
     model = build()
     assert heads.find(model) is None
     with pytest.raises(ModelError) as refused:

@@ -2,7 +2,10 @@
 
     segment      YOLOv8-seg / YOLO11-seg: output0 [1, 4+nc+32, N] (mask coefficients), output1 protos [1, 32, H/4, W/4]
     pose         YOLOv8-pose / YOLO11-pose: [1, 4+nc+K*3, N] (keypoints decoded in the graph)
-    obb          YOLOv8-obb / YOLO11-obb: [1, 4+nc+1, N] (the angle, which the box decode reads too)
+    obb          YOLOv8-obb / YOLO11-obb / YOLO26-obb one-to-many: [1, 4+nc+1, N] (the angle in radians last, which
+                 the box decode reads too; a DFL box branch on YOLOv8/11, none on YOLO26)
+    obb-end2end  YOLO26-obb end-to-end: TopK selection in the graph, rows [1, K, 7] (cx, cy, w, h, score, class,
+                 angle), no NMS afterwards
     classify     YOLOv8-cls / YOLO11-cls: [1, nc] class probabilities
     dfl_detect   YOLOv8 / YOLO11 / YOLOv5u Detect: DFL box branch, output [1, 4+nc, N]
     detect26     YOLO26 Detect, one-to-many export: no DFL (reg_max 1), output [1, 4+nc, N]
@@ -27,12 +30,14 @@ from ..tasks.base import Detections
 
 HEAD_KEY = "quantkit_head"  # metadata of a quantized model: the family its head was found as, at quantize time
 
-# A Detect with extra parts first (an OBB head's Concat nested two-input would pass dfl-detect's walk); dfl-detect
-# before detect26 (whose walk would stop at a DFL Conv).
+# A Detect with extra parts first (an OBB head's Concat nested two-input would pass dfl-detect's walk), the OBB
+# end-to-end rows before end2end (which refuses rows wider than 6); dfl-detect before detect26 (whose walk would stop
+# at a DFL Conv).
 FAMILIES: tuple[HeadFamily, ...] = (
     segment.FAMILY,
     pose.FAMILY,
     obb.FAMILY,
+    obb.END2END,
     dfl_detect.FAMILY,
     detect26.FAMILY,
     end2end.FAMILY,
