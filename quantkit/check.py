@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compat, gates, peer, providers
+from . import compat, gates, peer, providers, tasks
 from .measure.bench import fastest, sample_input, timed_twice
 from .quantization.calibration import choose_files, load_calibration
 from .cpu import cpu_info
@@ -164,6 +164,7 @@ class CheckReport:
     row_eps: list[str] = field(default_factory=list)  # per row: the EP it ran on
     evidence: str = "accuracy: NOT measured"  # what the accuracy verdict rests on, in words
     accuracy: str = "not measured"  # "annotated", "unlabelled", "not measured" or "skipped" (--no-accuracy)
+    task: str = "detect"  # the model's task (quantkit/tasks/): which column is its accuracy
 
     @property
     def failed(self) -> bool:
@@ -551,6 +552,7 @@ def run_check(
         throughput=best_throughput(passed, hw, window, progress),
         gated_model=str(timings.models[GATED]),
         case_id=case.id,
+        task=pipe.task.name,
         evidence=evidence,
         accuracy=pipe.evidence if measured else ("skipped" if not accuracy else "not measured"),
         kinds=[v.kind for v in verdicts],
@@ -675,20 +677,22 @@ def write_report(report: CheckReport, out: Path) -> list[Path]:
     paths = [out / "report.md", out / "report.json", out / "latency_vs_map.png", out / "sizes.png"]
     write_text_atomic(paths[0], "\n".join(md) + "\n")
     write_text_atomic(paths[1], json.dumps(report.to_json(), indent=1, default=str))
-    gated = report.gate_results[GATED]
-    drop = next((r for r in gated if r.metric == "map50_95_drop_pt"), None)
+    gated, task = report.gate_results[GATED], tasks.get(report.task)
+    drop = next((r for r in gated if r.metric == task.drop_metric), None)
     title = (
         f"{gated[0].case_id.split('/')[0] if gated else ''} — {report.machine['cpu']['brand']}, "
         f"onnxruntime {report.machine['onnxruntime']}"
     )
     typed = [{**row, "kind": kind.value} for row, kind in zip(report.rows, report.kinds)]
-    rows = [r for r in typed if r["latency ms"] and r["mAP50-95"] is not None]  # measured rows only
+    column = task.accuracy_column
+    rows = [r for r in typed if r["latency ms"] and r.get(column) is not None]  # measured rows only
     if rows:
         render.plot_latency_vs_map(
             rows,
             paths[2],
             threshold=drop.fp32 - drop.threshold / 100 if drop else None,
-            title=f"latency vs mAP50-95: {title}",
+            title=f"latency vs {column}: {title}",
+            column=column,
         )
     else:
         paths.remove(paths[2])

@@ -282,26 +282,29 @@ def plot_history(rows: list[dict], path: str | Path, thresholds: dict | None = N
     _save(plt, fig, path)
 
 
-def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | None = None, title: str = "") -> None:
-    """Scatter PNG: x latency (ms), y mAP50-95, one point per row (keys 'model', 'latency ms', 'mAP50-95',
-    optional 'kind' (check.Kind value) for its colour), named in the legend with its numbers.
+def plot_latency_vs_map(
+    rows: list[dict], path: str | Path, threshold: float | None = None, title: str = "", column: str = "mAP50-95"
+) -> None:
+    """Scatter PNG: x latency (ms), y the accuracy ``column`` (mAP50-95; a classifier's top-1), one point per row
+    (keys 'model', 'latency ms', ``column``, optional 'kind' (check.Kind value) for its colour), named in the legend
+    with its numbers.
 
-    The mAP axis is zoomed to the rows near the top (and ``threshold``, the lowest passing INT8 mAP,
+    The accuracy axis is zoomed to the rows near the top (and ``threshold``, the lowest passing INT8 value,
     drawn as a line); rows far below are drawn on the bottom edge as downward triangles, their value in the legend.
     """
     plt = _pyplot()
-    points = [r for r in rows if r.get("latency ms") is not None and r.get("mAP50-95") is not None]
+    points = [r for r in rows if r.get("latency ms") is not None and r.get(column) is not None]
     fig, ax = plt.subplots(figsize=(8, 5.5))
     if points:
-        values = [r["mAP50-95"] for r in points]
+        values = [r[column] for r in points]
         floor = threshold if threshold is not None else max(values) - 0.05
         shown = [v for v in values if v >= floor - 0.02] + ([threshold] if threshold is not None else [])
         low, high = min(shown), max(shown)
         pad = max(0.15 * (high - low), 0.002)
         bottom = low - pad
         for i, row in enumerate(points):
-            y, off_scale = row["mAP50-95"], row["mAP50-95"] < bottom
-            label = f"{row.get('model')}: {row['latency ms']:.2f} ms, mAP {y:.4f}" + (
+            y, off_scale = row[column], row[column] < bottom
+            label = f"{row.get('model')}: {row['latency ms']:.2f} ms, {column} {y:.4f}" + (
                 " (off scale)" if off_scale else ""
             )
             if row.get("verdict"):
@@ -323,14 +326,14 @@ def plot_latency_vs_map(rows: list[dict], path: str | Path, threshold: float | N
                 color=VERDICT_COLOURS["FAIL"],
                 linestyle="--",
                 linewidth=1,
-                label=f"gate: lowest passing INT8 mAP {threshold:.4f}",
+                label=f"gate: lowest passing INT8 {column} {threshold:.4f}",
             )
         ax.set_ylim(bottom, high + pad)
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     ax.set_xlabel("latency (ms, median)")
-    ax.set_ylabel("mAP50-95")
+    ax.set_ylabel(column)
     ax.grid(True, alpha=0.3)
-    ax.set_title(title or "latency vs mAP50-95", fontsize="medium")
+    ax.set_title(title or f"latency vs {column}", fontsize="medium")
     fig.tight_layout()
     _save(plt, fig, path)
 

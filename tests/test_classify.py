@@ -3,6 +3,7 @@ agreement with their intervals, on the project's classification fixture and on p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,32 @@ def test_baseline_compares_a_classifier_on_top1():
     worse = {**base, "accuracy": {"top1": {"int8": 0.94}}, "classification": {"top1_agreement": 0.95}}
     failed = {r.metric for r in gates.check_baseline(worse, base, TH, "cls") if r.failed}
     assert failed == {"int8_top1_loss_pt", "top1_agreement_loss"}
+
+
+def test_compare_gates_a_classifier_on_its_folders(tmp_path, run_cli):
+    """`quantkit compare` on a classifier: top-1 agreement and, the folders labelling the crops, top-1 / top-5
+    accuracy, each gate decided; no box figure is asked for."""
+    q = quantize(MODEL, tmp_path / "q.onnx", calib=CALIB, progress=False, range_cache=False)
+    code, out, err = run_cli("compare", MODEL, q.output, "--images", VAL, "--json")
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["task"] == "classify" and "agreement" not in report and "recall" not in report
+    metrics = {g["metric"] for g in report["gates"]}
+    assert {"validation_images", "top1_agreement", "top1_prob_drift_mean", "top1_drop_pt", "top5_drop_pt"} <= metrics
+    assert not metrics & {"agreement_map50_95", "recall_of_fp32_detections", "fp32_detections"}
+    code, out, _ = run_cli("compare", MODEL, q.output, "--images", VAL)
+    assert code == 0 and "top-1 agreement with FP32" in out and "verdict: pass" in out
+
+
+@pytest.mark.slow
+def test_check_reports_top1_columns_and_passes(tmp_path, run_cli):
+    """(slow, ~20 s) `quantkit check` on the classification fixture: top-1 columns instead of mAP, exit 0."""
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli("check", MODEL, "--calib", CALIB, "--val-images", VAL, "--out", out_dir, "--threads", "1")
+    assert code == 0, err
+    rows = json.loads((out_dir / "report.json").read_text())["rows"]
+    assert "top-1" in rows[0] and "mAP50-95" not in rows[0]
+    assert (out_dir / "latency_vs_map.png").exists() and "verdict: pass" in out
 
 
 def test_task_registry_names_every_ultralytics_task():

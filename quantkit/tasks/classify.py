@@ -91,6 +91,7 @@ class Classify(Task):
     labels = {"top1": "top1"}
     uses_boxes = False
     loss_threshold = "max_top1_drop_pt"
+    accuracy_column, drop_metric = "top-1", "top1_drop_pt"
 
     def labelled_images(self, folder: Path) -> list[tuple[Path, str]] | None:
         return labelled_images(folder)
