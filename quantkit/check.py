@@ -300,7 +300,7 @@ def _quantize_all(pipe: CasePipeline, manifest: Manifest, measured: bool, progre
     row that cannot be made or run (any configuration but ``GATED``) reads FAIL with its reason (``broken``);
     only the recommended configuration's failure ends the run."""
     case, specs = pipe.case, list(CHECK_CONFIGS)
-    th = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id)) for spec in specs}
+    th = {spec.id: manifest.thresholds_for(case, manifest.spec(spec.id), pipe.task.name) for spec in specs}
     results, gate_results, by_note, broken = {}, {}, {}, []
     for spec in list(specs):
         _phase(progress, f"quantizing {spec.id}")
@@ -493,7 +493,7 @@ def run_check(
     ``accuracy=False`` (--no-accuracy) skips validation: verdicts then say "size and latency only"."""
     case = manifest.cases[0]
     pipe = CasePipeline(case, "cpu", cache_dir, threads, progress=progress)
-    eps = _check_inputs(pipe, eps, accuracy, manifest.thresholds_for(case, manifest.spec(GATED)))
+    eps = _check_inputs(pipe, eps, accuracy, manifest.thresholds_for(case, manifest.spec(GATED), pipe.task.name))
     hw = pipe.hw_nc[0]
     measured = accuracy and pipe.evidence is not None
     evidence, notes = _evidence(pipe, eps, accuracy)

@@ -176,9 +176,14 @@ class Manifest:
         """Every (case, config) to run, honouring each case's explicit config list."""
         return [(c, k) for c in self.cases for k in self.configs if c.configs is None or k.id in c.configs]
 
-    def thresholds_for(self, case: Case, config: ConfigSpec | None = None) -> dict:
+    def thresholds_for(self, case: Case, config: ConfigSpec | None = None, task: str | None = None) -> dict:
+        """The table's defaults, then ``task``'s own (``Task.defaults``: an oriented-box model's agreement), the
+        manifest's, the case's and the config's; later levels win."""
+        from .tasks import get
+
         defaults = _defaults()
-        merged = {**defaults, **self.thresholds, **case.thresholds, **(config.thresholds if config else {})}
+        own = get(task or case.task).defaults
+        merged = {**defaults, **own, **self.thresholds, **case.thresholds, **(config.thresholds if config else {})}
         unknown = set(merged) - set(defaults)
         if unknown:
             raise ManifestError(f"unknown threshold(s) {sorted(unknown)}: known are {sorted(defaults)}")

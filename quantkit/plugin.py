@@ -402,13 +402,9 @@ def qk_pair(request) -> Iterator[Pair]:
     case, spec = request.param
     s = settings(request.config)
     with _progress_past_capture(request.config):
-        yield Pair(
-            pipeline(request.config, case),
-            spec,
-            s.manifest.thresholds_for(case, spec),
-            f"{case.id}/{spec.id}/{s.ep}",
-            s.undecided,
-        )
+        pipe = pipeline(request.config, case)
+        th = s.manifest.thresholds_for(case, spec, pipe.task.name)
+        yield Pair(pipe, spec, th, f"{case.id}/{spec.id}/{s.ep}", s.undecided)
 
 
 @pytest.fixture
@@ -416,7 +412,8 @@ def qk_case(request) -> Iterator[CaseTarget]:
     case = request.param
     s = settings(request.config)
     with _progress_past_capture(request.config):
-        yield CaseTarget(pipeline(request.config, case), s.manifest.thresholds_for(case), f"{case.id}/{s.ep}")
+        pipe = pipeline(request.config, case)
+        yield CaseTarget(pipe, s.manifest.thresholds_for(case, task=pipe.task.name), f"{case.id}/{s.ep}")
 
 
 @pytest.fixture
@@ -549,9 +546,8 @@ def _time_deferred(session) -> None:
             spec = s.manifest.spec(request["config"]) if not s.preset else s.manifest.configs[0]
             ep = request.get("ep", s.ep)
             pipe = pipeline(config, case) if ep == s.ep else CasePipeline(case, ep, s.cache_dir, preset=s.preset)
-            result, _ = pipe.latency_gate(
-                spec, request["threads"], s.manifest.thresholds_for(case, spec), request["id"]
-            )
+            th = s.manifest.thresholds_for(case, spec, pipe.task.name)
+            result, _ = pipe.latency_gate(spec, request["threads"], th, request["id"])
             line = result.message()
             failed |= not result.passed
         except Exception as exc:  # noqa: BLE001 - an untimed pair is a failure, never a silent pass

@@ -133,8 +133,8 @@ def tune(
 ) -> dict:
     """Search on the manifest's first case, gated by its thresholds (``thresholds`` on top)."""
     case = manifest.cases[0]
-    th = {**manifest.thresholds_for(case), **(thresholds or {})}
     pipe = CasePipeline(case, ep, cache_dir, threads, progress=progress)
+    th = {**manifest.thresholds_for(case, task=pipe.task.name), **(thresholds or {})}
     pipe.images  # no validation images at all stops here, in one line, before the grid
 
     def loss(spec: ConfigSpec) -> float:

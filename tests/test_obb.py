@@ -168,6 +168,24 @@ def test_annotations_without_oriented_boxes_are_a_dataset_error(tmp_path):
         score(coco, preds, images, metrics.map_classes(coco, NAMES, None))
 
 
+def test_oriented_boxes_set_their_own_agreement_default():
+    """Rotated IoU reads angle jitter: the obb task's agreement default (0.88, measured) sits under the table's,
+    and a manifest's or case's own value still wins."""
+    from quantkit.manifest import THRESHOLDS, load_manifest
+
+    assert set(OBB.defaults) <= set(THRESHOLDS) and all(
+        set(t.defaults) <= set(THRESHOLDS) for t in tasks.TASKS.values()
+    )
+    manifest = load_manifest(FIXTURES / "manifest.toml")
+    obb_case = next(c for c in manifest.cases if c.task == "obb")
+    detector = manifest.cases[0]
+    assert manifest.thresholds_for(obb_case)["min_agreement_map"] == 0.88
+    assert manifest.thresholds_for(detector)["min_agreement_map"] == THRESHOLDS["min_agreement_map"] == 0.90
+    assert manifest.thresholds_for(detector, task="obb")["min_agreement_map"] == 0.88  # the model's task, found
+    detector.thresholds["min_agreement_map"] = 0.95
+    assert manifest.thresholds_for(detector, task="obb")["min_agreement_map"] == 0.95
+
+
 # ---- the head ------------------------------------------------------------------------------------------------
 
 

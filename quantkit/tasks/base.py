@@ -84,6 +84,7 @@ class Task:
     scored_on: tuple[str, ...] = ("bbox",)
     labels: dict[str, str] = {"bbox": "box"}
     annotation_field: dict[str, str] = {"bbox": "bbox"}  # what an annotation must carry to be scored on a kind
+    defaults: dict[str, float] = {}  # the gate table's thresholds this task sets otherwise, by measurement
     uses_boxes = True  # box-level gates (parity by matched boxes, agreement mAP, F1 at the operating point) apply
     loss_threshold = "max_map_drop_pt"  # the threshold `quantkit tune` weighs its accuracy loss (``loss_pt``) against
     accuracy_column, drop_metric = "mAP50-95", "map50_95_drop_pt"  # `quantkit check`'s accuracy column and its gate

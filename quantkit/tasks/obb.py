@@ -98,6 +98,10 @@ class OBB(Task):
     scored_on = ("obb",)
     labels = {"obb": "box"}
     annotation_field = {"obb": "obb"}
+    # rotated IoU reads angle jitter on near-square shapes (a circle's angle is arbitrary), so agreement reads lower:
+    # on the OBB fixture the good INT8 0.901 [0.886, 0.918] (val), 0.909 [0.904, 0.915] (1000 unseen images), a
+    # planted Conv scale x2 0.860 [0.843, 0.878] / 0.861 [0.854, 0.869] (docs/measurements.md)
+    defaults = {"min_agreement_map": 0.88}
 
     def iou(self, a: Detections, ai: np.ndarray, b: Detections, bi: np.ndarray) -> np.ndarray:
         if "obb" not in a.fields or "obb" not in b.fields:
