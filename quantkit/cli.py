@@ -182,6 +182,7 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from . import tasks
     from .measure.evaluate import evaluate
     from .measure.metrics import COCO80_TO_91
 
@@ -205,17 +206,11 @@ def cmd_eval(args) -> int:
     )
     if args.json:
         print(json.dumps(stats))
-    else:
-        print(
-            f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
-            f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
-            f"classes mapped by {stats['class_map']}, NMS {stats['nms']}, {stats['seconds_total']:.1f} s)"
-        )
-        for label in ("mask", "keypoints"):  # segmentation / pose heads, where the annotations carry them
-            if stats.get(label):
-                print(f"{label} mAP50-95 {stats[label]['map50_95']:.4f}  {label} mAP50 {stats[label]['map50']:.4f}")
-        for note in stats["notes"]:
-            print(f"note: {note}")
+        return 0
+    for line in tasks.get(stats.get("task")).eval_lines(stats):
+        print(line)
+    for note in stats.get("notes", []):
+        print(f"note: {note}")
     return 0
 
 
@@ -657,7 +652,12 @@ def _eval_args(parser) -> None:
     """eval's arguments: the model, its annotated images and how its detections are decoded."""
     parser.add_argument("model", type=Path, metavar="MODEL", help="ONNX detector, FP32 or INT8")
     parser.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder holding the annotated images")
-    parser.add_argument("--ann", type=Path, required=True, metavar="JSON", help="COCO instances JSON of those images")
+    parser.add_argument(
+        "--ann",
+        type=Path,
+        metavar="JSON",
+        help="COCO instances JSON of those images (a classifier needs none: a folder per class labels its images)",
+    )
     parser.add_argument("--imgsz", action=Imgsz)
     _add_run_args(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -811,7 +811,7 @@ COMMANDS = (
         _quantize_args,
         cmd_quantize,
     ),
-    ("eval", "COCO mAP of a model on an annotated image folder", None, _eval_args, cmd_eval),
+    ("eval", "COCO mAP of a model on annotated images (a classifier: top-1 / top-5)", None, _eval_args, cmd_eval),
     ("compare", "detection-level parity of an INT8 model against its FP32 source", None, _compare_args, cmd_compare),
     (
         "bench",

@@ -130,6 +130,18 @@ def test_baseline_compares_a_classifier_on_top1():
     assert failed == {"int8_top1_loss_pt", "top1_agreement_loss"}
 
 
+def test_eval_scores_a_classifier_on_a_folder_per_class(run_cli):
+    """`quantkit eval` without --ann on a classifier: top-1 / top-5 with the interval, per class (the model card's
+    0.9633); a detector without --ann is a one-line error naming --ann."""
+    code, out, _ = run_cli("eval", MODEL, "--images", VAL, "--json")
+    stats = json.loads(out)
+    assert code == 0 and stats["top1"] == pytest.approx(0.9633, abs=1e-4) and stats["top5"] == 1.0
+    assert stats["top1_ci"][0] < 0.9633 < stats["top1_ci"][1] and stats["per_class"]["rectangle"] == 0.9
+    detector = FIXTURES / "models" / "shapes-v8n-192x320.onnx"
+    code, _, err = run_cli("eval", detector, "--images", FIXTURES / "data" / "val" / "images")
+    assert code == 2 and "pass --ann" in err and "\n" not in err.strip()
+
+
 def test_compare_gates_a_classifier_on_its_folders(tmp_path, run_cli):
     """`quantkit compare` on a classifier: top-1 agreement and, the folders labelling the crops, top-1 / top-5
     accuracy, each gate decided; no box figure is asked for."""

@@ -223,7 +223,7 @@ def score(coco, preds: Predictions, images: ImageSet, classes: metrics.ClassMap)
 def evaluate(
     model: str | Path,
     images_dir: str | Path,
-    ann: str | Path,
+    ann: str | Path | None,
     *,
     ep: str = "cpu",
     imgsz=None,
@@ -233,10 +233,13 @@ def evaluate(
     detections_out: str | Path | None = None,
     nms: str = "best_class",
 ) -> dict:
-    """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job).
+    """mAP50-95 / mAP50 of one model on a COCO-annotated image folder (the `quantkit eval` job); without ``ann``,
+    what its task scores on a folder that labels its images (a classifier's top-1 / top-5 on a folder per class).
 
     Classes are matched to categories by name (or ``class_map``); the stats carry the notes and the NMS mode."""
     hw, nc = model_hw(model, imgsz)
+    if ann is None:
+        return labelled_accuracy(Runner(model, ep, threads), images_dir, hw, nc, progress)
     coco, items = coco_items(ann, images_dir)
     classes = metrics.map_classes(coco, model_names(model), class_map)
     images = ImageSet.load(items, hw, progress, annotated_sizes(coco))
@@ -248,6 +251,21 @@ def evaluate(
         results = metrics.coco_results(preds.dets, classes.cat_ids, "all", preds.task)
         write_text_atomic(detections_out, json.dumps(results))
     return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes + scored["notes"]}
+
+
+def labelled_accuracy(runner: Runner, images_dir: str | Path, hw: tuple[int, int], nc: int | None, progress: bool):
+    """A model's accuracy on a folder its task labels (``Task.labelled_images``, ``Task.accuracy_of``)."""
+    probe = predict(runner, ImageSet.load(folder_items(images_dir)[:1], hw), nc)
+    task = probe.task
+    labelled = task.labelled_images(Path(images_dir))
+    if labelled is None:
+        raise DatasetError(
+            f"a {task.name} model is scored against annotations: pass --ann (COCO instances JSON of {images_dir})"
+        )
+    images = ImageSet.load(list(enumerate(p for p, _ in labelled)), hw, progress)
+    preds = predict(runner, images, nc, progress=progress)
+    names = inspect_model(load_model(runner.model_path), runner.model_path).names
+    return task.accuracy_of([preds.dets[i] for i in images.ids], [labelled[i][1] for i in images.ids], names)
 
 
 def parity_report(

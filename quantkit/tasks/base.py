@@ -92,6 +92,10 @@ class Task:
     def label(self, kind: str) -> str:
         return self.labels[kind]
 
+    def accuracy_of(self, dets: list[Detections], labels: list[str], names: dict[int, str]) -> dict:
+        """One model's accuracy on images labelled by their folder (only tasks that label by folder score so)."""
+        raise NotImplementedError(f"a {self.name} model is scored against COCO annotations")
+
     def labelled_images(self, folder: Path) -> list[tuple[Path, str]] | None:
         """Images this task labels by their folder, with their labels (None: labels come from COCO annotations)."""
         return None
@@ -157,6 +161,20 @@ class Task:
     def pair_report(self, pipeline, spec) -> dict:
         """The task's own figures of an INT8 model against FP32 beyond box parity (``quantkit compare``'s report)."""
         return {}
+
+    def eval_lines(self, stats: dict) -> list[str]:
+        """`quantkit eval`'s lines for ``evaluate.evaluate``'s stats: mAP of boxes, then of each further kind."""
+        lines = [
+            f"mAP50-95 {stats['map50_95']:.4f}  mAP50 {stats['map50']:.4f}  ({stats['images']} images, "
+            f"{stats['skipped']} unreadable skipped, {stats['size_mismatched']} read at another size than annotated, "
+            f"classes mapped by {stats['class_map']}, NMS {stats['nms']}, {stats['seconds_total']:.1f} s)"
+        ]
+        for label in (self.label(k) for k in self.scored_on[1:]):  # where the annotations carry them
+            if stats.get(label):
+                lines.append(
+                    f"{label} mAP50-95 {stats[label]['map50_95']:.4f}  {label} mAP50 {stats[label]['map50']:.4f}"
+                )
+        return lines
 
     def report_lines(self, report: dict) -> list[str]:
         """Lines `quantkit compare` prints for the task's own figures in ``report``."""

@@ -96,6 +96,28 @@ class Classify(Task):
     def labelled_images(self, folder: Path) -> list[tuple[Path, str]] | None:
         return labelled_images(folder)
 
+    def accuracy_of(self, dets: list[Detections], labels: list[str], names: dict[int, str]) -> dict:
+        """Top-1 / top-5 accuracy with their intervals, and top-1 per class (`quantkit eval` on a folder per class)."""
+        index = class_indices(labels, names)
+        per_class = {
+            names[c]: float(np.mean([rank_of(d, c) == 0 for d, lab in zip(dets, index) if lab == c]))
+            for c in sorted(set(index.tolist()))
+        }
+        out = {"task": self.name, "images": len(dets), "per_class": per_class}
+        for name in ("top1", "top5"):
+            hits = np.array([rank_of(d, lab) < (1 if name == "top1" else TOP_K) for d, lab in zip(dets, index)])
+            out[name] = float(hits.mean())
+            out[f"{name}_ci"] = ratio_interval(hits.astype(np.float64), np.ones(len(hits)))
+        return out
+
+    def eval_lines(self, stats: dict) -> list[str]:
+        ci = {k: stats[f"{k}_ci"] for k in ("top1", "top5")}
+        return [
+            f"top-1 {stats['top1']:.4f} [{ci['top1'][0]:.4f}, {ci['top1'][1]:.4f}]  top-5 {stats['top5']:.4f}  "
+            f"({stats['images']} images labelled by their folders)",
+            "top-1 per class: " + ", ".join(f"{k} {v:.3f}" for k, v in stats["per_class"].items()),
+        ]
+
     def pair_report(self, pipeline, spec) -> dict:
         """Top-1 agreement and probability drift; top-1 / top-5 accuracy where the folders label the images."""
         fp32, int8, labels = _pairs(pipeline, spec)
