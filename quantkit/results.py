@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import onnx
 
 from . import compat
@@ -22,14 +20,11 @@ from .measure.session import Runner
 from .model import float_convs, op_counts, quantized_convs
 from .tasks import Detections
 
-if TYPE_CHECKING:
-    from .pipeline import CasePipeline
-
 
 class ModelRun:
     """One model, FP32 (``spec`` None) or a configuration's INT8, on the case's validation images."""
 
-    def __init__(self, pipe: CasePipeline, spec: ConfigSpec | None):
+    def __init__(self, pipe, spec: ConfigSpec | None):  # pipe: the case's ``pipeline.CasePipeline``
         self.pipe, self.spec = pipe, spec
 
     @cached_property
@@ -101,7 +96,7 @@ class ModelRun:
 class PairRun:
     """A configuration's INT8 model against FP32 on the case's validation images."""
 
-    def __init__(self, pipe: CasePipeline, spec: ConfigSpec):
+    def __init__(self, pipe, spec: ConfigSpec):  # pipe: the case's ``pipeline.CasePipeline``
         self.pipe, self.spec = pipe, spec
         self.fp32, self.int8 = pipe.run(None), pipe.run(spec)
         self._drops: dict[str, dict] = {}  # per kind scored: the paired bootstrap of its mAP drop
