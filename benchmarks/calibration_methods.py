@@ -3,6 +3,8 @@ paired CI95, detection parity, agreement mAP and score drift of one model per ac
 
     PYTHONPATH=. python benchmarks/calibration_methods.py                      # the YOLO26n fixtures
     PYTHONPATH=. python benchmarks/calibration_methods.py --models fixtures/models/shapes-v8n-192x320.onnx
+    PYTHONPATH=. python benchmarks/calibration_methods.py --models fixtures/models/shapes-v8n-obb-160x256.onnx \
+        --ann fixtures/data/val/annotations-obb.json          # oriented boxes: rotated IoU
 
 For each model (default: the YOLO26n one-to-many and end-to-end fixtures) and each recipe (quantkit's default
 preset with MinMax, with the 99.999th percentile, and as it stands: ``calibrate_method = "auto"``, the choice of
@@ -58,10 +60,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, nargs="+", default=MODELS)
     parser.add_argument("--images", type=int, help="only the first N val images (default: all 200)")
+    parser.add_argument("--ann", type=Path, default=DATA / "val" / "annotations.json", help="the val annotations")
     args = parser.parse_args(argv)
     print(f"CPU {cpu_info()['brand']} [{', '.join(cpu_info()['flags'])}], CPU EP, onnxruntime {compat.ORT_VERSION}")
     with tempfile.TemporaryDirectory() as tmp:
-        ann = subset(DATA / "val" / "annotations.json", args.images, Path(tmp) / "ann.json")
+        ann = subset(args.ann, args.images, Path(tmp) / "ann.json")
         for model in args.models:
             case = single_case(model, DATA / "calib" / "images", DATA / "val" / "images", ann).cases[0]
             pipe = CasePipeline(case, cache_dir=Path(tmp) / "cache", progress=False)
