@@ -40,28 +40,32 @@ def hull(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
 
 
-def _area(points: np.ndarray) -> float:
-    """Signed area of a polygon (shoelace): positive when its corners run counter-clockwise (x right, y up)."""
-    x, y = points[:, 0], points[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+def _area(points) -> float:
+    """Signed area of a polygon (shoelace) given as (x, y) pairs: positive when its corners run counter-clockwise
+    (x right, y up)."""
+    return 0.5 * sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]))
 
 
-def _clipped(subject: np.ndarray, clip: np.ndarray) -> np.ndarray:
-    """The part of convex polygon ``subject`` inside convex polygon ``clip`` (Sutherland-Hodgman; ``clip``
-    counter-clockwise). Points on an edge count as inside, so identical and nearly identical boxes overlap fully."""
+def _clipped(subject: list, clip: list) -> list:
+    """The part of convex polygon ``subject`` inside convex polygon ``clip`` (Sutherland-Hodgman, ``clip``
+    counter-clockwise; plain floats: numpy's per-call cost dwarfs 4-8 points). Points on an edge count as inside,
+    so identical and nearly identical boxes overlap fully."""
     out = subject
-    for a, b in zip(clip, np.roll(clip, -1, axis=0)):
-        if not len(out):
+    for (ax, ay), (bx, by) in zip(clip, clip[1:] + clip[:1]):
+        if not out:
             break
-        edge = b - a
-        side = edge[0] * (out[:, 1] - a[1]) - edge[1] * (out[:, 0] - a[0])  # >= 0: inside
+        ex, ey = bx - ax, by - ay
+        side = [ex * (y - ay) - ey * (x - ax) for x, y in out]  # >= 0: inside
         kept = []
-        for p, q, sp, sq in zip(out, np.roll(out, -1, axis=0), side, np.roll(side, -1)):
+        for k, (px, py) in enumerate(out):
+            qx, qy = out[(k + 1) % len(out)]
+            sp, sq = side[k], side[(k + 1) % len(out)]
             if sp >= 0:
-                kept.append(p)
+                kept.append((px, py))
             if (sp >= 0) != (sq >= 0):
-                kept.append(p + (q - p) * (sp / (sp - sq)))
-        out = np.array(kept).reshape(-1, 2)
+                t = sp / (sp - sq)
+                kept.append((px + (qx - px) * t, py + (qy - py) * t))
+        out = kept
     return out
 
 
@@ -69,12 +73,14 @@ def polygon_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of convex quadrilaterals: [A, 4, 2] x [B, 4, 2] -> [A, B], exact (in float64): the
     intersection clipped polygon by polygon, pairs whose hulls do not overlap 0 without it."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4, 2), np.asarray(b, np.float64).reshape(-1, 4, 2)
-    a = np.array([p if _area(p) >= 0 else p[::-1] for p in a]).reshape(-1, 4, 2)  # counter-clockwise
-    b = np.array([p if _area(p) >= 0 else p[::-1] for p in b]).reshape(-1, 4, 2)
-    out = np.zeros((len(a), len(b)))
-    area_a, area_b = [_area(p) for p in a], [_area(p) for p in b]
+    polygons = []
+    for side in (a, b):
+        points = [[tuple(p) for p in quad] for quad in side.tolist()]
+        polygons.append([q if _area(q) >= 0 else q[::-1] for q in points])  # counter-clockwise
+    (pa, pb), out = polygons, np.zeros((len(a), len(b)))
+    area_a, area_b = [_area(q) for q in pa], [_area(q) for q in pb]
     for i, j in zip(*np.nonzero(box_iou(hull(a), hull(b)) > 0)):
-        inter = _clipped(a[i], b[j])
+        inter = _clipped(pa[i], pb[j])
         inter_area = _area(inter) if len(inter) >= 3 else 0.0
         union = area_a[i] + area_b[j] - inter_area
         out[i, j] = inter_area / union if union > 0 else 0.0
