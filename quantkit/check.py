@@ -625,7 +625,7 @@ def fast_softmax_fp32(model: Path, cache_dir: Path, hw: tuple[int, int]) -> tupl
 def _peer_row(pipe: CasePipeline, threads: int | None, rounds: int, fp32_bytes: int, fp32_map: float | None) -> dict:
     """The OpenVINO + NNCF INT8 row: size, block latency with OpenVINO's defaults, mAP, verdict by the same gates."""
     hw = pipe.hw_nc[0]
-    calib = load_calibration(pipe.case.calib, hw, progress=False, exclude=pipe.holdout)  # never a validation image
+    calib = load_calibration(pipe.case.calib, hw, progress=False, exclude=pipe.holdout, fit=pipe.task.fit)  # not val
     xml = peer.nncf_int8(pipe.case.model, calib, pipe.cache_dir)
     runner = peer.OVRunner(xml, threads)
     ms = peer.block_ms(runner, sample_input(hw), rounds)

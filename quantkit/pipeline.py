@@ -149,13 +149,16 @@ class CasePipeline:
     def images(self) -> ImageSet:
         """The validation images: the annotated ones, else the unlabelled folder, else those held out of calib."""
         if self.annotated:
-            return ImageSet.load(self.coco[1], self.hw_nc[0], self.progress, annotated_sizes(self.coco[0]))
+            return ImageSet.load(
+                self.coco[1], self.hw_nc[0], self.progress, annotated_sizes(self.coco[0]), fit=self.task.fit
+            )
         if self.labelled:
-            return ImageSet.load(list(enumerate(p for p, _ in self.labelled)), self.hw_nc[0], self.progress)
+            items = list(enumerate(p for p, _ in self.labelled))
+            return ImageSet.load(items, self.hw_nc[0], self.progress, fit=self.task.fit)
         if self.case.val_images:
-            return ImageSet.load(folder_items(self.case.val_images), self.hw_nc[0], self.progress)
+            return ImageSet.load(folder_items(self.case.val_images), self.hw_nc[0], self.progress, fit=self.task.fit)
         if self.holdout:
-            return ImageSet.load(list(enumerate(self.holdout)), self.hw_nc[0], self.progress)
+            return ImageSet.load(list(enumerate(self.holdout)), self.hw_nc[0], self.progress, fit=self.task.fit)
         raise QuantkitError(
             f"case '{self.case.id}' has no validation images: pass --val-images DIR, annotated images "
             "(--coco-images/--coco-ann), or a --calib folder of two or more images to hold some out"
@@ -172,6 +175,7 @@ class CasePipeline:
             self.progress,
             holdout=lambda: self.holdout,
             hw=lambda: self.hw_nc[0],
+            fit=lambda: self.task.fit,
         )
 
     def quantized(self, spec: ConfigSpec) -> QuantResult:

@@ -1,7 +1,8 @@
 """The detector's preprocessing: any image -> 3-channel uint8 BGR -> letterbox -> NCHW float tensor.
 
 One letterbox serves calibration and evaluation, so the quantizer sees exactly what the detector
-sees: BGR->RGB, aspect-preserving resize, centred padding of 114, /255, HWC->CHW.
+sees: BGR->RGB, aspect-preserving resize, centred padding of 114, /255, HWC->CHW. A classifier's inputs are
+resized and centre-cropped instead (``centre_crop_image``; its task's ``fit``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,28 @@ def read_image(path: str | Path) -> np.ndarray | None:
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def centre_crop_image(img: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """A classifier's preprocessing, as Ultralytics' ``classify_transforms``: a square input takes the image resized
+    so its shorter side fills it (aspect kept) and cropped to the centre; a non-square one the image resized to it.
+    Area interpolation when shrinking (close to torchvision's antialiased resize); returns HWC uint8."""
+    h, w = img.shape[:2]
+    th, tw = hw
+    if th == tw:
+        scale = max(th / h, tw / w)
+        nh, nw = max(th, int(round(h * scale))), max(tw, int(round(w * scale)))
+    else:
+        scale, nh, nw = min(th / h, tw / w), th, tw
+    shrink = nh * nw < h * w
+    resized = (
+        img
+        if (nh, nw) == (h, w)
+        else cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    )
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    crop = np.ascontiguousarray(resized[top : top + th, left : left + tw])
+    return crop, Letterbox(scale, -left, -top, (h, w))
 
 
 def letterbox_image(img: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:

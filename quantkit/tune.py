@@ -144,7 +144,9 @@ def tune(
     # accuracy of the grid first, so the sensitivity analysis starts from its most accurate QDQ recipe
     losses = {s.id: loss(s) for s in specs}
     base = min((s for s in specs if pipe.quantized(s).config["format"] == "qdq"), key=lambda s: losses[s.id])
-    calib = load_calibration(case.calib, pipe.hw_nc[0], count=SENSITIVITY_IMAGES, progress=False, exclude=pipe.holdout)
+    calib = load_calibration(
+        case.calib, pipe.hw_nc[0], count=SENSITIVITY_IMAGES, progress=False, exclude=pipe.holdout, fit=pipe.task.fit
+    )
     ranking = conv_sensitivity(case.model, pipe.model_path(base), calib.tensors)
     for k in top_k:
         exclude = tuple(sorted(name for name, _ in ranking[:k]))

@@ -168,6 +168,31 @@ def test_check_reports_top1_columns_and_passes(tmp_path, run_cli):
     assert (out_dir / "latency_vs_map.png").exists() and "verdict: pass" in out
 
 
+def test_a_classifier_sees_its_images_centre_cropped_not_letterboxed(tmp_path, monkeypatch):
+    """Validation and calibration images reach a classifier as Ultralytics' classify_transforms give them: resized
+    and centre-cropped (no 114 padding), while a detector's are letterboxed."""
+    import cv2
+
+    from quantkit.manifest import single_case
+    from quantkit.pipeline import CasePipeline
+    from quantkit.preprocess import centre_crop_image, read_image
+    from quantkit.quantization import quantizer
+
+    folder = tmp_path / "val" / "circle"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "wide.png"), np.random.default_rng(0).integers(0, 256, (48, 96, 3), dtype=np.uint8))
+    pipe = CasePipeline(single_case(MODEL, val_images=tmp_path / "val").cases[0], cache_dir=tmp_path / "cache")
+    expected = centre_crop_image(read_image(folder / "wide.png"), (64, 64))[0]
+    assert pipe.task.name == "classify" and (pipe.images.boxed[0] == expected).all()
+    fits = []
+    real = quantizer.load_calibration
+    monkeypatch.setattr(quantizer, "load_calibration", lambda *a, **k: fits.append(k["fit"]) or real(*a, **k))
+    quantize(MODEL, tmp_path / "q.onnx", calib=CALIB, progress=False, range_cache=False)
+    detector = FIXTURES / "models" / "shapes-v8n-192x320.onnx"
+    quantize(detector, tmp_path / "d.onnx", calib=FIXTURES / "data" / "calib" / "images", calib_count=4, progress=False)
+    assert [f.__name__ for f in fits] == ["centre_crop_image", "letterbox_image"]
+
+
 def test_task_registry_names_every_ultralytics_task():
     assert tasks.NAMES == ("detect", "segment", "pose", "obb", "classify")
     assert {f.task for f in heads.FAMILIES} == set(tasks.NAMES)

@@ -5,7 +5,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantkit.preprocess import PAD_VALUE, Letterbox, boxes_to_image, letterbox_image, preprocess, to_bgr8
+from quantkit.preprocess import (
+    PAD_VALUE,
+    Letterbox,
+    boxes_to_image,
+    centre_crop_image,
+    letterbox_image,
+    preprocess,
+    to_bgr8,
+)
 
 sides = st.integers(1, 4000)
 targets = st.tuples(st.integers(32, 640), st.integers(32, 640))
@@ -152,3 +160,17 @@ def test_exif_orientation_is_applied_like_ultralytics(tmp_path):
     img = read_image(path)
     assert img.shape[:2] == (60, 40)
     assert img[:10].mean() > 200 and img[-10:].mean() < 50  # the left band is now on top
+
+
+@given(h=sides, w=sides, side=st.integers(16, 640), seed=st.integers(0, 2**16))
+def test_centre_crop_fills_the_square_input_with_the_image_centre(h, w, side, seed):
+    """A classifier's fit (Ultralytics' resize-then-centre-crop): no padding, the shorter side fills the input, and
+    the input's centre maps back to the image's centre (within a pixel of the resize)."""
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    crop, lb = centre_crop_image(img, (side, side))
+    assert crop.shape == (side, side, 3) and crop.dtype == np.uint8 and lb.shape == (h, w)
+    assert min(round(h * lb.scale), round(w * lb.scale)) <= side + 1 and lb.left <= 0 and lb.top <= 0
+    centre = boxes_to_image(np.array([[side / 2, side / 2, side / 2, side / 2]], np.float32), lb)[0]
+    assert abs(centre[0] - w / 2) <= 1 / lb.scale + 0.5 and abs(centre[1] - h / 2) <= 1 / lb.scale + 0.5
+    if (h, w) == (side, side):
+        assert (crop == img).all()

@@ -49,9 +49,11 @@ class ImageSet:
         hw: tuple[int, int],
         progress: bool = False,
         sizes: dict[int, tuple[int, int]] | None = None,
+        fit=letterbox_image,
     ) -> "ImageSet":
-        """Decode (EXIF orientation applied) and letterbox; unreadable images are skipped, counted, and
-        left out of scoring. ``sizes`` (image id -> annotated (h, w)) counts images read at another size."""
+        """Decode (EXIF orientation applied) and fit to the input (``fit``: the letterbox, a classifier's centre
+        crop); unreadable images are skipped, counted, and left out of scoring. ``sizes`` (image id -> annotated
+        (h, w)) counts images read at another size."""
         out = cls(hw, [], [], [])
         with Progress("reading images", len(items), "images", enabled=progress) as bar:
             for image_id, path in bar.iter(items):
@@ -61,7 +63,7 @@ class ImageSet:
                     continue
                 if sizes and sizes.get(image_id) not in (None, img.shape[:2]):
                     out.mismatched.append(path.name)
-                boxed, lb = letterbox_image(img, hw)
+                boxed, lb = fit(img, hw)
                 out.ids.append(image_id)
                 out.boxed.append(boxed)
                 out.letterboxes.append(lb)
@@ -255,16 +257,17 @@ def evaluate(
 
 def labelled_accuracy(runner: Runner, images_dir: str | Path, hw: tuple[int, int], nc: int | None, progress: bool):
     """A model's accuracy on a folder its task labels (``Task.labelled_images``, ``Task.accuracy_of``)."""
-    probe = predict(runner, ImageSet.load(folder_items(images_dir)[:1], hw), nc)
-    task = probe.task
+    model = load_model(runner.model_path)
+    head = heads.find(model)
+    task = tasks.get(heads.family(head.family).task if head else None)
     labelled = task.labelled_images(Path(images_dir))
     if labelled is None:
         raise DatasetError(
             f"a {task.name} model is scored against annotations: pass --ann (COCO instances JSON of {images_dir})"
         )
-    images = ImageSet.load(list(enumerate(p for p, _ in labelled)), hw, progress)
+    images = ImageSet.load(list(enumerate(p for p, _ in labelled)), hw, progress, fit=task.fit)
     preds = predict(runner, images, nc, progress=progress)
-    names = inspect_model(load_model(runner.model_path), runner.model_path).names
+    names = inspect_model(model, runner.model_path).names
     return task.accuracy_of([preds.dets[i] for i in images.ids], [labelled[i][1] for i in images.ids], names)
 
 

@@ -44,9 +44,12 @@ class QuantCache:
         progress: bool = False,
         holdout: Callable[[], list[Path]] = list,
         hw: Callable[[], tuple[int, int]] | None = None,
+        fit: Callable[[], Callable] | None = None,
     ):
+        """``holdout``, ``hw`` and ``fit`` (how the model's task fits an image to the input) are asked for only
+        when a model is quantized."""
         self.case, self.cache_dir, self.preset, self.progress = case, Path(cache_dir), preset, progress
-        self._holdout, self._hw = holdout, hw
+        self._holdout, self._hw, self._fit = holdout, hw, fit
         self._results: dict[str, QuantResult] = {}
 
     @cached_property
@@ -107,6 +110,7 @@ class QuantCache:
                         self.case.calib_count,
                         progress=self.progress,
                         exclude=self._holdout(),
+                        **({"fit": self._fit()} if self._fit else {}),
                     )
                     if config.mode == "static"
                     else None

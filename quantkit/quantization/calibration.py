@@ -89,9 +89,11 @@ def load_calibration(
     seed: int = 0,
     progress: bool = True,
     exclude=(),
+    fit=letterbox_image,
 ) -> CalibrationSet:
     """Choose ``count`` images from ``folder`` (seeded, like the seed's 100 of 600; never one of
-    ``exclude``, the held-out validation images) and letterbox them.
+    ``exclude``, the held-out validation images) and fit them to the input as the model's task does (``fit``:
+    the letterbox, a classifier's centre crop).
 
     Unreadable files are skipped and counted; a folder with none readable is an error.
     """
@@ -103,7 +105,7 @@ def load_calibration(
             if img is None:
                 skipped.append(path.name)
                 continue
-            boxed = letterbox_image(to_bgr8(img), hw)[0]
+            boxed = fit(to_bgr8(img), hw)[0]
             if pixels is None:  # one array filled in place: no list of per-image copies to concatenate
                 pixels = np.empty((len(chosen), 3, *boxed.shape[:2]), np.uint8)
             pixels[len(used)] = boxed[..., ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW, as to_tensor

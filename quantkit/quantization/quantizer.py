@@ -24,7 +24,7 @@ from .. import cache, compat
 from .calibration import DEFAULT_COUNT, RECOMMENDED_COUNT, CalibrationSet, load_calibration
 from ..cpu import has_vnni
 from ..errors import CalibrationError, ModelError, OutputError, QuantkitError, RuntimeLoadError
-from .. import heads
+from .. import heads, tasks
 from ..model import (
     SESSION_CONFIG_KEY,
     ModelInfo,
@@ -629,9 +629,11 @@ def quantize(
     if config.mode == "static":
         if calib is None:
             raise CalibrationError("static quantization needs calibration images: pass --calib DIR (or --mode dynamic)")
-        calib_set = (
-            calib if isinstance(calib, CalibrationSet) else load_calibration(calib, hw, calib_count, seed, progress)
-        )
+        if not isinstance(calib, CalibrationSet):  # fitted to the input as the model's task fits its images
+            head = heads.find(proto)
+            fit = tasks.get(heads.family(head.family).task if head else None).fit
+            calib = load_calibration(calib, hw, calib_count, seed, progress, fit=fit)
+        calib_set = calib
 
     with private_dir() as tmp:
         fixed, prepared_path, quant = tmp / "model.onnx", tmp / "prepared.onnx", tmp / "quant.onnx"

@@ -25,6 +25,7 @@ from ..gates.base import Gate, GateResult, Target, Threshold
 from ..gates.map_drop import _drop_gate
 from ..gates.parity import _measured, too_few_pairs
 from ..measure.intervals import LEVEL, ratio_interval
+from ..preprocess import letterbox_image
 
 
 @dataclass
@@ -88,6 +89,8 @@ class Task:
     uses_boxes = True  # box-level gates (parity by matched boxes, agreement mAP, F1 at the operating point) apply
     loss_threshold = "max_map_drop_pt"  # the threshold `quantkit tune` weighs its accuracy loss (``loss_pt``) against
     accuracy_column, drop_metric = "mAP50-95", "map50_95_drop_pt"  # `quantkit check`'s accuracy column and its gate
+
+    fit = staticmethod(letterbox_image)  # how an image is fitted to the input, for calibration and evaluation
 
     def label(self, kind: str) -> str:
         return self.labels[kind]

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..gates.base import Gate, GateResult, Target, Threshold
 from ..measure.intervals import LEVEL, paired_interval, ratio_interval
-from ..preprocess import list_images
+from ..preprocess import centre_crop_image, list_images
 from .base import Detections, Task
 
 TOP_K = 5
@@ -90,6 +90,7 @@ class Classify(Task):
     scored_on = ("top1",)
     labels = {"top1": "top1"}
     uses_boxes = False
+    fit = staticmethod(centre_crop_image)  # Ultralytics' classify_transforms, not the detector's letterbox
     loss_threshold = "max_top1_drop_pt"
     accuracy_column, drop_metric = "top-1", "top1_drop_pt"
 
