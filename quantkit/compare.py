@@ -8,9 +8,8 @@ from pathlib import Path
 
 from . import gates
 from .errors import DatasetError, ModelError
-from .manifest import THRESHOLDS, ConfigSpec, single_case
+from .manifest import ConfigSpec, single_case
 from .measure.evaluate import raw_outputs
-from .measure.session import Runner
 from .model import inspect_model, load_model
 from .pipeline import CasePipeline
 
@@ -30,7 +29,8 @@ def run_compare(
     """The report (parity with its intervals, raw-output statistics and agreement of a box task; the task's own
     figures) and every accuracy gate's result, at the deployed confidence ``conf``."""
     fp32_model, int8_model = Path(fp32_model), Path(int8_model)
-    case = single_case(fp32_model, val_images=images_dir, imgsz=imgsz).cases[0]
+    manifest = single_case(fp32_model, val_images=images_dir, imgsz=imgsz)
+    case = manifest.cases[0]
     case.conf = conf
     paths = {None: fp32_model, INT8.id: int8_model}
     pipe = CasePipeline(case, ep, threads=threads, progress=progress, model_paths=lambda s: paths[s and s.id])
@@ -47,18 +47,18 @@ def run_compare(
     report = {"task": pipe.task.name}
     if pipe.task.uses_boxes:
         report.update(pipe.parity(INT8))
-        report["raw"] = _raw_stats(pipe, fp32_model, int8_model)
+        report["raw"] = _raw_stats(pipe)
         report["agreement"] = pipe.agreement(INT8)
     report.update(images=len(pipe.images.ids), skipped=len(pipe.images.skipped))
     report.update(pipe.task.pair_report(pipe, INT8))
     case_id = f"{int8_model.name} vs {fp32_model.name} on {report['images']} images"
-    return report, pipe.gate_results(INT8, {**THRESHOLDS}, case_id, "accuracy")
+    th = manifest.thresholds_for(case, task=pipe.task.name)  # the table's, under the task's own (an OBB's agreement)
+    return report, pipe.gate_results(INT8, th, case_id, "accuracy")
 
 
-def _raw_stats(pipe: CasePipeline, fp32_model: Path, int8_model: Path) -> dict:
+def _raw_stats(pipe: CasePipeline) -> dict:
     """Raw-output statistics per channel group of both models on the first images (``metrics.raw_output_stats``)."""
     from .measure.metrics import raw_output_stats
 
-    nc = pipe.hw_nc[1]
-    fp32, int8 = (raw_outputs(Runner(m, pipe.ep, pipe.threads), pipe.images, nc) for m in (fp32_model, int8_model))
+    fp32, int8 = (raw_outputs(pipe.run(s).runner(), pipe.images, pipe.hw_nc[1]) for s in (None, INT8))
     return raw_output_stats(fp32, int8)

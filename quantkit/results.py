@@ -32,6 +32,7 @@ class ModelRun:
         return self.pipe.model_path(self.spec)
 
     def runner(self) -> Runner:
+        """A session of the model on the case's EP (not kept: a suite holds many cases' pipelines at once)."""
         return Runner(self.path, self.pipe.ep, self.pipe.threads)
 
     @cached_property

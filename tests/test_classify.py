@@ -88,29 +88,39 @@ def _fixture_gates(int8_model: Path, images: ImageSet, labels) -> dict:
 
 
 @pytest.fixture(scope="module")
+def good_int8(tmp_path_factory):
+    """The fixture quantized once for this module (quantkit's default preset)."""
+    return quantize(MODEL, tmp_path_factory.mktemp("cls") / "good.onnx", calib=CALIB, progress=False, range_cache=False)
+
+
+@pytest.fixture(scope="module")
 def val_set():
     items = classify.labelled_images(VAL)
     images = ImageSet.load(list(enumerate(p for p, _ in items)), (64, 64))
     return images, classify.class_indices([c for _, c in items], NAMES)
 
 
-def test_fixture_int8_passes_and_a_planted_fault_fails(tmp_path, val_set):
-    images, labels = val_set
-    good = quantize(MODEL, tmp_path / "good.onnx", calib=CALIB, progress=False, range_cache=False)
+def test_fixture_int8_passes_and_a_planted_fault_fails(tmp_path, val_set, good_int8):
+    images, labels, good = *val_set, good_int8
     assert good.head_family == "classify" and heads.head_is_float(onnx.load(good.output), good.head_nodes)
     results = _fixture_gates(Path(good.output), images, labels)
     assert {m: r.outcome for m, r in results.items()} == dict.fromkeys(results, "pass")
     assert results["top1_drop_pt"].fp32 == pytest.approx(0.9633, abs=1e-4)
-    # a planted fault: an early Conv's weights x4 in the model quantized (FP32 stays the reference): 62 of 300
-    # images change their top-1 class, top-1 falls 17.7 points
-    model = onnx.load(str(MODEL))
-    conv = next(n for n in model.graph.node if n.name == "/model.2/cv2/conv/Conv")
-    init = next(i for i in model.graph.initializer if i.name == conv.input[1])
-    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 4.0, init.name))
-    onnx.save(model, str(tmp_path / "planted.onnx"))
-    planted = quantize(tmp_path / "planted.onnx", tmp_path / "planted-int8.onnx", calib=CALIB, progress=False)
-    failed = {m for m, r in _fixture_gates(Path(planted.output), images, labels).items() if r.outcome == "fail"}
-    assert failed == {"top1_agreement", "top1_prob_drift_mean", "top1_drop_pt"}
+    # planted faults in the model quantized (FP32 stays the reference): an early Conv's weights x4 (62 of 300 images
+    # change their top-1 class, top-1 falls 17.7 points; the label stays in the top 5); the last Conv's sign flipped
+    # (the ranking reversed: top-5 falls 33 points too)
+    for conv_name, factor, expected in (
+        ("/model.2/cv2/conv/Conv", 4.0, {"top1_agreement", "top1_prob_drift_mean", "top1_drop_pt"}),
+        ("/model.9/conv/conv/Conv", -1.0, {"top1_agreement", "top1_prob_drift_mean", "top1_drop_pt", "top5_drop_pt"}),
+    ):
+        model = onnx.load(str(MODEL))
+        conv = next(n for n in model.graph.node if n.name == conv_name)
+        init = next(i for i in model.graph.initializer if i.name == conv.input[1])
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * factor, init.name))
+        onnx.save(model, str(tmp_path / "planted.onnx"))
+        planted = quantize(tmp_path / "planted.onnx", tmp_path / "planted-int8.onnx", calib=CALIB, progress=False)
+        failed = {m for m, r in _fixture_gates(Path(planted.output), images, labels).items() if r.outcome == "fail"}
+        assert failed == expected, conv_name
 
 
 def test_baseline_compares_a_classifier_on_top1():
@@ -142,18 +152,17 @@ def test_eval_scores_a_classifier_on_a_folder_per_class(run_cli):
     assert code == 2 and "pass --ann" in err and "\n" not in err.strip()
 
 
-def test_compare_gates_a_classifier_on_its_folders(tmp_path, run_cli):
+def test_compare_gates_a_classifier_on_its_folders(good_int8, run_cli):
     """`quantkit compare` on a classifier: top-1 agreement and, the folders labelling the crops, top-1 / top-5
     accuracy, each gate decided; no box figure is asked for."""
-    q = quantize(MODEL, tmp_path / "q.onnx", calib=CALIB, progress=False, range_cache=False)
-    code, out, err = run_cli("compare", MODEL, q.output, "--images", VAL, "--json")
+    code, out, err = run_cli("compare", MODEL, good_int8.output, "--images", VAL, "--json")
     report = json.loads(out)
     assert code == 0, err
     assert report["task"] == "classify" and "agreement" not in report and "recall" not in report
     metrics = {g["metric"] for g in report["gates"]}
     assert {"validation_images", "top1_agreement", "top1_prob_drift_mean", "top1_drop_pt", "top5_drop_pt"} <= metrics
     assert not metrics & {"agreement_map50_95", "recall_of_fp32_detections", "fp32_detections"}
-    code, out, _ = run_cli("compare", MODEL, q.output, "--images", VAL)
+    code, out, _ = run_cli("compare", MODEL, good_int8.output, "--images", VAL)
     assert code == 0 and "top-1 agreement with FP32" in out and "verdict: pass" in out
 
 

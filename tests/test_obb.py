@@ -186,6 +186,19 @@ def test_oriented_boxes_set_their_own_agreement_default():
     assert manifest.thresholds_for(detector, task="obb")["min_agreement_map"] == 0.95
 
 
+def test_compare_judges_an_obb_model_by_the_obb_default(tmp_path):
+    """`quantkit compare` takes the task's own threshold defaults as check and the suite do (agreement 0.88)."""
+    from quantkit.compare import run_compare
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((FIXTURES / "data" / "val" / "images").iterdir())[:25]:
+        (images / path.name).symlink_to(path)
+    report, results = run_compare(MODEL, MODEL, images, progress=False)
+    agreement = next(r for r in results if r.metric == "agreement_map50_95")
+    assert report["task"] == "obb" and agreement.threshold == 0.88 and agreement.value == pytest.approx(1.0)
+
+
 # ---- the head ------------------------------------------------------------------------------------------------
 
 

@@ -239,9 +239,9 @@ def evaluate(
     what its task scores on a folder that labels its images (a classifier's top-1 / top-5 on a folder per class).
 
     Classes are matched to categories by name (or ``class_map``); the stats carry the notes and the NMS mode."""
-    hw, nc = model_hw(model, imgsz)
     if ann is None:
-        return labelled_accuracy(Runner(model, ep, threads), images_dir, hw, nc, progress)
+        return labelled_accuracy(model, images_dir, ep, threads, imgsz, progress)
+    hw, nc = model_hw(model, imgsz)
     coco, items = coco_items(ann, images_dir)
     classes = metrics.map_classes(coco, model_names(model), class_map)
     images = ImageSet.load(items, hw, progress, annotated_sizes(coco))
@@ -255,10 +255,13 @@ def evaluate(
     return {**scored["metrics"], "nms": boxes.nms_mode(nms), "notes": classes.notes + scored["notes"]}
 
 
-def labelled_accuracy(runner: Runner, images_dir: str | Path, hw: tuple[int, int], nc: int | None, progress: bool):
-    """A model's accuracy on a folder its task labels (``Task.labelled_images``, ``Task.accuracy_of``)."""
-    model = load_model(runner.model_path)
-    head = heads.find(model)
+def labelled_accuracy(model: str | Path, images_dir: str | Path, ep: str, threads, imgsz, progress: bool) -> dict:
+    """A model's accuracy on a folder its task labels (``Task.labelled_images``, ``Task.accuracy_of``); the model
+    file read once for its input, names and head."""
+    proto = load_model(model)
+    info = inspect_model(proto, model)
+    hw, nc = resolve_imgsz(info, imgsz, model), (len(info.names) or None)
+    head = heads.find(proto)
     task = tasks.get(heads.family(head.family).task if head else None)
     labelled = task.labelled_images(Path(images_dir))
     if labelled is None:
@@ -266,9 +269,8 @@ def labelled_accuracy(runner: Runner, images_dir: str | Path, hw: tuple[int, int
             f"a {task.name} model is scored against annotations: pass --ann (COCO instances JSON of {images_dir})"
         )
     images = ImageSet.load(list(enumerate(p for p, _ in labelled)), hw, progress, fit=task.fit)
-    preds = predict(runner, images, nc, progress=progress)
-    names = inspect_model(model, runner.model_path).names
-    return task.accuracy_of([preds.dets[i] for i in images.ids], [labelled[i][1] for i in images.ids], names)
+    preds = predict(Runner(model, ep, threads), images, nc, progress=progress)
+    return task.accuracy_of([preds.dets[i] for i in images.ids], [labelled[i][1] for i in images.ids], info.names)
 
 
 def parity_report(
